@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The one header shared by the BPF programs and user space: event layout,
+ * read-only configuration, the packet window the filter reads, counters.
+ *
+ * Fixed-width fields only, explicit padding, pointers as __u64. Sizes are
+ * asserted on both sides (see the _Static_assert / static_assert at the end),
+ * so a layout change that one side misses fails the build, not the run.
+ */
+#ifndef PWRU_ABI_H
+#define PWRU_ABI_H
+
+#ifdef __bpf__
+/* BPF side: types come from vmlinux_min.h */
+#else
+#include <linux/types.h>
+#endif
+
+#define PWRU_IFNAMSIZ 16
+#define PWRU_COMM_LEN 16
+
+/* Bytes of packet copied once per hit into the window; the filter reads
+ * those directly and falls back to pkt_load_slow() for anything beyond. */
+#define PWRU_PKT_WINDOW 128
+
+/* Tracepoint backend: one tp_btf program slot per skb-carrying tracepoint. */
+#define PWRU_MAX_TP_SLOTS 48
+
+/* "no such argument" marker in pwru_tp_slot. */
+#define PWRU_NO_ARG 0xff
+
+/* Highest argument position (1-based) a probed skb may sit in. */
+#define PWRU_MAX_SKB_POS 5
+
+/* Where the event came from. */
+enum pwru_probe_kind {
+	PWRU_PROBE_KPROBE = 1,       /* kprobe or kprobe.multi: func_addr is the IP */
+	PWRU_PROBE_TRACEPOINT = 2,   /* tp_btf: probe_id is the slot index */
+	PWRU_PROBE_FILTERCHECK = 3,  /* the test harness, never printed */
+};
+
+/* pwru_event.flags */
+#define PWRU_EV_HAS_REASON   (1u << 0) /* drop_reason is valid (kfree_skb tp) */
+#define PWRU_EV_HAS_LOCATION (1u << 1) /* drop_location is valid */
+#define PWRU_EV_HAS_TUPLE    (1u << 2) /* tuple was parsed */
+
+struct pwru_tuple {
+	__u8 saddr[16];     /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+	__u16 sport;        /* host byte order */
+	__u16 dport;
+	__u8 l3;            /* 4, 6, or 0 when no IP header was found */
+	__u8 l4_proto;      /* IPPROTO_* */
+	__u8 tcp_flags;     /* byte 13 of the TCP header */
+	__u8 _pad;
+};
+
+struct pwru_meta {
+	__u32 netns;        /* inode of the skb's netns (dev's, else sk's) */
+	__u32 mark;
+	__u32 ifindex;
+	__u32 len;          /* skb->len */
+	__u32 mtu;          /* dev->mtu */
+	__u16 protocol;     /* skb->protocol, host byte order */
+	__u16 _pad;
+	char ifname[PWRU_IFNAMSIZ];
+};
+
+struct pwru_event {
+	__u64 ts_ns;          /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 skb;            /* address of the sk_buff */
+	__u64 func_addr;      /* kprobe: probed function's address; else 0 */
+	__u64 arg_after_skb;  /* kprobe: raw argument after the skb (a drop reason for
+	                       * kfree_skb_reason / sk_skb_reason_drop) */
+	__u64 drop_location;  /* kfree_skb tracepoint: where it was freed */
+	__u32 pid;            /* tgid */
+	__u32 cpu;
+	__u32 probe_kind;     /* enum pwru_probe_kind */
+	__u32 probe_id;       /* tracepoint slot */
+	__u32 drop_reason;    /* valid with PWRU_EV_HAS_REASON */
+	__u32 flags;          /* PWRU_EV_* */
+	__s32 stack_id;       /* -1: not collected */
+	__u32 _pad;
+	char comm[PWRU_COMM_LEN];
+	struct pwru_meta meta;
+	struct pwru_tuple tuple;
+};
+
+/* Per tracepoint slot: where the arguments of interest are (0-based index
+ * into the tracepoint's TP_PROTO arguments) or PWRU_NO_ARG. */
+struct pwru_tp_slot {
+	__u8 skb_arg;
+	__u8 reason_arg;
+	__u8 location_arg;
+	__u8 _pad;
+};
+
+/* Read-only configuration, set before load (the verifier sees constants,
+ * so disabled features cost nothing at run time). */
+struct pwru_config {
+	__u32 netns;          /* with filter_netns */
+	__u32 mark;           /* with filter_mark */
+	__u32 mark_mask;
+	__u32 ifindex;        /* with filter_ifindex; netns then also applies */
+	__u8 filter_netns;
+	__u8 filter_mark;
+	__u8 filter_ifindex;
+	__u8 pcap_filter;     /* 1: call the (injected) pcap filters */
+	__u8 output_tuple;
+	__u8 output_stack;
+	__u8 track_skb;
+	__u8 _pad;
+	struct pwru_tp_slot tp[PWRU_MAX_TP_SLOTS];
+};
+
+/*
+ * The packet window handed to the pcap filter (a per-CPU map value).
+ *
+ * The injected filter is a BPF subprogram `int f(struct pwru_pkt_window *w)`:
+ * R1 points here, R0 = 1 (match) or 0. Offsets are packet offsets from `start`
+ * (the MAC header for L2, the network header for L3).
+ * - bytes [0, copied) are in data[] (copied <= PWRU_PKT_WINDOW);
+ * - bytes [copied, linear) are in kernel memory at start + off;
+ * - bytes [linear, len) are in the skb's paged fragments.
+ * pkt_load_slow(w, off, size) reads any of them (see pwru.bpf.c).
+ */
+struct pwru_pkt_window {
+	__u8 data[PWRU_PKT_WINDOW];
+	__u32 copied;
+	__u32 len;
+	__u32 linear;
+	__u32 _pad;
+	__u64 start;
+	__u64 skb;
+};
+
+/* Per-CPU counters (array of one element). */
+struct pwru_counters {
+	__u64 events;          /* events submitted */
+	__u64 ringbuf_full;    /* events lost: ring buffer reservation failed */
+	__u64 filtered_out;    /* hits rejected by a filter */
+	__u64 _reserved;
+};
+
+#define PWRU_PKT_WINDOW_OFF_COPIED PWRU_PKT_WINDOW
+#define PWRU_PKT_WINDOW_OFF_LEN    (PWRU_PKT_WINDOW + 4)
+#define PWRU_PKT_WINDOW_OFF_LINEAR (PWRU_PKT_WINDOW + 8)
+#define PWRU_PKT_WINDOW_OFF_START  (PWRU_PKT_WINDOW + 16)
+#define PWRU_PKT_WINDOW_OFF_SKB    (PWRU_PKT_WINDOW + 24)
+
+#ifdef __cplusplus
+#define PWRU_STATIC_ASSERT static_assert
+#else
+#define PWRU_STATIC_ASSERT _Static_assert
+#endif
+PWRU_STATIC_ASSERT(sizeof(struct pwru_tuple) == 40, "pwru_tuple layout");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_meta) == 40, "pwru_meta layout");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_event) == 72 + 16 + 40 + 40, "pwru_event layout");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_pkt_window) == PWRU_PKT_WINDOW + 32, "pwru_pkt_window layout");
+PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, copied) == PWRU_PKT_WINDOW_OFF_COPIED, "copied");
+PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, len) == PWRU_PKT_WINDOW_OFF_LEN, "len");
+PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, linear) == PWRU_PKT_WINDOW_OFF_LINEAR, "linear");
+PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, start) == PWRU_PKT_WINDOW_OFF_START, "start");
+PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, skb) == PWRU_PKT_WINDOW_OFF_SKB, "skb");
+
+#endif /* PWRU_ABI_H */

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The probe programs. One object holds every backend's programs; user space
+ * turns autoload off for the backends it does not use.
+ *
+ * Section names are our own ("pwru_kprobe", ...): tracer/filter_injector.cc
+ * registers libbpf handlers for them so that it can splice the translated
+ * pcap filter into each program right before it is loaded.
+ */
+#include "skb_event.bpf.h"
+#include <bpf/bpf_tracing.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* The sixth argument register; libbpf 1.1 has no PT_REGS_PARM6. */
+#if defined(__TARGET_ARCH_x86)
+#define PWRU_PARM6(ctx) ((ctx)->r9)
+#else
+#define PWRU_PARM6(ctx) 0
+#endif
+
+#define PWRU_ARG_1(ctx) PT_REGS_PARM1(ctx)
+#define PWRU_ARG_2(ctx) PT_REGS_PARM2(ctx)
+#define PWRU_ARG_3(ctx) PT_REGS_PARM3(ctx)
+#define PWRU_ARG_4(ctx) PT_REGS_PARM4(ctx)
+#define PWRU_ARG_5(ctx) PT_REGS_PARM5(ctx)
+#define PWRU_ARG_6(ctx) PWRU_PARM6(ctx)
+
+/* kprobe / kprobe.multi: one program per position of the skb argument.
+ * The argument after the skb travels along: it is the drop reason of
+ * kfree_skb_reason(skb, reason) and sk_skb_reason_drop(sk, skb, reason);
+ * user space decides from BTF whether to decode it. */
+#define KPROBE_SKB_AT(sec, prefix, pos, next)                                      \
+	SEC(sec) int prefix##_skb_##pos(struct pt_regs *ctx)                       \
+	{                                                                          \
+		return trace_skb((struct sk_buff *)PWRU_ARG_##pos(ctx),            \
+				 PWRU_PROBE_KPROBE, 0, bpf_get_func_ip(ctx),       \
+				 PWRU_ARG_##next(ctx), 0, 0, 0);                   \
+	}
+
+KPROBE_SKB_AT("pwru_kprobe", kprobe, 1, 2)
+KPROBE_SKB_AT("pwru_kprobe", kprobe, 2, 3)
+KPROBE_SKB_AT("pwru_kprobe", kprobe, 3, 4)
+KPROBE_SKB_AT("pwru_kprobe", kprobe, 4, 5)
+KPROBE_SKB_AT("pwru_kprobe", kprobe, 5, 6)
+
+KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 1, 2)
+KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 2, 3)
+KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 3, 4)
+KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 4, 5)
+KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 5, 6)
+
+/*
+ * Tracepoints (tp_btf): slot N is bound to one tracepoint by user space
+ * (bpf_program__set_attach_target) and CFG.tp[N] says where its arguments
+ * are. The verifier accepts ctx[] reads only at constant offsets, and clang
+ * merges a plain switch of ctx[i] into one computed-offset load; the asm
+ * keeps one fixed-offset load per case. CFG is constant to the verifier, so
+ * it walks only the case in use.
+ */
+#define CTX_LOAD(ctx, n)                                                        \
+	({                                                                      \
+		__u64 __v;                                                      \
+		asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(__v) : "r"(ctx), "i"((n) * 8)); \
+		__v;                                                            \
+	})
+
+static __always_inline __u64 tp_arg(__u64 *ctx, __u8 i)
+{
+	switch (i) {
+	case 0: return CTX_LOAD(ctx, 0);
+	case 1: return CTX_LOAD(ctx, 1);
+	case 2: return CTX_LOAD(ctx, 2);
+	case 3: return CTX_LOAD(ctx, 3);
+	case 4: return CTX_LOAD(ctx, 4);
+	case 5: return CTX_LOAD(ctx, 5);
+	default: return 0;
+	}
+}
+
+static __always_inline int trace_tp(__u64 *ctx, const __u32 slot)
+{
+	/* keep the volatile: without it clang folds the zero initializer */
+	const volatile struct pwru_tp_slot *s = &CFG.tp[slot];
+	__u32 flags = 0, reason = 0;
+	__u64 location = 0;
+
+	if (s->reason_arg != PWRU_NO_ARG) {
+		reason = (__u32)tp_arg(ctx, s->reason_arg);
+		flags |= PWRU_EV_HAS_REASON;
+	}
+	if (s->location_arg != PWRU_NO_ARG) {
+		location = tp_arg(ctx, s->location_arg);
+		flags |= PWRU_EV_HAS_LOCATION;
+	}
+	return trace_skb((struct sk_buff *)tp_arg(ctx, s->skb_arg), PWRU_PROBE_TRACEPOINT, slot,
+			 0, 0, flags, reason, location);
+}
+
+#define TP_SLOT(n) \
+	SEC("pwru_tp_btf") int tp_slot_##n(__u64 *ctx) { return trace_tp(ctx, n); }
+
+TP_SLOT(0) TP_SLOT(1) TP_SLOT(2) TP_SLOT(3) TP_SLOT(4) TP_SLOT(5) TP_SLOT(6) TP_SLOT(7)
+TP_SLOT(8) TP_SLOT(9) TP_SLOT(10) TP_SLOT(11) TP_SLOT(12) TP_SLOT(13) TP_SLOT(14) TP_SLOT(15)
+TP_SLOT(16) TP_SLOT(17) TP_SLOT(18) TP_SLOT(19) TP_SLOT(20) TP_SLOT(21) TP_SLOT(22) TP_SLOT(23)
+TP_SLOT(24) TP_SLOT(25) TP_SLOT(26) TP_SLOT(27) TP_SLOT(28) TP_SLOT(29) TP_SLOT(30) TP_SLOT(31)
+TP_SLOT(32) TP_SLOT(33) TP_SLOT(34) TP_SLOT(35) TP_SLOT(36) TP_SLOT(37) TP_SLOT(38) TP_SLOT(39)
+TP_SLOT(40) TP_SLOT(41) TP_SLOT(42) TP_SLOT(43) TP_SLOT(44) TP_SLOT(45) TP_SLOT(46) TP_SLOT(47)
+
+/*
+ * The filter test harness (pwru-filtercheck): BPF_PROG_TEST_RUN hands it a
+ * real sk_buff built from a test packet, and it runs exactly the code the
+ * probes run: the window fill and the injected filter.
+ * Returns 1 (match) or 0.
+ */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+volatile __u32 filtercheck_l3 = 0;
+
+SEC("pwru_tc")
+int filtercheck(struct __sk_buff *ctx)
+{
+	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+
+	if (filtercheck_l3)
+		return filter_pcap(skb, PCAP_START_L3);
+	return filter_pcap(skb, PCAP_START_L2);
+}

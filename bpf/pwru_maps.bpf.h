@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Maps and configuration of pwru.bpf.c, kept in one place so the filter and
+ * event code can refer to them. */
+#ifndef PWRU_MAPS_BPF_H
+#define PWRU_MAPS_BPF_H
+
+#include "vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include "pwru_abi.h"
+
+/* Set by user space before load; frozen, so the verifier prunes every
+ * branch of a disabled feature. */
+const volatile struct pwru_config CFG = {};
+
+/* Set by user space once every link is attached: no event is emitted while
+ * attaching (a half-attached trajectory would mislead). */
+volatile __u32 ready = 0;
+
+/* Events. Sized by user space (bpf_map__set_max_entries) before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 23);
+} events SEC(".maps");
+
+/* Per-CPU counters, index 0: loss is counted, never silent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pwru_counters);
+} counters SEC(".maps");
+
+/* Per-CPU scratch: the packet window the pcap filter reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pwru_pkt_window);
+} pkt_windows SEC(".maps");
+
+static __always_inline struct pwru_counters *this_cpu_counters(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&counters, &zero);
+}
+
+#endif /* PWRU_MAPS_BPF_H */

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Filling one event from an skb: metadata, the IP/L4 tuple, process. */
+#ifndef PWRU_SKB_EVENT_BPF_H
+#define PWRU_SKB_EVENT_BPF_H
+
+#include "skb_filter.bpf.h"
+#include <bpf/bpf_endian.h>
+
+#define PWRU_IPPROTO_TCP 6
+#define PWRU_IPPROTO_UDP 17
+#define PWRU_IPPROTO_SCTP 132
+
+struct pwru_iphdr {
+	__u8 ver_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__be16 check;
+	__u8 saddr[4];
+	__u8 daddr[4];
+};
+
+struct pwru_ipv6hdr {
+	__be32 ver_class_flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+static __always_inline void set_meta(struct sk_buff *skb, struct pwru_meta *m)
+{
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+
+	m->netns = skb_netns(skb);
+	m->mark = BPF_CORE_READ(skb, mark);
+	m->len = BPF_CORE_READ(skb, len);
+	m->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	if (dev) {
+		m->ifindex = BPF_CORE_READ(dev, ifindex);
+		m->mtu = BPF_CORE_READ(dev, mtu);
+		bpf_probe_read_kernel_str(m->ifname, sizeof(m->ifname), dev->name);
+	}
+}
+
+/* The tuple from the network header (the transport header is often not set
+ * yet on the output path, so L4 is found from the IP header). */
+static __always_inline void set_tuple(struct sk_buff *skb, struct pwru_event *ev)
+{
+	struct pwru_tuple *t = &ev->tuple;
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 net = BPF_CORE_READ(skb, network_header);
+	__u8 ver_ihl = 0;
+	__u64 l4;
+	__u8 l4_hdr[14];
+
+	if (net == PWRU_NO_HEADER)
+		return;
+	if (bpf_probe_read_kernel(&ver_ihl, 1, head + net))
+		return;
+
+	if ((ver_ihl >> 4) == 4) {
+		struct pwru_iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + net))
+			return;
+		t->l3 = 4;
+		t->l4_proto = ip.protocol;
+		__builtin_memcpy(t->saddr, ip.saddr, 4);
+		__builtin_memcpy(t->daddr, ip.daddr, 4);
+		/* a non-first fragment has no L4 header */
+		if (bpf_ntohs(ip.frag_off) & 0x1fff)
+			goto done;
+		l4 = (__u64)(head + net) + (ver_ihl & 0xf) * 4;
+	} else if ((ver_ihl >> 4) == 6) {
+		struct pwru_ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + net))
+			return;
+		t->l3 = 6;
+		t->l4_proto = ip6.nexthdr;
+		__builtin_memcpy(t->saddr, ip6.saddr, 16);
+		__builtin_memcpy(t->daddr, ip6.daddr, 16);
+		l4 = (__u64)(head + net) + sizeof(ip6);
+	} else {
+		return;
+	}
+
+	if (t->l4_proto == PWRU_IPPROTO_TCP || t->l4_proto == PWRU_IPPROTO_UDP ||
+	    t->l4_proto == PWRU_IPPROTO_SCTP) {
+		if (!bpf_probe_read_kernel(l4_hdr, sizeof(l4_hdr), (void *)l4)) {
+			t->sport = ((__u16)l4_hdr[0] << 8) | l4_hdr[1];
+			t->dport = ((__u16)l4_hdr[2] << 8) | l4_hdr[3];
+			if (t->l4_proto == PWRU_IPPROTO_TCP)
+				t->tcp_flags = l4_hdr[13];
+		}
+	}
+done:
+	ev->flags |= PWRU_EV_HAS_TUPLE;
+}
+
+/* Filters the skb and, when it passes, emits one event. `mode` and the
+ * probe identity are constants at each call site. */
+static __always_inline int trace_skb(struct sk_buff *skb, __u32 probe_kind, __u32 probe_id,
+				     __u64 func_addr, __u64 arg_after_skb, __u32 flags,
+				     __u32 drop_reason, __u64 drop_location)
+{
+	struct pwru_counters *cnt;
+	struct pwru_event *ev;
+
+	if (!ready || !skb)
+		return 0;
+	if (!filter_meta(skb) || !filter_pcap(skb, PCAP_START_AUTO)) {
+		cnt = this_cpu_counters();
+		if (cnt)
+			cnt->filtered_out++;
+		return 0;
+	}
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	cnt = this_cpu_counters();
+	if (!ev) {
+		if (cnt)
+			cnt->ringbuf_full++;
+		return 0;
+	}
+	if (cnt)
+		cnt->events++;
+
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->skb = (__u64)skb;
+	ev->func_addr = func_addr;
+	ev->arg_after_skb = arg_after_skb;
+	ev->drop_location = drop_location;
+	ev->pid = bpf_get_current_pid_tgid() >> 32;
+	ev->cpu = bpf_get_smp_processor_id();
+	ev->probe_kind = probe_kind;
+	ev->probe_id = probe_id;
+	ev->drop_reason = drop_reason;
+	ev->flags = flags;
+	ev->stack_id = -1;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	set_meta(skb, &ev->meta);
+	if (CFG.output_tuple)
+		set_tuple(skb, ev);
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+#endif /* PWRU_SKB_EVENT_BPF_H */

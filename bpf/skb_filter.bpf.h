@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * In-kernel filters: netns / mark / ifindex from the configuration, then the
+ * pcap filter. The pcap filter bodies below are stubs: user space replaces
+ * them with eBPF translated from libpcap's cBPF right before each program is
+ * loaded (tracer/filter_injector.cc finds them by name in the BTF func info).
+ */
+#ifndef PWRU_SKB_FILTER_BPF_H
+#define PWRU_SKB_FILTER_BPF_H
+
+#include "pwru_maps.bpf.h"
+#include <bpf/bpf_core_read.h>
+
+#define PWRU_ETH_HLEN 14
+#define PWRU_NO_HEADER ((__u16)~0U)
+
+/* Which header the pcap filter starts from. Probes decide per skb; the
+ * filter test harness forces one. */
+enum pcap_start { PCAP_START_AUTO, PCAP_START_L2, PCAP_START_L3 };
+
+static __always_inline __u32 skb_netns(struct sk_buff *skb)
+{
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+
+	if (dev)
+		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	return BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline bool filter_meta(struct sk_buff *skb)
+{
+	if (CFG.filter_mark) {
+		if ((BPF_CORE_READ(skb, mark) & CFG.mark_mask) != CFG.mark)
+			return false;
+	}
+	if (CFG.filter_netns) {
+		if (skb_netns(skb) != CFG.netns)
+			return false;
+	}
+	if (CFG.filter_ifindex) {
+		if (BPF_CORE_READ(skb, dev, ifindex) != CFG.ifindex)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Reads `size` (1, 2 or 4) bytes at packet offset `off` as a big-endian
+ * number, from the window, else from the linear data. Returns -1 past the
+ * packet end (the cBPF program then rejects, as libpcap does) and for bytes
+ * in paged fragments (not covered yet: the filter rejects such packets).
+ * Called from the translated filter for loads it cannot do inline.
+ */
+static __noinline long pkt_load_slow(struct pwru_pkt_window *w, __u32 off, __u32 size)
+{
+	__u8 b[4] = {};
+	__u64 end = (__u64)off + size;
+
+	if (!w || size == 0 || size > 4)
+		return -1;
+	if (end > w->len)
+		return -1;
+	if (end <= w->copied && off <= PWRU_PKT_WINDOW - 4) {
+		__builtin_memcpy(b, &w->data[off], 4);
+	} else if (end <= w->linear) {
+		if (bpf_probe_read_kernel(b, size, (void *)(w->start + off)))
+			return -1;
+	} else {
+		return -1;
+	}
+	if (size == 1)
+		return b[0];
+	if (size == 2)
+		return ((__u32)b[0] << 8) | b[1];
+	return ((__u32)b[0] << 24) | ((__u32)b[1] << 16) | ((__u32)b[2] << 8) | b[3];
+}
+
+/* Stubs replaced at load time; they call pkt_load_slow so that libbpf links
+ * it into every program that uses a filter. */
+static __noinline int pcap_filter_l2(struct pwru_pkt_window *w)
+{
+	return pkt_load_slow(w, 0, 1) >= 0;
+}
+
+static __noinline int pcap_filter_l3(struct pwru_pkt_window *w)
+{
+	return pkt_load_slow(w, 0, 1) >= 0;
+}
+
+/*
+ * Fills the per-CPU window from the skb, starting at the MAC header when the
+ * skb has one in front of its network header (L2, DLT_EN10MB), else at the
+ * network header (L3, DLT_RAW), and runs the matching filter.
+ */
+static __always_inline bool filter_pcap(struct sk_buff *skb, enum pcap_start mode)
+{
+	struct pwru_pkt_window *w;
+	__u32 zero = 0;
+	unsigned char *head, *data;
+	__u16 mac, net;
+	__s64 start_off, data_off, len, linear;
+	__u32 copied;
+	bool l2;
+
+	if (!CFG.pcap_filter)
+		return true;
+	w = bpf_map_lookup_elem(&pkt_windows, &zero);
+	if (!w)
+		return false;
+
+	head = BPF_CORE_READ(skb, head);
+	data = BPF_CORE_READ(skb, data);
+	mac = BPF_CORE_READ(skb, mac_header);
+	net = BPF_CORE_READ(skb, network_header);
+
+	if (mode == PCAP_START_AUTO)
+		l2 = mac != PWRU_NO_HEADER && net != PWRU_NO_HEADER && net >= mac + PWRU_ETH_HLEN;
+	else
+		l2 = mode == PCAP_START_L2;
+
+	if (l2)
+		start_off = mac;
+	else if (net != PWRU_NO_HEADER)
+		start_off = net;
+	else
+		start_off = data - head;
+
+	data_off = data - head;
+	len = (__s64)BPF_CORE_READ(skb, len) + data_off - start_off;
+	linear = (__s64)BPF_CORE_READ(skb, tail) - start_off;
+	if (len < 0)
+		len = 0;
+	if (linear < 0)
+		linear = 0;
+	if (linear > len)
+		linear = len;
+
+	copied = linear > PWRU_PKT_WINDOW ? PWRU_PKT_WINDOW : (__u32)linear;
+	if (copied > PWRU_PKT_WINDOW) /* for the verifier */
+		copied = PWRU_PKT_WINDOW;
+	if (bpf_probe_read_kernel(w->data, copied, head + start_off))
+		copied = 0;
+
+	w->copied = copied;
+	w->len = (__u32)len;
+	w->linear = (__u32)linear;
+	w->start = (__u64)(head + start_off);
+	w->skb = (__u64)skb;
+
+	if (l2)
+		return pcap_filter_l2(w);
+	return pcap_filter_l3(w);
+}
+
+#endif /* PWRU_SKB_FILTER_BPF_H */

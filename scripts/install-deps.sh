@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and testing pwru-k8s needs on Debian bookworm, and
+# only what is missing (apt is not touched when everything is there).
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential cmake pkg-config clang llvm
+  # libraries
+  libbpf-dev libelf-dev zlib1g-dev libpcap-dev libre2-dev
+  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev catch2
+  # BPF skeletons
+  bpftool
+  # the demo and the netns tests: namespaces, veth, iptables
+  iproute2 iptables
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: everything is installed"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing ${missing[*]}; run as root (sudo $0)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,104 @@
+// Every probe program variant passes this kernel's verifier, with and
+// without an injected pcap filter. kprobe programs load here even though
+// they cannot attach (no CONFIG_KPROBES): the verifier is what we prove.
+#include <catch2/catch.hpp>
+
+#include "support/root_guard.h"
+#include "tracer/filter_harness.h"
+#include "tracer/session.h"
+
+using namespace pwru;
+
+namespace {
+
+const char* const kFilters[] = {
+    "",
+    "tcp and dst port 80",
+    "host 10.0.0.1 and (udp or icmp)",
+    "arp",  // L3 cannot express it: that side rejects everything
+    "tcp[tcpflags] & (tcp-syn|tcp-ack) != 0",
+    "ip6 and udp dst port 53",
+    "ip[6:2] & 0x1fff = 0 and len > 100",
+};
+
+void verify(Backend backend, const std::string& expr) {
+    TraceOptions opts;
+    opts.backend = backend;
+    opts.pcap_expr = expr;
+    opts.ringbuf_bytes = 1 << 16;
+    auto s = Session::create_unprobed(opts);
+    if (!s) INFO(s.error().message());
+    REQUIRE(s);
+    auto loaded = (*s)->load();
+    INFO("backend " << backend_name(backend) << ", filter '" << expr << "'");
+    if (!loaded) INFO(loaded.error().message() << "\n" << loaded.error().context);
+    REQUIRE(loaded);
+    if (!expr.empty())
+        WARN(backend_name(backend) << " + '" << expr << "': largest program after the splice "
+                                   << (*s)->max_program_insns() << " insns");
+}
+
+}  // namespace
+
+TEST_CASE("every backend's programs pass the verifier, with every filter", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    for (Backend b : {Backend::KprobeMulti, Backend::Kprobe, Backend::Tracepoint})
+        for (const char* f : kFilters) verify(b, f);
+}
+
+TEST_CASE("the auto backend on this kernel is the tracepoint one, explained", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    Features f = probe_features();
+    std::string why;
+    Backend b = choose_backend(f, why);
+    if (f.kprobe_multi.available || f.kprobe.available) {
+        WARN("this kernel attaches kprobes: auto chose " << backend_name(b));
+        CHECK(b != Backend::Tracepoint);
+    } else {
+        CHECK(b == Backend::Tracepoint);
+        CHECK(why.find("kprobes are unavailable") != std::string::npos);
+    }
+    CHECK(f.tp_btf.available);
+}
+
+TEST_CASE("--no-feature forces the fallback", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    Features f = probe_features({"kprobe_multi", "kprobe"});
+    CHECK_FALSE(f.kprobe_multi.available);
+    CHECK(f.kprobe_multi.why.find("--no-feature") != std::string::npos);
+    std::string why;
+    CHECK(choose_backend(f, why) == Backend::Tracepoint);
+}
+
+TEST_CASE("an explicit backend that cannot attach is a clear error", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    TraceOptions opts;
+    opts.backend = Backend::KprobeMulti;
+    opts.no_features = {"kprobe_multi"};
+    auto s = Session::create(opts);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().what.find("kprobe-multi is not available") != std::string::npos);
+    CHECK(s.error().what.find("--backend auto") != std::string::npos);
+}
+
+TEST_CASE("the filter harness runs the injected filter on real skbs", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    // Ethernet + IPv4 + TCP SYN 10.0.0.1:1234 -> 10.0.0.2:80
+    std::vector<uint8_t> pkt = {
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00,                        // eth
+        0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,  // ipv4
+        0x04, 0xd2, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0, 0, 0, 0, 0};  // tcp
+    auto yes = FilterHarness::create("tcp and dst port 80", false);
+    REQUIRE(yes);
+    CHECK(*(*yes)->run(pkt.data(), pkt.size()) == true);
+    auto no = FilterHarness::create("tcp and dst port 81", false);
+    REQUIRE(no);
+    CHECK(*(*no)->run(pkt.data(), pkt.size()) == false);
+    auto l3 = FilterHarness::create("src host 10.0.0.1 and tcp[13] = 2", true);
+    REQUIRE(l3);
+    CHECK(*(*l3)->run(pkt.data() + 14, pkt.size() - 14) == true);
+    auto bad = FilterHarness::create("tcp port", false);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().bad_input);
+    CHECK(bad.error().what.find("syntax error") != std::string::npos);
+}

@@ -1,0 +1,183 @@
+// End to end, with real traffic in namespaces this test makes: an iptables
+// DROP of TCP to port 80, and `pwru` must show that packet's trajectory
+// ending in the netfilter drop; filters must include and exclude it.
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "support/child_process.h"
+#include "support/netns_fixture.h"
+#include "support/root_guard.h"
+
+using namespace pwru::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kDrop = "kfree_skb(SKB_DROP_REASON_NETFILTER_DROP)";
+
+// pwru running in the background, started and ready (attached).
+class PwruRun {
+  public:
+    explicit PwruRun(std::vector<std::string> args) : proc_(make_argv(std::move(args), ready_path())) {
+        if (!proc_.wait_for_file(ready_path_, 60s))
+            FAIL("pwru did not become ready within 60 s; stderr:\n" << proc_.stderr_text());
+    }
+
+    // Waits (bounded) until stdout holds `needle`, or the time is up.
+    bool wait_for_output(const std::string& needle, std::chrono::milliseconds timeout) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (proc_.stdout_text().find(needle) != std::string::npos) return true;
+            std::this_thread::sleep_for(50ms);
+        }
+        return false;
+    }
+
+    // SIGINT, as a user's Ctrl-C; returns stdout. pwru must exit 0.
+    std::string stop() {
+        proc_.interrupt();
+        auto status = proc_.wait(30s);
+        INFO("stderr:\n" << proc_.stderr_text());
+        REQUIRE(status);
+        CHECK(*status == 0);
+        return proc_.stdout_text();
+    }
+
+    std::string stderr_text() const { return proc_.stderr_text(); }
+
+  private:
+    const std::string& ready_path() {
+        ready_path_ = "/tmp/pwru-test-ready-" + std::to_string(getpid()) + "-" + std::to_string(counter_++);
+        std::remove(ready_path_.c_str());
+        return ready_path_;
+    }
+    static std::vector<std::string> make_argv(std::vector<std::string> args, const std::string& ready) {
+        std::vector<std::string> argv = {PWRU_BIN, "--ready-file", ready};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return argv;
+    }
+
+    static inline int counter_ = 0;
+    std::string ready_path_;
+    ChildProcess proc_;
+};
+
+std::vector<std::string> lines_with(const std::string& text, const std::string& needle) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        if (line.find(needle) != std::string::npos) out.push_back(line);
+    return out;
+}
+
+uint64_t own_netns_inode() {
+    struct stat st{};
+    REQUIRE(stat("/proc/self/ns/net", &st) == 0);
+    return st.st_ino;
+}
+
+std::string skb_of(const std::string& line) { return line.substr(0, line.find(' ')); }
+
+// Sends SYNs to B:80 (dropped) from A; the attempt times out.
+void send_dropped_syn(const NetnsPair& ns) { CHECK_FALSE(ns.tcp_connect_from_a(80, 1200)); }
+
+}  // namespace
+
+TEST_CASE("an iptables DROP is traced to the netfilter drop", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
+
+    PwruRun pwru({"tcp and dst port 80"});
+    send_dropped_syn(ns);
+    CHECK(pwru.wait_for_output(kDrop, 5s));
+    std::string out = pwru.stop();
+    INFO("pwru output:\n" << out);
+
+    const std::string to80 = ns.addr_b() + ":80(tcp)";
+    auto events = lines_with(out, to80);
+    REQUIRE(events.size() >= 3);
+    // Every printed event is this flow's: the filter ran in the kernel.
+    CHECK(lines_with(out, "->").size() == events.size());
+    auto drops = lines_with(out, kDrop);
+    REQUIRE_FALSE(drops.empty());
+    CHECK(drops[0].find(to80) != std::string::npos);
+    // The drop ends its skb's trajectory, which went out through the veth first.
+    std::string skb = skb_of(drops[0]);
+    auto same_skb = lines_with(out, skb + " ");
+    CHECK(same_skb.back().find(kDrop) != std::string::npos);
+    CHECK_FALSE(lines_with(out, "net_dev_xmit").empty());
+    // The drop is located in netfilter (nf_hook_slow, or nft_do_chain with nftables).
+    auto at = drops[0].find(" at nf");
+    CHECK(at != std::string::npos);
+    CHECK(out.rfind("SKB                CPU PROCESS          NETNS      MARK/x        IFACE       PROTO  MTU   LEN   TUPLE FUNC", 0) == 0);
+}
+
+TEST_CASE("a filter for another port prints nothing of that packet", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
+
+    PwruRun pwru({"tcp and dst port 81"});
+    send_dropped_syn(ns);
+    std::string out = pwru.stop();
+    INFO("pwru output:\n" << out);
+    CHECK(lines_with(out, ns.addr_b()).empty());
+    CHECK(lines_with(out, kDrop).empty());
+}
+
+TEST_CASE("--filter-netns includes its netns and excludes the others", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
+    const std::string b_inode = std::to_string(ns.netns_inode_b());
+
+    SECTION("the drop's netns, by path: events, all in that netns") {
+        PwruRun pwru({"--filter-netns", ns.ns_path_b(), "tcp and dst port 80"});
+        send_dropped_syn(ns);
+        CHECK(pwru.wait_for_output(kDrop, 5s));
+        std::string out = pwru.stop();
+        INFO("pwru output:\n" << out);
+        auto events = lines_with(out, ns.addr_b());
+        REQUIRE_FALSE(events.empty());
+        CHECK(lines_with(out, " " + b_inode + " ").size() == events.size());
+        CHECK_FALSE(lines_with(out, kDrop).empty());
+    }
+    SECTION("the root netns, by inode: the packet never passes there") {
+        PwruRun pwru({"--filter-netns", "inode:" + std::to_string(own_netns_inode()), "tcp and dst port 80"});
+        send_dropped_syn(ns);
+        std::string out = pwru.stop();
+        INFO("pwru output:\n" << out);
+        CHECK(lines_with(out, ns.addr_b()).empty());
+    }
+}
+
+TEST_CASE("--filter-mark includes marked skbs and excludes others", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
+    ns.set_mark_rule_a(0x2a, 80);  // mangle OUTPUT in A
+
+    SECTION("the mark set in A matches, with a mask") {
+        PwruRun pwru({"--filter-mark", "0x2a/0xff", "tcp and dst port 80"});
+        send_dropped_syn(ns);
+        CHECK(pwru.wait_for_output(ns.addr_b(), 5s));
+        std::string out = pwru.stop();
+        INFO("pwru output:\n" << out);
+        auto events = lines_with(out, ns.addr_b());
+        REQUIRE_FALSE(events.empty());
+        CHECK(lines_with(out, " 2a       ").size() == events.size());
+    }
+    SECTION("another mark matches nothing") {
+        PwruRun pwru({"--filter-mark", "0x2b", "tcp and dst port 80"});
+        send_dropped_syn(ns);
+        std::string out = pwru.stop();
+        INFO("pwru output:\n" << out);
+        CHECK(lines_with(out, ns.addr_b()).empty());
+    }
+}

@@ -1,0 +1,115 @@
+#include "tracer/cli_options.h"
+
+#include <CLI/CLI.hpp>
+
+#include "tracer/netns.h"
+#include "tracer/pcap_compile.h"
+
+namespace pwru {
+namespace {
+
+const std::map<std::string, Backend> kBackends = {{"auto", Backend::Auto},
+                                                  {"kprobe-multi", Backend::KprobeMulti},
+                                                  {"kprobe", Backend::Kprobe},
+                                                  {"tracepoint", Backend::Tracepoint}};
+const std::map<std::string, TimestampMode> kTimestamps = {{"none", TimestampMode::None},
+                                                          {"current", TimestampMode::Current},
+                                                          {"relative", TimestampMode::Relative},
+                                                          {"absolute", TimestampMode::Absolute}};
+
+}  // namespace
+
+Result<CliConfig> parse_cli(int argc, const char* const* argv) {
+    CliConfig c;
+    CLI::App app{"pwru: where did my packet go? Traces packets through the kernel's skb functions.",
+                 "pwru"};
+    app.footer("The pcap-filter words are joined into one tcpdump expression, e.g.\n"
+               "  pwru --output-tuple 'tcp and dst port 80'");
+    app.set_help_flag("-h,--help", "Show this help");
+
+    std::string kmods;
+    std::string backend = "auto", timestamp = "none";
+    std::vector<std::string> no_features;
+    app.add_option("--kernel-btf", c.trace.discovery.kernel_btf, "kernel BTF file")->capture_default_str();
+    app.add_option("--kmods", kmods, "also trace these kernel modules (comma-separated)");
+    app.add_flag("--all-kmods", c.trace.discovery.all_kmods, "also trace every kernel module with BTF");
+    app.add_option("--backend", backend, "auto, kprobe-multi, kprobe or tracepoint")
+        ->check(CLI::IsMember(kBackends))
+        ->capture_default_str();
+    app.add_option("--filter-func", c.trace.discovery.filter_func,
+                   "trace only functions matching this RE2 regex (whole name)");
+    app.add_option("--filter-netns", c.filter_netns, "trace only this netns: /proc/PID/ns/net or inode:N");
+    app.add_option("--filter-mark", c.filter_mark, "trace only skbs with this mark: MARK[/MASK]");
+    app.add_option("--filter-ifname", c.filter_ifname, "trace only this interface (in --filter-netns, else ours)");
+    app.add_flag("--output-meta,!--no-output-meta", c.output.meta, "print NETNS MARK IFACE PROTO MTU LEN")
+        ->capture_default_str();
+    app.add_flag("--output-tuple,!--no-output-tuple", c.output.tuple, "print the L3/L4 tuple")
+        ->capture_default_str();
+    app.add_flag("--output-tcp-flags", c.output.tcp_flags, "print TCP flags in the tuple");
+    app.add_flag("--output-json", c.output.json, "one JSON object per event");
+    app.add_option("--timestamp", timestamp, "none, current, relative or absolute")
+        ->check(CLI::IsMember(kTimestamps))
+        ->capture_default_str();
+    app.add_option("--output-limit-lines", c.output_limit_lines, "exit after this many events (0: no limit)");
+    app.add_option("--output-file", c.output_file, "write events to this file instead of stdout");
+    app.add_option("--ready-file", c.ready_file, "create this file once everything is attached");
+    app.add_flag("--dry-run", c.dry_run, "print the backend and the functions, attach nothing");
+    app.add_option("--no-feature", no_features, "pretend a kernel feature is absent (kprobe_multi, kprobe, tp_btf)")
+        ->check(CLI::IsMember({"kprobe_multi", "kprobe", "tp_btf"}));
+    app.add_flag("--debug", c.debug, "show libbpf's messages and the verifier log");
+    app.add_flag("--version", c.version, "print the version");
+    app.add_option("pcap-filter", c.filter_words, "tcpdump expression");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        c.help = true;
+        c.help_text = app.help();
+        return c;
+    } catch (const CLI::ParseError& e) {
+        return bad_input(std::string(e.what()) + "; see pwru --help");
+    }
+
+    c.trace.backend = kBackends.at(backend);
+    c.output.timestamp = kTimestamps.at(timestamp);
+    c.trace.no_features.insert(no_features.begin(), no_features.end());
+    c.trace.output_tuple = c.output.tuple;
+    c.trace.pcap_expr = join_filter_words(c.filter_words);
+    for (size_t start = 0; start < kmods.size();) {
+        size_t comma = kmods.find(',', start);
+        std::string m = kmods.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!m.empty()) c.trace.discovery.kmods.push_back(m);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return c;
+}
+
+Result<void> resolve_cli(CliConfig& c) {
+    std::optional<NetnsRef> ns;
+    if (!c.filter_netns.empty()) {
+        auto r = parse_netns(c.filter_netns);
+        if (!r) return std::unexpected(r.error());
+        ns = *r;
+        c.trace.netns_inode = r->inode;
+    }
+    if (!c.filter_mark.empty()) {
+        auto m = parse_mark(c.filter_mark);
+        if (!m) return std::unexpected(m.error());
+        c.trace.mark = *m;
+    }
+    if (!c.filter_ifname.empty()) {
+        if (!ns) {
+            auto cur = current_netns();
+            if (!cur) return std::unexpected(cur.error());
+            ns = *cur;
+        }
+        auto idx = resolve_ifindex(c.filter_ifname, *ns);
+        if (!idx) return std::unexpected(idx.error());
+        c.trace.ifindex = *idx;
+        c.trace.ifindex_netns = ns->inode;
+    }
+    return {};
+}
+
+}  // namespace pwru

@@ -1,0 +1,123 @@
+#include "tracer/event_decoder.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+
+namespace pwru {
+namespace {
+
+int64_t clock_ns(clockid_t id) {
+    timespec ts{};
+    clock_gettime(id, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::string format_addr(uint8_t l3, const uint8_t* addr) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    inet_ntop(l3 == 4 ? AF_INET : AF_INET6, addr, buf, sizeof(buf));
+    return buf;
+}
+
+}  // namespace
+
+void WallClock::refresh() {
+    // Bracket the realtime read with two monotonic reads to halve the error.
+    int64_t m1 = clock_ns(CLOCK_MONOTONIC);
+    int64_t r = clock_ns(CLOCK_REALTIME);
+    int64_t m2 = clock_ns(CLOCK_MONOTONIC);
+    offset_ns_ = r - (m1 + (m2 - m1) / 2);
+}
+
+EventDecoder::EventDecoder(const Plan& plan, std::shared_ptr<const Kallsyms> kallsyms,
+                           std::shared_ptr<const DropReasons> reasons)
+    : plan_(plan), kallsyms_(std::move(kallsyms)), reasons_(std::move(reasons)) {
+    for (const auto& f : plan_.functions) by_name_.emplace(f.name, &f);
+}
+
+const EventDecoder::FuncInfo& EventDecoder::func_info(uint64_t addr) {
+    auto it = funcs_.find(addr);
+    if (it != funcs_.end()) return it->second;
+    FuncInfo info;
+    const Kallsyms::Symbol* sym = kallsyms_ ? kallsyms_->find(addr) : nullptr;
+    if (sym) {
+        info.name = std::string(sym->name);
+        auto f = by_name_.find(std::string(sym->name));
+        info.reason_after_skb = f != by_name_.end() && f->second->reason_pos == f->second->skb_pos + 1;
+    } else {
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(addr));
+        info.name = buf;
+    }
+    return funcs_.emplace(addr, std::move(info)).first->second;
+}
+
+// "exe:pid" from /proc/PID/exe; the task's comm when the process is gone or
+// is a kernel thread. Cached per pid, refreshed when the comm changes.
+std::string EventDecoder::process_name(uint32_t pid, const char* comm_raw) {
+    std::string comm(comm_raw, strnlen(comm_raw, PWRU_COMM_LEN));
+    auto it = processes_.find(pid);
+    if (it != processes_.end() && it->second.first == comm) return it->second.second;
+    std::string exe;
+    if (pid != 0) {
+        char buf[4096];
+        std::string link = "/proc/" + std::to_string(pid) + "/exe";
+        ssize_t n = readlink(link.c_str(), buf, sizeof(buf) - 1);
+        if (n > 0) exe.assign(buf, static_cast<size_t>(n));
+    }
+    if (exe.empty()) exe = comm.empty() ? "<empty>" : comm;
+    std::string name = exe + ":" + std::to_string(pid);
+    processes_[pid] = {comm, name};
+    return name;
+}
+
+EventRecord EventDecoder::decode(const pwru_event& ev) {
+    EventRecord r;
+    r.skb = ev.skb;
+    r.cpu = ev.cpu;
+    r.pid = ev.pid;
+    r.process = process_name(ev.pid, ev.comm);
+    r.ktime_ns = ev.ts_ns;
+    r.wall_ns = clock_.to_wall_ns(ev.ts_ns);
+
+    if (ev.probe_kind == PWRU_PROBE_TRACEPOINT) {
+        r.func = ev.probe_id < plan_.tracepoints.size() ? plan_.tracepoints[ev.probe_id].name
+                                                         : "tracepoint#" + std::to_string(ev.probe_id);
+        if (ev.flags & PWRU_EV_HAS_REASON) r.drop_reason = reasons_ ? reasons_->name(ev.drop_reason) : "";
+        // consume_skb carries a location too; only a drop's location is news.
+        if ((ev.flags & PWRU_EV_HAS_LOCATION) && (ev.flags & PWRU_EV_HAS_REASON) && kallsyms_ &&
+            kallsyms_->addresses_visible())
+            r.location = kallsyms_->symbolize(ev.drop_location);
+    } else {
+        const FuncInfo& fi = func_info(ev.func_addr);
+        r.func = fi.name;
+        if (fi.reason_after_skb && reasons_)
+            r.drop_reason = reasons_->name(static_cast<uint32_t>(ev.arg_after_skb));
+    }
+
+    r.netns = ev.meta.netns;
+    r.mark = ev.meta.mark;
+    r.ifindex = ev.meta.ifindex;
+    r.ifname.assign(ev.meta.ifname, strnlen(ev.meta.ifname, PWRU_IFNAMSIZ));
+    r.proto = ev.meta.protocol;
+    r.mtu = ev.meta.mtu;
+    r.len = ev.meta.len;
+
+    if (ev.flags & PWRU_EV_HAS_TUPLE) {
+        r.has_tuple = true;
+        r.tuple.l3 = ev.tuple.l3;
+        r.tuple.l4_proto = ev.tuple.l4_proto;
+        r.tuple.tcp_flags = ev.tuple.tcp_flags;
+        r.tuple.sport = ev.tuple.sport;
+        r.tuple.dport = ev.tuple.dport;
+        if (ev.tuple.l3 == 4 || ev.tuple.l3 == 6) {
+            r.tuple.saddr = format_addr(ev.tuple.l3, ev.tuple.saddr);
+            r.tuple.daddr = format_addr(ev.tuple.l3, ev.tuple.daddr);
+        }
+    }
+    return r;
+}
+
+}  // namespace pwru

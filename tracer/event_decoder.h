@@ -1,0 +1,56 @@
+// Turns a raw pwru_event into an EventRecord: function and drop-reason names
+// from kallsyms and BTF, process from /proc, kernel time to wall time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "pwru_abi.h"
+#include "tracer/drop_reasons.h"
+#include "tracer/event_record.h"
+#include "tracer/kallsyms.h"
+#include "tracer/session.h"
+
+namespace pwru {
+
+// CLOCK_MONOTONIC (the BPF side's clock) to wall time: the offset is
+// measured now and can be refreshed, so events carry their own time rather
+// than the time they were printed.
+class WallClock {
+  public:
+    WallClock() { refresh(); }
+    void refresh();
+    int64_t to_wall_ns(uint64_t mono_ns) const { return static_cast<int64_t>(mono_ns) + offset_ns_; }
+
+  private:
+    int64_t offset_ns_ = 0;
+};
+
+class EventDecoder {
+  public:
+    EventDecoder(const Plan& plan, std::shared_ptr<const Kallsyms> kallsyms,
+                 std::shared_ptr<const DropReasons> reasons);
+
+    EventRecord decode(const pwru_event& ev);
+    WallClock& clock() { return clock_; }
+
+  private:
+    struct FuncInfo {
+        std::string name;
+        bool reason_after_skb = false;  // the argument after the skb is a drop reason
+    };
+    const FuncInfo& func_info(uint64_t addr);
+    std::string process_name(uint32_t pid, const char* comm);
+
+    const Plan& plan_;
+    std::shared_ptr<const Kallsyms> kallsyms_;
+    std::shared_ptr<const DropReasons> reasons_;
+    std::unordered_map<std::string, const SkbFunction*> by_name_;
+    std::unordered_map<uint64_t, FuncInfo> funcs_;
+    std::unordered_map<uint32_t, std::pair<std::string, std::string>> processes_;  // pid -> (comm, name)
+    WallClock clock_;
+};
+
+}  // namespace pwru

@@ -1,0 +1,75 @@
+#include "tracer/event_record.h"
+
+#include <nlohmann/json.hpp>
+
+namespace pwru {
+
+std::string EventRecord::func_display() const {
+    std::string out = func;
+    if (!drop_reason.empty()) out += "(" + drop_reason + ")";
+    if (!location.empty()) out += " at " + location;
+    return out;
+}
+
+// Field names follow pwru's --output-json (skb, cpu, process, func, time,
+// netns, mark, iface, proto, mtu, len, tuple{...}); ours add what pwru lacks.
+void to_json(nlohmann::json& j, const EventRecord& e) {
+    char skb[24];
+    std::snprintf(skb, sizeof(skb), "0x%llx", static_cast<unsigned long long>(e.skb));
+    j = nlohmann::json{{"skb", skb},
+                       {"cpu", e.cpu},
+                       {"pid", e.pid},
+                       {"process", e.process},
+                       {"func", e.func},
+                       {"ktime_ns", e.ktime_ns},
+                       {"time", e.wall_ns},
+                       {"netns", e.netns},
+                       {"mark", e.mark},
+                       {"ifindex", e.ifindex},
+                       {"iface", e.ifname},
+                       {"proto", e.proto},
+                       {"mtu", e.mtu},
+                       {"len", e.len}};
+    if (!e.drop_reason.empty()) j["drop_reason"] = e.drop_reason;
+    if (!e.location.empty()) j["location"] = e.location;
+    if (e.has_tuple)
+        j["tuple"] = {{"saddr", e.tuple.saddr}, {"daddr", e.tuple.daddr}, {"sport", e.tuple.sport},
+                      {"dport", e.tuple.dport}, {"l3", e.tuple.l3},       {"proto", e.tuple.l4_proto},
+                      {"flags", e.tuple.tcp_flags}};
+    if (!e.node.empty()) j["node"] = e.node;
+    if (!e.pod.empty()) j["pod"] = e.pod;
+}
+
+void from_json(const nlohmann::json& j, EventRecord& e) {
+    e.skb = std::stoull(j.at("skb").get<std::string>(), nullptr, 16);
+    j.at("cpu").get_to(e.cpu);
+    e.pid = j.value("pid", 0u);
+    e.process = j.value("process", "");
+    j.at("func").get_to(e.func);
+    e.ktime_ns = j.value("ktime_ns", uint64_t{0});
+    e.wall_ns = j.value("time", int64_t{0});
+    e.netns = j.value("netns", 0u);
+    e.mark = j.value("mark", 0u);
+    e.ifindex = j.value("ifindex", 0u);
+    e.ifname = j.value("iface", "");
+    e.proto = j.value("proto", uint16_t{0});
+    e.mtu = j.value("mtu", 0u);
+    e.len = j.value("len", 0u);
+    e.drop_reason = j.value("drop_reason", "");
+    e.location = j.value("location", "");
+    e.has_tuple = j.contains("tuple");
+    if (e.has_tuple) {
+        const auto& t = j.at("tuple");
+        e.tuple.saddr = t.value("saddr", "");
+        e.tuple.daddr = t.value("daddr", "");
+        e.tuple.sport = t.value("sport", uint16_t{0});
+        e.tuple.dport = t.value("dport", uint16_t{0});
+        e.tuple.l3 = t.value("l3", uint8_t{0});
+        e.tuple.l4_proto = t.value("proto", uint8_t{0});
+        e.tuple.tcp_flags = t.value("flags", uint8_t{0});
+    }
+    e.node = j.value("node", "");
+    e.pod = j.value("pod", "");
+}
+
+}  // namespace pwru

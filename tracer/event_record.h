@@ -1,0 +1,50 @@
+// One traced event with every name resolved: what the text and JSON outputs
+// print, what the agent streams and the kubectl plugin merges. Plain data,
+// no libbpf: the plugin shares this and the formatting, not the tracer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace pwru {
+
+struct TupleRecord {
+    uint8_t l3 = 0;  // 4, 6, or 0: no IP header
+    uint8_t l4_proto = 0;
+    uint8_t tcp_flags = 0;
+    std::string saddr, daddr;  // printable, IPv6 without brackets
+    uint16_t sport = 0, dport = 0;
+};
+
+struct EventRecord {
+    uint64_t skb = 0;
+    uint32_t cpu = 0;
+    uint32_t pid = 0;
+    std::string process;      // "exe:pid", as pwru prints it (before shortening)
+    uint64_t ktime_ns = 0;    // kernel CLOCK_MONOTONIC at the event
+    int64_t wall_ns = 0;      // the same instant as Unix time (ns)
+    std::string func;         // function or tracepoint name
+    std::string drop_reason;  // "SKB_DROP_REASON_..." or ""
+    std::string location;     // kfree_skb tracepoint: where, symbolized, or ""
+    uint32_t netns = 0;
+    uint32_t mark = 0;
+    uint32_t ifindex = 0;
+    std::string ifname;
+    uint16_t proto = 0;  // skb->protocol, host order
+    uint32_t mtu = 0;
+    uint32_t len = 0;
+    bool has_tuple = false;
+    TupleRecord tuple;
+    std::string node;  // filled by the agent / plugin
+    std::string pod;
+
+    // What the FUNC column shows: "kfree_skb_reason(SKB_DROP_REASON_X)".
+    std::string func_display() const;
+};
+
+void to_json(nlohmann::json& j, const EventRecord& e);
+void from_json(const nlohmann::json& j, EventRecord& e);
+
+}  // namespace pwru

@@ -1,0 +1,82 @@
+#include "tracer/filter_harness.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "tracer/filter_injector.h"
+#include "tracer/log.h"
+#include "tracer/pcap_compile.h"
+#include "tracer/pwru_skel.h"
+
+namespace pwru {
+
+FilterHarness::~FilterHarness() = default;
+
+Result<std::unique_ptr<FilterHarness>> FilterHarness::create(const std::string& expr, bool l3) {
+    route_libbpf_logs();
+    if (auto r = register_section_handlers(); !r) return std::unexpected(r.error());
+
+    auto cbpf = compile_pcap(expr, l3 ? LinkLayer::L3 : LinkLayer::L2);
+    if (!cbpf) return bad_input(cbpf.error().what);
+    auto filter = translate_cbpf(*cbpf);
+    if (!filter) return bad_input("cannot translate filter '" + expr + "': " + filter.error().what);
+
+    std::unique_ptr<FilterHarness> h(new FilterHarness());
+    h->l3_ = l3;
+    h->filter_insns_ = filter->insns.size();
+    h->skel_ = decltype(h->skel_)(pwru_bpf__open(), pwru_bpf__destroy);
+    if (!h->skel_) return fail("cannot open the BPF object", errno);
+
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, h->skel_->obj)
+        bpf_program__set_autoload(prog, prog == h->skel_->progs.filtercheck);
+    auto* cfg = const_cast<pwru_config*>(&h->skel_->rodata->CFG);
+    cfg->pcap_filter = 1;
+    // The ring buffer is not used here: keep it small.
+    bpf_map__set_max_entries(h->skel_->maps.events, 4096);
+
+    TranslatedFilter l2 = l3 ? constant_filter(false) : *filter;
+    TranslatedFilter l3f = l3 ? *filter : constant_filter(false);
+    take_libbpf_messages();
+    int err;
+    std::string splice_error;
+    {
+        FilterInjector injector(bpf_object__btf(h->skel_->obj), std::move(l2), std::move(l3f));
+        err = pwru_bpf__load(h->skel_.get());
+        splice_error = injector.error();
+        for (const auto& [name, n] : injector.program_sizes()) h->program_insns_ = n;
+    }
+    if (err) {
+        std::string log = take_libbpf_messages();
+        if (!splice_error.empty()) return fail("cannot place filter '" + expr + "': " + splice_error, err);
+        return fail("the kernel rejected the filter program for '" + expr + "'", err, log);
+    }
+    h->skel_->bss->filtercheck_l3 = l3 ? 1 : 0;
+    h->prog_fd_ = bpf_program__fd(h->skel_->progs.filtercheck);
+    return h;
+}
+
+Result<bool> FilterHarness::run(const uint8_t* pkt, size_t len) {
+    // BPF_PROG_TEST_RUN builds an skb from an Ethernet frame. An IP packet gets
+    // a made-up Ethernet header in front; the program then starts the filter
+    // at the network header, so the filter sees exactly `pkt`.
+    std::vector<uint8_t> frame;
+    if (l3_) {
+        frame.assign(14, 0);
+        bool v6 = len > 0 && (pkt[0] >> 4) == 6;
+        frame[12] = v6 ? 0x86 : 0x08;
+        frame[13] = v6 ? 0xdd : 0x00;
+    }
+    frame.insert(frame.end(), pkt, pkt + len);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<__u32>(frame.size()),
+                .repeat = 1);
+    if (int err = bpf_prog_test_run_opts(prog_fd_, &opts); err)
+        return fail("BPF_PROG_TEST_RUN failed for a packet of " + std::to_string(len) + " bytes", -err);
+    return opts.retval != 0;
+}
+
+}  // namespace pwru

@@ -1,0 +1,43 @@
+// Runs the probes' own filter code on test packets: the `filtercheck`
+// program of bpf/pwru.bpf.c, with the translated filter spliced in exactly
+// as in a tracing session, executed by BPF_PROG_TEST_RUN on a real sk_buff
+// the kernel builds from each packet. Used by pwru-filtercheck and the
+// filter differential tests.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "tracer/result.h"
+
+struct pwru_bpf;
+
+namespace pwru {
+
+class FilterHarness {
+  public:
+    // Compiles `expr` for L2 (DLT_EN10MB) or, with l3, for L3 (DLT_RAW);
+    // a libpcap error is a bad_input Error carrying libpcap's message.
+    static Result<std::unique_ptr<FilterHarness>> create(const std::string& expr, bool l3);
+    ~FilterHarness();
+
+    // The verdict for one packet: link-layer bytes (an Ethernet frame, or with
+    // l3 an IP packet).
+    Result<bool> run(const uint8_t* pkt, size_t len);
+
+    // Instructions of the translated filter, and of the whole loaded program.
+    size_t filter_insns() const { return filter_insns_; }
+    size_t program_insns() const { return program_insns_; }
+
+  private:
+    FilterHarness() = default;
+    bool l3_ = false;
+    size_t filter_insns_ = 0;
+    size_t program_insns_ = 0;
+    int prog_fd_ = -1;
+    std::unique_ptr<pwru_bpf, void (*)(pwru_bpf*)> skel_{nullptr, nullptr};
+};
+
+}  // namespace pwru

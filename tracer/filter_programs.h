@@ -1,0 +1,24 @@
+// The pcap filter of a session: the expression compiled by libpcap for both
+// link layers and translated to eBPF, ready to be spliced into the probes.
+#pragma once
+
+#include <string>
+
+#include "tracer/cbpf_translate.h"
+#include "tracer/result.h"
+
+namespace pwru {
+
+struct FilterPrograms {
+    TranslatedFilter l2;  // for skbs with a MAC header (DLT_EN10MB)
+    TranslatedFilter l3;  // for skbs starting at the network header (DLT_RAW)
+    std::string note;     // e.g. why one layer rejects every packet
+};
+
+// Compiles `expr` for L2 and L3. When only one layer compiles (`arp` has no
+// meaning from an IP header), the other rejects every packet and `note` says
+// so. When neither compiles, the error is libpcap's message for L2.
+// A compiled program that cannot be translated is an error naming the construct.
+Result<FilterPrograms> build_filter_programs(const std::string& expr);
+
+}  // namespace pwru

@@ -1,0 +1,108 @@
+#include "tracer/output_format.h"
+
+#include <fmt/format.h>
+
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+namespace pwru {
+
+std::string shorten_left(const std::string& s, size_t width) {
+    if (s.size() <= width || width == 0) return s;
+    return "~" + s.substr(s.size() - (width - 1));
+}
+
+std::string center(const std::string& s, size_t width) {
+    if (s.size() >= width) return s;
+    size_t left = (width - s.size()) / 2;
+    return std::string(left, ' ') + s + std::string(width - s.size() - left, ' ');
+}
+
+std::string tcp_flags_string(uint8_t flags) {
+    static const char* names[] = {"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"};
+    std::string out;
+    for (int i = 0; i < 8; ++i) {
+        if (!(flags & (1u << i))) continue;
+        if (!out.empty()) out += "|";
+        out += names[i];
+    }
+    return out;
+}
+
+std::string l4_proto_name(uint8_t proto) {
+    switch (proto) {
+        case 1: return "icmp";
+        case 6: return "tcp";
+        case 17: return "udp";
+        case 58: return "icmp6";
+        case 132: return "sctp";
+        default: return "";
+    }
+}
+
+std::string tuple_string(const EventRecord& e, bool with_tcp_flags) {
+    const TupleRecord& t = e.tuple;
+    auto addr = [&](const std::string& a) { return t.l3 == 6 ? "[" + a + "]" : t.l3 == 4 ? a : std::string(); };
+    std::string l4 = l4_proto_name(t.l4_proto);
+    if (with_tcp_flags && t.l4_proto == 6 && t.tcp_flags != 0) l4 += ":" + tcp_flags_string(t.tcp_flags);
+    return fmt::format("{}:{}->{}:{}({})", addr(t.saddr), t.sport, addr(t.daddr), t.dport, l4);
+}
+
+std::string OutputFormatter::header() const {
+    if (opts_.json) return "";
+    std::string h;
+    if (opts_.timestamp == TimestampMode::Absolute) h += fmt::format("{:>12} ", "TIME");
+    if (opts_.node_columns) h += fmt::format("{:<16} {:<24} ", "NODE", "POD");
+    h += fmt::format("{:<18} {:<3} {:<16}", "SKB", "CPU", "PROCESS");
+    if (opts_.timestamp == TimestampMode::Current || opts_.timestamp == TimestampMode::Relative)
+        h += fmt::format(" {:<16}", "TIMESTAMP");
+    if (opts_.meta)
+        h += fmt::format(" {:<10} {:<8} {:>16} {:<6} {:<5} {:<5}", "NETNS", "MARK/x", center("IFACE", 16), "PROTO",
+                         "MTU", "LEN");
+    if (opts_.tuple) h += " TUPLE";
+    h += " FUNC";
+    return h;
+}
+
+uint64_t OutputFormatter::relative_ns(const EventRecord& e) {
+    auto [it, fresh] = last_seen_.try_emplace(e.skb, e.ktime_ns);
+    uint64_t delta = fresh || e.ktime_ns < it->second ? 0 : e.ktime_ns - it->second;
+    it->second = e.ktime_ns;
+    if (last_seen_.size() > (1u << 20)) last_seen_.clear();  // bound memory on long runs
+    return delta;
+}
+
+std::string OutputFormatter::text_line(const EventRecord& e) {
+    std::string l;
+    if (opts_.timestamp == TimestampMode::Absolute) {
+        time_t secs = static_cast<time_t>(e.wall_ns / 1000000000);
+        tm tm{};
+        localtime_r(&secs, &tm);
+        l += fmt::format("{:02}:{:02}:{:02}.{:03} ", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                         (e.wall_ns / 1000000) % 1000);
+    }
+    if (opts_.node_columns) l += fmt::format("{:<16} {:<24} ", e.node, e.pod);
+    l += fmt::format("{:<18} {:<3} {:<16}", fmt::format("{:#x}", e.skb), e.cpu, shorten_left(e.process, 16));
+    if (opts_.timestamp == TimestampMode::Current) l += fmt::format(" {:<16}", e.ktime_ns);
+    if (opts_.timestamp == TimestampMode::Relative) l += fmt::format(" {:<16}", relative_ns(e));
+    if (opts_.meta) {
+        std::string iface = e.ifname.empty() ? std::to_string(e.ifindex) : e.ifname + ":" + std::to_string(e.ifindex);
+        l += fmt::format(" {:<10} {:<8} {:>16} 0x{:04x} {:<5} {:<5}", e.netns, fmt::format("{:x}", e.mark),
+                         center(iface, 16), e.proto, e.mtu, e.len);
+    }
+    if (opts_.tuple) l += " " + tuple_string(e, opts_.tcp_flags);
+    l += " " + e.func_display();
+    return l;
+}
+
+std::string OutputFormatter::json_line(const EventRecord& e) {
+    nlohmann::json j = e;
+    if (opts_.timestamp == TimestampMode::Relative) j["relative_ns"] = relative_ns(e);
+    return j.dump();
+}
+
+std::string OutputFormatter::format(const EventRecord& e) {
+    return opts_.json ? json_line(e) : text_line(e);
+}
+
+}  // namespace pwru

@@ -1,0 +1,54 @@
+// pwru's output shapes: the text table (header + one line per event) and
+// one JSON object per line. Pure functions of EventRecord, so the kubectl
+// plugin formats merged events exactly as pwru does.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+
+#include "tracer/event_record.h"
+
+namespace pwru {
+
+enum class TimestampMode { None, Current, Relative, Absolute };
+
+struct OutputOptions {
+    bool meta = true;
+    bool tuple = true;
+    bool tcp_flags = false;
+    bool json = false;
+    TimestampMode timestamp = TimestampMode::None;
+    bool node_columns = false;  // NODE and POD (the kubectl plugin)
+};
+
+// "~" + the last width-1 characters when s is longer than width.
+std::string shorten_left(const std::string& s, size_t width);
+// s centred in width (extra space on the right), as pwru's IFACE column.
+std::string center(const std::string& s, size_t width);
+// "SYN|ACK" in pwru's order (FIN SYN RST PSH ACK URG ECE CWR).
+std::string tcp_flags_string(uint8_t flags);
+// "tcp", "udp", "icmp", "icmp6", "sctp" or "".
+std::string l4_proto_name(uint8_t proto);
+// pwru's TUPLE column: "10.0.0.1:1234->10.0.0.2:80(tcp)", IPv6 in brackets.
+std::string tuple_string(const EventRecord& e, bool with_tcp_flags);
+
+class OutputFormatter {
+  public:
+    explicit OutputFormatter(OutputOptions opts) : opts_(opts) {}
+
+    // The column header (text only; empty for JSON).
+    std::string header() const;
+    // One event, without the trailing newline.
+    std::string format(const EventRecord& e);
+
+  private:
+    std::string text_line(const EventRecord& e);
+    std::string json_line(const EventRecord& e);
+    uint64_t relative_ns(const EventRecord& e);
+
+    OutputOptions opts_;
+    std::unordered_map<uint64_t, uint64_t> last_seen_;  // skb -> ktime of its last event
+};
+
+}  // namespace pwru

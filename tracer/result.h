@@ -1,0 +1,34 @@
+// Results the tracer library returns: a value, or an Error that says what
+// failed (errno, what, context such as a function name or a verifier log).
+// The binaries turn an Error into one line that tells the user what to do.
+#pragma once
+
+#include <expected>
+#include <string>
+#include <utility>
+
+namespace pwru {
+
+struct Error {
+    int err = 0;          // errno-style code, 0 when not from a syscall
+    std::string what;     // one line: what failed and what to do next
+    std::string context;  // optional detail (verifier log, file name, ...)
+    bool bad_input = false;  // the user's input is at fault (binaries exit 2)
+
+    // "what" plus ": strerror(err)" when err is set.
+    std::string message() const;
+};
+
+template <typename T>
+using Result = std::expected<T, Error>;
+
+inline std::unexpected<Error> fail(std::string what, int err = 0, std::string context = {}) {
+    return std::unexpected(Error{err, std::move(what), std::move(context)});
+}
+
+// The same, for errors in what the user typed (a filter, a flag value).
+inline std::unexpected<Error> bad_input(std::string what, std::string context = {}) {
+    return std::unexpected(Error{0, std::move(what), std::move(context), true});
+}
+
+}  // namespace pwru

@@ -1,0 +1,296 @@
+#include "tracer/session.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "tracer/pwru_skel.h"
+#include "tracer/filter_injector.h"
+#include "tracer/filter_programs.h"
+#include "tracer/log.h"
+#include "tracer/tracefs.h"
+
+namespace pwru {
+
+struct Session::Filters {
+    FilterPrograms programs;
+};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// The last meaningful lines of libbpf's output (the verifier's verdict).
+std::string tail_lines(const std::string& text, size_t n) {
+    size_t pos = text.size();
+    for (size_t i = 0; i < n && pos > 0; ++i) {
+        pos = text.rfind('\n', pos - 1);
+        if (pos == std::string::npos) return text;
+    }
+    return text.substr(pos + 1);
+}
+
+Result<Backend> pick_backend(const TraceOptions& opts, std::string& why) {
+    Features f = probe_features(opts.no_features);
+    if (opts.backend == Backend::Auto) return choose_backend(f, why);
+    const FeatureStatus& s = f.of(opts.backend);
+    if (!s.available)
+        return fail(std::string("backend ") + backend_name(opts.backend) + " is not available on this kernel (" +
+                    s.why + "); use --backend auto to pick one that works");
+    why = "chosen with --backend";
+    return opts.backend;
+}
+
+// Keeps only the functions tracefs says can be probed, when it can be read.
+void keep_traceable(Plan& plan) {
+    auto available = read_available_filter_functions();
+    if (!available) {
+        plan.tracefs_note = "cannot read available_filter_functions (" + available.error().message() +
+                            "): attaching to every BTF function, unprobeable ones are skipped";
+        return;
+    }
+    auto& fns = plan.functions;
+    size_t before = fns.size();
+    std::erase_if(fns, [&](const SkbFunction& f) { return !available->count(f.name); });
+    plan.not_traceable = before - fns.size();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Session>> Session::create(const TraceOptions& opts) {
+    std::string why;
+    auto backend = pick_backend(opts, why);
+    if (!backend) return std::unexpected(backend.error());
+    return create_for(opts, *backend, why);
+}
+
+Result<std::unique_ptr<Session>> Session::create_unprobed(const TraceOptions& opts) {
+    if (opts.backend == Backend::Auto) return fail("create_unprobed needs an explicit backend");
+    return create_for(opts, opts.backend, "chosen without probing");
+}
+
+Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, Backend backend,
+                                                     const std::string& why) {
+    route_libbpf_logs();
+    if (auto r = register_section_handlers(); !r) return std::unexpected(r.error());
+
+    std::unique_ptr<Session> s(new Session());
+    s->opts_ = opts;
+    s->filters_ = std::make_unique<Filters>();
+    if (!opts.pcap_expr.empty()) {
+        auto programs = build_filter_programs(opts.pcap_expr);
+        if (!programs) return std::unexpected(programs.error());
+        s->filters_->programs = std::move(*programs);
+        if (!s->filters_->programs.note.empty()) spdlog::debug("filter: {}", s->filters_->programs.note);
+    }
+    s->plan_.backend = backend;
+    s->plan_.backend_why = why;
+
+    if (backend == Backend::Tracepoint) {
+        auto tps = discover_skb_tracepoints(opts.discovery);
+        if (!tps) return std::unexpected(tps.error());
+        s->plan_.tracepoints = std::move(*tps);
+        if (s->plan_.tracepoints.size() > PWRU_MAX_TP_SLOTS) {
+            spdlog::warn("{} skb tracepoints found, tracing the first {}", s->plan_.tracepoints.size(),
+                         PWRU_MAX_TP_SLOTS);
+            s->plan_.tracepoints.resize(PWRU_MAX_TP_SLOTS);
+        }
+    } else {
+        auto fns = discover_skb_functions(opts.discovery);
+        if (!fns) return std::unexpected(fns.error());
+        s->plan_.functions = std::move(*fns);
+        keep_traceable(s->plan_);
+    }
+    if (s->plan_.target_count() == 0)
+        return bad_input("no skb function or tracepoint matches; check --filter-func");
+    return s;
+}
+
+Session::~Session() { detach(); }
+
+Result<void> Session::configure() {
+    auto* cfg = const_cast<pwru_config*>(&skel_->rodata->CFG);
+    std::memset(cfg, 0, sizeof(*cfg));
+    if (opts_.netns_inode) {
+        cfg->filter_netns = 1;
+        cfg->netns = *opts_.netns_inode;
+    }
+    if (opts_.ifindex) {
+        // An ifindex means something only within its netns.
+        cfg->filter_ifindex = 1;
+        cfg->ifindex = *opts_.ifindex;
+        if (!opts_.netns_inode) {
+            cfg->filter_netns = 1;
+            cfg->netns = opts_.ifindex_netns;
+        }
+    }
+    if (opts_.mark) {
+        cfg->filter_mark = 1;
+        cfg->mark = opts_.mark->mark & opts_.mark->mask;
+        cfg->mark_mask = opts_.mark->mask;
+    }
+    cfg->pcap_filter = opts_.pcap_expr.empty() ? 0 : 1;
+    cfg->output_tuple = opts_.output_tuple ? 1 : 0;
+    for (auto& slot : cfg->tp) slot = {PWRU_NO_ARG, PWRU_NO_ARG, PWRU_NO_ARG, 0};
+
+    if (int err = bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes); err)
+        return fail("cannot size the event ring buffer", err);
+
+    // Only the chosen backend's programs load.
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, skel_->obj) bpf_program__set_autoload(prog, false);
+
+    if (plan_.backend == Backend::Tracepoint) {
+        for (size_t i = 0; i < plan_.tracepoints.size(); ++i) {
+            const SkbTracepoint& tp = plan_.tracepoints[i];
+            cfg->tp[i].skb_arg = static_cast<__u8>(tp.skb_arg);
+            if (tp.reason_arg >= 0) cfg->tp[i].reason_arg = static_cast<__u8>(tp.reason_arg);
+            if (tp.location_arg >= 0) cfg->tp[i].location_arg = static_cast<__u8>(tp.location_arg);
+            std::string prog_name = "tp_slot_" + std::to_string(i);
+            bpf_program* p = bpf_object__find_program_by_name(skel_->obj, prog_name.c_str());
+            if (!p) return fail("BPF object lacks program " + prog_name);
+            bpf_program__set_autoload(p, true);
+            if (int err = bpf_program__set_attach_target(p, 0, tp.name.c_str()); err)
+                return fail("cannot target tracepoint " + tp.name, err);
+        }
+        return {};
+    }
+
+    // kprobe backends: one program per skb argument position in use.
+    const char* prefix = plan_.backend == Backend::KprobeMulti ? "kprobe_multi_skb_" : "kprobe_skb_";
+    for (int pos = 1; pos <= PWRU_MAX_SKB_POS; ++pos) {
+        bool used = std::any_of(plan_.functions.begin(), plan_.functions.end(),
+                                [&](const SkbFunction& f) { return f.skb_pos == pos; });
+        if (!used) continue;
+        std::string prog_name = prefix + std::to_string(pos);
+        bpf_program* p = bpf_object__find_program_by_name(skel_->obj, prog_name.c_str());
+        if (!p) return fail("BPF object lacks program " + prog_name);
+        bpf_program__set_autoload(p, true);
+    }
+    return {};
+}
+
+Result<void> Session::load() {
+    skel_ = decltype(skel_)(pwru_bpf__open(), pwru_bpf__destroy);
+    if (!skel_) return fail("cannot open the BPF object", errno);
+    if (auto r = configure(); !r) return r;
+
+    take_libbpf_messages();
+    int err;
+    std::string splice_error;
+    {
+        std::unique_ptr<FilterInjector> injector;
+        if (!opts_.pcap_expr.empty())
+            injector = std::make_unique<FilterInjector>(bpf_object__btf(skel_->obj), filters_->programs.l2,
+                                                        filters_->programs.l3);
+        err = pwru_bpf__load(skel_.get());
+        if (injector) {
+            splice_error = injector->error();
+            for (const auto& [name, n] : injector->program_sizes()) max_insns_ = std::max(max_insns_, n);
+        }
+    }
+    if (err) {
+        std::string log = take_libbpf_messages();
+        if (!splice_error.empty())
+            return fail("cannot place the pcap filter '" + opts_.pcap_expr + "': " + splice_error, err);
+        std::string what = opts_.pcap_expr.empty()
+                               ? std::string("the kernel rejected the probe programs")
+                               : "the kernel rejected the probe programs with filter '" + opts_.pcap_expr + "'";
+        return fail(what + " (run with --debug for the verifier log)", err, tail_lines(log, 12));
+    }
+    take_libbpf_messages();
+
+    ringbuf_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &Session::on_sample, this, nullptr));
+    if (!ringbuf_) return fail("cannot open the event ring buffer", errno);
+    return {};
+}
+
+Result<AttachStats> Session::attach(const ProgressFn& progress) {
+    if (!skel_) return fail("attach before load");
+    Result<AttachStats> stats = plan_.backend == Backend::Tracepoint   ? attach_tracepoints(progress)
+                                : plan_.backend == Backend::KprobeMulti ? attach_kprobe_multi(progress)
+                                                                        : attach_kprobes(progress);
+    if (stats && stats->attached == 0) {
+        detach();
+        std::string why = stats->failures.empty() ? "" : " (first failure: " + stats->failures.front() + ")";
+        return fail(std::string("nothing could be attached with backend ") + backend_name(plan_.backend) + why +
+                    "; try --backend auto");
+    }
+    if (!stats) detach();
+    return stats;
+}
+
+Result<AttachStats> Session::attach_tracepoints(const ProgressFn& progress) {
+    AttachStats st;
+    auto t0 = Clock::now();
+    for (size_t i = 0; i < plan_.tracepoints.size(); ++i) {
+        std::string prog_name = "tp_slot_" + std::to_string(i);
+        bpf_program* p = bpf_object__find_program_by_name(skel_->obj, prog_name.c_str());
+        LinkPtr link(bpf_program__attach_trace(p));
+        if (link) {
+            links_.push_back(std::move(link));
+            ++st.attached;
+        } else {
+            ++st.ignored;
+            st.failures.push_back(plan_.tracepoints[i].name + ": " + std::strerror(errno));
+        }
+        if (progress) progress(i + 1, plan_.tracepoints.size());
+    }
+    take_libbpf_messages();
+    st.seconds = seconds_since(t0);
+    return st;
+}
+
+void Session::start() {
+    if (skel_) skel_->bss->ready = 1;
+}
+
+int Session::on_sample(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Session*>(ctx);
+    if (size < sizeof(pwru_event) || !self->current_fn_) return 0;
+    pwru_event ev;
+    std::memcpy(&ev, data, sizeof(ev));
+    (*self->current_fn_)(ev);
+    return 0;
+}
+
+Result<int> Session::poll(int timeout_ms, const EventFn& fn) {
+    if (!ringbuf_) return fail("poll before load");
+    current_fn_ = &fn;
+    int n = ring_buffer__poll(ringbuf_.get(), timeout_ms);
+    current_fn_ = nullptr;
+    if (n == -EINTR) return 0;
+    if (n < 0) return fail("reading the event ring buffer failed", n);
+    return n;
+}
+
+LossCounters Session::counters() const {
+    LossCounters total;
+    if (!skel_) return total;
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) return total;
+    std::vector<pwru_counters> per_cpu(static_cast<size_t>(ncpu));
+    __u32 zero = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.counters), &zero, per_cpu.data()) != 0) return total;
+    for (const auto& c : per_cpu) {
+        total.events += c.events;
+        total.ringbuf_full += c.ringbuf_full;
+        total.filtered_out += c.filtered_out;
+    }
+    return total;
+}
+
+void Session::detach() {
+    if (skel_ && skel_->bss) skel_->bss->ready = 0;
+    // Reverse order of creation.
+    while (!links_.empty()) links_.pop_back();
+}
+
+}  // namespace pwru

@@ -1,0 +1,106 @@
+// A tracing session: plan -> load -> attach -> ready -> poll -> detach.
+//
+// The session owns the BPF object, its links and the ring buffer, and
+// releases them in reverse order (links first, so no program runs while the
+// rest goes away). Nothing is pinned: a killed process leaves nothing behind.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pwru_abi.h"
+#include "tracer/bpf_owners.h"
+#include "tracer/btf_discovery.h"
+#include "tracer/features.h"
+#include "tracer/result.h"
+#include "tracer/trace_options.h"
+
+struct pwru_bpf;
+
+namespace pwru {
+
+// What will be attached, decided before touching the kernel's probes.
+struct Plan {
+    Backend backend = Backend::Tracepoint;
+    std::string backend_why;
+    std::vector<SkbFunction> functions;      // kprobe backends
+    std::vector<SkbTracepoint> tracepoints;  // tracepoint backend: slot = index
+    size_t not_traceable = 0;                // dropped: not in available_filter_functions
+    std::string tracefs_note;                // why that list could not be used, if so
+
+    size_t target_count() const {
+        return backend == Backend::Tracepoint ? tracepoints.size() : functions.size();
+    }
+};
+
+struct AttachStats {
+    size_t attached = 0;
+    size_t ignored = 0;                 // skipped: not probeable (ENOENT, EADDRNOTAVAIL, ...)
+    std::vector<std::string> failures;  // "name: reason", for --debug / the summary
+    double seconds = 0;
+};
+
+struct LossCounters {
+    uint64_t events = 0;
+    uint64_t ringbuf_full = 0;
+    uint64_t filtered_out = 0;
+};
+
+using ProgressFn = std::function<void(size_t done, size_t total)>;
+using EventFn = std::function<void(const pwru_event&)>;
+
+class Session {
+  public:
+    // Discovers targets, chooses the backend, compiles and translates the
+    // filter. Touches no probe yet: `pwru --dry-run` stops here.
+    static Result<std::unique_ptr<Session>> create(const TraceOptions& opts);
+    // The same for opts.backend without probing whether it attaches: lets
+    // tests prove that every program variant passes this kernel's verifier.
+    static Result<std::unique_ptr<Session>> create_unprobed(const TraceOptions& opts);
+    ~Session();
+
+    const Plan& plan() const { return plan_; }
+    const TraceOptions& options() const { return opts_; }
+
+    // Opens the object, writes the configuration, injects the filter, loads.
+    Result<void> load();
+    // Attaches every target. Fails (nothing left attached) when nothing at all attaches.
+    Result<AttachStats> attach(const ProgressFn& progress = nullptr);
+    // Lets the programs emit events (set after attach: no half-attached trajectories).
+    void start();
+    // Waits up to timeout_ms for events and hands each to `fn`. Returns how many.
+    Result<int> poll(int timeout_ms, const EventFn& fn);
+    LossCounters counters() const;
+    // Stops events and destroys every link (in parallel batches for kprobes).
+    void detach();
+
+    // Number of instructions of each loaded program (after the filter splice).
+    size_t max_program_insns() const { return max_insns_; }
+
+  private:
+    Session() = default;
+    static Result<std::unique_ptr<Session>> create_for(const TraceOptions& opts, Backend backend,
+                                                       const std::string& why);
+    Result<void> configure();
+    Result<AttachStats> attach_tracepoints(const ProgressFn& progress);
+    Result<AttachStats> attach_kprobe_multi(const ProgressFn& progress);
+    Result<AttachStats> attach_kprobes(const ProgressFn& progress);
+
+    TraceOptions opts_;
+    Plan plan_;
+    struct Filters;
+    std::unique_ptr<Filters> filters_;
+    std::unique_ptr<pwru_bpf, void (*)(pwru_bpf*)> skel_{nullptr, nullptr};
+    std::vector<LinkPtr> links_;
+    RingBufferPtr ringbuf_;
+    const EventFn* current_fn_ = nullptr;
+    size_t max_insns_ = 0;
+
+    static int on_sample(void* ctx, void* data, size_t size);
+};
+
+}  // namespace pwru

@@ -1,0 +1,35 @@
+// What a tracing session is asked to do, already parsed and resolved (the CLI
+// and the agent both fill it; see cli_options.h for the flags).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "tracer/btf_discovery.h"
+#include "tracer/features.h"
+
+namespace pwru {
+
+struct MarkFilter {
+    uint32_t mark = 0;
+    uint32_t mask = 0xffffffff;
+};
+
+struct TraceOptions {
+    Backend backend = Backend::Auto;
+    std::set<std::string> no_features;  // --no-feature: pretend these are absent
+    DiscoveryOptions discovery;
+
+    std::string pcap_expr;                // "" = every packet
+    std::optional<uint32_t> netns_inode;  // --filter-netns
+    std::optional<MarkFilter> mark;       // --filter-mark
+    std::optional<uint32_t> ifindex;      // --filter-ifname, resolved; implies ifindex_netns
+    uint32_t ifindex_netns = 0;           // the netns the ifindex was resolved in
+
+    bool output_tuple = true;
+    uint32_t ringbuf_bytes = 8u << 20;  // power of two
+};
+
+}  // namespace pwru

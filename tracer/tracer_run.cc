@@ -1,0 +1,165 @@
+#include "tracer/tracer_run.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+
+#include "tracer/event_decoder.h"
+#include "tracer/log.h"
+#include "tracer/netns.h"
+#include "tracer/session.h"
+
+namespace pwru {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int exit_code_for(const Error& e) { return e.bad_input ? kExitBadInput : kExitFailure; }
+
+int report(const Error& e) {
+    spdlog::error("{}", e.message());
+    if (!e.context.empty()) spdlog::debug("{}", e.context);
+    if (!e.context.empty() && spdlog::get_level() > spdlog::level::debug)
+        spdlog::error("  {}", e.context.substr(e.context.rfind('\n', e.context.size() - 2) + 1));
+    return exit_code_for(e);
+}
+
+// "1481 / 1481 [------...] 100.00% 52449 p/s", as pwru's progress bar ends.
+void print_progress(size_t done, size_t total, double seconds, bool final_line) {
+    constexpr int kWidth = 40;
+    int filled = total ? static_cast<int>(kWidth * done / total) : kWidth;
+    std::string bar(static_cast<size_t>(filled), '-');
+    bar += std::string(static_cast<size_t>(kWidth - filled), ' ');
+    double pct = total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0;
+    std::string rate = seconds > 0 ? std::to_string(static_cast<long>(static_cast<double>(done) / seconds)) : "?";
+    std::fprintf(stderr, "\r%zu / %zu [%s] %.2f%% %s p/s%s", done, total, bar.c_str(), pct, rate.c_str(),
+                 final_line ? "\n" : "");
+    std::fflush(stderr);
+}
+
+const char* attach_label(Backend b) {
+    switch (b) {
+        case Backend::KprobeMulti: return "Attaching kprobes (via kprobe-multi)...";
+        case Backend::Kprobe: return "Attaching kprobes (via kprobe)...";
+        default: return "Attaching tracepoints (via tp_btf)...";
+    }
+}
+
+void print_plan(const Plan& plan, FILE* out) {
+    std::fprintf(out, "backend: %s (%s)\n", backend_name(plan.backend), plan.backend_why.c_str());
+    if (!plan.tracefs_note.empty()) std::fprintf(out, "note: %s\n", plan.tracefs_note.c_str());
+    if (plan.backend == Backend::Tracepoint) {
+        std::fprintf(out, "tracepoints: %zu\n", plan.tracepoints.size());
+        for (const auto& tp : plan.tracepoints) std::fprintf(out, "  %s skb=arg%d\n", tp.name.c_str(), tp.skb_arg);
+    } else {
+        std::fprintf(out, "functions: %zu (%zu not traceable)\n", plan.functions.size(), plan.not_traceable);
+        for (const auto& f : plan.functions)
+            std::fprintf(out, "  %s skb=arg%d%s%s\n", f.name.c_str(), f.skb_pos,
+                         f.module.empty() ? "" : (" [" + f.module + "]").c_str(),
+                         f.reason_pos ? (" reason=arg" + std::to_string(f.reason_pos)).c_str() : "");
+    }
+}
+
+bool create_ready_file(const std::string& path) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+}
+
+}  // namespace
+
+int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
+    if (auto r = check_privileges(); !r) return report(r.error());
+    if (auto r = resolve_cli(cfg); !r) return report(r.error());
+
+    auto session = Session::create(cfg.trace);
+    if (!session) return report(session.error());
+    Session& s = **session;
+    const Plan& plan = s.plan();
+
+    if (cfg.dry_run) {
+        print_plan(plan, events_out);
+        return kExitOk;
+    }
+    if (plan.backend == Backend::Tracepoint) spdlog::info("Notice: {}", plan.backend_why);
+    if (!plan.tracefs_note.empty()) spdlog::info("Notice: {}", plan.tracefs_note);
+
+    // Names first (kallsyms, BTF): loading them after attach would delay output.
+    auto kallsyms = Kallsyms::load();
+    if (!kallsyms) spdlog::warn("{}: function names will be addresses", kallsyms.error().message());
+    auto reasons = DropReasons::load(cfg.trace.discovery.kernel_btf);
+    if (!reasons) spdlog::warn("{}: drop reasons will be numbers", reasons.error().message());
+    EventDecoder decoder(plan,
+                         kallsyms ? std::make_shared<const Kallsyms>(std::move(*kallsyms)) : nullptr,
+                         reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
+
+    if (auto r = s.load(); !r) return report(r.error());
+
+    spdlog::info("{}", attach_label(plan.backend));
+    auto t0 = Clock::now();
+    bool tty = isatty(STDERR_FILENO);
+    auto stats = s.attach([&](size_t done, size_t total) {
+        if (tty) print_progress(done, total, std::chrono::duration<double>(Clock::now() - t0).count(), false);
+    });
+    if (!stats) return report(stats.error());
+    print_progress(plan.target_count(), plan.target_count(), stats->seconds, true);
+    spdlog::info("Attached (ignored {})", stats->ignored);
+    for (const auto& f : stats->failures) spdlog::debug("not attached: {}", f);
+
+    s.start();
+    if (!cfg.ready_file.empty() && !create_ready_file(cfg.ready_file)) {
+        spdlog::error("cannot create the ready file {}; check the directory exists and is writable",
+                      cfg.ready_file);
+        return kExitFailure;
+    }
+    spdlog::info("Listening for events..");
+
+    OutputFormatter formatter(cfg.output);
+    if (!cfg.output.json) std::fprintf(events_out, "%s\n", formatter.header().c_str());
+    std::fflush(events_out);
+
+    uint64_t printed = 0, reported_lost = 0;
+    auto last_clock_refresh = Clock::now();
+    bool limit_reached = false;
+    EventFn on_event = [&](const pwru_event& ev) {
+        if (limit_reached) return;
+        std::string line = formatter.format(decoder.decode(ev));
+        std::fputs(line.c_str(), events_out);
+        std::fputc('\n', events_out);
+        if (cfg.output_limit_lines && ++printed >= cfg.output_limit_lines) limit_reached = true;
+        else if (!cfg.output_limit_lines) ++printed;
+    };
+    int rc = kExitOk;
+    while (!stop.load() && !limit_reached) {
+        auto n = s.poll(100, on_event);
+        if (!n) {
+            rc = report(n.error());
+            break;
+        }
+        std::fflush(events_out);
+        LossCounters c = s.counters();
+        if (c.ringbuf_full > reported_lost) {
+            spdlog::warn("lost {} events so far: the ring buffer was full (output too slow)", c.ringbuf_full);
+            reported_lost = c.ringbuf_full;
+        }
+        if (Clock::now() - last_clock_refresh > std::chrono::seconds(10)) {
+            decoder.clock().refresh();
+            last_clock_refresh = Clock::now();
+        }
+    }
+    if (stop.load()) spdlog::info("Received signal, exiting program..");
+    spdlog::info("Detaching {}...", plan.backend == Backend::Tracepoint ? "tracepoints" : "kprobes");
+    s.detach();
+    // Events already in the ring buffer were traced before the detach: print them.
+    if (!limit_reached) (void)s.poll(0, on_event);
+    std::fflush(events_out);
+    LossCounters c = s.counters();
+    spdlog::info("Summary: {} events printed, {} lost (ring buffer full), {} hits filtered out in the kernel",
+                 printed, c.ringbuf_full, c.filtered_out);
+    return rc;
+}
+
+}  // namespace pwru
