@@ -160,17 +160,21 @@ std::vector<std::string> selected_modules(const DiscoveryOptions& opts) {
     return opts.all_kmods ? list_module_btfs(opts.btf_dir) : opts.kmods;
 }
 
+// --filter-func compiled once; null when not given.
+Result<std::unique_ptr<RE2>> compile_filter_func(const DiscoveryOptions& opts) {
+    if (opts.filter_func.empty()) return nullptr;
+    auto filter = std::make_unique<RE2>(opts.filter_func, RE2::Quiet);
+    if (!filter->ok())
+        return bad_input("invalid --filter-func regex '" + opts.filter_func + "': " + filter->error());
+    return filter;
+}
+
 }  // namespace
 
 Result<std::vector<SkbFunction>> discover_skb_functions(const DiscoveryOptions& opts) {
-    std::optional<RE2> filter;
-    if (!opts.filter_func.empty()) {
-        filter.emplace(opts.filter_func, RE2::Quiet);
-        if (!filter->ok())
-            return fail("invalid --filter-func regex '" + opts.filter_func +
-                        "': " + filter->error());
-    }
-    const RE2* re = filter ? &*filter : nullptr;
+    auto filter = compile_filter_func(opts);
+    if (!filter) return std::unexpected(filter.error());
+    const RE2* re = filter->get();
 
     auto vmlinux = load_kernel_btf(opts.kernel_btf);
     if (!vmlinux) return std::unexpected(vmlinux.error());
@@ -201,6 +205,9 @@ Result<std::vector<SkbFunction>> discover_skb_functions(const DiscoveryOptions& 
 }
 
 Result<std::vector<SkbTracepoint>> discover_skb_tracepoints(const DiscoveryOptions& opts) {
+    // --filter-func selects tracepoints by name on the tracepoint backend.
+    auto filter = compile_filter_func(opts);
+    if (!filter) return std::unexpected(filter.error());
     auto vmlinux = load_kernel_btf(opts.kernel_btf);
     if (!vmlinux) return std::unexpected(vmlinux.error());
     const struct btf* b = vmlinux->get();
@@ -225,6 +232,7 @@ Result<std::vector<SkbTracepoint>> discover_skb_tracepoints(const DiscoveryOptio
         }
         if (tp.skb_arg < 0) continue;
         tp.name = name.substr(kPrefix.size());
+        if (*filter && !RE2::FullMatch(tp.name, **filter)) continue;
         // Only these two are known to pass the caller's address right after the
         // skb; elsewhere a void * there means something else.
         const int after = tp.skb_arg + 2;  // params index of the argument after skb

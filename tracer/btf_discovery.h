@@ -59,6 +59,7 @@ struct SkbTracepoint {
 // Every vmlinux tracepoint whose `btf_trace_<name>` prototype has a struct
 // sk_buff * argument, sorted by name. Only vmlinux: tp_btf programs for module
 // tracepoints would need the module's BTF object fd, which no caller plans for.
+// --filter-func applies to the tracepoint names.
 Result<std::vector<SkbTracepoint>> discover_skb_tracepoints(const DiscoveryOptions&);
 
 }  // namespace pwru

@@ -1,0 +1,86 @@
+// Bad input gets one clear line that says what to do next, the right exit
+// code, and nothing attached. Runs the real binary (root: privileges are
+// checked before anything else).
+#include <catch2/catch.hpp>
+#include <sstream>
+
+#include "support/netns_fixture.h"
+#include "support/root_guard.h"
+
+using namespace pwru::test;
+
+namespace {
+
+struct Outcome {
+    int code;
+    std::vector<std::string> err_lines;
+    std::string out;
+};
+
+Outcome run_pwru(std::vector<std::string> args, std::vector<std::string> prefix = {}) {
+    std::vector<std::string> argv = std::move(prefix);
+    argv.push_back(PWRU_BIN);
+    argv.insert(argv.end(), args.begin(), args.end());
+    CommandResult r = run_command(argv, std::chrono::seconds(60));
+    Outcome o{r.exit_code, {}, r.out};
+    std::istringstream in(r.err);
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty()) o.err_lines.push_back(line);
+    return o;
+}
+
+void expect_one_line_error(const Outcome& o, int code, const std::string& needle) {
+    INFO("stderr lines:\n" << [&] {
+        std::string s;
+        for (const auto& l : o.err_lines) s += l + "\n";
+        return s;
+    }());
+    CHECK(o.code == code);
+    REQUIRE(o.err_lines.size() == 1);
+    CHECK(o.err_lines[0].find(needle) != std::string::npos);
+    CHECK(o.out.empty());  // no header, no events: nothing was attached
+}
+
+}  // namespace
+
+TEST_CASE("an invalid filter: libpcap's message, exit 2", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    expect_one_line_error(run_pwru({"tcp port"}), 2, "syntax error");
+    expect_one_line_error(run_pwru({"host", "300.1.1.1"}), 2, "300.1.1.1");
+}
+
+TEST_CASE("bad flag values: exit 2 with the form expected", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    expect_one_line_error(run_pwru({"--filter-mark", "0xzz"}), 2, "MARK/MASK");
+    expect_one_line_error(run_pwru({"--timestamp", "yesterday"}), 2, "pwru --help");
+    expect_one_line_error(run_pwru({"--filter-netns", "inode:nope"}), 2, "inode:N");
+}
+
+TEST_CASE("missing things: BTF, netns, interface, functions", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    expect_one_line_error(run_pwru({"--kernel-btf", "/nonexistent/vmlinux"}), 1, "--kernel-btf");
+    expect_one_line_error(run_pwru({"--filter-netns", "/proc/999999999/ns/net"}), 1, "/proc/PID/ns/net");
+    expect_one_line_error(run_pwru({"--filter-ifname", "nosuch0"}), 1, "unknown interface 'nosuch0'");
+    expect_one_line_error(run_pwru({"--filter-func", "no_such_function_zz"}), 2, "--filter-func");
+}
+
+TEST_CASE("without root or CAP_BPF+CAP_PERFMON: say so", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    auto o = run_pwru({"tcp"}, {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"});
+    expect_one_line_error(o, 1, "needs root or the capabilities CAP_BPF and CAP_PERFMON");
+}
+
+TEST_CASE("an explicit backend that cannot attach: clear error, nothing attached", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    auto o = run_pwru({"--backend", "kprobe-multi", "--no-feature", "kprobe_multi"});
+    expect_one_line_error(o, 1, "kprobe-multi is not available on this kernel");
+}
+
+TEST_CASE("--dry-run prints the plan and attaches nothing", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    auto o = run_pwru({"--dry-run", "--backend", "tracepoint", "--filter-func", "kfree_skb|consume_skb"});
+    CHECK(o.code == 0);
+    CHECK(o.out.find("backend: tracepoint") != std::string::npos);
+    CHECK(o.out.find("  kfree_skb skb=arg0") != std::string::npos);
+    CHECK(o.out.find("tracepoints: 2") != std::string::npos);
+}

@@ -1,0 +1,126 @@
+// pwru's text columns, to the character, against lines of real pwru output
+// (../shared/reference/pwru-sample-output.md), plus the JSON shape.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tracer/output_format.h"
+
+using namespace pwru;
+
+namespace {
+
+EventRecord sample_event() {
+    EventRecord e;
+    e.skb = 0xff4a626c020ef4e8ULL;
+    e.cpu = 1;
+    e.pid = 306;
+    e.process = "/usr/bin/bash:306";
+    e.netns = 4026531840u;
+    e.mark = 0;
+    e.ifindex = 0;
+    e.proto = 0;
+    e.mtu = 1500;
+    e.len = 60;
+    e.has_tuple = true;
+    e.tuple = {4, 6, 0x02, "10.99.0.1", "10.99.0.2", 39096, 8080};
+    e.func = "ip_local_out";
+    return e;
+}
+
+}  // namespace
+
+TEST_CASE("header matches pwru's byte for byte", "[unit]") {
+    OutputFormatter f({});
+    CHECK(f.header() ==
+          "SKB                CPU PROCESS          NETNS      MARK/x        IFACE       PROTO  MTU   LEN   TUPLE FUNC");
+}
+
+TEST_CASE("event lines match pwru's recorded output", "[unit]") {
+    OutputFormatter f({});
+    EventRecord e = sample_event();
+    CHECK(f.format(e) ==
+          "0xff4a626c020ef4e8 1   ~sr/bin/bash:306 4026531840 0               0         0x0000 1500  60    "
+          "10.99.0.1:39096->10.99.0.2:8080(tcp) ip_local_out");
+
+    e.ifname = "v0";
+    e.ifindex = 3;
+    e.proto = 0x0800;
+    e.func = "nf_hook_slow";
+    CHECK(f.format(e) ==
+          "0xff4a626c020ef4e8 1   ~sr/bin/bash:306 4026531840 0              v0:3       0x0800 1500  60    "
+          "10.99.0.1:39096->10.99.0.2:8080(tcp) nf_hook_slow");
+
+    e.ifname.clear();
+    e.ifindex = 2;
+    e.netns = 4026532142u;
+    e.mtu = 65536;
+    e.func = "sk_skb_reason_drop";
+    e.drop_reason = "SKB_DROP_REASON_NETFILTER_DROP";
+    CHECK(f.format(e) ==
+          "0xff4a626c020ef4e8 1   ~sr/bin/bash:306 4026532142 0               2         0x0800 65536 60    "
+          "10.99.0.1:39096->10.99.0.2:8080(tcp) sk_skb_reason_drop(SKB_DROP_REASON_NETFILTER_DROP)");
+}
+
+TEST_CASE("columns follow the output options", "[unit]") {
+    EventRecord e = sample_event();
+    OutputFormatter bare({.meta = false, .tuple = false});
+    CHECK(bare.header() == "SKB                CPU PROCESS          FUNC");
+    CHECK(bare.format(e) == "0xff4a626c020ef4e8 1   ~sr/bin/bash:306 ip_local_out");
+
+    OutputFormatter flags({.meta = false, .tuple = true, .tcp_flags = true});
+    CHECK(flags.format(e).find("10.99.0.1:39096->10.99.0.2:8080(tcp:SYN) ip_local_out") != std::string::npos);
+}
+
+TEST_CASE("tuples: IPv6 in brackets, no IP header prints pwru's empty tuple", "[unit]") {
+    EventRecord e = sample_event();
+    e.tuple = {6, 17, 0, "fd00::1", "fd00::2", 53, 5353};
+    CHECK(tuple_string(e, false) == "[fd00::1]:53->[fd00::2]:5353(udp)");
+    e.tuple = {};
+    CHECK(tuple_string(e, false) == ":0->:0()");
+    CHECK(tcp_flags_string(0x12) == "SYN|ACK");
+    CHECK(tcp_flags_string(0x11) == "FIN|ACK");
+    CHECK(l4_proto_name(58) == "icmp6");
+}
+
+TEST_CASE("process names are shortened from the left with ~", "[unit]") {
+    CHECK(shorten_left("/usr/bin/bash:306", 16) == "~sr/bin/bash:306");
+    CHECK(shorten_left("curl:1", 16) == "curl:1");
+    CHECK(center("v0:3", 16) == "      v0:3      ");
+    CHECK(center("0", 16) == "       0        ");
+}
+
+TEST_CASE("relative timestamps are per skb", "[unit]") {
+    OutputFormatter f({.meta = false, .tuple = false, .timestamp = TimestampMode::Relative});
+    CHECK(f.header() == "SKB                CPU PROCESS          TIMESTAMP        FUNC");
+    EventRecord a = sample_event(), b = sample_event();
+    b.skb = 0x1000;
+    a.ktime_ns = 1000;
+    CHECK(f.format(a).find(" 0                ip_local_out") != std::string::npos);
+    b.ktime_ns = 1500;
+    CHECK(f.format(b).find(" 0                ip_local_out") != std::string::npos);
+    a.ktime_ns = 1700;
+    CHECK(f.format(a).find(" 700              ip_local_out") != std::string::npos);
+}
+
+TEST_CASE("JSON carries every field and round-trips", "[unit]") {
+    EventRecord e = sample_event();
+    e.drop_reason = "SKB_DROP_REASON_NETFILTER_DROP";
+    e.location = "nf_hook_slow+0x9c";
+    e.wall_ns = 1764000000123456789;
+    e.ktime_ns = 42;
+    e.ifname = "v0";
+    e.ifindex = 3;
+    OutputFormatter f({.json = true});
+    CHECK(f.header().empty());
+    auto j = nlohmann::json::parse(f.format(e));
+    CHECK(j["skb"] == "0xff4a626c020ef4e8");
+    CHECK(j["func"] == "ip_local_out");
+    CHECK(j["drop_reason"] == "SKB_DROP_REASON_NETFILTER_DROP");
+    CHECK(j["tuple"]["dport"] == 8080);
+    CHECK(j["iface"] == "v0");
+    EventRecord back = j.get<EventRecord>();
+    OutputFormatter text({});
+    CHECK(text.format(back) == text.format(e));
+    CHECK(back.wall_ns == e.wall_ns);
+    CHECK(back.location == e.location);
+}
