@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+
+#include "support/test_files.h"
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +18,8 @@
 #include "tracer/btf_discovery.h"
 
 using namespace pwru;
+using pwru::test::TempDir;
+using pwru::test::write_btf;
 
 namespace {
 
@@ -32,23 +36,6 @@ bool kernel_at_least(int major, int minor) {
            (ma > major || (ma == major && mi >= minor));
 }
 
-// A fresh directory, removed at the end of the test.
-struct TempDir {
-    std::filesystem::path path;
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "pwru-btf-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()));
-        path = tmpl;
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
-
-void write_btf(const struct btf* b, const std::filesystem::path& file) {
-    uint32_t size = 0;
-    const void* data = btf__raw_data(b, &size);
-    REQUIRE(data);
-    std::ofstream(file, std::ios::binary).write(static_cast<const char*>(data), size);
-}
 
 // Adds `void name(params...)` and returns nothing: the tests look them up by name.
 void add_func(struct btf* b, const char* name, std::initializer_list<int> param_types) {
@@ -59,7 +46,7 @@ void add_func(struct btf* b, const char* name, std::initializer_list<int> param_
 
 // A tiny "vmlinux" and a module "mymod" split on it, in dir/vmlinux and dir/mymod.
 struct SyntheticKernel {
-    TempDir dir;
+    TempDir dir{"pwru-btf"};
     std::string vmlinux = (dir.path / "vmlinux").string();
 
     SyntheticKernel() {

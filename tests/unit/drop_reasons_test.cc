@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "support/test_files.h"
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -13,6 +15,8 @@
 #include "tracer/btf_discovery.h"
 
 using namespace pwru;
+using pwru::test::TempDir;
+using pwru::test::write_btf;
 
 namespace {
 
@@ -30,23 +34,6 @@ std::optional<uint32_t> live_reason_value(const char* enumerator) {
     return std::nullopt;
 }
 
-// A fresh directory, removed at the end of the test.
-struct TempDir {
-    std::filesystem::path path;
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "pwru-drop-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()));
-        path = tmpl;
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
-
-void write_btf(const struct btf* b, const std::filesystem::path& file) {
-    uint32_t size = 0;
-    const void* data = btf__raw_data(b, &size);
-    REQUIRE(data);
-    std::ofstream(file, std::ios::binary).write(static_cast<const char*>(data), size);
-}
 
 void add_enum(struct btf* b, const char* name,
               std::initializer_list<std::pair<const char*, int64_t>> values) {
@@ -74,7 +61,7 @@ TEST_CASE("DropReasons names the live kernel's drop reasons", "[unit]") {
 }
 
 TEST_CASE("DropReasons names subsystem reasons from vmlinux and module BTF", "[unit]") {
-    TempDir dir;
+    TempDir dir{"pwru-drop"};
     BtfPtr base(btf__new_empty());
     add_enum(base.get(), "skb_drop_reason",
              {{"SKB_DROP_REASON_NOT_SPECIFIED", 2}, {"SKB_DROP_REASON_SUBSYS_MASK", 0xffff0000}});
@@ -105,7 +92,7 @@ TEST_CASE("DropReasons names subsystem reasons from vmlinux and module BTF", "[u
 }
 
 TEST_CASE("DropReasons: an old kernel has none, a missing file is an error", "[unit]") {
-    TempDir dir;
+    TempDir dir{"pwru-drop"};
     BtfPtr old_kernel(btf__new_empty());
     REQUIRE(btf__add_int(old_kernel.get(), "int", 4, BTF_INT_SIGNED) > 0);
     write_btf(old_kernel.get(), dir.path / "vmlinux");
