@@ -27,15 +27,18 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define PWRU_ARG_6(ctx) PWRU_PARM6(ctx)
 
 /* kprobe / kprobe.multi: one program per position of the skb argument.
+ * The IP can sit a few bytes past the symbol (ENDBR), hence the range test
+ * for kfree_skbmem (0 when unset: never in range).
  * The argument after the skb travels along: it is the drop reason of
  * kfree_skb_reason(skb, reason) and sk_skb_reason_drop(sk, skb, reason);
  * user space decides from BTF whether to decode it. */
 #define KPROBE_SKB_AT(sec, prefix, pos, next)                                      \
 	SEC(sec) int prefix##_skb_##pos(struct pt_regs *ctx)                       \
 	{                                                                          \
-		return trace_skb((struct sk_buff *)PWRU_ARG_##pos(ctx),            \
-				 PWRU_PROBE_KPROBE, 0, bpf_get_func_ip(ctx),       \
-				 PWRU_ARG_##next(ctx), 0, 0, 0);                   \
+		__u64 ip = bpf_get_func_ip(ctx);                                   \
+		return trace_skb(ctx, (struct sk_buff *)PWRU_ARG_##pos(ctx),       \
+				 PWRU_PROBE_KPROBE, 0, ip, PWRU_ARG_##next(ctx),   \
+				 0, 0, 0, ip - CFG.kfree_skbmem_addr < 16);        \
 	}
 
 KPROBE_SKB_AT("pwru_kprobe", kprobe, 1, 2)
@@ -93,8 +96,8 @@ static __always_inline int trace_tp(__u64 *ctx, const __u32 slot)
 		location = tp_arg(ctx, s->location_arg);
 		flags |= PWRU_EV_HAS_LOCATION;
 	}
-	return trace_skb((struct sk_buff *)tp_arg(ctx, s->skb_arg), PWRU_PROBE_TRACEPOINT, slot,
-			 0, 0, flags, reason, location);
+	return trace_skb(ctx, (struct sk_buff *)tp_arg(ctx, s->skb_arg), PWRU_PROBE_TRACEPOINT, slot,
+			 0, 0, flags, reason, location, s->frees_skb);
 }
 
 #define TP_SLOT(n) \

@@ -38,6 +38,23 @@ struct {
 	__type(value, struct pwru_pkt_window);
 } pkt_windows SEC(".maps");
 
+/* --filter-track-skb: skbs that matched once and are followed from then on,
+ * whatever NAT or decapsulation does to their headers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PWRU_TRACKED_SKBS);
+	__type(key, __u64);
+	__type(value, __u8);
+} tracked_skbs SEC(".maps");
+
+/* --output-stack. Sized by user space: 1 entry when stacks are off. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, PWRU_STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
 static __always_inline struct pwru_counters *this_cpu_counters(void)
 {
 	__u32 zero = 0;

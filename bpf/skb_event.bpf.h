@@ -103,23 +103,41 @@ done:
 	ev->flags |= PWRU_EV_HAS_TUPLE;
 }
 
-/* Filters the skb and, when it passes, emits one event. `mode` and the
- * probe identity are constants at each call site. */
-static __always_inline int trace_skb(struct sk_buff *skb, __u32 probe_kind, __u32 probe_id,
+/* The filters, or --filter-track-skb's memory of an earlier match. */
+static __always_inline bool skb_selected(struct sk_buff *skb)
+{
+	__u64 key = (__u64)skb;
+	__u8 one = 1;
+
+	if (CFG.track_skb && bpf_map_lookup_elem(&tracked_skbs, &key))
+		return true;
+	if (!filter_meta(skb) || !filter_pcap(skb, PCAP_START_AUTO))
+		return false;
+	if (CFG.track_skb)
+		bpf_map_update_elem(&tracked_skbs, &key, &one, BPF_ANY);
+	return true;
+}
+
+/* Filters the skb and, when it passes, emits one event. The probe identity
+ * is constant at each call site. `frees` says the skb ends here. */
+static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe_kind, __u32 probe_id,
 				     __u64 func_addr, __u64 arg_after_skb, __u32 flags,
-				     __u32 drop_reason, __u64 drop_location)
+				     __u32 drop_reason, __u64 drop_location, bool frees)
 {
 	struct pwru_counters *cnt;
 	struct pwru_event *ev;
+	__u64 key = (__u64)skb;
 
 	if (!ready || !skb)
 		return 0;
-	if (!filter_meta(skb) || !filter_pcap(skb, PCAP_START_AUTO)) {
+	if (!skb_selected(skb)) {
 		cnt = this_cpu_counters();
 		if (cnt)
 			cnt->filtered_out++;
 		return 0;
 	}
+	if (CFG.track_skb && frees)
+		bpf_map_delete_elem(&tracked_skbs, &key);
 
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	cnt = this_cpu_counters();
@@ -143,7 +161,7 @@ static __always_inline int trace_skb(struct sk_buff *skb, __u32 probe_kind, __u3
 	ev->probe_id = probe_id;
 	ev->drop_reason = drop_reason;
 	ev->flags = flags;
-	ev->stack_id = -1;
+	ev->stack_id = CFG.output_stack ? bpf_get_stackid(ctx, &stacks, 0) : -1;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	set_meta(skb, &ev->meta);
 	if (CFG.output_tuple)

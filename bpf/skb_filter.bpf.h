@@ -48,7 +48,8 @@ static __always_inline bool filter_meta(struct sk_buff *skb)
  * Reads `size` (1, 2 or 4) bytes at packet offset `off` as a big-endian
  * number, from the window, else from the linear data. Returns -1 past the
  * packet end (the cBPF program then rejects, as libpcap does) and for bytes
- * in paged fragments (not covered yet: the filter rejects such packets).
+ * in paged fragments (not covered yet: the filter rejects such packets, and
+ * counts them so the user is told).
  * Called from the translated filter for loads it cannot do inline.
  */
 static __noinline long pkt_load_slow(struct pwru_pkt_window *w, __u32 off, __u32 size)
@@ -66,6 +67,10 @@ static __noinline long pkt_load_slow(struct pwru_pkt_window *w, __u32 off, __u32
 		if (bpf_probe_read_kernel(b, size, (void *)(w->start + off)))
 			return -1;
 	} else {
+		struct pwru_counters *cnt = this_cpu_counters();
+
+		if (cnt)
+			cnt->filter_nonlinear++;
 		return -1;
 	}
 	if (size == 1)

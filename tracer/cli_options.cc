@@ -41,6 +41,9 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_option("--filter-netns", c.filter_netns, "trace only this netns: /proc/PID/ns/net or inode:N");
     app.add_option("--filter-mark", c.filter_mark, "trace only skbs with this mark: MARK[/MASK]");
     app.add_option("--filter-ifname", c.filter_ifname, "trace only this interface (in --filter-netns, else ours)");
+    app.add_flag("--filter-track-skb", c.trace.track_skb,
+                 "keep tracing an skb after it matched once (NAT, decapsulation)");
+    app.add_flag("--output-stack", c.trace.output_stack, "print the kernel stack of each event");
     app.add_flag("--output-meta,!--no-output-meta", c.output.meta, "print NETNS MARK IFACE PROTO MTU LEN")
         ->capture_default_str();
     app.add_flag("--output-tuple,!--no-output-tuple", c.output.tuple, "print the L3/L4 tuple")

@@ -15,6 +15,12 @@ int64_t clock_ns(clockid_t id) {
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+std::string fmt_hex(uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
 std::string format_addr(uint8_t l3, const uint8_t* addr) {
     char buf[INET6_ADDRSTRLEN] = {};
     inet_ntop(l3 == 4 ? AF_INET : AF_INET6, addr, buf, sizeof(buf));
@@ -47,9 +53,7 @@ const EventDecoder::FuncInfo& EventDecoder::func_info(uint64_t addr) {
         auto f = by_name_.find(std::string(sym->name));
         info.reason_after_skb = f != by_name_.end() && f->second->reason_pos == f->second->skb_pos + 1;
     } else {
-        char buf[32];
-        std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(addr));
-        info.name = buf;
+        info.name = fmt_hex(addr);
     }
     return funcs_.emplace(addr, std::move(info)).first->second;
 }
@@ -96,6 +100,10 @@ EventRecord EventDecoder::decode(const pwru_event& ev) {
         if (fi.reason_after_skb && reasons_)
             r.drop_reason = reasons_->name(static_cast<uint32_t>(ev.arg_after_skb));
     }
+
+    if (ev.stack_id >= 0 && stacks_)
+        for (uint64_t addr : stacks_(ev.stack_id))
+            r.stack.push_back(kallsyms_ ? kallsyms_->symbolize(addr) : fmt_hex(addr));
 
     r.netns = ev.meta.netns;
     r.mark = ev.meta.mark;

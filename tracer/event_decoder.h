@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -34,6 +35,8 @@ class EventDecoder {
                  std::shared_ptr<const DropReasons> reasons);
 
     EventRecord decode(const pwru_event& ev);
+    // Where --output-stack frames come from (the session's stack map).
+    void set_stack_reader(std::function<std::vector<uint64_t>(int32_t)> reader) { stacks_ = std::move(reader); }
     WallClock& clock() { return clock_; }
 
   private:
@@ -51,6 +54,7 @@ class EventDecoder {
     std::unordered_map<uint64_t, FuncInfo> funcs_;
     std::unordered_map<uint32_t, std::pair<std::string, std::string>> processes_;  // pid -> (comm, name)
     WallClock clock_;
+    std::function<std::vector<uint64_t>(int32_t)> stacks_;
 };
 
 }  // namespace pwru

@@ -92,6 +92,8 @@ std::string OutputFormatter::text_line(const EventRecord& e) {
     }
     if (opts_.tuple) l += " " + tuple_string(e, opts_.tcp_flags);
     l += " " + e.func_display();
+    // pwru prints the stack under its event, one frame a line.
+    for (const auto& frame : e.stack) l += "\n    " + frame;
     return l;
 }
 

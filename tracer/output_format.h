@@ -39,7 +39,8 @@ class OutputFormatter {
 
     // The column header (text only; empty for JSON).
     std::string header() const;
-    // One event, without the trailing newline.
+    // One event, without the trailing newline (text: its stack frames, if
+    // any, follow on their own indented lines).
     std::string format(const EventRecord& e);
 
   private:

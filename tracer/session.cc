@@ -10,6 +10,7 @@
 #include "tracer/pwru_skel.h"
 #include "tracer/filter_injector.h"
 #include "tracer/filter_programs.h"
+#include "tracer/kallsyms.h"
 #include "tracer/log.h"
 #include "tracer/tracefs.h"
 
@@ -138,6 +139,16 @@ Result<void> Session::configure() {
     }
     cfg->pcap_filter = opts_.pcap_expr.empty() ? 0 : 1;
     cfg->output_tuple = opts_.output_tuple ? 1 : 0;
+    cfg->output_stack = opts_.output_stack ? 1 : 0;
+    cfg->track_skb = opts_.track_skb ? 1 : 0;
+    if (opts_.track_skb && plan_.backend != Backend::Tracepoint) {
+        // The skb's memory is freed in kfree_skbmem: forget it there.
+        auto kallsyms = Kallsyms::load();
+        if (!kallsyms) return fail("--filter-track-skb needs /proc/kallsyms: " + kallsyms.error().message());
+        cfg->kfree_skbmem_addr = kallsyms->address_of("kfree_skbmem").value_or(0);
+    }
+    if (int err = bpf_map__set_max_entries(skel_->maps.stacks, opts_.output_stack ? 16384 : 1); err)
+        return fail("cannot size the stack map", err);
     for (auto& slot : cfg->tp) slot = {PWRU_NO_ARG, PWRU_NO_ARG, PWRU_NO_ARG, 0};
 
     if (int err = bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes); err)
@@ -153,6 +164,8 @@ Result<void> Session::configure() {
             cfg->tp[i].skb_arg = static_cast<__u8>(tp.skb_arg);
             if (tp.reason_arg >= 0) cfg->tp[i].reason_arg = static_cast<__u8>(tp.reason_arg);
             if (tp.location_arg >= 0) cfg->tp[i].location_arg = static_cast<__u8>(tp.location_arg);
+            // The last tracepoints an skb passes: freed (kfree_skb) or consumed.
+            cfg->tp[i].frees_skb = tp.name == "kfree_skb" || tp.name == "consume_skb";
             std::string prog_name = "tp_slot_" + std::to_string(i);
             bpf_program* p = bpf_object__find_program_by_name(skel_->obj, prog_name.c_str());
             if (!p) return fail("BPF object lacks program " + prog_name);
@@ -271,6 +284,15 @@ Result<int> Session::poll(int timeout_ms, const EventFn& fn) {
     return n;
 }
 
+std::vector<uint64_t> Session::stack(int32_t stack_id) const {
+    std::vector<uint64_t> frames(PWRU_STACK_DEPTH, 0);
+    if (!skel_ || stack_id < 0) return {};
+    __u32 key = static_cast<__u32>(stack_id);
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stacks), &key, frames.data()) != 0) return {};
+    while (!frames.empty() && frames.back() == 0) frames.pop_back();
+    return frames;
+}
+
 LossCounters Session::counters() const {
     LossCounters total;
     if (!skel_) return total;
@@ -283,6 +305,7 @@ LossCounters Session::counters() const {
         total.events += c.events;
         total.ringbuf_full += c.ringbuf_full;
         total.filtered_out += c.filtered_out;
+        total.filter_nonlinear += c.filter_nonlinear;
     }
     return total;
 }

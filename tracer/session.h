@@ -48,6 +48,7 @@ struct LossCounters {
     uint64_t events = 0;
     uint64_t ringbuf_full = 0;
     uint64_t filtered_out = 0;
+    uint64_t filter_nonlinear = 0;  // filter needed bytes in paged fragments: no match
 };
 
 using ProgressFn = std::function<void(size_t done, size_t total)>;
@@ -75,6 +76,8 @@ class Session {
     // Waits up to timeout_ms for events and hands each to `fn`. Returns how many.
     Result<int> poll(int timeout_ms, const EventFn& fn);
     LossCounters counters() const;
+    // The kernel stack of an event (--output-stack): return addresses, innermost first.
+    std::vector<uint64_t> stack(int32_t stack_id) const;
     // Stops events and destroys every link (in parallel batches for kprobes).
     void detach();
 

@@ -28,7 +28,9 @@ struct TraceOptions {
     std::optional<uint32_t> ifindex;      // --filter-ifname, resolved; implies ifindex_netns
     uint32_t ifindex_netns = 0;           // the netns the ifindex was resolved in
 
+    bool track_skb = false;     // --filter-track-skb
     bool output_tuple = true;
+    bool output_stack = false;  // --output-stack
     uint32_t ringbuf_bytes = 8u << 20;  // power of two
 };
 

@@ -97,6 +97,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
                          reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
 
     if (auto r = s.load(); !r) return report(r.error());
+    decoder.set_stack_reader([&s](int32_t id) { return s.stack(id); });
 
     spdlog::info("{}", attach_label(plan.backend));
     auto t0 = Clock::now();
@@ -159,6 +160,10 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
     LossCounters c = s.counters();
     spdlog::info("Summary: {} events printed, {} lost (ring buffer full), {} hits filtered out in the kernel",
                  printed, c.ringbuf_full, c.filtered_out);
+    if (c.filter_nonlinear)
+        spdlog::warn("{} filter decisions needed packet bytes in paged fragments, which the filter does not "
+                     "read yet: those hits did not match",
+                     c.filter_nonlinear);
     return rc;
 }
 

@@ -29,6 +29,12 @@
 /* "no such argument" marker in pwru_tp_slot. */
 #define PWRU_NO_ARG 0xff
 
+/* Entries of the --filter-track-skb map (pwru's 1024 overflows under load). */
+#define PWRU_TRACKED_SKBS 65536
+
+/* Frames of one --output-stack trace. */
+#define PWRU_STACK_DEPTH 127
+
 /* Highest argument position (1-based) a probed skb may sit in. */
 #define PWRU_MAX_SKB_POS 5
 
@@ -92,7 +98,7 @@ struct pwru_tp_slot {
 	__u8 skb_arg;
 	__u8 reason_arg;
 	__u8 location_arg;
-	__u8 _pad;
+	__u8 frees_skb;       /* the skb is freed here: --filter-track-skb forgets it */
 };
 
 /* Read-only configuration, set before load (the verifier sees constants,
@@ -110,6 +116,7 @@ struct pwru_config {
 	__u8 output_stack;
 	__u8 track_skb;
 	__u8 _pad;
+	__u64 kfree_skbmem_addr; /* kprobe backends: where an skb's memory is freed */
 	struct pwru_tp_slot tp[PWRU_MAX_TP_SLOTS];
 };
 
@@ -139,7 +146,8 @@ struct pwru_counters {
 	__u64 events;          /* events submitted */
 	__u64 ringbuf_full;    /* events lost: ring buffer reservation failed */
 	__u64 filtered_out;    /* hits rejected by a filter */
-	__u64 _reserved;
+	__u64 filter_nonlinear; /* pcap filter loads from paged fragments: not
+	                         * read (yet), the packet did not match */
 };
 
 #define PWRU_PKT_WINDOW_OFF_COPIED PWRU_PKT_WINDOW

@@ -181,3 +181,50 @@ TEST_CASE("--filter-mark includes marked skbs and excludes others", "[netns]") {
         CHECK(lines_with(out, ns.addr_b()).empty());
     }
 }
+
+TEST_CASE("--filter-track-skb follows a packet through DNAT to its drop", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    // Port 80 is rewritten to 8080 on the way in, and 8080 is dropped.
+    ns.iptables_b({"-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "80", "-j", "DNAT",
+                   "--to-destination", ns.addr_b() + ":8080"});
+    ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP"});
+    const std::string after_nat = ns.addr_b() + ":8080(tcp)";
+
+    SECTION("tracked: the rewritten packet and its drop are shown") {
+        PwruRun pwru({"--filter-track-skb", "tcp and dst port 80"});
+        send_dropped_syn(ns);
+        CHECK(pwru.wait_for_output(kDrop, 5s));
+        std::string out = pwru.stop();
+        INFO("pwru output:\n" << out);
+        CHECK_FALSE(lines_with(out, ns.addr_b() + ":80(tcp)").empty());
+        auto drops = lines_with(out, kDrop);
+        REQUIRE_FALSE(drops.empty());
+        CHECK(drops[0].find(after_nat) != std::string::npos);
+    }
+    SECTION("untracked: the filter loses the packet once its port changed") {
+        PwruRun pwru({"tcp and dst port 80"});
+        send_dropped_syn(ns);
+        std::string out = pwru.stop();
+        INFO("pwru output:\n" << out);
+        CHECK_FALSE(lines_with(out, ns.addr_b() + ":80(tcp)").empty());
+        CHECK(lines_with(out, after_nat).empty());
+        CHECK(lines_with(out, kDrop).empty());
+    }
+}
+
+TEST_CASE("--output-stack prints the symbolized kernel stack under each event", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
+    PwruRun pwru({"--output-stack", "tcp and dst port 80"});
+    send_dropped_syn(ns);
+    CHECK(pwru.wait_for_output(kDrop, 5s));
+    std::string out = pwru.stop();
+    INFO("pwru output:\n" << out);
+    // The frames under the drop: the netfilter hook that dropped it.
+    auto at = out.find(kDrop);
+    REQUIRE(at != std::string::npos);
+    std::string after = out.substr(at, out.find("\n0x", at) - at);
+    CHECK(after.find("\n    nf_hook_slow+0x") != std::string::npos);
+}
