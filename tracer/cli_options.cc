@@ -56,6 +56,9 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_option("--output-limit-lines", c.output_limit_lines, "exit after this many events (0: no limit)");
     app.add_option("--output-file", c.output_file, "write events to this file instead of stdout");
     app.add_option("--ready-file", c.ready_file, "create this file once everything is attached");
+    app.add_flag("--summary,!--no-summary", c.summary,
+                 "on exit, each packet's path and every drop (stderr; a JSON record with --output-json)")
+        ->capture_default_str();
     app.add_flag("--dry-run", c.dry_run, "print the backend and the functions, attach nothing");
     app.add_option("--no-feature", no_features, "pretend a kernel feature is absent (kprobe_multi, kprobe, tp_btf)")
         ->check(CLI::IsMember({"kprobe_multi", "kprobe", "tp_btf"}));

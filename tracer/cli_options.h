@@ -25,6 +25,7 @@ struct CliConfig {
     std::string ready_file;
     std::string output_file;
     uint64_t output_limit_lines = 0;
+    bool summary = true;  // trajectories and drops on exit
     bool dry_run = false;
     bool debug = false;
     bool version = false;

@@ -10,6 +10,9 @@
 #include "tracer/log.h"
 #include "tracer/netns.h"
 #include "tracer/session.h"
+#include "tracer/trajectory_summary.h"
+
+#include <nlohmann/json.hpp>
 
 namespace pwru {
 namespace {
@@ -60,6 +63,15 @@ void print_plan(const Plan& plan, FILE* out) {
                          f.module.empty() ? "" : (" [" + f.module + "]").c_str(),
                          f.reason_pos ? (" reason=arg" + std::to_string(f.reason_pos)).c_str() : "");
     }
+}
+
+// Losses as their own JSON record, so a consumer of the stream sees them.
+nlohmann::json loss_record(const LossCounters& c) {
+    return {{"type", "loss"},
+            {"ringbuf_full", c.ringbuf_full},
+            {"events", c.events},
+            {"filtered_out", c.filtered_out},
+            {"filter_nonlinear", c.filter_nonlinear}};
 }
 
 bool create_ready_file(const std::string& path) {
@@ -122,12 +134,17 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
     if (!cfg.output.json) std::fprintf(events_out, "%s\n", formatter.header().c_str());
     std::fflush(events_out);
 
+    TrajectorySummary summary(plan.backend == Backend::Tracepoint
+                                  ? std::set<std::string>{"kfree_skb", "consume_skb"}
+                                  : std::set<std::string>{"kfree_skbmem"});
     uint64_t printed = 0, reported_lost = 0;
     auto last_clock_refresh = Clock::now();
     bool limit_reached = false;
     EventFn on_event = [&](const pwru_event& ev) {
         if (limit_reached) return;
-        std::string line = formatter.format(decoder.decode(ev));
+        EventRecord rec = decoder.decode(ev);
+        if (cfg.summary) summary.add(rec);
+        std::string line = formatter.format(rec);
         std::fputs(line.c_str(), events_out);
         std::fputc('\n', events_out);
         if (cfg.output_limit_lines && ++printed >= cfg.output_limit_lines) limit_reached = true;
@@ -144,6 +161,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
         LossCounters c = s.counters();
         if (c.ringbuf_full > reported_lost) {
             spdlog::warn("lost {} events so far: the ring buffer was full (output too slow)", c.ringbuf_full);
+            if (cfg.output.json) std::fprintf(events_out, "%s\n", loss_record(c).dump().c_str());
             reported_lost = c.ringbuf_full;
         }
         if (Clock::now() - last_clock_refresh > std::chrono::seconds(10)) {
@@ -158,6 +176,13 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
     if (!limit_reached) (void)s.poll(0, on_event);
     std::fflush(events_out);
     LossCounters c = s.counters();
+    if (cfg.output.json) {
+        std::fprintf(events_out, "%s\n", loss_record(c).dump().c_str());
+        if (cfg.summary) std::fprintf(events_out, "%s\n", summary.json().dump().c_str());
+    } else if (cfg.summary) {
+        std::fputs(summary.text().c_str(), stderr);
+    }
+    std::fflush(events_out);
     spdlog::info("Summary: {} events printed, {} lost (ring buffer full), {} hits filtered out in the kernel",
                  printed, c.ringbuf_full, c.filtered_out);
     if (c.filter_nonlinear)

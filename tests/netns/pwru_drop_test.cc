@@ -115,6 +115,11 @@ TEST_CASE("an iptables DROP is traced to the netfilter drop", "[netns]") {
     // The drop is located in netfilter (nf_hook_slow, or nft_do_chain with nftables).
     auto at = drops[0].find(" at nf");
     CHECK(at != std::string::npos);
+    // The exit summary names where and why it was dropped.
+    std::string err = pwru.stderr_text();
+    CHECK(err.find("dropped in nf") != std::string::npos);
+    CHECK(err.find(" in netns " + std::to_string(ns.netns_inode_b()) + ": SKB_DROP_REASON_NETFILTER_DROP") !=
+          std::string::npos);
     CHECK(out.rfind("SKB                CPU PROCESS          NETNS      MARK/x        IFACE       PROTO  MTU   LEN   TUPLE FUNC", 0) == 0);
 }
 
