@@ -44,6 +44,7 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_flag("--filter-track-skb", c.trace.track_skb,
                  "keep tracing an skb after it matched once (NAT, decapsulation)");
     app.add_flag("--output-stack", c.trace.output_stack, "print the kernel stack of each event");
+    app.add_flag("--output-caller", c.trace.output_caller, "print the calling function (CALLER column)");
     app.add_flag("--output-meta,!--no-output-meta", c.output.meta, "print NETNS MARK IFACE PROTO MTU LEN")
         ->capture_default_str();
     app.add_flag("--output-tuple,!--no-output-tuple", c.output.tuple, "print the L3/L4 tuple")
@@ -80,6 +81,7 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     c.output.timestamp = kTimestamps.at(timestamp);
     c.trace.no_features.insert(no_features.begin(), no_features.end());
     c.trace.output_tuple = c.output.tuple;
+    c.output.caller = c.trace.output_caller;
     c.trace.pcap_expr = join_filter_words(c.filter_words);
     for (size_t start = 0; start < kmods.size();) {
         size_t comma = kmods.find(',', start);

@@ -77,6 +77,25 @@ std::string EventDecoder::process_name(uint32_t pid, const char* comm_raw) {
     return name;
 }
 
+// Frames of the tracing machinery itself (our BPF program, the tracepoint
+// trampolines) lead a tracepoint's stack; the user wants the kernel's.
+static bool is_tracing_frame(const Kallsyms* ks, uint64_t addr) {
+    const Kallsyms::Symbol* s = ks ? ks->find(addr) : nullptr;
+    if (!s) return true;
+    for (std::string_view prefix : {"bpf_trace_run", "__bpf_trace_", "__traceiter_", "bpf_prog_"})
+        if (s->name.starts_with(prefix)) return true;
+    return false;
+}
+
+std::vector<std::string> EventDecoder::symbolize_stack(const std::vector<uint64_t>& frames) const {
+    std::vector<std::string> out;
+    size_t i = 0;
+    while (i < frames.size() && is_tracing_frame(kallsyms_.get(), frames[i])) ++i;
+    if (i == frames.size()) i = 0;  // no symbols at all: show the raw addresses
+    for (; i < frames.size(); ++i) out.push_back(kallsyms_ ? kallsyms_->symbolize(frames[i]) : fmt_hex(frames[i]));
+    return out;
+}
+
 EventRecord EventDecoder::decode(const pwru_event& ev) {
     EventRecord r;
     r.skb = ev.skb;
@@ -101,9 +120,15 @@ EventRecord EventDecoder::decode(const pwru_event& ev) {
             r.drop_reason = reasons_->name(static_cast<uint32_t>(ev.arg_after_skb));
     }
 
-    if (ev.stack_id >= 0 && stacks_)
-        for (uint64_t addr : stacks_(ev.stack_id))
-            r.stack.push_back(kallsyms_ ? kallsyms_->symbolize(addr) : fmt_hex(addr));
+    if (ev.stack_id >= 0 && stacks_) {
+        std::vector<std::string> frames = symbolize_stack(stacks_(ev.stack_id));
+        // A tracepoint's first kernel frame is the function that fired it; a
+        // kprobe's is the probed function itself, its caller comes next.
+        size_t caller_at = ev.probe_kind == PWRU_PROBE_TRACEPOINT ? 0 : 1;
+        if (want_caller_ && frames.size() > caller_at)
+            r.caller = frames[caller_at].substr(0, frames[caller_at].find('+'));
+        if (keep_stack_) r.stack = std::move(frames);
+    }
 
     r.netns = ev.meta.netns;
     r.mark = ev.meta.mark;

@@ -35,8 +35,13 @@ class EventDecoder {
                  std::shared_ptr<const DropReasons> reasons);
 
     EventRecord decode(const pwru_event& ev);
-    // Where --output-stack frames come from (the session's stack map).
-    void set_stack_reader(std::function<std::vector<uint64_t>(int32_t)> reader) { stacks_ = std::move(reader); }
+    // Where --output-stack / --output-caller frames come from (the session's
+    // stack map), and which of the two the output wants.
+    void set_stack_reader(std::function<std::vector<uint64_t>(int32_t)> reader, bool keep_stack, bool caller) {
+        stacks_ = std::move(reader);
+        keep_stack_ = keep_stack;
+        want_caller_ = caller;
+    }
     WallClock& clock() { return clock_; }
 
   private:
@@ -46,6 +51,7 @@ class EventDecoder {
     };
     const FuncInfo& func_info(uint64_t addr);
     std::string process_name(uint32_t pid, const char* comm);
+    std::vector<std::string> symbolize_stack(const std::vector<uint64_t>& frames) const;
 
     const Plan& plan_;
     std::shared_ptr<const Kallsyms> kallsyms_;
@@ -55,6 +61,8 @@ class EventDecoder {
     std::unordered_map<uint32_t, std::pair<std::string, std::string>> processes_;  // pid -> (comm, name)
     WallClock clock_;
     std::function<std::vector<uint64_t>(int32_t)> stacks_;
+    bool keep_stack_ = false;
+    bool want_caller_ = false;
 };
 
 }  // namespace pwru

@@ -36,6 +36,7 @@ void to_json(nlohmann::json& j, const EventRecord& e) {
         j["tuple"] = {{"saddr", e.tuple.saddr}, {"daddr", e.tuple.daddr}, {"sport", e.tuple.sport},
                       {"dport", e.tuple.dport}, {"l3", e.tuple.l3},       {"proto", e.tuple.l4_proto},
                       {"flags", e.tuple.tcp_flags}};
+    if (!e.caller.empty()) j["caller_func"] = e.caller;
     if (!e.stack.empty()) j["stack"] = e.stack;
     if (!e.node.empty()) j["node"] = e.node;
     if (!e.pod.empty()) j["pod"] = e.pod;
@@ -69,6 +70,7 @@ void from_json(const nlohmann::json& j, EventRecord& e) {
         e.tuple.l4_proto = t.value("proto", uint8_t{0});
         e.tuple.tcp_flags = t.value("flags", uint8_t{0});
     }
+    e.caller = j.value("caller_func", "");
     e.stack = j.value("stack", std::vector<std::string>{});
     e.node = j.value("node", "");
     e.pod = j.value("pod", "");

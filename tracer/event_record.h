@@ -38,6 +38,7 @@ struct EventRecord {
     uint32_t len = 0;
     bool has_tuple = false;
     TupleRecord tuple;
+    std::string caller;              // --output-caller: the calling function
     std::vector<std::string> stack;  // --output-stack: symbolized frames, innermost first
     std::string node;  // filled by the agent / plugin
     std::string pod;

@@ -102,6 +102,10 @@ const Kallsyms::Symbol* Kallsyms::find(uint64_t addr) const {
     if (it == symbols_.begin()) return nullptr;
     // Back to the first symbol at that address.
     uint64_t start = std::prev(it)->addr;
+    // No kernel function is that large: the address lies past the last text
+    // symbol (a BPF program's JIT image, loaded after we read kallsyms).
+    constexpr uint64_t kMaxFunctionSize = 1 << 20;
+    if (addr - start > kMaxFunctionSize) return nullptr;
     return &*std::lower_bound(symbols_.begin(), it, start,
                               [](const Symbol& s, uint64_t a) { return s.addr < a; });
 }

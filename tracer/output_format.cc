@@ -51,7 +51,7 @@ std::string tuple_string(const EventRecord& e, bool with_tcp_flags) {
 std::string OutputFormatter::header() const {
     if (opts_.json) return "";
     std::string h;
-    if (opts_.timestamp == TimestampMode::Absolute) h += fmt::format("{:>12} ", "TIME");
+    if (opts_.timestamp == TimestampMode::Absolute) h += fmt::format("{:<23} ", "TIME");
     if (opts_.node_columns) h += fmt::format("{:<16} {:<24} ", "NODE", "POD");
     h += fmt::format("{:<18} {:<3} {:<16}", "SKB", "CPU", "PROCESS");
     if (opts_.timestamp == TimestampMode::Current || opts_.timestamp == TimestampMode::Relative)
@@ -61,6 +61,7 @@ std::string OutputFormatter::header() const {
                          "MTU", "LEN");
     if (opts_.tuple) h += " TUPLE";
     h += " FUNC";
+    if (opts_.caller) h += " CALLER";
     return h;
 }
 
@@ -75,11 +76,12 @@ uint64_t OutputFormatter::relative_ns(const EventRecord& e) {
 std::string OutputFormatter::text_line(const EventRecord& e) {
     std::string l;
     if (opts_.timestamp == TimestampMode::Absolute) {
+        // pwru's "2006-01-02T15:04:05.000", but the event's time, not the print time.
         time_t secs = static_cast<time_t>(e.wall_ns / 1000000000);
         tm tm{};
         localtime_r(&secs, &tm);
-        l += fmt::format("{:02}:{:02}:{:02}.{:03} ", tm.tm_hour, tm.tm_min, tm.tm_sec,
-                         (e.wall_ns / 1000000) % 1000);
+        l += fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03} ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                         tm.tm_hour, tm.tm_min, tm.tm_sec, (e.wall_ns / 1000000) % 1000);
     }
     if (opts_.node_columns) l += fmt::format("{:<16} {:<24} ", e.node, e.pod);
     l += fmt::format("{:<18} {:<3} {:<16}", fmt::format("{:#x}", e.skb), e.cpu, shorten_left(e.process, 16));
@@ -90,10 +92,20 @@ std::string OutputFormatter::text_line(const EventRecord& e) {
         l += fmt::format(" {:<10} {:<8} {:>16} 0x{:04x} {:<5} {:<5}", e.netns, fmt::format("{:x}", e.mark),
                          center(iface, 16), e.proto, e.mtu, e.len);
     }
-    if (opts_.tuple) l += " " + tuple_string(e, opts_.tcp_flags);
-    l += " " + e.func_display();
+    if (opts_.tuple) {
+        std::string t = tuple_string(e, opts_.tcp_flags);
+        tuple_width_ = std::max(tuple_width_, t.size());
+        l += fmt::format(" {:<{}}", t, tuple_width_);
+    }
+    if (opts_.caller) {
+        std::string f = e.func_display();
+        func_width_ = std::max(func_width_, f.size());
+        l += fmt::format(" {:<{}} {}", f, func_width_, e.caller);
+    } else {
+        l += " " + e.func_display();
+    }
     // pwru prints the stack under its event, one frame a line.
-    for (const auto& frame : e.stack) l += "\n    " + frame;
+    for (const auto& frame : e.stack) l += "\n" + frame;
     return l;
 }
 

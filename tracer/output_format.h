@@ -18,6 +18,7 @@ struct OutputOptions {
     bool tuple = true;
     bool tcp_flags = false;
     bool json = false;
+    bool caller = false;  // CALLER column
     TimestampMode timestamp = TimestampMode::None;
     bool node_columns = false;  // NODE and POD (the kubectl plugin)
 };
@@ -49,6 +50,9 @@ class OutputFormatter {
     uint64_t relative_ns(const EventRecord& e);
 
     OutputOptions opts_;
+    // pwru pads TUPLE (and FUNC before CALLER) to the widest seen so far.
+    size_t tuple_width_ = 0;
+    size_t func_width_ = 0;
     std::unordered_map<uint64_t, uint64_t> last_seen_;  // skb -> ktime of its last event
 };
 

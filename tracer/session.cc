@@ -139,7 +139,8 @@ Result<void> Session::configure() {
     }
     cfg->pcap_filter = opts_.pcap_expr.empty() ? 0 : 1;
     cfg->output_tuple = opts_.output_tuple ? 1 : 0;
-    cfg->output_stack = opts_.output_stack ? 1 : 0;
+    const bool stacks = opts_.output_stack || opts_.output_caller;
+    cfg->output_stack = stacks ? 1 : 0;
     cfg->track_skb = opts_.track_skb ? 1 : 0;
     if (opts_.track_skb && plan_.backend != Backend::Tracepoint) {
         // The skb's memory is freed in kfree_skbmem: forget it there.
@@ -147,7 +148,7 @@ Result<void> Session::configure() {
         if (!kallsyms) return fail("--filter-track-skb needs /proc/kallsyms: " + kallsyms.error().message());
         cfg->kfree_skbmem_addr = kallsyms->address_of("kfree_skbmem").value_or(0);
     }
-    if (int err = bpf_map__set_max_entries(skel_->maps.stacks, opts_.output_stack ? 16384 : 1); err)
+    if (int err = bpf_map__set_max_entries(skel_->maps.stacks, stacks ? 16384 : 1); err)
         return fail("cannot size the stack map", err);
     for (auto& slot : cfg->tp) slot = {PWRU_NO_ARG, PWRU_NO_ARG, PWRU_NO_ARG, 0};
 
@@ -288,7 +289,10 @@ std::vector<uint64_t> Session::stack(int32_t stack_id) const {
     std::vector<uint64_t> frames(PWRU_STACK_DEPTH, 0);
     if (!skel_ || stack_id < 0) return {};
     __u32 key = static_cast<__u32>(stack_id);
-    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stacks), &key, frames.data()) != 0) return {};
+    int fd = bpf_map__fd(skel_->maps.stacks);
+    if (bpf_map_lookup_elem(fd, &key, frames.data()) != 0) return {};
+    // Free the slot, as pwru does: a full stack map stops giving stacks.
+    bpf_map_delete_elem(fd, &key);
     while (!frames.empty() && frames.back() == 0) frames.pop_back();
     return frames;
 }

@@ -30,7 +30,8 @@ struct TraceOptions {
 
     bool track_skb = false;     // --filter-track-skb
     bool output_tuple = true;
-    bool output_stack = false;  // --output-stack
+    bool output_stack = false;   // --output-stack
+    bool output_caller = false;  // --output-caller (derived from the stack)
     uint32_t ringbuf_bytes = 8u << 20;  // power of two
 };
 

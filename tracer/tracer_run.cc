@@ -109,7 +109,8 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
                          reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
 
     if (auto r = s.load(); !r) return report(r.error());
-    decoder.set_stack_reader([&s](int32_t id) { return s.stack(id); });
+    decoder.set_stack_reader([&s](int32_t id) { return s.stack(id); }, cfg.trace.output_stack,
+                             cfg.trace.output_caller);
 
     spdlog::info("{}", attach_label(plan.backend));
     auto t0 = Clock::now();

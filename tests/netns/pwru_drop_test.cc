@@ -218,11 +218,11 @@ TEST_CASE("--filter-track-skb follows a packet through DNAT to its drop", "[netn
     }
 }
 
-TEST_CASE("--output-stack prints the symbolized kernel stack under each event", "[netns]") {
+TEST_CASE("--output-stack and --output-caller show where each event came from", "[netns]") {
     PWRU_REQUIRE_ROOT();
     NetnsPair ns;
     ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
-    PwruRun pwru({"--output-stack", "tcp and dst port 80"});
+    PwruRun pwru({"--output-stack", "--output-caller", "tcp and dst port 80"});
     send_dropped_syn(ns);
     CHECK(pwru.wait_for_output(kDrop, 5s));
     std::string out = pwru.stop();
@@ -231,5 +231,10 @@ TEST_CASE("--output-stack prints the symbolized kernel stack under each event", 
     auto at = out.find(kDrop);
     REQUIRE(at != std::string::npos);
     std::string after = out.substr(at, out.find("\n0x", at) - at);
-    CHECK(after.find("\n    nf_hook_slow+0x") != std::string::npos);
+    CHECK(after.find("\nnf_hook_slow+0x") != std::string::npos);
+    // CALLER: the function that queued the packet for transmission.
+    CHECK(out.find(" FUNC CALLER\n") != std::string::npos);
+    auto queued = lines_with(out, " net_dev_queue ");
+    REQUIRE_FALSE(queued.empty());
+    CHECK(queued[0].ends_with(" __dev_queue_xmit"));
 }

@@ -124,3 +124,35 @@ TEST_CASE("JSON carries every field and round-trips", "[unit]") {
     CHECK(back.wall_ns == e.wall_ns);
     CHECK(back.location == e.location);
 }
+
+TEST_CASE("absolute time is the event's, in pwru's layout", "[unit]") {
+    setenv("TZ", "UTC", 1);
+    tzset();
+    OutputFormatter f({.meta = false, .tuple = false, .timestamp = TimestampMode::Absolute});
+    CHECK(f.header() == "TIME                    SKB                CPU PROCESS          FUNC");
+    EventRecord e = sample_event();
+    e.wall_ns = 1764043062123456789;  // 2025-11-25T03:57:42.123 UTC
+    CHECK(f.format(e) == "2025-11-25T03:57:42.123 0xff4a626c020ef4e8 1   ~sr/bin/bash:306 ip_local_out");
+}
+
+TEST_CASE("TUPLE and FUNC pad to the widest seen, CALLER follows", "[unit]") {
+    OutputFormatter f({.meta = false, .tuple = true, .caller = true});
+    CHECK(f.header() == "SKB                CPU PROCESS          TUPLE FUNC CALLER");
+    EventRecord e = sample_event();
+    e.caller = "ip_finish_output2";
+    e.func = "__dev_queue_xmit";
+    std::string first = f.format(e);
+    CHECK(first.ends_with("10.99.0.1:39096->10.99.0.2:8080(tcp) __dev_queue_xmit ip_finish_output2"));
+    e.tuple.sport = 1;
+    e.func = "ip_rcv";
+    e.caller = "__netif_receive_skb_one_core";
+    CHECK(f.format(e).ends_with("10.99.0.1:1->10.99.0.2:8080(tcp)     ip_rcv           __netif_receive_skb_one_core"));
+}
+
+TEST_CASE("stack frames follow their event, one a line", "[unit]") {
+    OutputFormatter f({.meta = false, .tuple = false});
+    EventRecord e = sample_event();
+    e.stack = {"nf_hook_slow+0x44", "ip_local_deliver+0x9b [vmlinux]"};
+    CHECK(f.format(e) ==
+          "0xff4a626c020ef4e8 1   ~sr/bin/bash:306 ip_local_out\nnf_hook_slow+0x44\nip_local_deliver+0x9b [vmlinux]");
+}
