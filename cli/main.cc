@@ -19,6 +19,12 @@ void install_signal_handlers() {
     sigaction(SIGTERM, &sa, nullptr);
 }
 
+// stdout, or --output-file with rotation.
+pwru::Result<pwru::EventSink> open_sink(const pwru::CliConfig& c) {
+    if (c.output_file.empty()) return pwru::EventSink();
+    return pwru::EventSink::open(c.output_file, c.rotation);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,17 +43,11 @@ int main(int argc, char** argv) {
         return pwru::kExitOk;
     }
 
-    FILE* out = stdout;
-    if (!cfg->output_file.empty()) {
-        out = std::fopen(cfg->output_file.c_str(), "w");
-        if (!out) {
-            spdlog::error("cannot open --output-file {}: {}; check the path is writable", cfg->output_file,
-                          std::strerror(errno));
-            return pwru::kExitFailure;
-        }
+    auto out = open_sink(*cfg);
+    if (!out) {
+        spdlog::error("{}", out.error().message());
+        return pwru::kExitFailure;
     }
     install_signal_handlers();
-    int rc = pwru::run_pwru(*cfg, g_stop, out);
-    if (out != stdout) std::fclose(out);
-    return rc;
+    return pwru::run_pwru(*cfg, g_stop, *out);
 }

@@ -56,6 +56,12 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
         ->capture_default_str();
     app.add_option("--output-limit-lines", c.output_limit_lines, "exit after this many events (0: no limit)");
     app.add_option("--output-file", c.output_file, "write events to this file instead of stdout");
+    uint64_t max_size_mb = 100;
+    app.add_option("--output-file-max-size", max_size_mb, "rotate --output-file past this many MB")
+        ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20))
+        ->capture_default_str();
+    app.add_option("--output-file-max-backups", c.rotation.max_backups, "rotated files to keep (FILE.1 ... FILE.N)")
+        ->capture_default_str();
     app.add_option("--ready-file", c.ready_file, "create this file once everything is attached");
     app.add_flag("--summary,!--no-summary", c.summary,
                  "on exit, each packet's path and every drop (stderr; a JSON record with --output-json)")
@@ -78,6 +84,7 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     }
 
     c.trace.backend = kBackends.at(backend);
+    c.rotation.max_bytes = max_size_mb << 20;
     c.output.timestamp = kTimestamps.at(timestamp);
     c.trace.no_features.insert(no_features.begin(), no_features.end());
     c.trace.output_tuple = c.output.tuple;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "tracer/event_sink.h"
 #include "tracer/output_format.h"
 #include "tracer/result.h"
 #include "tracer/trace_options.h"
@@ -24,6 +25,7 @@ struct CliConfig {
 
     std::string ready_file;
     std::string output_file;
+    RotationOptions rotation;
     uint64_t output_limit_lines = 0;
     bool summary = true;  // trajectories and drops on exit
     bool dry_run = false;

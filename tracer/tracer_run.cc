@@ -83,7 +83,7 @@ bool create_ready_file(const std::string& path) {
 
 }  // namespace
 
-int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
+int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     if (auto r = check_privileges(); !r) return report(r.error());
     if (auto r = resolve_cli(cfg); !r) return report(r.error());
 
@@ -93,7 +93,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
     const Plan& plan = s.plan();
 
     if (cfg.dry_run) {
-        print_plan(plan, events_out);
+        print_plan(plan, out.stream());
         return kExitOk;
     }
     if (plan.backend == Backend::Tracepoint) spdlog::info("Notice: {}", plan.backend_why);
@@ -132,8 +132,8 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
     spdlog::info("Listening for events..");
 
     OutputFormatter formatter(cfg.output);
-    if (!cfg.output.json) std::fprintf(events_out, "%s\n", formatter.header().c_str());
-    std::fflush(events_out);
+    if (!cfg.output.json) (void)out.write_line(formatter.header());
+    out.flush();
 
     TrajectorySummary summary(plan.backend == Backend::Tracepoint
                                   ? std::set<std::string>{"kfree_skb", "consume_skb"}
@@ -141,13 +141,13 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
     uint64_t printed = 0, reported_lost = 0;
     auto last_clock_refresh = Clock::now();
     bool limit_reached = false;
+    std::optional<Error> write_error;
     EventFn on_event = [&](const pwru_event& ev) {
         if (limit_reached) return;
         EventRecord rec = decoder.decode(ev);
         if (cfg.summary) summary.add(rec);
         std::string line = formatter.format(rec);
-        std::fputs(line.c_str(), events_out);
-        std::fputc('\n', events_out);
+        if (auto w = out.write_line(line); !w && !write_error) write_error = w.error();
         if (cfg.output_limit_lines && ++printed >= cfg.output_limit_lines) limit_reached = true;
         else if (!cfg.output_limit_lines) ++printed;
     };
@@ -158,11 +158,15 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
             rc = report(n.error());
             break;
         }
-        std::fflush(events_out);
+        out.flush();
+        if (write_error) {
+            rc = report(*write_error);
+            break;
+        }
         LossCounters c = s.counters();
         if (c.ringbuf_full > reported_lost) {
             spdlog::warn("lost {} events so far: the ring buffer was full (output too slow)", c.ringbuf_full);
-            if (cfg.output.json) std::fprintf(events_out, "%s\n", loss_record(c).dump().c_str());
+            if (cfg.output.json) (void)out.write_line(loss_record(c).dump());
             reported_lost = c.ringbuf_full;
         }
         if (Clock::now() - last_clock_refresh > std::chrono::seconds(10)) {
@@ -175,15 +179,14 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out) {
     s.detach();
     // Events already in the ring buffer were traced before the detach: print them.
     if (!limit_reached) (void)s.poll(0, on_event);
-    std::fflush(events_out);
     LossCounters c = s.counters();
     if (cfg.output.json) {
-        std::fprintf(events_out, "%s\n", loss_record(c).dump().c_str());
-        if (cfg.summary) std::fprintf(events_out, "%s\n", summary.json().dump().c_str());
+        (void)out.write_line(loss_record(c).dump());
+        if (cfg.summary) (void)out.write_line(summary.json().dump());
     } else if (cfg.summary) {
         std::fputs(summary.text().c_str(), stderr);
     }
-    std::fflush(events_out);
+    out.flush();
     spdlog::info("Summary: {} events printed, {} lost (ring buffer full), {} hits filtered out in the kernel",
                  printed, c.ringbuf_full, c.filtered_out);
     if (c.filter_nonlinear)

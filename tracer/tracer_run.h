@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "tracer/cli_options.h"
+#include "tracer/event_sink.h"
 
 namespace pwru {
 
@@ -16,7 +17,7 @@ inline constexpr int kExitFailure = 1;
 inline constexpr int kExitBadInput = 2;
 
 // Runs pwru as configured until `stop` is set, the line limit is reached or
-// an error occurs. Events go to `events_out`, logs to stderr.
-int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, FILE* events_out);
+// an error occurs. Events go to `out`, logs to stderr.
+int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out);
 
 }  // namespace pwru

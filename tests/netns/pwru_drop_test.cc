@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -237,4 +239,40 @@ TEST_CASE("--output-stack and --output-caller show where each event came from", 
     auto queued = lines_with(out, " net_dev_queue ");
     REQUIRE_FALSE(queued.empty());
     CHECK(queued[0].ends_with(" __dev_queue_xmit"));
+}
+
+TEST_CASE("--output-json --output-file: every event a JSON object, then loss and summary records", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
+    const std::string file = "/tmp/pwru-test-json-" + std::to_string(getpid());
+    {
+        PwruRun pwru({"--output-json", "--output-file", file, "tcp and dst port 80"});
+        send_dropped_syn(ns);
+        std::this_thread::sleep_for(300ms);
+        CHECK(pwru.stop().empty());  // nothing on stdout: it all went to the file
+    }
+    std::ifstream in(file);
+    std::vector<nlohmann::json> records;
+    for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+    std::remove(file.c_str());
+    INFO(records.size() << " records");
+    REQUIRE(records.size() >= 3);
+    bool saw_drop = false;
+    for (size_t i = 0; i + 2 < records.size(); ++i) {
+        const auto& r = records[i];
+        CHECK(r.contains("skb"));
+        CHECK(r["tuple"]["daddr"] == ns.addr_b());
+        CHECK(r["tuple"]["dport"] == 80);
+        CHECK(r["time"].get<int64_t>() > 1700000000000000000);  // wall time of the event, in ns
+        saw_drop |= r.value("drop_reason", "") == "SKB_DROP_REASON_NETFILTER_DROP";
+    }
+    CHECK(saw_drop);
+    CHECK(records[records.size() - 2]["type"] == "loss");
+    CHECK(records[records.size() - 2]["ringbuf_full"] == 0);
+    CHECK(records.back()["type"] == "summary");
+    size_t drops = 0;
+    for (const auto& p : records.back()["packets"])
+        drops += p.value("drop", "").find("SKB_DROP_REASON_NETFILTER_DROP") != std::string::npos;
+    CHECK(drops >= 1);
 }

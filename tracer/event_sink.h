@@ -1,0 +1,45 @@
+// Where event lines go: stdout, or --output-file with size-based rotation
+// (FILE, FILE.1 ... FILE.N, the oldest dropped), as pwru's lumberjack does.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "tracer/result.h"
+
+namespace pwru {
+
+struct RotationOptions {
+    uint64_t max_bytes = 100ull << 20;  // --output-file-max-size (MB on the command line)
+    unsigned max_backups = 3;           // --output-file-max-backups
+};
+
+class EventSink {
+  public:
+    // stdout.
+    EventSink() : file_(stdout) {}
+    // A file, truncated, rotated when a line would take it past max_bytes.
+    static Result<EventSink> open(const std::string& path, RotationOptions rotation);
+
+    EventSink(EventSink&& o) noexcept;
+    EventSink& operator=(EventSink&&) = delete;
+    EventSink(const EventSink&) = delete;
+    ~EventSink();
+
+    // One record: text and a newline. A record is never split across files.
+    Result<void> write_line(std::string_view line);
+    void flush();
+    FILE* stream() const { return file_; }
+
+  private:
+    Result<void> rotate();
+
+    FILE* file_ = nullptr;
+    std::string path_;  // "" for stdout
+    RotationOptions rotation_;
+    uint64_t written_ = 0;
+};
+
+}  // namespace pwru
