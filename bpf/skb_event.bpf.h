@@ -40,6 +40,10 @@ static __always_inline void set_meta(struct sk_buff *skb, struct pwru_meta *m)
 	m->mark = BPF_CORE_READ(skb, mark);
 	m->len = BPF_CORE_READ(skb, len);
 	m->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	if (CFG.output_skb_cb)
+		bpf_probe_read_kernel(m->cb, sizeof(m->cb),
+				      (void *)skb + bpf_core_field_offset(struct sk_buff, cb) +
+					      bpf_core_field_offset(struct qdisc_skb_cb, data));
 	if (dev) {
 		m->ifindex = BPF_CORE_READ(dev, ifindex);
 		m->mtu = BPF_CORE_READ(dev, mtu);

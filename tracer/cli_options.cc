@@ -49,6 +49,11 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
         ->capture_default_str();
     app.add_flag("--output-tuple,!--no-output-tuple", c.output.tuple, "print the L3/L4 tuple")
         ->capture_default_str();
+    app.add_flag("--output-skb-cb", c.trace.output_skb_cb, "print skb->cb (the __sk_buff->cb[] words)");
+    app.add_flag("--output-netns-names", c.output.netns_names, "print netns names (from /run/netns) where possible");
+    app.add_option("--netns-names-max-length", c.output.netns_name_width, "characters per netns name (min 10)")
+        ->check(CLI::Range(10, 255))
+        ->capture_default_str();
     app.add_flag("--output-tcp-flags", c.output.tcp_flags, "print TCP flags in the tuple");
     app.add_flag("--output-json", c.output.json, "one JSON object per event");
     app.add_option("--timestamp", timestamp, "none, current, relative or absolute")
@@ -60,7 +65,7 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_option("--output-file-max-size", max_size_mb, "rotate --output-file past this many MB")
         ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20))
         ->capture_default_str();
-    app.add_option("--output-file-max-backups", c.rotation.max_backups, "rotated files to keep (FILE.1 ... FILE.N)")
+    app.add_option("--output-file-max-backups", c.rotation.max_backups, "rotated files to keep (FILE.1 ... FILE.N; 0: all)")
         ->capture_default_str();
     app.add_option("--ready-file", c.ready_file, "create this file once everything is attached");
     app.add_flag("--summary,!--no-summary", c.summary,
@@ -89,6 +94,7 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     c.trace.no_features.insert(no_features.begin(), no_features.end());
     c.trace.output_tuple = c.output.tuple;
     c.output.caller = c.trace.output_caller;
+    c.output.skb_cb = c.trace.output_skb_cb;
     c.trace.pcap_expr = join_filter_words(c.filter_words);
     for (size_t start = 0; start < kmods.size();) {
         size_t comma = kmods.find(',', start);

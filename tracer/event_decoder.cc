@@ -137,6 +137,8 @@ EventRecord EventDecoder::decode(const pwru_event& ev) {
     r.proto = ev.meta.protocol;
     r.mtu = ev.meta.mtu;
     r.len = ev.meta.len;
+    if (skb_cb_) r.cb.assign(std::begin(ev.meta.cb), std::end(ev.meta.cb));
+    if (netns_names_) r.netns_name = names_.name(r.netns);
 
     if (ev.flags & PWRU_EV_HAS_TUPLE) {
         r.has_tuple = true;

@@ -12,6 +12,7 @@
 #include "tracer/drop_reasons.h"
 #include "tracer/event_record.h"
 #include "tracer/kallsyms.h"
+#include "tracer/netns_names.h"
 #include "tracer/session.h"
 
 namespace pwru {
@@ -43,6 +44,11 @@ class EventDecoder {
         want_caller_ = caller;
     }
     WallClock& clock() { return clock_; }
+    // --output-netns-names / --output-skb-cb: fill those fields.
+    void set_extras(bool netns_names, bool skb_cb) {
+        netns_names_ = netns_names;
+        skb_cb_ = skb_cb;
+    }
 
   private:
     struct FuncInfo {
@@ -62,6 +68,9 @@ class EventDecoder {
     WallClock clock_;
     std::function<std::vector<uint64_t>(int32_t)> stacks_;
     bool keep_stack_ = false;
+    bool netns_names_ = false;
+    bool skb_cb_ = false;
+    NetnsNames names_;
     bool want_caller_ = false;
 };
 

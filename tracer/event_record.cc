@@ -30,6 +30,8 @@ void to_json(nlohmann::json& j, const EventRecord& e) {
                        {"proto", e.proto},
                        {"mtu", e.mtu},
                        {"len", e.len}};
+    if (!e.cb.empty()) j["cb"] = e.cb;
+    if (!e.netns_name.empty()) j["netns_name"] = e.netns_name;
     if (!e.drop_reason.empty()) j["drop_reason"] = e.drop_reason;
     if (!e.location.empty()) j["location"] = e.location;
     if (e.has_tuple)
@@ -57,6 +59,8 @@ void from_json(const nlohmann::json& j, EventRecord& e) {
     e.proto = j.value("proto", uint16_t{0});
     e.mtu = j.value("mtu", 0u);
     e.len = j.value("len", 0u);
+    e.cb = j.value("cb", std::vector<uint32_t>{});
+    e.netns_name = j.value("netns_name", "");
     e.drop_reason = j.value("drop_reason", "");
     e.location = j.value("location", "");
     e.has_tuple = j.contains("tuple");

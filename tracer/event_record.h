@@ -36,6 +36,8 @@ struct EventRecord {
     uint16_t proto = 0;  // skb->protocol, host order
     uint32_t mtu = 0;
     uint32_t len = 0;
+    std::vector<uint32_t> cb;   // --output-skb-cb: 5 words
+    std::string netns_name;     // --output-netns-names
     bool has_tuple = false;
     TupleRecord tuple;
     std::string caller;              // --output-caller: the calling function

@@ -30,15 +30,14 @@ Result<void> EventSink::rotate() {
     file_ = nullptr;
     std::error_code ec;
     auto numbered = [&](unsigned n) { return path_ + "." + std::to_string(n); };
-    if (rotation_.max_backups == 0) {
-        std::filesystem::remove(path_, ec);
-    } else {
-        std::filesystem::remove(numbered(rotation_.max_backups), ec);
-        for (unsigned n = rotation_.max_backups; n > 1; --n)
-            if (std::filesystem::exists(numbered(n - 1), ec)) std::filesystem::rename(numbered(n - 1), numbered(n), ec);
-        std::filesystem::rename(path_, numbered(1), ec);
-        if (ec) return fail("cannot rotate --output-file " + path_ + ": " + ec.message());
-    }
+    // Shift FILE.n -> FILE.n+1 from the oldest kept; past the limit they go.
+    unsigned last = 0;
+    while (std::filesystem::exists(numbered(last + 1), ec)) ++last;
+    if (rotation_.max_backups != 0)
+        for (; last >= rotation_.max_backups && last > 0; --last) std::filesystem::remove(numbered(last), ec);
+    for (unsigned n = last; n >= 1; --n) std::filesystem::rename(numbered(n), numbered(n + 1), ec);
+    std::filesystem::rename(path_, numbered(1), ec);
+    if (ec) return fail("cannot rotate --output-file " + path_ + ": " + ec.message());
     file_ = std::fopen(path_.c_str(), "w");
     if (!file_) return fail("cannot reopen --output-file " + path_ + " after rotation", errno);
     written_ = 0;

@@ -13,7 +13,7 @@ namespace pwru {
 
 struct RotationOptions {
     uint64_t max_bytes = 100ull << 20;  // --output-file-max-size (MB on the command line)
-    unsigned max_backups = 3;           // --output-file-max-backups
+    unsigned max_backups = 0;           // --output-file-max-backups; 0 keeps them all (pwru's default)
 };
 
 class EventSink {

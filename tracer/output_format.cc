@@ -40,6 +40,12 @@ std::string l4_proto_name(uint8_t proto) {
     }
 }
 
+std::string cb_string(const std::vector<uint32_t>& cb) {
+    std::string out = "[";
+    for (size_t i = 0; i < cb.size(); ++i) out += fmt::format("{}0x{:08X}", i ? "," : "", cb[i]);
+    return out + "]";
+}
+
 std::string tuple_string(const EventRecord& e, bool with_tcp_flags) {
     const TupleRecord& t = e.tuple;
     auto addr = [&](const std::string& a) { return t.l3 == 6 ? "[" + a + "]" : t.l3 == 4 ? a : std::string(); };
@@ -56,9 +62,12 @@ std::string OutputFormatter::header() const {
     h += fmt::format("{:<18} {:<3} {:<16}", "SKB", "CPU", "PROCESS");
     if (opts_.timestamp == TimestampMode::Current || opts_.timestamp == TimestampMode::Relative)
         h += fmt::format(" {:<16}", "TIMESTAMP");
-    if (opts_.meta)
+    if (opts_.meta) {
         h += fmt::format(" {:<10} {:<8} {:>16} {:<6} {:<5} {:<5}", "NETNS", "MARK/x", center("IFACE", 16), "PROTO",
                          "MTU", "LEN");
+        if (opts_.skb_cb) h += fmt::format(" {:<56}", "__sk_buff->cb[]");
+    }
+    if (opts_.netns_names) h += center("NETNS NAME", opts_.netns_name_width);
     if (opts_.tuple) h += " TUPLE";
     h += " FUNC";
     if (opts_.caller) h += " CALLER";
@@ -91,7 +100,10 @@ std::string OutputFormatter::text_line(const EventRecord& e) {
         std::string iface = e.ifname.empty() ? std::to_string(e.ifindex) : e.ifname + ":" + std::to_string(e.ifindex);
         l += fmt::format(" {:<10} {:<8} {:>16} 0x{:04x} {:<5} {:<5}", e.netns, fmt::format("{:x}", e.mark),
                          center(iface, 16), e.proto, e.mtu, e.len);
+        if (opts_.skb_cb) l += " " + cb_string(e.cb);
     }
+    if (opts_.netns_names)
+        l += center(e.netns_name.substr(0, opts_.netns_name_width), opts_.netns_name_width);
     if (opts_.tuple) {
         std::string t = tuple_string(e, opts_.tcp_flags);
         tuple_width_ = std::max(tuple_width_, t.size());

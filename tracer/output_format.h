@@ -19,6 +19,9 @@ struct OutputOptions {
     bool tcp_flags = false;
     bool json = false;
     bool caller = false;  // CALLER column
+    bool skb_cb = false;  // __sk_buff->cb[] column (after LEN)
+    bool netns_names = false;
+    size_t netns_name_width = 16;
     TimestampMode timestamp = TimestampMode::None;
     bool node_columns = false;  // NODE and POD (the kubectl plugin)
 };
@@ -31,6 +34,8 @@ std::string center(const std::string& s, size_t width);
 std::string tcp_flags_string(uint8_t flags);
 // "tcp", "udp", "icmp", "icmp6", "sctp" or "".
 std::string l4_proto_name(uint8_t proto);
+// pwru's cb column: "[0x00000000,...]".
+std::string cb_string(const std::vector<uint32_t>& cb);
 // pwru's TUPLE column: "10.0.0.1:1234->10.0.0.2:80(tcp)", IPv6 in brackets.
 std::string tuple_string(const EventRecord& e, bool with_tcp_flags);
 

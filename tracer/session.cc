@@ -142,6 +142,7 @@ Result<void> Session::configure() {
     const bool stacks = opts_.output_stack || opts_.output_caller;
     cfg->output_stack = stacks ? 1 : 0;
     cfg->track_skb = opts_.track_skb ? 1 : 0;
+    cfg->output_skb_cb = opts_.output_skb_cb ? 1 : 0;
     if (opts_.track_skb && plan_.backend != Backend::Tracepoint) {
         // The skb's memory is freed in kfree_skbmem: forget it there.
         auto kallsyms = Kallsyms::load();

@@ -32,6 +32,7 @@ struct TraceOptions {
     bool output_tuple = true;
     bool output_stack = false;   // --output-stack
     bool output_caller = false;  // --output-caller (derived from the stack)
+    bool output_skb_cb = false;  // --output-skb-cb
     uint32_t ringbuf_bytes = 8u << 20;  // power of two
 };
 

@@ -109,6 +109,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
                          reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
 
     if (auto r = s.load(); !r) return report(r.error());
+    decoder.set_extras(cfg.output.netns_names, cfg.output.skb_cb);
     decoder.set_stack_reader([&s](int32_t id) { return s.stack(id); }, cfg.trace.output_stack,
                              cfg.trace.output_caller);
 

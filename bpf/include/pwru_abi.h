@@ -70,6 +70,8 @@ struct pwru_meta {
 	__u16 protocol;     /* skb->protocol, host byte order */
 	__u16 _pad;
 	char ifname[PWRU_IFNAMSIZ];
+	__u32 cb[5];        /* --output-skb-cb: the __sk_buff->cb[] words */
+	__u32 _pad2;
 };
 
 struct pwru_event {
@@ -115,7 +117,7 @@ struct pwru_config {
 	__u8 output_tuple;
 	__u8 output_stack;
 	__u8 track_skb;
-	__u8 _pad;
+	__u8 output_skb_cb;
 	__u64 kfree_skbmem_addr; /* kprobe backends: where an skb's memory is freed */
 	struct pwru_tp_slot tp[PWRU_MAX_TP_SLOTS];
 };
@@ -162,8 +164,8 @@ struct pwru_counters {
 #define PWRU_STATIC_ASSERT _Static_assert
 #endif
 PWRU_STATIC_ASSERT(sizeof(struct pwru_tuple) == 40, "pwru_tuple layout");
-PWRU_STATIC_ASSERT(sizeof(struct pwru_meta) == 40, "pwru_meta layout");
-PWRU_STATIC_ASSERT(sizeof(struct pwru_event) == 72 + 16 + 40 + 40, "pwru_event layout");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_meta) == 64, "pwru_meta layout");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_event) == 72 + 16 + 64 + 40, "pwru_event layout");
 PWRU_STATIC_ASSERT(sizeof(struct pwru_pkt_window) == PWRU_PKT_WINDOW + 32, "pwru_pkt_window layout");
 PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, copied) == PWRU_PKT_WINDOW_OFF_COPIED, "copied");
 PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, len) == PWRU_PKT_WINDOW_OFF_LEN, "len");

@@ -80,6 +80,11 @@ struct sock {
 	struct sock_common __sk_common;
 };
 
+/* What tc programs see as __sk_buff->cb[]: the data words of skb->cb. */
+struct qdisc_skb_cb {
+	unsigned char data[20];
+};
+
 struct sk_buff {
 	struct net_device *dev;
 	struct sock *sk;

@@ -276,3 +276,24 @@ TEST_CASE("--output-json --output-file: every event a JSON object, then loss and
         drops += p.value("drop", "").find("SKB_DROP_REASON_NETFILTER_DROP") != std::string::npos;
     CHECK(drops >= 1);
 }
+
+TEST_CASE("--output-netns-names and --output-skb-cb add their columns", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
+    PwruRun pwru({"--output-netns-names", "--output-skb-cb", "tcp and dst port 80"});
+    send_dropped_syn(ns);
+    CHECK(pwru.wait_for_output(kDrop, 5s));
+    std::string out = pwru.stop();
+    INFO("pwru output:\n" << out);
+    CHECK(out.find(" __sk_buff->cb[]") != std::string::npos);
+    CHECK(out.find("NETNS NAME") != std::string::npos);
+    auto drops = lines_with(out, kDrop);
+    REQUIRE_FALSE(drops.empty());
+    // The namespace was created by name: its name is shown (cut to 16 characters).
+    CHECK(drops[0].find(ns.b().substr(0, 16)) != std::string::npos);
+    CHECK(drops[0].find(" [0x") != std::string::npos);
+    auto sent = lines_with(out, " net_dev_queue");
+    REQUIRE_FALSE(sent.empty());
+    CHECK(sent[0].find(ns.a().substr(0, 16)) != std::string::npos);
+}

@@ -31,6 +31,18 @@ TEST_CASE("the output file rotates by size and keeps N backups", "[unit]") {
     CHECK_FALSE(std::filesystem::exists(path + ".3"));
 }
 
+TEST_CASE("max backups 0 keeps every rotated file", "[unit]") {
+    test::TempDir dir{"pwru-sink"};
+    auto path = (dir.path / "all.txt").string();
+    {
+        auto sink = EventSink::open(path, {.max_bytes = 50, .max_backups = 0});
+        REQUIRE(sink);
+        for (int i = 0; i < 5; ++i) REQUIRE(sink->write_line(std::string(39, 'a' + i)));
+    }
+    CHECK(slurp(path + ".4") == std::string(39, 'a') + "\n");
+    CHECK(slurp(path) == std::string(39, 'e') + "\n");
+}
+
 TEST_CASE("a record larger than the limit still goes out whole", "[unit]") {
     test::TempDir dir{"pwru-sink"};
     auto path = (dir.path / "big.txt").string();

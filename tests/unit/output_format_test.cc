@@ -156,3 +156,17 @@ TEST_CASE("stack frames follow their event, one a line", "[unit]") {
     CHECK(f.format(e) ==
           "0xff4a626c020ef4e8 1   ~sr/bin/bash:306 ip_local_out\nnf_hook_slow+0x44\nip_local_deliver+0x9b [vmlinux]");
 }
+
+TEST_CASE("cb and netns name columns, as pwru lays them out", "[unit]") {
+    OutputFormatter f({.meta = true, .tuple = false, .skb_cb = true, .netns_names = true, .netns_name_width = 10});
+    CHECK(f.header() ==
+          "SKB                CPU PROCESS          NETNS      MARK/x        IFACE       PROTO  MTU   LEN   "
+          "__sk_buff->cb[]                                         NETNS NAME FUNC");
+    EventRecord e = sample_event();
+    e.cb = {1, 0xdeadbeef, 0, 0, 0x2a};
+    e.netns_name = "client";
+    std::string line = f.format(e);
+    CHECK(line.find(" [0x00000001,0xDEADBEEF,0x00000000,0x00000000,0x0000002A]  client   ip_local_out") !=
+          std::string::npos);
+    CHECK(cb_string({}) == "[]");
+}
