@@ -107,6 +107,29 @@ done:
 	ev->flags |= PWRU_EV_HAS_TUPLE;
 }
 
+/* --output-skb / --output-skb-shared-info: the structs as text, written
+ * straight into the ring-buffer record after the event. */
+static __always_inline void dump_skb(struct sk_buff *skb, struct pwru_dumps *d)
+{
+	struct btf_ptr p = {};
+	long n;
+
+	d->skb_len = 0;
+	d->shinfo_len = 0;
+	if (CFG.output_skb) {
+		p.ptr = skb;
+		p.type_id = bpf_core_type_id_kernel(struct sk_buff);
+		n = bpf_snprintf_btf(d->skb, sizeof(d->skb), &p, sizeof(p), 0);
+		d->skb_len = n < 0 ? 0 : (n >= (long)sizeof(d->skb) ? sizeof(d->skb) - 1 : n);
+	}
+	if (CFG.output_shinfo) {
+		p.ptr = BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end);
+		p.type_id = bpf_core_type_id_kernel(struct skb_shared_info);
+		n = bpf_snprintf_btf(d->shinfo, sizeof(d->shinfo), &p, sizeof(p), 0);
+		d->shinfo_len = n < 0 ? 0 : (n >= (long)sizeof(d->shinfo) ? sizeof(d->shinfo) - 1 : n);
+	}
+}
+
 /* The filters, or --filter-track-skb's memory of an earlier match. */
 static __always_inline bool skb_selected(struct sk_buff *skb)
 {
@@ -143,7 +166,10 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe
 	if (CFG.track_skb && frees)
 		bpf_map_delete_elem(&tracked_skbs, &key);
 
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (CFG.output_skb || CFG.output_shinfo)
+		ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + sizeof(struct pwru_dumps), 0);
+	else
+		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	cnt = this_cpu_counters();
 	if (!ev) {
 		if (cnt)
@@ -170,6 +196,8 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe
 	set_meta(skb, &ev->meta);
 	if (CFG.output_tuple)
 		set_tuple(skb, ev);
+	if (CFG.output_skb || CFG.output_shinfo)
+		dump_skb(skb, (struct pwru_dumps *)(ev + 1));
 	bpf_ringbuf_submit(ev, 0);
 	return 0;
 }

@@ -49,6 +49,8 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
         ->capture_default_str();
     app.add_flag("--output-tuple,!--no-output-tuple", c.output.tuple, "print the L3/L4 tuple")
         ->capture_default_str();
+    app.add_flag("--output-skb", c.trace.output_skb, "print the sk_buff (bpf_snprintf_btf)");
+    app.add_flag("--output-skb-shared-info", c.trace.output_shinfo, "print the skb_shared_info (bpf_snprintf_btf)");
     app.add_flag("--output-skb-cb", c.trace.output_skb_cb, "print skb->cb (the __sk_buff->cb[] words)");
     app.add_flag("--output-netns-names", c.output.netns_names, "print netns names (from /run/netns) where possible");
     app.add_option("--netns-names-max-length", c.output.netns_name_width, "characters per netns name (min 10)")

@@ -96,7 +96,7 @@ std::vector<std::string> EventDecoder::symbolize_stack(const std::vector<uint64_
     return out;
 }
 
-EventRecord EventDecoder::decode(const pwru_event& ev) {
+EventRecord EventDecoder::decode(const pwru_event& ev, const pwru_dumps* dumps) {
     EventRecord r;
     r.skb = ev.skb;
     r.cpu = ev.cpu;
@@ -128,6 +128,12 @@ EventRecord EventDecoder::decode(const pwru_event& ev) {
         if (want_caller_ && frames.size() > caller_at)
             r.caller = frames[caller_at].substr(0, frames[caller_at].find('+'));
         if (keep_stack_) r.stack = std::move(frames);
+    }
+
+    if (dumps) {
+        r.skb_dump.assign(dumps->skb, strnlen(dumps->skb, std::min<size_t>(dumps->skb_len, sizeof(dumps->skb))));
+        r.shinfo_dump.assign(dumps->shinfo,
+                             strnlen(dumps->shinfo, std::min<size_t>(dumps->shinfo_len, sizeof(dumps->shinfo))));
     }
 
     r.netns = ev.meta.netns;

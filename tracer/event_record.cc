@@ -4,15 +4,19 @@
 
 namespace pwru {
 
-std::string EventRecord::func_display() const {
+std::string EventRecord::func_display(bool with_location) const {
     std::string out = func;
     if (!drop_reason.empty()) out += "(" + drop_reason + ")";
-    if (!location.empty()) out += " at " + location;
+    if (with_location && !location.empty()) out += " at " + location;
     return out;
 }
 
-// Field names follow pwru's --output-json (skb, cpu, process, func, time,
-// netns, mark, iface, proto, mtu, len, tuple{...}); ours add what pwru lacks.
+std::string EventRecord::iface_display() const {
+    return ifname.empty() ? std::to_string(ifindex) : ifname + ":" + std::to_string(ifindex);
+}
+
+// The transport form (agent -> plugin): every field, lossless. The
+// user-facing --output-json shape is OutputFormatter's (pwru's fields).
 void to_json(nlohmann::json& j, const EventRecord& e) {
     char skb[24];
     std::snprintf(skb, sizeof(skb), "0x%llx", static_cast<unsigned long long>(e.skb));
@@ -22,11 +26,11 @@ void to_json(nlohmann::json& j, const EventRecord& e) {
                        {"process", e.process},
                        {"func", e.func},
                        {"ktime_ns", e.ktime_ns},
-                       {"time", e.wall_ns},
+                       {"wall_ns", e.wall_ns},
                        {"netns", e.netns},
                        {"mark", e.mark},
                        {"ifindex", e.ifindex},
-                       {"iface", e.ifname},
+                       {"ifname", e.ifname},
                        {"proto", e.proto},
                        {"mtu", e.mtu},
                        {"len", e.len}};
@@ -40,6 +44,8 @@ void to_json(nlohmann::json& j, const EventRecord& e) {
                       {"flags", e.tuple.tcp_flags}};
     if (!e.caller.empty()) j["caller_func"] = e.caller;
     if (!e.stack.empty()) j["stack"] = e.stack;
+    if (!e.skb_dump.empty()) j["skb_metadata"] = e.skb_dump;
+    if (!e.shinfo_dump.empty()) j["skb_shared_info"] = e.shinfo_dump;
     if (!e.node.empty()) j["node"] = e.node;
     if (!e.pod.empty()) j["pod"] = e.pod;
 }
@@ -51,11 +57,11 @@ void from_json(const nlohmann::json& j, EventRecord& e) {
     e.process = j.value("process", "");
     j.at("func").get_to(e.func);
     e.ktime_ns = j.value("ktime_ns", uint64_t{0});
-    e.wall_ns = j.value("time", int64_t{0});
+    e.wall_ns = j.value("wall_ns", int64_t{0});
     e.netns = j.value("netns", 0u);
     e.mark = j.value("mark", 0u);
     e.ifindex = j.value("ifindex", 0u);
-    e.ifname = j.value("iface", "");
+    e.ifname = j.value("ifname", "");
     e.proto = j.value("proto", uint16_t{0});
     e.mtu = j.value("mtu", 0u);
     e.len = j.value("len", 0u);
@@ -76,6 +82,8 @@ void from_json(const nlohmann::json& j, EventRecord& e) {
     }
     e.caller = j.value("caller_func", "");
     e.stack = j.value("stack", std::vector<std::string>{});
+    e.skb_dump = j.value("skb_metadata", "");
+    e.shinfo_dump = j.value("skb_shared_info", "");
     e.node = j.value("node", "");
     e.pod = j.value("pod", "");
 }

@@ -42,13 +42,20 @@ struct EventRecord {
     TupleRecord tuple;
     std::string caller;              // --output-caller: the calling function
     std::vector<std::string> stack;  // --output-stack: symbolized frames, innermost first
+    std::string skb_dump;            // --output-skb: the sk_buff as text (bpf_snprintf_btf)
+    std::string shinfo_dump;         // --output-skb-shared-info
     std::string node;  // filled by the agent / plugin
     std::string pod;
 
-    // What the FUNC column shows: "kfree_skb_reason(SKB_DROP_REASON_X)".
-    std::string func_display() const;
+    // What the FUNC column shows: "kfree_skb_reason(SKB_DROP_REASON_X)",
+    // then " at LOCATION" when asked and known.
+    std::string func_display(bool with_location = true) const;
+    // What the IFACE column shows: "eth0:2", or the ifindex alone.
+    std::string iface_display() const;
 };
 
+// The transport form: every field, lossless (see OutputFormatter for the
+// user-facing, pwru-shaped --output-json).
 void to_json(nlohmann::json& j, const EventRecord& e);
 void from_json(const nlohmann::json& j, EventRecord& e);
 

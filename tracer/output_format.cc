@@ -40,6 +40,15 @@ std::string l4_proto_name(uint8_t proto) {
     }
 }
 
+// pwru's "2006-01-02T15:04:05.000" (local time), of the event, not of the print.
+std::string absolute_time(int64_t wall_ns) {
+    time_t secs = static_cast<time_t>(wall_ns / 1000000000);
+    tm tm{};
+    localtime_r(&secs, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                       tm.tm_hour, tm.tm_min, tm.tm_sec, (wall_ns / 1000000) % 1000);
+}
+
 std::string cb_string(const std::vector<uint32_t>& cb) {
     std::string out = "[";
     for (size_t i = 0; i < cb.size(); ++i) out += fmt::format("{}0x{:08X}", i ? "," : "", cb[i]);
@@ -84,22 +93,14 @@ uint64_t OutputFormatter::relative_ns(const EventRecord& e) {
 
 std::string OutputFormatter::text_line(const EventRecord& e) {
     std::string l;
-    if (opts_.timestamp == TimestampMode::Absolute) {
-        // pwru's "2006-01-02T15:04:05.000", but the event's time, not the print time.
-        time_t secs = static_cast<time_t>(e.wall_ns / 1000000000);
-        tm tm{};
-        localtime_r(&secs, &tm);
-        l += fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03} ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                         tm.tm_hour, tm.tm_min, tm.tm_sec, (e.wall_ns / 1000000) % 1000);
-    }
+    if (opts_.timestamp == TimestampMode::Absolute) l += absolute_time(e.wall_ns) + " ";
     if (opts_.node_columns) l += fmt::format("{:<16} {:<24} ", e.node, e.pod);
     l += fmt::format("{:<18} {:<3} {:<16}", fmt::format("{:#x}", e.skb), e.cpu, shorten_left(e.process, 16));
     if (opts_.timestamp == TimestampMode::Current) l += fmt::format(" {:<16}", e.ktime_ns);
     if (opts_.timestamp == TimestampMode::Relative) l += fmt::format(" {:<16}", relative_ns(e));
     if (opts_.meta) {
-        std::string iface = e.ifname.empty() ? std::to_string(e.ifindex) : e.ifname + ":" + std::to_string(e.ifindex);
         l += fmt::format(" {:<10} {:<8} {:>16} 0x{:04x} {:<5} {:<5}", e.netns, fmt::format("{:x}", e.mark),
-                         center(iface, 16), e.proto, e.mtu, e.len);
+                         center(e.iface_display(), 16), e.proto, e.mtu, e.len);
         if (opts_.skb_cb) l += " " + cb_string(e.cb);
     }
     if (opts_.netns_names)
@@ -116,14 +117,56 @@ std::string OutputFormatter::text_line(const EventRecord& e) {
     } else {
         l += " " + e.func_display();
     }
-    // pwru prints the stack under its event, one frame a line.
+    // pwru prints the stack under its event, one frame a line, then the dumps.
     for (const auto& frame : e.stack) l += "\n" + frame;
+    if (!e.skb_dump.empty()) l += "\n" + e.skb_dump;
+    if (!e.shinfo_dump.empty()) l += "\n" + e.shinfo_dump;
     return l;
 }
 
+// pwru's --output-json fields and types (iface "name:idx", tuple.flags as
+// text, stack as one string, time as --timestamp says), plus ours: the
+// drop reason on its own, its location, and the event's clock in ns.
 std::string OutputFormatter::json_line(const EventRecord& e) {
-    nlohmann::json j = e;
-    if (opts_.timestamp == TimestampMode::Relative) j["relative_ns"] = relative_ns(e);
+    nlohmann::json j{{"skb", fmt::format("{:#x}", e.skb)},
+                     {"cpu", e.cpu},
+                     {"process", e.process},
+                     {"func", e.func_display(false)},
+                     {"ktime_ns", e.ktime_ns},
+                     {"wall_ns", e.wall_ns}};
+    switch (opts_.timestamp) {
+        case TimestampMode::None: break;
+        case TimestampMode::Current: j["time"] = e.ktime_ns; break;
+        case TimestampMode::Relative: j["time"] = relative_ns(e); break;
+        case TimestampMode::Absolute: j["time"] = absolute_time(e.wall_ns); break;
+    }
+    if (!e.caller.empty()) j["caller_func"] = e.caller;
+    if (opts_.meta) {
+        j["netns"] = e.netns;
+        j["mark"] = e.mark;
+        j["iface"] = e.iface_display();
+        j["proto"] = e.proto;
+        j["mtu"] = e.mtu;
+        j["len"] = e.len;
+        if (!e.cb.empty()) j["cb"] = e.cb;
+    }
+    if (!e.netns_name.empty()) j["netns_name"] = e.netns_name;
+    if (opts_.tuple) {
+        const TupleRecord& t = e.tuple;
+        j["tuple"] = {{"saddr", t.saddr}, {"daddr", t.daddr}, {"sport", t.sport}, {"dport", t.dport}, {"proto", t.l4_proto}};
+        if (opts_.tcp_flags) j["tuple"]["flags"] = tcp_flags_string(t.tcp_flags);
+    }
+    if (!e.stack.empty()) {
+        std::string stack;
+        for (const auto& f : e.stack) stack += "\n" + f;
+        j["stack"] = stack;
+    }
+    if (!e.skb_dump.empty()) j["skb_metadata"] = e.skb_dump;
+    if (!e.shinfo_dump.empty()) j["skb_shared_info"] = e.shinfo_dump;
+    if (!e.drop_reason.empty()) j["drop_reason"] = e.drop_reason;
+    if (!e.location.empty()) j["location"] = e.location;
+    if (!e.node.empty()) j["node"] = e.node;
+    if (!e.pod.empty()) j["pod"] = e.pod;
     return j.dump();
 }
 

@@ -34,6 +34,8 @@ std::string center(const std::string& s, size_t width);
 std::string tcp_flags_string(uint8_t flags);
 // "tcp", "udp", "icmp", "icmp6", "sctp" or "".
 std::string l4_proto_name(uint8_t proto);
+// pwru's absolute time: "2006-01-02T15:04:05.000", local time.
+std::string absolute_time(int64_t wall_ns);
 // pwru's cb column: "[0x00000000,...]".
 std::string cb_string(const std::vector<uint32_t>& cb);
 // pwru's TUPLE column: "10.0.0.1:1234->10.0.0.2:80(tcp)", IPv6 in brackets.

@@ -143,6 +143,8 @@ Result<void> Session::configure() {
     cfg->output_stack = stacks ? 1 : 0;
     cfg->track_skb = opts_.track_skb ? 1 : 0;
     cfg->output_skb_cb = opts_.output_skb_cb ? 1 : 0;
+    cfg->output_skb = opts_.output_skb ? 1 : 0;
+    cfg->output_shinfo = opts_.output_shinfo ? 1 : 0;
     if (opts_.track_skb && plan_.backend != Backend::Tracepoint) {
         // The skb's memory is freed in kfree_skbmem: forget it there.
         auto kallsyms = Kallsyms::load();
@@ -272,7 +274,10 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
     if (size < sizeof(pwru_event) || !self->current_fn_) return 0;
     pwru_event ev;
     std::memcpy(&ev, data, sizeof(ev));
-    (*self->current_fn_)(ev);
+    const pwru_dumps* dumps = nullptr;
+    if (size >= sizeof(pwru_event) + sizeof(pwru_dumps))
+        dumps = reinterpret_cast<const pwru_dumps*>(static_cast<const char*>(data) + sizeof(pwru_event));
+    (*self->current_fn_)(ev, dumps);
     return 0;
 }
 

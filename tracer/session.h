@@ -52,7 +52,8 @@ struct LossCounters {
 };
 
 using ProgressFn = std::function<void(size_t done, size_t total)>;
-using EventFn = std::function<void(const pwru_event&)>;
+// An event and, with --output-skb / --output-skb-shared-info, its dumps (else null).
+using EventFn = std::function<void(const pwru_event&, const pwru_dumps*)>;
 
 class Session {
   public:

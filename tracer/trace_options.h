@@ -33,6 +33,8 @@ struct TraceOptions {
     bool output_stack = false;   // --output-stack
     bool output_caller = false;  // --output-caller (derived from the stack)
     bool output_skb_cb = false;  // --output-skb-cb
+    bool output_skb = false;     // --output-skb (bpf_snprintf_btf)
+    bool output_shinfo = false;  // --output-skb-shared-info
     uint32_t ringbuf_bytes = 8u << 20;  // power of two
 };
 

@@ -143,9 +143,9 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     auto last_clock_refresh = Clock::now();
     bool limit_reached = false;
     std::optional<Error> write_error;
-    EventFn on_event = [&](const pwru_event& ev) {
+    EventFn on_event = [&](const pwru_event& ev, const pwru_dumps* dumps) {
         if (limit_reached) return;
-        EventRecord rec = decoder.decode(ev);
+        EventRecord rec = decoder.decode(ev, dumps);
         if (cfg.summary) summary.add(rec);
         std::string line = formatter.format(rec);
         if (auto w = out.write_line(line); !w && !write_error) write_error = w.error();

@@ -94,6 +94,18 @@ struct pwru_event {
 	struct pwru_tuple tuple;
 };
 
+/* --output-skb / --output-skb-shared-info: bpf_snprintf_btf() text that
+ * follows the event in the same ring-buffer record. */
+#define PWRU_SKB_DUMP 4096
+#define PWRU_SHINFO_DUMP 2048
+
+struct pwru_dumps {
+	__u32 skb_len;     /* bytes written to skb[] (0: not asked) */
+	__u32 shinfo_len;
+	char skb[PWRU_SKB_DUMP];
+	char shinfo[PWRU_SHINFO_DUMP];
+};
+
 /* Per tracepoint slot: where the arguments of interest are (0-based index
  * into the tracepoint's TP_PROTO arguments) or PWRU_NO_ARG. */
 struct pwru_tp_slot {
@@ -118,6 +130,9 @@ struct pwru_config {
 	__u8 output_stack;
 	__u8 track_skb;
 	__u8 output_skb_cb;
+	__u8 output_skb;        /* records carry struct pwru_dumps after the event */
+	__u8 output_shinfo;
+	__u8 _pad3[6];
 	__u64 kfree_skbmem_addr; /* kprobe backends: where an skb's memory is freed */
 	struct pwru_tp_slot tp[PWRU_MAX_TP_SLOTS];
 };

@@ -80,6 +80,11 @@ struct sock {
 	struct sock_common __sk_common;
 };
 
+/* Only its type id is used (bpf_snprintf_btf). */
+struct skb_shared_info {
+	__u8 nr_frags;
+};
+
 /* What tc programs see as __sk_buff->cb[]: the data words of skb->cb. */
 struct qdisc_skb_cb {
 	unsigned char data[20];
@@ -104,6 +109,13 @@ struct sk_buff {
 };
 
 #pragma clang attribute pop
+
+/* bpf_snprintf_btf() argument (UAPI). */
+struct btf_ptr {
+	void *ptr;
+	__u32 type_id;
+	__u32 flags;
+};
 
 /* sched_cls context (UAPI, not relocated): only handed to
  * bpf_cast_to_kern_ctx() by the filter test harness. */

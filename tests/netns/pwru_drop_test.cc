@@ -264,7 +264,7 @@ TEST_CASE("--output-json --output-file: every event a JSON object, then loss and
         CHECK(r.contains("skb"));
         CHECK(r["tuple"]["daddr"] == ns.addr_b());
         CHECK(r["tuple"]["dport"] == 80);
-        CHECK(r["time"].get<int64_t>() > 1700000000000000000);  // wall time of the event, in ns
+        CHECK(r["wall_ns"].get<int64_t>() > 1700000000000000000);  // wall time of the event, in ns
         saw_drop |= r.value("drop_reason", "") == "SKB_DROP_REASON_NETFILTER_DROP";
     }
     CHECK(saw_drop);
@@ -277,11 +277,12 @@ TEST_CASE("--output-json --output-file: every event a JSON object, then loss and
     CHECK(drops >= 1);
 }
 
-TEST_CASE("--output-netns-names and --output-skb-cb add their columns", "[netns]") {
+TEST_CASE("--output-netns-names, --output-skb-cb, --output-skb, --output-skb-shared-info", "[netns]") {
     PWRU_REQUIRE_ROOT();
     NetnsPair ns;
     ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
-    PwruRun pwru({"--output-netns-names", "--output-skb-cb", "tcp and dst port 80"});
+    PwruRun pwru({"--output-netns-names", "--output-skb-cb", "--output-skb", "--output-skb-shared-info",
+                  "tcp and dst port 80"});
     send_dropped_syn(ns);
     CHECK(pwru.wait_for_output(kDrop, 5s));
     std::string out = pwru.stop();
@@ -296,4 +297,9 @@ TEST_CASE("--output-netns-names and --output-skb-cb add their columns", "[netns]
     auto sent = lines_with(out, " net_dev_queue");
     REQUIRE_FALSE(sent.empty());
     CHECK(sent[0].find(ns.a().substr(0, 16)) != std::string::npos);
+    // The structs follow each event, as the kernel's BTF prints them.
+    auto at = out.find(kDrop);
+    CHECK(out.find("\n(struct sk_buff){", at) != std::string::npos);
+    CHECK(out.find(".len = (unsigned int)60", at) != std::string::npos);
+    CHECK(out.find("\n(struct skb_shared_info){", at) != std::string::npos);
 }

@@ -102,7 +102,7 @@ TEST_CASE("relative timestamps are per skb", "[unit]") {
     CHECK(f.format(a).find(" 700              ip_local_out") != std::string::npos);
 }
 
-TEST_CASE("JSON carries every field and round-trips", "[unit]") {
+TEST_CASE("--output-json has pwru's fields and types, plus ours", "[unit]") {
     EventRecord e = sample_event();
     e.drop_reason = "SKB_DROP_REASON_NETFILTER_DROP";
     e.location = "nf_hook_slow+0x9c";
@@ -110,19 +110,44 @@ TEST_CASE("JSON carries every field and round-trips", "[unit]") {
     e.ktime_ns = 42;
     e.ifname = "v0";
     e.ifindex = 3;
-    OutputFormatter f({.json = true});
+    e.stack = {"nf_hook_slow+0x9c", "ip_local_deliver+0x9b"};
+    OutputFormatter f({.tcp_flags = true, .json = true});
     CHECK(f.header().empty());
     auto j = nlohmann::json::parse(f.format(e));
     CHECK(j["skb"] == "0xff4a626c020ef4e8");
-    CHECK(j["func"] == "ip_local_out");
+    CHECK(j["func"] == "ip_local_out(SKB_DROP_REASON_NETFILTER_DROP)");
     CHECK(j["drop_reason"] == "SKB_DROP_REASON_NETFILTER_DROP");
+    CHECK(j["location"] == "nf_hook_slow+0x9c");
+    CHECK(j["iface"] == "v0:3");
     CHECK(j["tuple"]["dport"] == 8080);
-    CHECK(j["iface"] == "v0");
+    CHECK(j["tuple"]["flags"] == "SYN");
+    CHECK(j["stack"] == "\nnf_hook_slow+0x9c\nip_local_deliver+0x9b");
+    CHECK_FALSE(j.contains("time"));  // --timestamp none, as pwru
+    CHECK(j["wall_ns"] == e.wall_ns);
+
+    OutputFormatter current({.json = true, .timestamp = TimestampMode::Current});
+    CHECK(nlohmann::json::parse(current.format(e))["time"] == 42);
+}
+
+TEST_CASE("the transport JSON round-trips every field", "[unit]") {
+    EventRecord e = sample_event();
+    e.drop_reason = "SKB_DROP_REASON_NETFILTER_DROP";
+    e.location = "nf_hook_slow+0x9c";
+    e.wall_ns = 1764000000123456789;
+    e.ifname = "v0";
+    e.cb = {1, 2, 3, 4, 5};
+    e.stack = {"a+0x1"};
+    e.skb_dump = "(struct sk_buff){...}";
+    e.caller = "ip_output";
+    e.node = "node-1";
+    nlohmann::json j = e;
     EventRecord back = j.get<EventRecord>();
-    OutputFormatter text({});
-    CHECK(text.format(back) == text.format(e));
+    OutputFormatter text({.caller = true, .skb_cb = true});
+    OutputFormatter text2({.caller = true, .skb_cb = true});
+    CHECK(text.format(back) == text2.format(e));
     CHECK(back.wall_ns == e.wall_ns);
-    CHECK(back.location == e.location);
+    CHECK(back.node == "node-1");
+    CHECK(back.skb_dump == e.skb_dump);
 }
 
 TEST_CASE("absolute time is the event's, in pwru's layout", "[unit]") {
