@@ -130,6 +130,36 @@ static __always_inline void dump_skb(struct sk_buff *skb, struct pwru_dumps *d)
 	}
 }
 
+/* One ring-buffer record: the event, then the optional parts in this order.
+ * A constant for the verifier (CFG is frozen). */
+static __always_inline __u64 record_size(void)
+{
+	__u64 size = sizeof(struct pwru_event);
+
+	if (CFG.output_skb || CFG.output_shinfo)
+		size += sizeof(struct pwru_dumps);
+	if (CFG.output_pcap)
+		size += sizeof(struct pwru_packet);
+	return size;
+}
+
+/* --output-pcap: the packet's linear bytes, from where the filter starts. */
+static __always_inline void capture_packet(struct sk_buff *skb, struct pwru_packet *p)
+{
+	struct pkt_bounds b;
+	__u64 n;  /* 64-bit: a u32's zero-extension would lose the bound below */
+
+	packet_bounds(skb, PCAP_START_AUTO, &b);
+	n = b.linear;
+	if (n > PWRU_PCAP_SNAP)
+		n = PWRU_PCAP_SNAP;
+	if (bpf_probe_read_kernel(p->data, n, b.start))
+		n = 0;
+	p->cap_len = (__u32)n;
+	p->orig_len = b.len;
+	p->l2 = b.l2;
+}
+
 /* The filters, or --filter-track-skb's memory of an earlier match. */
 static __always_inline bool skb_selected(struct sk_buff *skb)
 {
@@ -166,10 +196,7 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe
 	if (CFG.track_skb && frees)
 		bpf_map_delete_elem(&tracked_skbs, &key);
 
-	if (CFG.output_skb || CFG.output_shinfo)
-		ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + sizeof(struct pwru_dumps), 0);
-	else
-		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	ev = bpf_ringbuf_reserve(&events, record_size(), 0);
 	cnt = this_cpu_counters();
 	if (!ev) {
 		if (cnt)
@@ -198,6 +225,8 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe
 		set_tuple(skb, ev);
 	if (CFG.output_skb || CFG.output_shinfo)
 		dump_skb(skb, (struct pwru_dumps *)(ev + 1));
+	if (CFG.output_pcap)
+		capture_packet(skb, (struct pwru_packet *)((void *)ev + record_size() - sizeof(struct pwru_packet)));
 	bpf_ringbuf_submit(ev, 0);
 	return 0;
 }

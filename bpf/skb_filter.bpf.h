@@ -92,46 +92,37 @@ static __noinline int pcap_filter_l3(struct pwru_pkt_window *w)
 	return pkt_load_slow(w, 0, 1) >= 0;
 }
 
-/*
- * Fills the per-CPU window from the skb, starting at the MAC header when the
- * skb has one in front of its network header (L2, DLT_EN10MB), else at the
- * network header (L3, DLT_RAW), and runs the matching filter.
- */
-static __always_inline bool filter_pcap(struct sk_buff *skb, enum pcap_start mode)
-{
-	struct pwru_pkt_window *w;
-	__u32 zero = 0;
-	unsigned char *head, *data;
-	__u16 mac, net;
-	__s64 start_off, data_off, len, linear;
-	__u32 copied;
+/* Where a packet starts for the filter and the capture, and how much of it
+ * there is: from the MAC header when the skb has one in front of its network
+ * header (L2, DLT_EN10MB), else from the network header (L3, DLT_RAW). */
+struct pkt_bounds {
+	unsigned char *start;
+	__u32 len;     /* bytes from start to the end of the packet */
+	__u32 linear;  /* of which in the linear area */
 	bool l2;
+};
 
-	if (!CFG.pcap_filter)
-		return true;
-	w = bpf_map_lookup_elem(&pkt_windows, &zero);
-	if (!w)
-		return false;
-
-	head = BPF_CORE_READ(skb, head);
-	data = BPF_CORE_READ(skb, data);
-	mac = BPF_CORE_READ(skb, mac_header);
-	net = BPF_CORE_READ(skb, network_header);
+static __always_inline void packet_bounds(struct sk_buff *skb, enum pcap_start mode, struct pkt_bounds *b)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *data = BPF_CORE_READ(skb, data);
+	__u16 mac = BPF_CORE_READ(skb, mac_header);
+	__u16 net = BPF_CORE_READ(skb, network_header);
+	__s64 start_off, len, linear;
 
 	if (mode == PCAP_START_AUTO)
-		l2 = mac != PWRU_NO_HEADER && net != PWRU_NO_HEADER && net >= mac + PWRU_ETH_HLEN;
+		b->l2 = mac != PWRU_NO_HEADER && net != PWRU_NO_HEADER && net >= mac + PWRU_ETH_HLEN;
 	else
-		l2 = mode == PCAP_START_L2;
+		b->l2 = mode == PCAP_START_L2;
 
-	if (l2)
+	if (b->l2)
 		start_off = mac;
 	else if (net != PWRU_NO_HEADER)
 		start_off = net;
 	else
 		start_off = data - head;
 
-	data_off = data - head;
-	len = (__s64)BPF_CORE_READ(skb, len) + data_off - start_off;
+	len = (__s64)BPF_CORE_READ(skb, len) + (data - head) - start_off;
 	linear = (__s64)BPF_CORE_READ(skb, tail) - start_off;
 	if (len < 0)
 		len = 0;
@@ -139,20 +130,39 @@ static __always_inline bool filter_pcap(struct sk_buff *skb, enum pcap_start mod
 		linear = 0;
 	if (linear > len)
 		linear = len;
+	b->start = head + start_off;
+	b->len = (__u32)len;
+	b->linear = (__u32)linear;
+}
 
-	copied = linear > PWRU_PKT_WINDOW ? PWRU_PKT_WINDOW : (__u32)linear;
-	if (copied > PWRU_PKT_WINDOW) /* for the verifier */
+/* Fills the per-CPU window from the skb and runs the matching filter. */
+static __always_inline bool filter_pcap(struct sk_buff *skb, enum pcap_start mode)
+{
+	struct pwru_pkt_window *w;
+	struct pkt_bounds b;
+	__u32 zero = 0;
+	__u64 copied;  /* 64-bit: a u32's zero-extension would lose the bound */
+
+	if (!CFG.pcap_filter)
+		return true;
+	w = bpf_map_lookup_elem(&pkt_windows, &zero);
+	if (!w)
+		return false;
+
+	packet_bounds(skb, mode, &b);
+	copied = b.linear;
+	if (copied > PWRU_PKT_WINDOW)
 		copied = PWRU_PKT_WINDOW;
-	if (bpf_probe_read_kernel(w->data, copied, head + start_off))
+	if (bpf_probe_read_kernel(w->data, copied, b.start))
 		copied = 0;
 
-	w->copied = copied;
-	w->len = (__u32)len;
-	w->linear = (__u32)linear;
-	w->start = (__u64)(head + start_off);
+	w->copied = (__u32)copied;
+	w->len = b.len;
+	w->linear = b.linear;
+	w->start = (__u64)b.start;
 	w->skb = (__u64)skb;
 
-	if (l2)
+	if (b.l2)
 		return pcap_filter_l2(w);
 	return pcap_filter_l3(w);
 }

@@ -69,6 +69,8 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
         ->capture_default_str();
     app.add_option("--output-file-max-backups", c.rotation.max_backups, "rotated files to keep (FILE.1 ... FILE.N; 0: all)")
         ->capture_default_str();
+    app.add_option("--output-pcap", c.output_pcap,
+                   "also write the traced packets to this pcapng file, each commented with its function");
     app.add_option("--ready-file", c.ready_file, "create this file once everything is attached");
     app.add_flag("--summary,!--no-summary", c.summary,
                  "on exit, each packet's path and every drop (stderr; a JSON record with --output-json)")
@@ -97,6 +99,7 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     c.trace.output_tuple = c.output.tuple;
     c.output.caller = c.trace.output_caller;
     c.output.skb_cb = c.trace.output_skb_cb;
+    c.trace.output_pcap = !c.output_pcap.empty();
     c.trace.pcap_expr = join_filter_words(c.filter_words);
     for (size_t start = 0; start < kmods.size();) {
         size_t comma = kmods.find(',', start);

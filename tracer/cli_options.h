@@ -25,6 +25,7 @@ struct CliConfig {
 
     std::string ready_file;
     std::string output_file;
+    std::string output_pcap;  // --output-pcap FILE
     RotationOptions rotation;
     uint64_t output_limit_lines = 0;
     bool summary = true;  // trajectories and drops on exit

@@ -24,10 +24,18 @@ void append_message(const char* text) {
 
 int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
     if (level == LIBBPF_DEBUG && !g_debug) return 0;
-    char buf[4096];
-    int n = std::vsnprintf(buf, sizeof(buf), fmt, args);
-    if (level != LIBBPF_DEBUG) append_message(buf);
-    if (g_debug) spdlog::debug("libbpf: {}", std::string(buf, n > 0 && buf[n - 1] == '\n' ? n - 1 : n));
+    // Measure first: a verifier log arrives as one message of many kilobytes.
+    va_list copy;
+    va_copy(copy, args);
+    int n = std::vsnprintf(nullptr, 0, fmt, copy);
+    va_end(copy);
+    if (n < 0) return n;
+    std::string text(static_cast<size_t>(n) + 1, '\0');
+    std::vsnprintf(text.data(), text.size(), fmt, args);
+    text.resize(static_cast<size_t>(n));
+    if (level != LIBBPF_DEBUG) append_message(text.c_str());
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    if (g_debug) spdlog::debug("libbpf: {}", text);
     return n;
 }
 

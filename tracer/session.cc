@@ -145,6 +145,7 @@ Result<void> Session::configure() {
     cfg->output_skb_cb = opts_.output_skb_cb ? 1 : 0;
     cfg->output_skb = opts_.output_skb ? 1 : 0;
     cfg->output_shinfo = opts_.output_shinfo ? 1 : 0;
+    cfg->output_pcap = opts_.output_pcap ? 1 : 0;
     if (opts_.track_skb && plan_.backend != Backend::Tracepoint) {
         // The skb's memory is freed in kfree_skbmem: forget it there.
         auto kallsyms = Kallsyms::load();
@@ -274,10 +275,17 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
     if (size < sizeof(pwru_event) || !self->current_fn_) return 0;
     pwru_event ev;
     std::memcpy(&ev, data, sizeof(ev));
-    const pwru_dumps* dumps = nullptr;
-    if (size >= sizeof(pwru_event) + sizeof(pwru_dumps))
-        dumps = reinterpret_cast<const pwru_dumps*>(static_cast<const char*>(data) + sizeof(pwru_event));
-    (*self->current_fn_)(ev, dumps);
+    // The same layout as record_size() in bpf/skb_event.bpf.h.
+    const char* p = static_cast<const char*>(data);
+    size_t off = sizeof(pwru_event);
+    RecordExtras extras;
+    if (self->opts_.output_skb || self->opts_.output_shinfo) {
+        if (size >= off + sizeof(pwru_dumps)) extras.dumps = reinterpret_cast<const pwru_dumps*>(p + off);
+        off += sizeof(pwru_dumps);
+    }
+    if (self->opts_.output_pcap && size >= off + sizeof(pwru_packet))
+        extras.packet = reinterpret_cast<const pwru_packet*>(p + off);
+    (*self->current_fn_)(ev, extras);
     return 0;
 }
 

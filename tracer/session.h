@@ -52,8 +52,12 @@ struct LossCounters {
 };
 
 using ProgressFn = std::function<void(size_t done, size_t total)>;
-// An event and, with --output-skb / --output-skb-shared-info, its dumps (else null).
-using EventFn = std::function<void(const pwru_event&, const pwru_dumps*)>;
+// The optional parts of a record, null when not asked for.
+struct RecordExtras {
+    const pwru_dumps* dumps = nullptr;    // --output-skb / --output-skb-shared-info
+    const pwru_packet* packet = nullptr;  // --output-pcap
+};
+using EventFn = std::function<void(const pwru_event&, const RecordExtras&)>;
 
 class Session {
   public:

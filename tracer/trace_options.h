@@ -35,6 +35,7 @@ struct TraceOptions {
     bool output_skb_cb = false;  // --output-skb-cb
     bool output_skb = false;     // --output-skb (bpf_snprintf_btf)
     bool output_shinfo = false;  // --output-skb-shared-info
+    bool output_pcap = false;    // --output-pcap: records carry the packet
     uint32_t ringbuf_bytes = 8u << 20;  // power of two
 };
 

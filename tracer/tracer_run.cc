@@ -9,6 +9,7 @@
 #include "tracer/event_decoder.h"
 #include "tracer/log.h"
 #include "tracer/netns.h"
+#include "tracer/pcapng_writer.h"
 #include "tracer/session.h"
 #include "tracer/trajectory_summary.h"
 
@@ -143,9 +144,18 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     auto last_clock_refresh = Clock::now();
     bool limit_reached = false;
     std::optional<Error> write_error;
-    EventFn on_event = [&](const pwru_event& ev, const pwru_dumps* dumps) {
+    std::optional<PcapngWriter> pcap;
+    if (!cfg.output_pcap.empty()) {
+        auto w = PcapngWriter::open(cfg.output_pcap);
+        if (!w) return report(w.error());
+        pcap.emplace(std::move(*w));
+    }
+    EventFn on_event = [&](const pwru_event& ev, const RecordExtras& extras) {
         if (limit_reached) return;
-        EventRecord rec = decoder.decode(ev, dumps);
+        EventRecord rec = decoder.decode(ev, extras.dumps);
+        if (pcap && extras.packet) {
+            if (auto w = pcap->write(rec, *extras.packet); !w && !write_error) write_error = w.error();
+        }
         if (cfg.summary) summary.add(rec);
         std::string line = formatter.format(rec);
         if (auto w = out.write_line(line); !w && !write_error) write_error = w.error();
@@ -160,6 +170,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
             break;
         }
         out.flush();
+        if (pcap) pcap->flush();
         if (write_error) {
             rc = report(*write_error);
             break;

@@ -106,6 +106,18 @@ struct pwru_dumps {
 	char shinfo[PWRU_SHINFO_DUMP];
 };
 
+/* --output-pcap: the packet's bytes (linear part, up to the snap length)
+ * after the event (and its dumps, if any) in the same record. */
+#define PWRU_PCAP_SNAP 1536
+
+struct pwru_packet {
+	__u32 cap_len;   /* bytes in data[] */
+	__u32 orig_len;  /* the packet's length from its start */
+	__u8 l2;         /* 1: starts at an Ethernet header; 0: at the IP header */
+	__u8 _pad[7];
+	__u8 data[PWRU_PCAP_SNAP];
+};
+
 /* Per tracepoint slot: where the arguments of interest are (0-based index
  * into the tracepoint's TP_PROTO arguments) or PWRU_NO_ARG. */
 struct pwru_tp_slot {
@@ -132,7 +144,8 @@ struct pwru_config {
 	__u8 output_skb_cb;
 	__u8 output_skb;        /* records carry struct pwru_dumps after the event */
 	__u8 output_shinfo;
-	__u8 _pad3[6];
+	__u8 output_pcap;       /* records carry struct pwru_packet last */
+	__u8 _pad3[5];
 	__u64 kfree_skbmem_addr; /* kprobe backends: where an skb's memory is freed */
 	struct pwru_tp_slot tp[PWRU_MAX_TP_SLOTS];
 };

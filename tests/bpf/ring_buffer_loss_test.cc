@@ -45,7 +45,7 @@ TEST_CASE("ring buffer overflow is counted exactly", "[bpf]") {
     udp_flood(47999, 500);  // several tracepoints per packet, nobody reading
 
     uint64_t delivered = 0;
-    EventFn count = [&](const pwru_event&, const pwru_dumps*) { ++delivered; };
+    EventFn count = [&](const pwru_event&, const RecordExtras&) { ++delivered; };
     for (int i = 0; i < 50; ++i) {  // bounded drain
         auto n = (*s)->poll(20, count);
         REQUIRE(n);

@@ -303,3 +303,33 @@ TEST_CASE("--output-netns-names, --output-skb-cb, --output-skb, --output-skb-sha
     CHECK(out.find(".len = (unsigned int)60", at) != std::string::npos);
     CHECK(out.find("\n(struct skb_shared_info){", at) != std::string::npos);
 }
+
+TEST_CASE("--output-pcap writes the traced packets, commented with their functions", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
+    const std::string file = "/tmp/pwru-test-pcap-" + std::to_string(getpid()) + ".pcapng";
+    std::string out;
+    {
+        PwruRun pwru({"--output-pcap", file, "tcp and dst port 80"});
+        send_dropped_syn(ns);
+        CHECK(pwru.wait_for_output(kDrop, 5s));
+        out = pwru.stop();
+    }
+    std::ifstream in(file, std::ios::binary);
+    std::string raw((std::istreambuf_iterator<char>(in)), {});
+    std::remove(file.c_str());
+    INFO("pwru output:\n" << out);
+    // One packet per event, each with its event's function as the comment.
+    size_t events = lines_with(out, ns.addr_b() + ":80(tcp)").size();
+    size_t packets = 0;
+    for (size_t at = 0; (at = raw.find(" skb=0x", at)) != std::string::npos; ++at) ++packets;
+    CHECK(packets == events);
+    CHECK(raw.find(std::string(kDrop) + " at nf") != std::string::npos);
+    // The bytes are the SYN: IPv4 (ethertype 0x0800), TCP, to port 80.
+    auto ip = raw.find(std::string("\x08\x00\x45", 3));
+    REQUIRE(ip != std::string::npos);
+    CHECK(static_cast<uint8_t>(raw[ip + 2 + 9]) == 6);
+    CHECK(static_cast<uint8_t>(raw[ip + 2 + 22]) == 0);
+    CHECK(static_cast<uint8_t>(raw[ip + 2 + 23]) == 80);
+}
