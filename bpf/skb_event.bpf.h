@@ -147,15 +147,9 @@ static __always_inline __u64 record_size(void)
 static __always_inline void capture_packet(struct sk_buff *skb, struct pwru_packet *p)
 {
 	struct pkt_bounds b;
-	__u64 n;  /* 64-bit: a u32's zero-extension would lose the bound below */
 
 	packet_bounds(skb, PCAP_START_AUTO, &b);
-	n = b.linear;
-	if (n > PWRU_PCAP_SNAP)
-		n = PWRU_PCAP_SNAP;
-	if (bpf_probe_read_kernel(p->data, n, b.start))
-		n = 0;
-	p->cap_len = (__u32)n;
+	p->cap_len = (__u32)copy_packet_head(&b, p->data, PWRU_PCAP_SNAP);
 	p->orig_len = b.len;
 	p->l2 = b.l2;
 }

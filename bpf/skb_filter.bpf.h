@@ -135,13 +135,26 @@ static __always_inline void packet_bounds(struct sk_buff *skb, enum pcap_start m
 	b->linear = (__u32)linear;
 }
 
+/* Copies up to `max` (a constant) linear bytes from the packet start; returns
+ * how many. 64-bit lengths: a u32's zero-extension would lose the bound the
+ * verifier needs for the helper's size. */
+static __always_inline __u64 copy_packet_head(const struct pkt_bounds *b, void *dst, const __u64 max)
+{
+	__u64 n = b->linear;
+
+	if (n > max)
+		n = max;
+	if (bpf_probe_read_kernel(dst, n, b->start))
+		return 0;
+	return n;
+}
+
 /* Fills the per-CPU window from the skb and runs the matching filter. */
 static __always_inline bool filter_pcap(struct sk_buff *skb, enum pcap_start mode)
 {
 	struct pwru_pkt_window *w;
 	struct pkt_bounds b;
 	__u32 zero = 0;
-	__u64 copied;  /* 64-bit: a u32's zero-extension would lose the bound */
 
 	if (!CFG.pcap_filter)
 		return true;
@@ -150,13 +163,7 @@ static __always_inline bool filter_pcap(struct sk_buff *skb, enum pcap_start mod
 		return false;
 
 	packet_bounds(skb, mode, &b);
-	copied = b.linear;
-	if (copied > PWRU_PKT_WINDOW)
-		copied = PWRU_PKT_WINDOW;
-	if (bpf_probe_read_kernel(w->data, copied, b.start))
-		copied = 0;
-
-	w->copied = (__u32)copied;
+	w->copied = (__u32)copy_packet_head(&b, w->data, PWRU_PKT_WINDOW);
 	w->len = b.len;
 	w->linear = b.linear;
 	w->start = (__u64)b.start;
