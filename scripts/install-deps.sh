@@ -13,6 +13,10 @@ PACKAGES=(
   bpftool
   # the demo and the netns tests: namespaces, veth, iptables
   iproute2 iptables
+  # the agent: CRI client (gRPC C++ and protoc with its gRPC plugin)
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  # the cri test layer (a private containerd, runc, the CNI bridge plugins)
+  containerd runc containernetworking-plugins
 )
 
 missing=()

@@ -1,0 +1,207 @@
+#include "agent/cri_client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cri_subset.grpc.pb.h"
+
+namespace pwru::agent {
+
+namespace cri = runtime::v1;
+using json = nlohmann::json;
+
+struct CriClient::Stub {
+    std::unique_ptr<cri::RuntimeService::Stub> rpc;
+};
+
+namespace {
+
+// The labels the kubelet puts on every sandbox it creates.
+constexpr const char* kNamespaceLabel = "io.kubernetes.pod.namespace";
+constexpr const char* kNameLabel = "io.kubernetes.pod.name";
+
+// A context with a deadline: a runtime that hangs must not hang the agent.
+std::unique_ptr<grpc::ClientContext> call_context(std::chrono::milliseconds timeout) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() + timeout);
+    return ctx;
+}
+
+std::string status_text(const grpc::Status& s) {
+    return fmt::format("{} (gRPC code {})", s.error_message(), static_cast<int>(s.error_code()));
+}
+
+Result<cri::VersionResponse> call_version(cri::RuntimeService::Stub& stub, std::chrono::milliseconds timeout) {
+    auto ctx = call_context(timeout);
+    cri::VersionRequest req;
+    req.set_version("v1");
+    cri::VersionResponse resp;
+    grpc::Status st = stub.Version(ctx.get(), req, &resp);
+    if (st.ok()) return resp;
+    if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED)
+        return fail("the runtime does not serve CRI runtime.v1 (" + st.error_message() +
+                    "): is its CRI plugin enabled?");
+    return fail(status_text(st));
+}
+
+// Checks the path before gRPC does: "no such file" beats gRPC's
+// "failed to connect to all addresses".
+Result<void> check_socket_path(const std::string& path) {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) return fail("cannot reach the CRI socket " + path, errno);
+    if (!S_ISSOCK(st.st_mode)) return fail(path + " is not a socket");
+    return {};
+}
+
+std::string joined(const std::vector<std::string>& v) {
+    std::string s;
+    for (auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+}
+
+}  // namespace
+
+const std::vector<std::string>& default_cri_sockets() {
+    static const std::vector<std::string> sockets = {
+        "/run/containerd/containerd.sock",      // containerd (kubeadm, kind, EKS, GKE, AKS)
+        "/run/k3s/containerd/containerd.sock",  // k3s / rke2's embedded containerd
+        "/run/k0s/containerd.sock",             // k0s
+        "/var/run/crio/crio.sock",              // CRI-O (OpenShift)
+    };
+    return sockets;
+}
+
+CriClient::CriClient(std::string socket, std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout)
+    : socket_(std::move(socket)),
+      channel_(std::move(channel)),
+      stub_(std::make_unique<Stub>(Stub{cri::RuntimeService::NewStub(channel_)})),
+      timeout_(timeout) {}
+
+CriClient::CriClient(CriClient&&) noexcept = default;
+CriClient& CriClient::operator=(CriClient&&) noexcept = default;
+CriClient::~CriClient() = default;
+
+Result<CriClient> CriClient::connect(const std::string& socket, std::chrono::milliseconds timeout) {
+    // One candidate: the socket exists and answers Version.
+    auto try_one = [&](const std::string& path) -> Result<CriClient> {
+        if (auto ok = check_socket_path(path); !ok) return std::unexpected(ok.error());
+        auto channel = grpc::CreateChannel("unix:" + path, grpc::InsecureChannelCredentials());
+        CriClient client(path, channel, timeout);
+        if (auto v = call_version(*client.stub_->rpc, timeout); !v)
+            return fail("cannot reach the CRI socket " + path + ": " + v.error().message());
+        return client;
+    };
+
+    if (!socket.empty()) {
+        auto c = try_one(socket);
+        if (!c) return fail(c.error().message() + "; pass the right --cri-socket");
+        return c;
+    }
+    std::vector<std::string> tried;
+    for (const auto& path : default_cri_sockets()) {
+        auto c = try_one(path);
+        if (c) return c;
+        // Absent sockets are expected; one that exists but fails is worth naming.
+        if (c.error().err != ENOENT) tried.push_back(c.error().message());
+    }
+    if (tried.empty())
+        return fail("no CRI socket found (tried " + joined(default_cri_sockets()) +
+                    "); pass --cri-socket PATH (mount it into the agent's pod)");
+    return fail(joined(tried) + "; pass --cri-socket PATH");
+}
+
+Result<std::string> CriClient::runtime_version() {
+    auto v = call_version(*stub_->rpc, timeout_);
+    if (!v) return fail("CRI Version on " + socket_ + ": " + v.error().message());
+    return fmt::format("{} {} (CRI {})", v->runtime_name(), v->runtime_version(), v->runtime_api_version());
+}
+
+Result<std::string> netns_path_from_info(const std::string& info_json) {
+    json info = json::parse(info_json, nullptr, /*allow_exceptions=*/false);
+    if (info.is_discarded() || !info.is_object())
+        return fail("the runtime's sandbox info is not a JSON object", 0, info_json.substr(0, 200));
+
+    // runtimeSpec is the OCI config the runtime handed runc: a "network"
+    // namespace with a path means "join this one" (the CNI netns).
+    const json* namespaces = nullptr;
+    if (auto spec = info.find("runtimeSpec"); spec != info.end() && spec->is_object())
+        if (auto lx = spec->find("linux"); lx != spec->end() && lx->is_object())
+            if (auto ns = lx->find("namespaces"); ns != lx->end() && ns->is_array()) namespaces = &*ns;
+    if (namespaces) {
+        for (const auto& ns : *namespaces) {
+            if (ns.is_object() && ns.value("type", "") == "network") {
+                std::string path = ns.value("path", "");
+                if (!path.empty()) return path;
+            }
+        }
+    }
+    // A network namespace runc created itself (no path) lives as long as the
+    // sandbox's process: reach it through that process.
+    if (auto pid = info.find("pid"); pid != info.end() && pid->is_number_integer() && pid->get<int64_t>() > 0)
+        return fmt::format("/proc/{}/ns/net", pid->get<int64_t>());
+    return std::string();
+}
+
+Result<PodInfo> CriClient::find_pod(const std::string& ns, const std::string& name) {
+    const std::string pod = ns + "/" + name;
+
+    // Filter on READY: stopped sandboxes of earlier pod incarnations linger
+    // under the same labels until the kubelet garbage-collects them.
+    cri::ListPodSandboxRequest list_req;
+    auto* filter = list_req.mutable_filter();
+    filter->mutable_state()->set_state(cri::SANDBOX_READY);
+    (*filter->mutable_label_selector())[kNamespaceLabel] = ns;
+    (*filter->mutable_label_selector())[kNameLabel] = name;
+    cri::ListPodSandboxResponse list;
+    grpc::Status st = stub_->rpc->ListPodSandbox(call_context(timeout_).get(), list_req, &list);
+    if (!st.ok()) return fail("CRI ListPodSandbox on " + socket_ + ": " + status_text(st) + "; is the runtime healthy?");
+    if (list.items_size() == 0)
+        return fail("pod " + pod + " not found on this node (no READY sandbox with those labels); check the pod's node");
+    // Two READY sandboxes happen briefly while the kubelet replaces one.
+    const auto& newest = *std::max_element(list.items().begin(), list.items().end(),
+                                           [](const auto& a, const auto& b) { return a.created_at() < b.created_at(); });
+
+    cri::PodSandboxStatusRequest status_req;
+    status_req.set_pod_sandbox_id(newest.id());
+    status_req.set_verbose(true);
+    cri::PodSandboxStatusResponse status;
+    st = stub_->rpc->PodSandboxStatus(call_context(timeout_).get(), status_req, &status);
+    if (!st.ok()) return fail("CRI PodSandboxStatus for pod " + pod + ": " + status_text(st) + "; retry (was it just deleted?)");
+
+    PodInfo info;
+    info.id = newest.id();
+    info.ns = ns;
+    info.name = name;
+    const auto& s = status.status();
+    if (!s.network().ip().empty()) info.ips.push_back(s.network().ip());
+    for (const auto& ip : s.network().additional_ips()) info.ips.push_back(ip.ip());
+    info.host_network = s.linux().namespaces().options().network() == cri::NODE;
+
+    if (auto it = status.info().find("info"); it != status.info().end()) {
+        auto path = netns_path_from_info(it->second);
+        if (!path) return fail("pod " + pod + ": " + path.error().message() + "; report the runtime and its version",
+                               0, path.error().context);
+        info.netns_path = *path;
+    }
+    // hostNetwork sandboxes have no network entry; when no pid says where the
+    // sandbox runs either, the node's netns is PID 1's (the agent shares the
+    // host PID namespace or mounts the host's /proc).
+    if (info.netns_path.empty() && info.host_network) info.netns_path = "/proc/1/ns/net";
+    if (info.netns_path.empty())
+        return fail("pod " + pod + ": the runtime's PodSandboxStatus names no network namespace (no runtimeSpec "
+                    "netns path, no pid); report the runtime and its version");
+
+    struct stat nst{};
+    if (::stat(info.netns_path.c_str(), &nst) != 0)
+        return fail("pod " + pod + ": cannot open its netns " + info.netns_path +
+                    " (mount the host's /run/netns and /proc into the agent)", errno);
+    info.netns_inode = static_cast<uint32_t>(nst.st_ino);
+    return info;
+}
+
+}  // namespace pwru::agent

@@ -1,0 +1,83 @@
+// pwru-agent's view of the node's container runtime: `namespace/pod` -> the
+// pod's network namespace, through the CRI socket (gRPC runtime.v1
+// RuntimeService; our subset of the API is agent/proto/cri_subset.proto).
+//
+//   auto cri = CriClient::connect("");            // auto-detect the socket
+//   auto pod = cri->find_pod("default", "httpd");
+//   // pod->netns_inode is what --filter-netns inode:N takes; pod->ips widen
+//   // the scope to the host side of the veth.
+//
+// Works with containerd (also k3s's and k0s's) and CRI-O: both answer
+// PodSandboxStatus(verbose) with the sandbox's OCI runtime spec, which names
+// the netns path.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tracer/result.h"
+
+namespace grpc {
+class Channel;
+}
+
+namespace pwru::agent {
+
+struct PodInfo {
+    std::string id;          // the sandbox ID
+    std::string ns, name;    // Kubernetes namespace and pod name
+    std::string netns_path;  // opens the pod's netns (/var/run/netns/cni-..., /proc/PID/ns/net)
+    uint32_t netns_inode = 0;
+    std::vector<std::string> ips;  // status.network.ip, then additional_ips
+    bool host_network = false;     // hostNetwork: netns_path is the node's netns
+};
+
+// The well-known runtime sockets, tried in this order by connect("").
+const std::vector<std::string>& default_cri_sockets();
+
+class CriClient {
+public:
+    // Connects to `socket` (a path) and checks that it answers Version; ""
+    // tries default_cri_sockets() and takes the first that does.
+    static Result<CriClient> connect(const std::string& socket,
+                                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+    CriClient(CriClient&&) noexcept;
+    CriClient& operator=(CriClient&&) noexcept;
+    ~CriClient();
+
+    const std::string& socket() const { return socket_; }
+    // The channel, for callers that need other RuntimeService calls (tests).
+    std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
+    // "containerd 1.6.20~ds1 (CRI v1)".
+    Result<std::string> runtime_version();
+
+    // The READY sandbox labelled io.kubernetes.pod.namespace=ns and
+    // io.kubernetes.pod.name=name (the newest if several), with its netns
+    // path and inode (stat'ed here, so the path must be visible to us: mount
+    // the host's /run/netns and /proc into the agent's pod) and its IPs.
+    Result<PodInfo> find_pod(const std::string& ns, const std::string& name);
+
+private:
+    CriClient(std::string socket, std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout);
+
+    struct Stub;
+    std::string socket_;
+    std::shared_ptr<grpc::Channel> channel_;
+    std::unique_ptr<Stub> stub_;
+    std::chrono::milliseconds timeout_;  // per call
+};
+
+// The netns path in a verbose PodSandboxStatus's info["info"] JSON (both
+// containerd's and CRI-O's layout): runtimeSpec.linux.namespaces[type ==
+// "network"].path, else /proc/<pid>/ns/net when the JSON has a pid. "" when
+// it has neither (hostNetwork pods have no network entry). Errors only on
+// JSON that does not parse. Separate from find_pod so tests can feed it
+// either runtime's layout.
+Result<std::string> netns_path_from_info(const std::string& info_json);
+
+}  // namespace pwru::agent

@@ -1,0 +1,181 @@
+// The CRI client against a real containerd (private, see containerd_fixture.h):
+// pods created through CRI as the kubelet would, then resolved by
+// namespace/name to their netns, IPs and hostNetwork flag.
+#include "agent/cri_client.h"
+#include "cri/containerd_fixture.h"
+#include "support/test_files.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+using namespace pwru::agent;
+using namespace pwru::test;
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+
+namespace {
+
+uint64_t inode_of(const std::string& path) {
+    struct stat st{};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    return st.st_ino;
+}
+
+// Skips (loudly) only when containerd and friends are genuinely absent.
+#define REQUIRE_CONTAINERD()                                                  \
+    do {                                                                      \
+        if (auto why = ContainerdFixture::unavailable(); !why.empty()) {      \
+            WARN("SKIPPED: " + why);                                          \
+            return;                                                           \
+        }                                                                     \
+    } while (0)
+
+}  // namespace
+
+TEST_CASE("find_pod resolves real containerd pods to their netns, IPs and hostNetwork", "[cri]") {
+    REQUIRE_CONTAINERD();
+    const auto t0 = std::chrono::steady_clock::now();
+    ContainerdFixture cd;
+    const auto t_up = std::chrono::steady_clock::now();
+
+    auto cri = CriClient::connect(cd.socket());
+    REQUIRE(cri.has_value());
+    auto version = cri->runtime_version();
+    REQUIRE(version.has_value());
+    CHECK_THAT(*version, StartsWith("containerd ") && Contains("(CRI v1)"));
+
+    const std::string pod_id = cd.run_pod("pwru-test", "httpd");
+    // A second pod in another namespace with the same name: the labels must
+    // select on both.
+    const std::string other_id = cd.run_pod("other", "httpd");
+    const std::string host_id = cd.run_pod("pwru-test", "hostnet", /*host_network=*/true);
+    const auto t_pods = std::chrono::steady_clock::now();
+
+    {
+        INFO("pod network");
+        auto pod = cri->find_pod("pwru-test", "httpd");
+        if (!pod) FAIL(pod.error().message());
+        CHECK(pod->id == pod_id);
+        CHECK(pod->ns == "pwru-test");
+        CHECK(pod->name == "httpd");
+        CHECK_FALSE(pod->host_network);
+        // containerd mounts the CNI netns; here under its state dir
+        // (netns_mounts_under_state_dir), on a node under /var/run/netns.
+        CHECK_THAT(pod->netns_path, StartsWith(cd.dir().string()));
+        CHECK(pod->netns_inode == inode_of(pod->netns_path));
+        CHECK(pod->netns_inode == cd.sandbox_netns_inode(pod_id));
+        CHECK(pod->netns_inode != inode_of("/proc/self/ns/net"));
+        REQUIRE(pod->ips.size() == 1);
+        CHECK_THAT(pod->ips[0], StartsWith(cd.pod_ip_prefix()));
+
+        auto other = cri->find_pod("other", "httpd");
+        if (!other) FAIL(other.error().message());
+        CHECK(other->id == other_id);
+        CHECK(other->netns_inode != pod->netns_inode);
+        REQUIRE(other->ips.size() == 1);
+        CHECK(other->ips[0] != pod->ips[0]);
+    }
+    {
+        INFO("host network");
+        auto host = cri->find_pod("pwru-test", "hostnet");
+        if (!host) FAIL(host.error().message());
+        CHECK(host->id == host_id);
+        CHECK(host->host_network);
+        CHECK(host->netns_inode == inode_of("/proc/self/ns/net"));
+        CHECK(host->netns_inode == cd.sandbox_netns_inode(host_id));
+    }
+    {
+        INFO("unknown pod");
+        auto none = cri->find_pod("pwru-test", "nope");
+        REQUIRE_FALSE(none.has_value());
+        CHECK(none.error().message() ==
+              "pod pwru-test/nope not found on this node (no READY sandbox with those labels); check the pod's node");
+    }
+    {
+        INFO("a stopped sandbox is not the pod (the READY filter)");
+        cd.stop_pod(pod_id);
+        auto stopped = cri->find_pod("pwru-test", "httpd");
+        REQUIRE_FALSE(stopped.has_value());
+        CHECK_THAT(stopped.error().message(), Contains("not found on this node"));
+    }
+    for (const auto& id : {pod_id, other_id, host_id}) {
+        cd.stop_pod(id);  // idempotent in CRI
+        cd.remove_pod(id);
+    }
+    const auto ms = [](auto a, auto b) { return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count(); };
+    WARN("timings: containerd up + image imported " << ms(t0, t_up) << " ms, 3 sandboxes " << ms(t_up, t_pods)
+                                                    << " ms, lookups and teardown "
+                                                    << ms(t_pods, std::chrono::steady_clock::now()) << " ms");
+}
+
+TEST_CASE("connect says which socket failed and which flag fixes it", "[cri]") {
+    TempDir tmp("pwru-crisock");  // not "pwru-cri-<pid>": the fixture sweeps those
+
+    auto missing = CriClient::connect((tmp.path / "nope.sock").string());
+    REQUIRE_FALSE(missing.has_value());
+    CHECK_THAT(missing.error().message(),
+               StartsWith("cannot reach the CRI socket " + (tmp.path / "nope.sock").string()) &&
+                   Contains("No such file or directory") && Contains("--cri-socket"));
+
+    const auto file = tmp.path / "file.sock";
+    std::ofstream(file) << "not a socket";
+    auto not_socket = CriClient::connect(file.string());
+    REQUIRE_FALSE(not_socket.has_value());
+    CHECK_THAT(not_socket.error().message(), Contains("is not a socket") && Contains("--cri-socket"));
+
+    // A socket nobody listens on: what a crashed runtime leaves behind.
+    const auto dead = tmp.path / "dead.sock";
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, dead.c_str(), sizeof addr.sun_path - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    auto refused = CriClient::connect(dead.string(), std::chrono::seconds(2));
+    ::close(fd);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK_THAT(refused.error().message(),
+               StartsWith("cannot reach the CRI socket " + dead.string() + ": ") && Contains("--cri-socket"));
+}
+
+TEST_CASE("connect(\"\") names every well-known socket when none exists", "[cri]") {
+    for (const auto& s : default_cri_sockets()) {
+        if (std::filesystem::exists(s)) {
+            WARN("SKIPPED: " + s + " exists on this machine: auto-detection would use it");
+            return;
+        }
+    }
+    auto none = CriClient::connect("");
+    REQUIRE_FALSE(none.has_value());
+    CHECK_THAT(none.error().message(), StartsWith("no CRI socket found (tried /run/containerd/containerd.sock, ") &&
+                                           Contains("/var/run/crio/crio.sock") && Contains("pass --cri-socket"));
+}
+
+TEST_CASE("netns_path_from_info reads containerd's and CRI-O's sandbox info", "[cri]") {
+    // containerd: pid + runtimeSpec naming the CNI netns.
+    CHECK(netns_path_from_info(R"({"pid": 4242, "runtimeSpec": {"linux": {"namespaces": [
+              {"type": "pid"}, {"type": "ipc"}, {"type": "network", "path": "/var/run/netns/cni-1234"}]}}})") ==
+          "/var/run/netns/cni-1234");
+    // CRI-O with drop_infra_ctr: no pid, the path only in runtimeSpec.
+    CHECK(netns_path_from_info(R"({"image": "registry.k8s.io/pause:3.9", "runtimeSpec": {"linux": {"namespaces": [
+              {"type": "network", "path": "/var/run/netns/5f0c-ab"}]}}})") == "/var/run/netns/5f0c-ab");
+    // hostNetwork (no network entry) or a netns runc made itself (no path): the pid's.
+    CHECK(netns_path_from_info(R"({"pid": 77, "runtimeSpec": {"linux": {"namespaces": [{"type": "pid"}]}}})") ==
+          "/proc/77/ns/net");
+    CHECK(netns_path_from_info(R"({"pid": 78, "runtimeSpec": {"linux": {"namespaces": [{"type": "network"}]}}})") ==
+          "/proc/78/ns/net");
+    // Nothing to go on: "" (find_pod turns it into an error or the node's netns).
+    CHECK(netns_path_from_info(R"({"pid": 0})") == "");
+    CHECK(netns_path_from_info(R"({})") == "");
+    auto bad = netns_path_from_info("not json");
+    REQUIRE_FALSE(bad.has_value());
+    CHECK_THAT(bad.error().message(), Contains("not a JSON object"));
+}
