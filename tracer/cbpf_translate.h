@@ -15,20 +15,39 @@
 //   __u32 size)` (R1 = w, R2 = off, R3 = size in {1, 2, 4}), which returns
 //   the value in host order, or a negative number when off + size > len or
 //   the bytes cannot be read; the filter then returns 0, as libpcap does.
+//   Every translated body calls pkt_load_slow at least once (on a path the
+//   verifier walks), also when the filter reads no packet byte: a program
+//   must not carry a subprogram nobody calls. constant_filter() does not.
 // - cBPF A, X and the window pointer live in callee-saved R6..R9 (A = R6,
 //   X = R7, w = R8, w->copied = R9); M[0..15] on the stack at R10-64..R10-4.
-//   64 bytes of stack in total.
+//   64 bytes of stack in total, 72 with the loop budget (below).
+//
+// Backward jumps (libpcap's `protochain`, which walks the IPv6 extension
+// header chain in a loop): the eBPF verifier only accepts loops it can prove
+// to end, so every backward jump spends one unit of a loop budget, a u64 at
+// R10-72; with none left the filter returns 0. The budget (kLoopBudget) is
+// set to its full value each time control enters a loop from above (each
+// `protochain` clause has its own), or once at entry for hand-written cBPF
+// whose loops overlap. One `protochain` step is one backward jump, one
+// extension header (or IPv4 AH) passed; real chains have a handful.
+// The one case where the verdict can differ from libpcap: a packet on which
+// one loop needs more than kLoopBudget backward jumps (a chain of more than
+// 64 extension headers): libpcap follows the chain to its end, we reject.
 #pragma once
 
 #include <linux/bpf.h>
 #include <linux/filter.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "tracer/result.h"
 
 namespace pwru {
+
+// Backward jumps one loop may take before the filter gives up (returns 0).
+inline constexpr uint32_t kLoopBudget = 64;
 
 struct TranslatedFilter {
     // Body of the subprogram. Always ends with an exit.
@@ -42,9 +61,9 @@ struct TranslatedFilter {
 };
 
 // Translates a cBPF program (as produced by compile_pcap()). Errors name the
-// construct that cannot be translated: backward jumps (libpcap's
-// `protochain`), Linux BPF extension loads (SKF_AD_OFF and friends), unknown
-// opcodes, jumps out of the program, scratch slots >= 16, programs whose
+// construct that cannot be translated: Linux BPF extension loads (SKF_AD_OFF
+// and friends), unknown opcodes, jumps out of the program (forwards past the
+// end, or backwards before the start), scratch slots >= 16, programs whose
 // eBPF jumps would not fit the 16-bit offset.
 Result<TranslatedFilter> translate_cbpf(const std::vector<struct sock_filter>& prog);
 

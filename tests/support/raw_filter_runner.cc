@@ -162,6 +162,13 @@ Result<size_t> RawFilterRunner::load(const TranslatedFilter& filter) {
     return progs_.size() - 1;
 }
 
+size_t RawFilterRunner::verified_insns(size_t handle) const {
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(progs_.at(handle).get(), &info, &len) != 0) return 0;
+    return info.verified_insns;
+}
+
 Result<void> RawFilterRunner::set_packet(std::span<const uint8_t> packet, uint32_t window_limit) {
     if (packet.size() > kRawRunnerMaxPacket) return fail("packet longer than the raw runner holds");
     pwru_pkt_window w{};

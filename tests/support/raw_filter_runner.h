@@ -52,6 +52,10 @@ class RawFilterRunner {
     // Instruction count of the whole program `handle` (main + filter + loader).
     size_t program_insns(size_t handle) const { return sizes_.at(handle); }
 
+    // Instructions the verifier processed to accept program `handle` (its
+    // cost; loops are walked iteration by iteration). 0 if unknown.
+    size_t verified_insns(size_t handle) const;
+
   private:
     RawFilterRunner() = default;
 

@@ -130,6 +130,20 @@ TEST_CASE("loads inside the window get a fast path, others only the slow loader"
     CHECK(reads_data);
 }
 
+TEST_CASE("a filter that reads no packet byte still calls pkt_load_slow", "[unit]") {
+    // The probes carry pkt_load_slow; the kernel refuses a subprogram nobody calls.
+    for (const char* expr : {"len > 100", "greater 200", "less 60"}) {
+        for (LinkLayer ll : {LinkLayer::L2, LinkLayer::L3}) {
+            auto f = translate_ok(expr, ll);
+            check_structure(f);
+            CHECK(f.slow_load_calls.size() == 1);
+        }
+    }
+    // Filters that load call it anyway, with no extra reference.
+    auto far = translate_ok("ether[200:4] = 0x01020304", LinkLayer::L2);
+    CHECK(far.slow_load_calls.size() == 1);
+}
+
 TEST_CASE("a bad expression gives libpcap's message", "[unit]") {
     auto r = pwru::compile_pcap("tcp and and port 80", LinkLayer::L2);
     REQUIRE_FALSE(r.has_value());
@@ -145,12 +159,82 @@ TEST_CASE("a bad expression gives libpcap's message", "[unit]") {
     CHECK_FALSE(l3.error().what.empty());
 }
 
-TEST_CASE("protochain gives the clear backward-jump error", "[unit]") {
-    auto cbpf_prog = pwru::compile_pcap("ip6 protochain 58", LinkLayer::L2);
-    REQUIRE(cbpf_prog.has_value());
-    auto out = pwru::translate_cbpf(*cbpf_prog);
-    REQUIRE_FALSE(out.has_value());
-    CHECK(out.error().what.find("backward jump (protochain), not supported yet") != std::string::npos);
+// The loop budget's instructions (see cbpf_translate.h).
+bool is_budget_reset(const bpf_insn& i) {
+    return i.code == (BPF_ST | BPF_MEM | BPF_DW) && i.dst_reg == BPF_REG_10 && i.off == -72 &&
+           i.imm == static_cast<int32_t>(pwru::kLoopBudget);
+}
+bool is_budget_load(const bpf_insn& i) {
+    return i.code == (BPF_LDX | BPF_MEM | BPF_DW) && i.src_reg == BPF_REG_10 && i.off == -72;
+}
+size_t count(const pwru::TranslatedFilter& f, bool (*pred)(const bpf_insn&)) {
+    size_t n = 0;
+    for (const auto& in : f.insns) n += pred(in) ? 1 : 0;
+    return n;
+}
+size_t backward_jumps(const std::vector<sock_filter>& prog) {
+    size_t n = 0;
+    for (const auto& f : prog) n += f.code == (BPF_JMP | BPF_JA) && static_cast<int32_t>(f.k) < 0 ? 1 : 0;
+    return n;
+}
+
+TEST_CASE("protochain (backward jumps) translates to a bounded loop", "[unit]") {
+    for (const char* expr : {"ip6 protochain 58", "ip protochain 6", "protochain 17", "ip6 protochain 6 and tcp port 80"}) {
+        for (LinkLayer ll : {LinkLayer::L2, LinkLayer::L3}) {
+            auto cbpf_prog = pwru::compile_pcap(expr, ll);
+            REQUIRE(cbpf_prog.has_value());
+            auto f = translate_ok(expr, ll);
+            check_structure(f);
+            INFO(expr);
+            bool has_backward = false;
+            for (size_t i = 0; i < f.insns.size(); ++i)
+                has_backward |= is_jump_class(f.insns[i]) && f.insns[i].off < 0;
+            CHECK(has_backward);
+            // Every backward cBPF jump spends budget; every loop (libpcap
+            // emits one per protochain clause) resets it when entered.
+            REQUIRE(backward_jumps(*cbpf_prog) > 0);
+            CHECK(count(f, is_budget_load) == backward_jumps(*cbpf_prog));
+            CHECK(count(f, is_budget_reset) >= 1);
+        }
+    }
+    // Without backward jumps there is no budget.
+    auto plain = translate_ok("tcp port 80", LinkLayer::L2);
+    CHECK(count(plain, is_budget_reset) == 0);
+    CHECK(count(plain, is_budget_load) == 0);
+}
+
+TEST_CASE("hand-written loops: per-loop budget, one budget for overlapping loops, bad targets", "[unit]") {
+    const sock_filter ret_a = cbpf(BPF_RET | BPF_A, 0, 0, 0);
+    auto add1 = cbpf(BPF_ALU | BPF_ADD | BPF_K, 0, 0, 1);
+    auto ja_back = [](int distance) { return cbpf(BPF_JMP | BPF_JA, 0, 0, static_cast<uint32_t>(-distance)); };
+    // Two loops one after the other: each resets the budget on entry.
+    auto seq = pwru::translate_cbpf({add1, cbpf(BPF_JMP | BPF_JGT | BPF_K, 1, 0, 9), ja_back(3), add1,
+                                     cbpf(BPF_JMP | BPF_JGT | BPF_K, 1, 0, 19), ja_back(3), ret_a});
+    REQUIRE(seq.has_value());
+    check_structure(*seq);
+    CHECK(count(*seq, is_budget_reset) == 2);
+    CHECK(count(*seq, is_budget_load) == 2);
+    // Overlapping loops: one budget, set once in the prologue, before any block.
+    auto overlap = pwru::translate_cbpf({add1, add1, cbpf(BPF_JMP | BPF_JGT | BPF_K, 3, 0, 60),
+                                         cbpf(BPF_JMP | BPF_JSET | BPF_K, 0, 1, 1), ja_back(5), ja_back(5), ret_a});
+    REQUIRE(overlap.has_value());
+    check_structure(*overlap);
+    CHECK(count(*overlap, is_budget_reset) == 1);
+    size_t first_reset = 0;
+    while (!is_budget_reset(overlap->insns[first_reset])) ++first_reset;
+    CHECK(first_reset < 4);  // prologue: r8 = r1, A = 0, budget
+    // A loop before anything else (head = instruction 0) and `ja -1`.
+    auto at_zero = pwru::translate_cbpf({add1, cbpf(BPF_JMP | BPF_JGT | BPF_K, 1, 0, 5), ja_back(3), ret_a});
+    REQUIRE(at_zero.has_value());
+    check_structure(*at_zero);
+    auto self = pwru::translate_cbpf({cbpf(BPF_LD | BPF_IMM, 0, 0, 1), ja_back(1)});
+    REQUIRE(self.has_value());
+    check_structure(*self);
+    // The old error stays for a target that is not an instruction.
+    std::string e = translate_error({cbpf(BPF_LD | BPF_IMM, 0, 0, 1), ja_back(3), ret_a});
+    CHECK(e.find("cBPF instruction 1") != std::string::npos);
+    CHECK(e.find("backward jump (protochain) to instruction -1, before the start of the program") !=
+          std::string::npos);
 }
 
 TEST_CASE("untranslatable cBPF is rejected with the construct named", "[unit]") {
@@ -177,7 +261,8 @@ TEST_CASE("hand-written cBPF: unreachable code is dropped, falling off the end r
     auto r = pwru::translate_cbpf({cbpf(BPF_RET | BPF_K, 0, 0, 1), cbpf(BPF_RET | BPF_K, 0, 0, 0)});
     REQUIRE(r.has_value());
     check_structure(*r);
-    CHECK(r->insns.size() == 3);  // r8 = r1; w0 = 1; exit
+    // r8 = r1; the pkt_load_slow reference (6 insns, see below); w0 = 1; exit
+    CHECK(r->insns.size() == 9);
 
     // A program whose last instruction falls through: libpcap returns 0.
     auto fall = pwru::translate_cbpf({cbpf(BPF_LD | BPF_IMM, 0, 0, 5)});
