@@ -13,6 +13,11 @@ PACKAGES=(
   bpftool
   # the demo and the netns tests: namespaces, veth, iptables
   iproute2 iptables
+  # the vm test layer
+  # (qemu under software emulation, a static busybox and cpio for the initramfs,
+  # kmod's modinfo for module dependencies, xz for the guest kernel's .ko.xz;
+  # the guest kernel itself is fetched and cached by tests/vm/run-in-vm.sh)
+  qemu-system-x86 busybox-static cpio kmod xz-utils
   # the agent: CRI client (gRPC C++ and protoc with its gRPC plugin)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   # the cri test layer (a private containerd, runc, the CNI bridge plugins)
