@@ -62,7 +62,12 @@ static __noinline long pkt_load_slow(struct pwru_pkt_window *w, __u32 off, __u32
 	if (end > w->len)
 		return -1;
 	if (end <= w->copied && off <= PWRU_PKT_WINDOW - 4) {
-		__builtin_memcpy(b, &w->data[off], 4);
+		__u32 i = off;
+
+		/* off <= 124 here, but clang may test one register and index with
+		 * another: hide the value, then a mask (a no-op) bounds the index */
+		asm volatile("" : "+r"(i));
+		__builtin_memcpy(b, &w->data[i & (PWRU_PKT_WINDOW - 1)], 4);
 	} else if (end <= w->linear) {
 		if (bpf_probe_read_kernel(b, size, (void *)(w->start + off)))
 			return -1;
@@ -84,12 +89,21 @@ static __noinline long pkt_load_slow(struct pwru_pkt_window *w, __u32 off, __u32
  * it into every program that uses a filter. */
 static __noinline int pcap_filter_l2(struct pwru_pkt_window *w)
 {
-	return pkt_load_slow(w, 0, 1) >= 0;
+	__u32 off = 0, size = 1;
+
+	/* opaque to clang: with only constant arguments at its call sites it
+	 * would specialise pkt_load_slow for them (the translated filters pass
+	 * any offset and size) */
+	asm volatile("" : "+r"(off), "+r"(size));
+	return pkt_load_slow(w, off, size) >= 0;
 }
 
 static __noinline int pcap_filter_l3(struct pwru_pkt_window *w)
 {
-	return pkt_load_slow(w, 0, 1) >= 0;
+	__u32 off = 0, size = 1;
+
+	asm volatile("" : "+r"(off), "+r"(size));
+	return pkt_load_slow(w, off, size) >= 0;
 }
 
 /* Where a packet starts for the filter and the capture, and how much of it

@@ -472,7 +472,13 @@ class Translator {
     // jump spends one unit of a budget of kLoopBudget; with none left the
     // filter rejects the packet. See cbpf_translate.h.
 
-    void reset_budget() { as_.emit(st_imm(BPF_DW, R_FP, kBudgetOff, static_cast<int32_t>(kLoopBudget))); }
+    // Through a register: kernels before 6.3 do not track a constant stored
+    // by BPF_ST, and a budget the verifier does not know proves no end.
+    // R2 is free where this runs (a block boundary, or the prologue).
+    void reset_budget() {
+        as_.emit(alu64_imm(BPF_MOV, R2, static_cast<int32_t>(kLoopBudget)));
+        as_.emit(stx(BPF_DW, R_FP, kBudgetOff, R2));
+    }
 
     // R2 and R3 are free at a jump (they are live only inside a load).
     void backward_jump(Label head) {

@@ -66,10 +66,14 @@ Result<bool> FilterHarness::run(const uint8_t* pkt, size_t len) {
     // at the network header, so the filter sees exactly `pkt`.
     std::vector<uint8_t> frame;
     if (l3_) {
+        // The kernel refuses an IPv4 / IPv6 ethertype followed by less than
+        // that header; the filter starts at the network header whatever the
+        // ethertype, so short packets get an experimental one (0x88b5).
         frame.assign(14, 0);
-        bool v6 = len > 0 && (pkt[0] >> 4) == 6;
-        frame[12] = v6 ? 0x86 : 0x08;
-        frame[13] = v6 ? 0xdd : 0x00;
+        unsigned version = len > 0 ? pkt[0] >> 4 : 0;
+        uint16_t type = version == 6 && len >= 40 ? 0x86dd : version == 4 && len >= 20 ? 0x0800 : 0x88b5;
+        frame[12] = static_cast<uint8_t>(type >> 8);
+        frame[13] = static_cast<uint8_t>(type);
     }
     frame.insert(frame.end(), pkt, pkt + len);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<__u32>(frame.size()),

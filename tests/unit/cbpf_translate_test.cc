@@ -159,24 +159,45 @@ TEST_CASE("a bad expression gives libpcap's message", "[unit]") {
     CHECK_FALSE(l3.error().what.empty());
 }
 
-// The loop budget's instructions (see cbpf_translate.h).
-bool is_budget_reset(const bpf_insn& i) {
-    return i.code == (BPF_ST | BPF_MEM | BPF_DW) && i.dst_reg == BPF_REG_10 && i.off == -72 &&
-           i.imm == static_cast<int32_t>(pwru::kLoopBudget);
-}
-bool is_budget_load(const bpf_insn& i) {
-    return i.code == (BPF_LDX | BPF_MEM | BPF_DW) && i.src_reg == BPF_REG_10 && i.off == -72;
-}
+namespace {
+
 size_t count(const pwru::TranslatedFilter& f, bool (*pred)(const bpf_insn&)) {
     size_t n = 0;
     for (const auto& in : f.insns) n += pred(in) ? 1 : 0;
     return n;
 }
+
+// The loop budget's instructions (see cbpf_translate.h): r2 = budget, then
+// stored at R10-72; a backward jump loads it from there.
+bool is_budget_reset(const bpf_insn& i) {
+    return i.code == (BPF_ALU64 | BPF_MOV | BPF_K) && i.dst_reg == BPF_REG_2 &&
+           i.imm == static_cast<int32_t>(pwru::kLoopBudget);
+}
+
+bool is_budget_store(const bpf_insn& i) {
+    return i.code == (BPF_STX | BPF_MEM | BPF_DW) && i.dst_reg == BPF_REG_10 && i.src_reg == BPF_REG_2 && i.off == -72;
+}
+
+bool is_budget_load(const bpf_insn& i) {
+    return i.code == (BPF_LDX | BPF_MEM | BPF_DW) && i.src_reg == BPF_REG_10 && i.off == -72;
+}
+
+// Every reset is stored; every backward jump stores what it spent.
+void check_budget_stores(const pwru::TranslatedFilter& f) {
+    size_t resets_stored = 0;
+    for (size_t i = 0; i + 1 < f.insns.size(); ++i)
+        resets_stored += is_budget_reset(f.insns[i]) && is_budget_store(f.insns[i + 1]) ? 1 : 0;
+    CHECK(resets_stored == count(f, is_budget_reset));
+    CHECK(count(f, is_budget_store) == count(f, is_budget_reset) + count(f, is_budget_load));
+}
+
 size_t backward_jumps(const std::vector<sock_filter>& prog) {
     size_t n = 0;
     for (const auto& f : prog) n += f.code == (BPF_JMP | BPF_JA) && static_cast<int32_t>(f.k) < 0 ? 1 : 0;
     return n;
 }
+
+}  // namespace
 
 TEST_CASE("protochain (backward jumps) translates to a bounded loop", "[unit]") {
     for (const char* expr : {"ip6 protochain 58", "ip protochain 6", "protochain 17", "ip6 protochain 6 and tcp port 80"}) {
@@ -195,6 +216,7 @@ TEST_CASE("protochain (backward jumps) translates to a bounded loop", "[unit]") 
             REQUIRE(backward_jumps(*cbpf_prog) > 0);
             CHECK(count(f, is_budget_load) == backward_jumps(*cbpf_prog));
             CHECK(count(f, is_budget_reset) >= 1);
+            check_budget_stores(f);
         }
     }
     // Without backward jumps there is no budget.
@@ -214,6 +236,7 @@ TEST_CASE("hand-written loops: per-loop budget, one budget for overlapping loops
     check_structure(*seq);
     CHECK(count(*seq, is_budget_reset) == 2);
     CHECK(count(*seq, is_budget_load) == 2);
+    check_budget_stores(*seq);
     // Overlapping loops: one budget, set once in the prologue, before any block.
     auto overlap = pwru::translate_cbpf({add1, add1, cbpf(BPF_JMP | BPF_JGT | BPF_K, 3, 0, 60),
                                          cbpf(BPF_JMP | BPF_JSET | BPF_K, 0, 1, 1), ja_back(5), ja_back(5), ret_a});
@@ -223,6 +246,7 @@ TEST_CASE("hand-written loops: per-loop budget, one budget for overlapping loops
     size_t first_reset = 0;
     while (!is_budget_reset(overlap->insns[first_reset])) ++first_reset;
     CHECK(first_reset < 4);  // prologue: r8 = r1, A = 0, budget
+    check_budget_stores(*overlap);
     // A loop before anything else (head = instruction 0) and `ja -1`.
     auto at_zero = pwru::translate_cbpf({add1, cbpf(BPF_JMP | BPF_JGT | BPF_K, 1, 0, 5), ja_back(3), ret_a});
     REQUIRE(at_zero.has_value());
