@@ -109,25 +109,27 @@ done:
 
 /* --output-skb / --output-skb-shared-info: the structs as text, written
  * straight into the ring-buffer record after the event. */
+/* The object at ptr (BTF type type_id) as text in buf; the length written. */
+static __always_inline __u32 btf_dump(char *buf, const __u32 size, void *ptr, __u32 type_id)
+{
+	struct btf_ptr p = {.ptr = ptr, .type_id = type_id};
+	long n = bpf_snprintf_btf(buf, size, &p, sizeof(p), 0);
+
+	if (n < 0)
+		return 0;
+	return n >= size ? size - 1 : (__u32)n;  /* n counts what did not fit too */
+}
+
 static __always_inline void dump_skb(struct sk_buff *skb, struct pwru_dumps *d)
 {
-	struct btf_ptr p = {};
-	long n;
-
 	d->skb_len = 0;
 	d->shinfo_len = 0;
-	if (CFG.output_skb) {
-		p.ptr = skb;
-		p.type_id = bpf_core_type_id_kernel(struct sk_buff);
-		n = bpf_snprintf_btf(d->skb, sizeof(d->skb), &p, sizeof(p), 0);
-		d->skb_len = n < 0 ? 0 : (n >= (long)sizeof(d->skb) ? sizeof(d->skb) - 1 : n);
-	}
-	if (CFG.output_shinfo) {
-		p.ptr = BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end);
-		p.type_id = bpf_core_type_id_kernel(struct skb_shared_info);
-		n = bpf_snprintf_btf(d->shinfo, sizeof(d->shinfo), &p, sizeof(p), 0);
-		d->shinfo_len = n < 0 ? 0 : (n >= (long)sizeof(d->shinfo) ? sizeof(d->shinfo) - 1 : n);
-	}
+	if (CFG.output_skb)
+		d->skb_len = btf_dump(d->skb, sizeof(d->skb), skb, bpf_core_type_id_kernel(struct sk_buff));
+	if (CFG.output_shinfo)
+		d->shinfo_len = btf_dump(d->shinfo, sizeof(d->shinfo),
+					 BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end),
+					 bpf_core_type_id_kernel(struct skb_shared_info));
 }
 
 /* One ring-buffer record: the event, then the optional parts in this order.

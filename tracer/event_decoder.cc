@@ -1,5 +1,6 @@
 #include "tracer/event_decoder.h"
 
+#include <fmt/format.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -15,11 +16,7 @@ int64_t clock_ns(clockid_t id) {
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-std::string fmt_hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
-    return buf;
-}
+std::string fmt_hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
 std::string format_addr(uint8_t l3, const uint8_t* addr) {
     char buf[INET6_ADDRSTRLEN] = {};

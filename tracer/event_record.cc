@@ -1,5 +1,6 @@
 #include "tracer/event_record.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace pwru {
@@ -18,9 +19,7 @@ std::string EventRecord::iface_display() const {
 // The transport form (agent -> plugin): every field, lossless. The
 // user-facing --output-json shape is OutputFormatter's (pwru's fields).
 void to_json(nlohmann::json& j, const EventRecord& e) {
-    char skb[24];
-    std::snprintf(skb, sizeof(skb), "0x%llx", static_cast<unsigned long long>(e.skb));
-    j = nlohmann::json{{"skb", skb},
+    j = nlohmann::json{{"skb", fmt::format("{:#x}", e.skb)},
                        {"cpu", e.cpu},
                        {"pid", e.pid},
                        {"process", e.process},

@@ -300,8 +300,8 @@ Result<int> Session::poll(int timeout_ms, const EventFn& fn) {
 }
 
 std::vector<uint64_t> Session::stack(int32_t stack_id) const {
-    std::vector<uint64_t> frames(PWRU_STACK_DEPTH, 0);
     if (!skel_ || stack_id < 0) return {};
+    std::vector<uint64_t> frames(PWRU_STACK_DEPTH, 0);
     __u32 key = static_cast<__u32>(stack_id);
     int fd = bpf_map__fd(skel_->maps.stacks);
     if (bpf_map_lookup_elem(fd, &key, frames.data()) != 0) return {};

@@ -159,8 +159,8 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
         if (cfg.summary) summary.add(rec);
         std::string line = formatter.format(rec);
         if (auto w = out.write_line(line); !w && !write_error) write_error = w.error();
-        if (cfg.output_limit_lines && ++printed >= cfg.output_limit_lines) limit_reached = true;
-        else if (!cfg.output_limit_lines) ++printed;
+        ++printed;
+        if (cfg.output_limit_lines && printed >= cfg.output_limit_lines) limit_reached = true;
     };
     int rc = kExitOk;
     while (!stop.load() && !limit_reached) {

@@ -1,5 +1,6 @@
 #include "tracer/trajectory_summary.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "tracer/output_format.h"
@@ -87,9 +88,7 @@ std::string TrajectorySummary::text(size_t max_paths) const {
             out += "  ... " + std::to_string(all.size() - max_paths) + " more\n";
             break;
         }
-        char skb[24];
-        std::snprintf(skb, sizeof(skb), "%#llx", static_cast<unsigned long long>(t.skb));
-        out += std::string("  ") + skb + " " + t.tuple + ":";
+        out += fmt::format("  {:#x} {}:", t.skb, t.tuple);
         for (size_t i = 0; i < t.path.size(); ++i) out += (i ? " > " : " ") + t.path[i];
         out += "\n";
     }
@@ -101,9 +100,7 @@ std::string TrajectorySummary::text(size_t max_paths) const {
 nlohmann::json TrajectorySummary::json() const {
     nlohmann::json packets = nlohmann::json::array();
     for (const auto& t : trajectories()) {
-        char skb[24];
-        std::snprintf(skb, sizeof(skb), "%#llx", static_cast<unsigned long long>(t.skb));
-        nlohmann::json p{{"skb", skb}, {"tuple", t.tuple}, {"path", t.path}};
+        nlohmann::json p{{"skb", fmt::format("{:#x}", t.skb)}, {"tuple", t.tuple}, {"path", t.path}};
         if (t.dropped) p["drop"] = t.drop_line;
         packets.push_back(std::move(p));
     }
