@@ -69,6 +69,12 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
         ->capture_default_str();
     app.add_option("--output-file-max-backups", c.rotation.max_backups, "rotated files to keep (FILE.1 ... FILE.N; 0: all)")
         ->capture_default_str();
+    int max_age_days = 0;  // signed: "-1" must be refused with the range, not wrapped
+    app.add_option("--output-file-max-age", max_age_days,
+                   "remove rotated files older than this many days (by modification time; 0: keep)")
+        ->check(CLI::Range(0, 36500))
+        ->capture_default_str();
+    app.add_flag("--output-file-compress", c.rotation.compress, "gzip rotated files (FILE.1.gz ...)");
     app.add_option("--output-pcap", c.output_pcap,
                    "also write the traced packets to this pcapng file, each commented with its function");
     app.add_option("--ready-file", c.ready_file, "create this file once everything is attached");
@@ -94,6 +100,7 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
 
     c.trace.backend = kBackends.at(backend);
     c.rotation.max_bytes = max_size_mb << 20;
+    c.rotation.max_age_days = static_cast<unsigned>(max_age_days);
     c.output.timestamp = kTimestamps.at(timestamp);
     c.trace.no_features.insert(no_features.begin(), no_features.end());
     c.trace.output_tuple = c.output.tuple;

@@ -1,10 +1,27 @@
 #include "tracer/event_sink.h"
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 
+#include "tracer/gzip_file.h"
+
 namespace pwru {
+namespace {
+
+namespace fs = std::filesystem;
+
+// N of "FILE.N" or "FILE.N.gz" (name is a directory entry's file name), or 0.
+unsigned backup_number(const std::string& name, const std::string& base) {
+    if (name.size() <= base.size() + 1 || name.compare(0, base.size() + 1, base + ".") != 0) return 0;
+    std::string rest = name.substr(base.size() + 1);
+    if (rest.ends_with(".gz")) rest.resize(rest.size() - 3);
+    if (rest.empty() || rest.size() > 9 || rest.find_first_not_of("0123456789") != std::string::npos) return 0;
+    return static_cast<unsigned>(std::stoul(rest));
+}
+
+}  // namespace
 
 Result<EventSink> EventSink::open(const std::string& path, RotationOptions rotation) {
     EventSink s;
@@ -12,6 +29,7 @@ Result<EventSink> EventSink::open(const std::string& path, RotationOptions rotat
     if (!s.file_) return fail("cannot open --output-file " + path + "; check the directory exists and is writable", errno);
     s.path_ = path;
     s.rotation_ = rotation;
+    s.remove_expired();
     return s;
 }
 
@@ -25,19 +43,52 @@ EventSink::~EventSink() {
     else if (file_) std::fflush(file_);
 }
 
+std::map<unsigned, std::string> EventSink::backups() const {
+    std::map<unsigned, std::string> out;
+    fs::path p(path_);
+    fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    const std::string base = p.filename().string();
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        unsigned n = backup_number(it->path().filename().string(), base);
+        if (n != 0) out[n] = it->path().string();
+    }
+    return out;
+}
+
+void EventSink::remove_expired() const {
+    if (rotation_.max_age_days == 0) return;
+    const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(24) * rotation_.max_age_days;
+    std::error_code ec;
+    for (const auto& [n, file] : backups()) {
+        auto mtime = fs::last_write_time(file, ec);
+        if (!ec && mtime < cutoff) fs::remove(file, ec);
+    }
+}
+
 Result<void> EventSink::rotate() {
     std::fclose(file_);
     file_ = nullptr;
     std::error_code ec;
-    auto numbered = [&](unsigned n) { return path_ + "." + std::to_string(n); };
-    // Shift FILE.n -> FILE.n+1 from the oldest kept; past the limit they go.
-    unsigned last = 0;
-    while (std::filesystem::exists(numbered(last + 1), ec)) ++last;
-    if (rotation_.max_backups != 0)
-        for (; last >= rotation_.max_backups && last > 0; --last) std::filesystem::remove(numbered(last), ec);
-    for (unsigned n = last; n >= 1; --n) std::filesystem::rename(numbered(n), numbered(n + 1), ec);
-    std::filesystem::rename(path_, numbered(1), ec);
+    // FILE.n -> FILE.n+1 (.gz kept), from the oldest; past the limit they go.
+    auto existing = backups();
+    for (auto it = existing.rbegin(); it != existing.rend(); ++it) {
+        const auto& [n, file] = *it;
+        if (rotation_.max_backups != 0 && n >= rotation_.max_backups) {
+            fs::remove(file, ec);
+            continue;
+        }
+        const bool gz = file.ends_with(".gz");
+        fs::rename(file, path_ + "." + std::to_string(n + 1) + (gz ? ".gz" : ""), ec);
+    }
+    const std::string first = path_ + ".1";
+    fs::rename(path_, first, ec);
     if (ec) return fail("cannot rotate --output-file " + path_ + ": " + ec.message());
+    if (rotation_.compress) {
+        if (auto r = gzip_file(first, first + ".gz"); !r) return r;
+        fs::remove(first, ec);
+    }
+    remove_expired();
     file_ = std::fopen(path_.c_str(), "w");
     if (!file_) return fail("cannot reopen --output-file " + path_ + " after rotation", errno);
     written_ = 0;

@@ -56,6 +56,12 @@ TEST_CASE("bad flag values: exit 2 with the form expected", "[bpf]") {
     expect_one_line_error(run_pwru({"--filter-netns", "inode:nope"}), 2, "inode:N");
 }
 
+TEST_CASE("bad rotation values: exit 2, one line, nothing attached", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    expect_one_line_error(run_pwru({"--output-file-max-age", "-1"}), 2, "--output-file-max-age");
+    expect_one_line_error(run_pwru({"--output-file-max-backups", "-1"}), 2, "--output-file-max-backups");
+}
+
 TEST_CASE("missing things: BTF, netns, interface, functions", "[bpf]") {
     PWRU_REQUIRE_ROOT();
     expect_one_line_error(run_pwru({"--kernel-btf", "/nonexistent/vmlinux"}), 1, "--kernel-btf");
