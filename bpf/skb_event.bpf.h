@@ -51,47 +51,42 @@ static __always_inline void set_meta(struct sk_buff *skb, struct pwru_meta *m)
 	}
 }
 
-/* The tuple from the network header (the transport header is often not set
- * yet on the output path, so L4 is found from the IP header). */
-static __always_inline void set_tuple(struct sk_buff *skb, struct pwru_event *ev)
+/* The tuple from the IP header at `ip` (kernel memory). False when there
+ * is no IPv4 / IPv6 header there. */
+static __always_inline bool tuple_at(unsigned char *ip, struct pwru_tuple *t)
 {
-	struct pwru_tuple *t = &ev->tuple;
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 net = BPF_CORE_READ(skb, network_header);
 	__u8 ver_ihl = 0;
 	__u64 l4;
 	__u8 l4_hdr[14];
 
-	if (net == PWRU_NO_HEADER)
-		return;
-	if (bpf_probe_read_kernel(&ver_ihl, 1, head + net))
-		return;
+	if (bpf_probe_read_kernel(&ver_ihl, 1, ip))
+		return false;
 
 	if ((ver_ihl >> 4) == 4) {
-		struct pwru_iphdr ip;
+		struct pwru_iphdr ip4;
 
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + net))
-			return;
+		if (bpf_probe_read_kernel(&ip4, sizeof(ip4), ip))
+			return false;
 		t->l3 = 4;
-		t->l4_proto = ip.protocol;
-		__builtin_memcpy(t->saddr, ip.saddr, 4);
-		__builtin_memcpy(t->daddr, ip.daddr, 4);
+		t->l4_proto = ip4.protocol;
+		__builtin_memcpy(t->saddr, ip4.saddr, 4);
+		__builtin_memcpy(t->daddr, ip4.daddr, 4);
 		/* a non-first fragment has no L4 header */
-		if (bpf_ntohs(ip.frag_off) & 0x1fff)
-			goto done;
-		l4 = (__u64)(head + net) + (ver_ihl & 0xf) * 4;
+		if (bpf_ntohs(ip4.frag_off) & 0x1fff)
+			return true;
+		l4 = (__u64)ip + (ver_ihl & 0xf) * 4;
 	} else if ((ver_ihl >> 4) == 6) {
 		struct pwru_ipv6hdr ip6;
 
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + net))
-			return;
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), ip))
+			return false;
 		t->l3 = 6;
 		t->l4_proto = ip6.nexthdr;
 		__builtin_memcpy(t->saddr, ip6.saddr, 16);
 		__builtin_memcpy(t->daddr, ip6.daddr, 16);
-		l4 = (__u64)(head + net) + sizeof(ip6);
+		l4 = (__u64)ip + sizeof(ip6);
 	} else {
-		return;
+		return false;
 	}
 
 	if (t->l4_proto == PWRU_IPPROTO_TCP || t->l4_proto == PWRU_IPPROTO_UDP ||
@@ -103,8 +98,39 @@ static __always_inline void set_tuple(struct sk_buff *skb, struct pwru_event *ev
 				t->tcp_flags = l4_hdr[13];
 		}
 	}
-done:
-	ev->flags |= PWRU_EV_HAS_TUPLE;
+	return true;
+}
+
+/* The tuple from the network header (the transport header is often not set
+ * yet on the output path, so L4 is found from the IP header). */
+static __always_inline void set_tuple(struct sk_buff *skb, struct pwru_event *ev)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 net = BPF_CORE_READ(skb, network_header);
+
+	if (net == PWRU_NO_HEADER)
+		return;
+	if (tuple_at(head + net, &ev->tuple))
+		ev->flags |= PWRU_EV_HAS_TUPLE;
+}
+
+/* --output-tunnel: the inner tuple of a VXLAN / Geneve packet, found from
+ * the outer network header as the tunnel filters find it. */
+static __always_inline void set_tunnel_tuple(struct sk_buff *skb, struct pwru_event *ev)
+{
+	struct pwru_pkt_window *w;
+	struct pkt_bounds b;
+	long inner;
+
+	w = fill_window(skb, PCAP_START_L3, &b);
+	if (!w)
+		return;
+	inner = tunnel_inner_offset(w, 0);
+	/* the inner IP header must be in the linear data (read in place) */
+	if (inner < 0 || (__u64)inner + PWRU_ETH_HLEN >= b.linear)
+		return;
+	if (tuple_at(b.start + inner + PWRU_ETH_HLEN, &ev->tunnel_tuple))
+		ev->flags |= PWRU_EV_HAS_TUNNEL;
 }
 
 /* --output-skb / --output-skb-shared-info: the structs as text, written
@@ -219,6 +245,8 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe
 	set_meta(skb, &ev->meta);
 	if (CFG.output_tuple)
 		set_tuple(skb, ev);
+	if (CFG.output_tunnel)
+		set_tunnel_tuple(skb, ev);
 	if (CFG.output_skb || CFG.output_shinfo)
 		dump_skb(skb, (struct pwru_dumps *)(ev + 1));
 	if (CFG.output_pcap)

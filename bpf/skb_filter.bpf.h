@@ -174,29 +174,45 @@ static __always_inline __u64 copy_packet_head(const struct pkt_bounds *b, void *
 	return n;
 }
 
-/* Fills the per-CPU window from the skb and runs the matching filter. */
+/* The per-CPU window, filled from the packet start that `mode` chooses. */
+static __always_inline struct pwru_pkt_window *fill_window(struct sk_buff *skb, enum pcap_start mode,
+							   struct pkt_bounds *b)
+{
+	struct pwru_pkt_window *w;
+	__u32 zero = 0;
+
+	w = bpf_map_lookup_elem(&pkt_windows, &zero);
+	if (!w)
+		return NULL;
+	packet_bounds(skb, mode, b);
+	w->copied = (__u32)copy_packet_head(b, w->data, PWRU_PKT_WINDOW);
+	w->len = b->len;
+	w->linear = b->linear;
+	w->start = (__u64)b->start;
+	w->skb = (__u64)skb;
+	return w;
+}
+
+#include "skb_tunnel.bpf.h"
+
+/* Fills the per-CPU window from the skb and runs the matching filter, then
+ * the tunnel filters (on VXLAN / Geneve packets only). */
 static __always_inline bool filter_pcap(struct sk_buff *skb, enum pcap_start mode)
 {
 	struct pwru_pkt_window *w;
 	struct pkt_bounds b;
-	__u32 zero = 0;
 
-	if (!CFG.pcap_filter)
+	if (!CFG.pcap_filter && !CFG.tunnel_filter)
 		return true;
-	w = bpf_map_lookup_elem(&pkt_windows, &zero);
+	w = fill_window(skb, mode, &b);
 	if (!w)
 		return false;
 
-	packet_bounds(skb, mode, &b);
-	w->copied = (__u32)copy_packet_head(&b, w->data, PWRU_PKT_WINDOW);
-	w->len = b.len;
-	w->linear = b.linear;
-	w->start = (__u64)b.start;
-	w->skb = (__u64)skb;
-
-	if (b.l2)
-		return pcap_filter_l2(w);
-	return pcap_filter_l3(w);
+	if (CFG.pcap_filter && !(b.l2 ? pcap_filter_l2(w) : pcap_filter_l3(w)))
+		return false;
+	if (CFG.tunnel_filter)
+		return filter_tunnel(w, b.l2);
+	return true;
 }
 
 #endif /* PWRU_SKB_FILTER_BPF_H */

@@ -43,6 +43,11 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_option("--filter-ifname", c.filter_ifname, "trace only this interface (in --filter-netns, else ours)");
     app.add_flag("--filter-track-skb", c.trace.track_skb,
                  "keep tracing an skb after it matched once (NAT, decapsulation)");
+    app.add_option("--filter-tunnel-pcap-l2", c.trace.tunnel_pcap_l2,
+                   "pcap filter on the inner Ethernet header of VXLAN (UDP 4789) / Geneve (UDP 6081) packets; "
+                   "other packets pass it");
+    app.add_option("--filter-tunnel-pcap-l3", c.trace.tunnel_pcap_l3,
+                   "pcap filter on the inner IP header of VXLAN / Geneve packets; other packets pass it");
     app.add_flag("--output-stack", c.trace.output_stack, "print the kernel stack of each event");
     app.add_flag("--output-caller", c.trace.output_caller, "print the calling function (CALLER column)");
     app.add_flag("--output-meta,!--no-output-meta", c.output.meta, "print NETNS MARK IFACE PROTO MTU LEN")
@@ -57,6 +62,8 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
         ->check(CLI::Range(10, 255))
         ->capture_default_str();
     app.add_flag("--output-tcp-flags", c.output.tcp_flags, "print TCP flags in the tuple");
+    app.add_flag("--output-tunnel", c.trace.output_tunnel,
+                 "print the inner tuple of VXLAN / Geneve packets (TUNNEL column, JSON tunnel_tuple)");
     app.add_flag("--output-json", c.output.json, "one JSON object per event");
     app.add_option("--timestamp", timestamp, "none, current, relative or absolute")
         ->check(CLI::IsMember(kTimestamps))
@@ -106,6 +113,7 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     c.trace.output_tuple = c.output.tuple;
     c.output.caller = c.trace.output_caller;
     c.output.skb_cb = c.trace.output_skb_cb;
+    c.output.tunnel = c.trace.output_tunnel;
     c.trace.output_pcap = !c.output_pcap.empty();
     c.trace.pcap_expr = join_filter_words(c.filter_words);
     for (size_t start = 0; start < kmods.size();) {

@@ -24,6 +24,20 @@ std::string format_addr(uint8_t l3, const uint8_t* addr) {
     return buf;
 }
 
+TupleRecord decode_tuple(const pwru_tuple& t) {
+    TupleRecord r;
+    r.l3 = t.l3;
+    r.l4_proto = t.l4_proto;
+    r.tcp_flags = t.tcp_flags;
+    r.sport = t.sport;
+    r.dport = t.dport;
+    if (t.l3 == 4 || t.l3 == 6) {
+        r.saddr = format_addr(t.l3, t.saddr);
+        r.daddr = format_addr(t.l3, t.daddr);
+    }
+    return r;
+}
+
 }  // namespace
 
 void WallClock::refresh() {
@@ -145,15 +159,11 @@ EventRecord EventDecoder::decode(const pwru_event& ev, const pwru_dumps* dumps) 
 
     if (ev.flags & PWRU_EV_HAS_TUPLE) {
         r.has_tuple = true;
-        r.tuple.l3 = ev.tuple.l3;
-        r.tuple.l4_proto = ev.tuple.l4_proto;
-        r.tuple.tcp_flags = ev.tuple.tcp_flags;
-        r.tuple.sport = ev.tuple.sport;
-        r.tuple.dport = ev.tuple.dport;
-        if (ev.tuple.l3 == 4 || ev.tuple.l3 == 6) {
-            r.tuple.saddr = format_addr(ev.tuple.l3, ev.tuple.saddr);
-            r.tuple.daddr = format_addr(ev.tuple.l3, ev.tuple.daddr);
-        }
+        r.tuple = decode_tuple(ev.tuple);
+    }
+    if (ev.flags & PWRU_EV_HAS_TUNNEL) {
+        r.has_tunnel_tuple = true;
+        r.tunnel_tuple = decode_tuple(ev.tunnel_tuple);
     }
     return r;
 }

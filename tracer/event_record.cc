@@ -16,6 +16,21 @@ std::string EventRecord::iface_display() const {
     return ifname.empty() ? std::to_string(ifindex) : ifname + ":" + std::to_string(ifindex);
 }
 
+void to_json(nlohmann::json& j, const TupleRecord& t) {
+    j = nlohmann::json{{"saddr", t.saddr}, {"daddr", t.daddr}, {"sport", t.sport}, {"dport", t.dport},
+                       {"l3", t.l3},       {"proto", t.l4_proto}, {"flags", t.tcp_flags}};
+}
+
+void from_json(const nlohmann::json& j, TupleRecord& t) {
+    t.saddr = j.value("saddr", "");
+    t.daddr = j.value("daddr", "");
+    t.sport = j.value("sport", uint16_t{0});
+    t.dport = j.value("dport", uint16_t{0});
+    t.l3 = j.value("l3", uint8_t{0});
+    t.l4_proto = j.value("proto", uint8_t{0});
+    t.tcp_flags = j.value("flags", uint8_t{0});
+}
+
 // The transport form (agent -> plugin): every field, lossless. The
 // user-facing --output-json shape is OutputFormatter's (pwru's fields).
 void to_json(nlohmann::json& j, const EventRecord& e) {
@@ -37,10 +52,8 @@ void to_json(nlohmann::json& j, const EventRecord& e) {
     if (!e.netns_name.empty()) j["netns_name"] = e.netns_name;
     if (!e.drop_reason.empty()) j["drop_reason"] = e.drop_reason;
     if (!e.location.empty()) j["location"] = e.location;
-    if (e.has_tuple)
-        j["tuple"] = {{"saddr", e.tuple.saddr}, {"daddr", e.tuple.daddr}, {"sport", e.tuple.sport},
-                      {"dport", e.tuple.dport}, {"l3", e.tuple.l3},       {"proto", e.tuple.l4_proto},
-                      {"flags", e.tuple.tcp_flags}};
+    if (e.has_tuple) j["tuple"] = e.tuple;
+    if (e.has_tunnel_tuple) j["tunnel_tuple"] = e.tunnel_tuple;
     if (!e.caller.empty()) j["caller_func"] = e.caller;
     if (!e.stack.empty()) j["stack"] = e.stack;
     if (!e.skb_dump.empty()) j["skb_metadata"] = e.skb_dump;
@@ -69,16 +82,9 @@ void from_json(const nlohmann::json& j, EventRecord& e) {
     e.drop_reason = j.value("drop_reason", "");
     e.location = j.value("location", "");
     e.has_tuple = j.contains("tuple");
-    if (e.has_tuple) {
-        const auto& t = j.at("tuple");
-        e.tuple.saddr = t.value("saddr", "");
-        e.tuple.daddr = t.value("daddr", "");
-        e.tuple.sport = t.value("sport", uint16_t{0});
-        e.tuple.dport = t.value("dport", uint16_t{0});
-        e.tuple.l3 = t.value("l3", uint8_t{0});
-        e.tuple.l4_proto = t.value("proto", uint8_t{0});
-        e.tuple.tcp_flags = t.value("flags", uint8_t{0});
-    }
+    if (e.has_tuple) j.at("tuple").get_to(e.tuple);
+    e.has_tunnel_tuple = j.contains("tunnel_tuple");
+    if (e.has_tunnel_tuple) j.at("tunnel_tuple").get_to(e.tunnel_tuple);
     e.caller = j.value("caller_func", "");
     e.stack = j.value("stack", std::vector<std::string>{});
     e.skb_dump = j.value("skb_metadata", "");

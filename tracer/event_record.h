@@ -40,6 +40,8 @@ struct EventRecord {
     std::string netns_name;     // --output-netns-names
     bool has_tuple = false;
     TupleRecord tuple;
+    bool has_tunnel_tuple = false;  // --output-tunnel, on VXLAN / Geneve packets
+    TupleRecord tunnel_tuple;       // the inner packet's tuple
     std::string caller;              // --output-caller: the calling function
     std::vector<std::string> stack;  // --output-stack: symbolized frames, innermost first
     std::string skb_dump;            // --output-skb: the sk_buff as text (bpf_snprintf_btf)
@@ -56,6 +58,8 @@ struct EventRecord {
 
 // The transport form: every field, lossless (see OutputFormatter for the
 // user-facing, pwru-shaped --output-json).
+void to_json(nlohmann::json& j, const TupleRecord& t);
+void from_json(const nlohmann::json& j, TupleRecord& t);
 void to_json(nlohmann::json& j, const EventRecord& e);
 void from_json(const nlohmann::json& j, EventRecord& e);
 

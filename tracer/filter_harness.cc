@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tracer/filter_injector.h"
+#include "tracer/filter_programs.h"
 #include "tracer/log.h"
 #include "tracer/pcap_compile.h"
 #include "tracer/pwru_skel.h"
@@ -17,17 +18,39 @@ namespace pwru {
 FilterHarness::~FilterHarness() = default;
 
 Result<std::unique_ptr<FilterHarness>> FilterHarness::create(const std::string& expr, bool l3) {
+    return create(HarnessFilters{.expr = expr, .l3 = l3});
+}
+
+Result<std::unique_ptr<FilterHarness>> FilterHarness::create(const HarnessFilters& f) {
     route_libbpf_logs();
     if (auto r = register_section_handlers(); !r) return std::unexpected(r.error());
 
-    auto cbpf = compile_pcap(expr, l3 ? LinkLayer::L3 : LinkLayer::L2);
-    if (!cbpf) return bad_input(cbpf.error().what);
-    auto filter = translate_cbpf(*cbpf);
-    if (!filter) return bad_input("cannot translate filter '" + expr + "': " + filter.error().what);
+    const bool l3 = f.l3;
+    StubFilters stubs;
+    size_t filter_insns = 0;
+    if (!f.expr.empty()) {
+        auto cbpf = compile_pcap(f.expr, l3 ? LinkLayer::L3 : LinkLayer::L2);
+        if (!cbpf) return bad_input(cbpf.error().what);
+        auto filter = translate_cbpf(*cbpf);
+        if (!filter) return bad_input("cannot translate filter '" + f.expr + "': " + filter.error().what);
+        filter_insns = filter->insns.size();
+        // The program starts the filter at the layer asked for: the other never runs.
+        stubs.emplace_back(kStubL2, l3 ? constant_filter(false) : *filter);
+        stubs.emplace_back(kStubL3, l3 ? *filter : constant_filter(false));
+    }
+    const bool tunnel = !f.tunnel_l2.empty() || !f.tunnel_l3.empty();
+    if (tunnel) {
+        auto t = build_tunnel_filter_programs(f.tunnel_l2, f.tunnel_l3);
+        if (!t) return std::unexpected(t.error());
+        filter_insns += t->l2.insns.size() + t->l3.insns.size();
+        stubs.emplace_back(kStubTunnelL2, std::move(t->l2));
+        stubs.emplace_back(kStubTunnelL3, std::move(t->l3));
+    }
+    const std::string what = f.expr + (tunnel ? " (tunnel: '" + f.tunnel_l2 + "' / '" + f.tunnel_l3 + "')" : "");
 
     std::unique_ptr<FilterHarness> h(new FilterHarness());
     h->l3_ = l3;
-    h->filter_insns_ = filter->insns.size();
+    h->filter_insns_ = filter_insns;
     h->skel_ = decltype(h->skel_)(pwru_bpf__open(), pwru_bpf__destroy);
     if (!h->skel_) return fail("cannot open the BPF object", errno);
 
@@ -35,25 +58,24 @@ Result<std::unique_ptr<FilterHarness>> FilterHarness::create(const std::string& 
     bpf_object__for_each_program(prog, h->skel_->obj)
         bpf_program__set_autoload(prog, prog == h->skel_->progs.filtercheck);
     auto* cfg = const_cast<pwru_config*>(&h->skel_->rodata->CFG);
-    cfg->pcap_filter = 1;
+    cfg->pcap_filter = f.expr.empty() ? 0 : 1;
+    cfg->tunnel_filter = tunnel ? 1 : 0;
     // The ring buffer is not used here: keep it small.
     bpf_map__set_max_entries(h->skel_->maps.events, 4096);
 
-    TranslatedFilter l2 = l3 ? constant_filter(false) : *filter;
-    TranslatedFilter l3f = l3 ? *filter : constant_filter(false);
     take_libbpf_messages();
     int err;
     std::string splice_error;
     {
-        FilterInjector injector(bpf_object__btf(h->skel_->obj), std::move(l2), std::move(l3f));
+        FilterInjector injector(bpf_object__btf(h->skel_->obj), std::move(stubs));
         err = pwru_bpf__load(h->skel_.get());
         splice_error = injector.error();
         for (const auto& [name, n] : injector.program_sizes()) h->program_insns_ = n;
     }
     if (err) {
         std::string log = take_libbpf_messages();
-        if (!splice_error.empty()) return fail("cannot place filter '" + expr + "': " + splice_error, err);
-        return fail("the kernel rejected the filter program for '" + expr + "'", err, log);
+        if (!splice_error.empty()) return fail("cannot place filter '" + what + "': " + splice_error, err);
+        return fail("the kernel rejected the filter program for '" + what + "'", err, log);
     }
     h->skel_->bss->filtercheck_l3 = l3 ? 1 : 0;
     h->prog_fd_ = bpf_program__fd(h->skel_->progs.filtercheck);

@@ -16,11 +16,21 @@ struct pwru_bpf;
 
 namespace pwru {
 
+// What the harness filters with: the outer filter as the probes run it, and
+// the tunnel filters (--filter-tunnel-pcap-l2 / -l3) on VXLAN / Geneve packets.
+struct HarnessFilters {
+    std::string expr;       // "" = no outer filter
+    bool l3 = false;        // packets are IP packets (DLT_RAW), not Ethernet frames
+    std::string tunnel_l2;  // "" = no tunnel filter of that layer
+    std::string tunnel_l3;
+};
+
 class FilterHarness {
   public:
     // Compiles `expr` for L2 (DLT_EN10MB) or, with l3, for L3 (DLT_RAW);
     // a libpcap error is a bad_input Error carrying libpcap's message.
     static Result<std::unique_ptr<FilterHarness>> create(const std::string& expr, bool l3);
+    static Result<std::unique_ptr<FilterHarness>> create(const HarnessFilters& filters);
     ~FilterHarness();
 
     // The verdict for one packet: link-layer bytes (an Ethernet frame, or with

@@ -127,10 +127,13 @@ Result<void> splice_subprogram(ProgramImage& image, const std::string& stub,
     return {};
 }
 
-FilterInjector::FilterInjector(const btf* object_btf, TranslatedFilter l2, TranslatedFilter l3)
-    : btf_(object_btf), l2_(std::move(l2)), l3_(std::move(l3)) {
+FilterInjector::FilterInjector(const btf* object_btf, StubFilters stubs)
+    : btf_(object_btf), stubs_(std::move(stubs)) {
     t_active = this;
 }
+
+FilterInjector::FilterInjector(const btf* object_btf, TranslatedFilter l2, TranslatedFilter l3)
+    : FilterInjector(object_btf, StubFilters{{kStubL2, std::move(l2)}, {kStubL3, std::move(l3)}}) {}
 
 FilterInjector::~FilterInjector() {
     if (t_active == this) t_active = nullptr;
@@ -163,11 +166,11 @@ int FilterInjector::prepare(bpf_program* prog, bpf_prog_load_opts* opts) {
         image.func_names.push_back(t ? btf__name_by_offset(btf_, t->name_off) : "");
     }
 
-    for (auto [stub, body] : {std::pair{"pcap_filter_l2", &l2_}, std::pair{"pcap_filter_l3", &l3_}}) {
+    for (const auto& [stub, body] : stubs_) {
         // Programs that never call the filter have no stub: nothing to do.
         if (std::find(image.func_names.begin(), image.func_names.end(), stub) == image.func_names.end())
             continue;
-        if (auto r = splice_subprogram(image, stub, *body, "pkt_load_slow"); !r) {
+        if (auto r = splice_subprogram(image, stub, body, "pkt_load_slow"); !r) {
             error_ = "program " + name + ": " + r.error().what;
             return -EINVAL;
         }

@@ -12,6 +12,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tracer/cbpf_translate.h"
@@ -45,9 +46,20 @@ struct ProgramImage {
 Result<void> splice_subprogram(ProgramImage& image, const std::string& stub,
                                const TranslatedFilter& body, const std::string& slow_loader);
 
+// Stub subprogram name -> the filter that replaces its body.
+using StubFilters = std::vector<std::pair<std::string, TranslatedFilter>>;
+
+// The stubs of bpf/skb_filter.bpf.h and bpf/skb_tunnel.bpf.h.
+inline constexpr const char* kStubL2 = "pcap_filter_l2";
+inline constexpr const char* kStubL3 = "pcap_filter_l3";
+inline constexpr const char* kStubTunnelL2 = "pcap_tunnel_filter_l2";
+inline constexpr const char* kStubTunnelL3 = "pcap_tunnel_filter_l3";
+
 // The filters to inject while a load runs on this thread.
 class FilterInjector {
   public:
+    FilterInjector(const btf* object_btf, StubFilters stubs);
+    // The outer filter only (pcap_filter_l2 / pcap_filter_l3).
     FilterInjector(const btf* object_btf, TranslatedFilter l2, TranslatedFilter l3);
     ~FilterInjector();
     FilterInjector(const FilterInjector&) = delete;
@@ -63,7 +75,7 @@ class FilterInjector {
 
   private:
     const btf* btf_;
-    TranslatedFilter l2_, l3_;
+    StubFilters stubs_;
     // Kept alive until the load finishes: libbpf hands these to the kernel.
     std::map<std::string, ProgramImage> images_;
     std::map<std::string, size_t> sizes_;

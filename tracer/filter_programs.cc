@@ -30,4 +30,30 @@ Result<FilterPrograms> build_filter_programs(const std::string& expr) {
     return out;
 }
 
+namespace {
+
+Result<TranslatedFilter> build_one_layer(const std::string& expr, LinkLayer ll, const char* option) {
+    if (expr.empty()) return constant_filter(true);
+    auto cbpf = compile_pcap(expr, ll);
+    if (!cbpf)
+        return bad_input(std::string(option) + " '" + expr + "': " + cbpf.error().what + "; fix the expression (" +
+                         (ll == LinkLayer::L2 ? "it sees the inner Ethernet header" : "it sees the inner IP header") +
+                         ")");
+    auto t = translate_cbpf(*cbpf);
+    if (!t)
+        return bad_input(std::string("cannot translate ") + option + " '" + expr + "': " + t.error().what +
+                         "; simplify the expression or report it");
+    return std::move(*t);
+}
+
+}  // namespace
+
+Result<TunnelFilterPrograms> build_tunnel_filter_programs(const std::string& l2_expr, const std::string& l3_expr) {
+    auto l2 = build_one_layer(l2_expr, LinkLayer::L2, "--filter-tunnel-pcap-l2");
+    if (!l2) return std::unexpected(l2.error());
+    auto l3 = build_one_layer(l3_expr, LinkLayer::L3, "--filter-tunnel-pcap-l3");
+    if (!l3) return std::unexpected(l3.error());
+    return TunnelFilterPrograms{std::move(*l2), std::move(*l3)};
+}
+
 }  // namespace pwru

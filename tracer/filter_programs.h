@@ -21,4 +21,14 @@ struct FilterPrograms {
 // A compiled program that cannot be translated is an error naming the construct.
 Result<FilterPrograms> build_filter_programs(const std::string& expr);
 
+// --filter-tunnel-pcap-l2 / -l3: run on the inner Ethernet frame (DLT_EN10MB)
+// and the inner network header (DLT_RAW) of VXLAN / Geneve packets. An empty
+// expression matches every packet. Unlike the outer filter, an expression
+// that does not compile for its layer is an error naming the option.
+struct TunnelFilterPrograms {
+    TranslatedFilter l2;
+    TranslatedFilter l3;
+};
+Result<TunnelFilterPrograms> build_tunnel_filter_programs(const std::string& l2_expr, const std::string& l3_expr);
+
 }  // namespace pwru

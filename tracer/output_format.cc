@@ -55,8 +55,9 @@ std::string cb_string(const std::vector<uint32_t>& cb) {
     return out + "]";
 }
 
-std::string tuple_string(const EventRecord& e, bool with_tcp_flags) {
-    const TupleRecord& t = e.tuple;
+std::string tuple_string(const EventRecord& e, bool with_tcp_flags) { return tuple_string(e.tuple, with_tcp_flags); }
+
+std::string tuple_string(const TupleRecord& t, bool with_tcp_flags) {
     auto addr = [&](const std::string& a) { return t.l3 == 6 ? "[" + a + "]" : t.l3 == 4 ? a : std::string(); };
     std::string l4 = l4_proto_name(t.l4_proto);
     if (with_tcp_flags && t.l4_proto == 6 && t.tcp_flags != 0) l4 += ":" + tcp_flags_string(t.tcp_flags);
@@ -80,6 +81,7 @@ std::string OutputFormatter::header() const {
     if (opts_.tuple) h += " TUPLE";
     h += " FUNC";
     if (opts_.caller) h += " CALLER";
+    if (opts_.tunnel) h += " TUNNEL";
     return h;
 }
 
@@ -117,6 +119,9 @@ std::string OutputFormatter::text_line(const EventRecord& e) {
     } else {
         l += " " + e.func_display();
     }
+    // pwru appends the inner tuple after everything else of the event; here it
+    // ends the event's own line, under the TUNNEL header.
+    if (opts_.tunnel) l += " " + tuple_string(e.tunnel_tuple, opts_.tcp_flags);
     // pwru prints the stack under its event, one frame a line, then the dumps.
     for (const auto& frame : e.stack) l += "\n" + frame;
     if (!e.skb_dump.empty()) l += "\n" + e.skb_dump;
@@ -155,6 +160,12 @@ std::string OutputFormatter::json_line(const EventRecord& e) {
         const TupleRecord& t = e.tuple;
         j["tuple"] = {{"saddr", t.saddr}, {"daddr", t.daddr}, {"sport", t.sport}, {"dport", t.dport}, {"proto", t.l4_proto}};
         if (opts_.tcp_flags) j["tuple"]["flags"] = tcp_flags_string(t.tcp_flags);
+    }
+    if (opts_.tunnel) {
+        const TupleRecord& t = e.tunnel_tuple;
+        j["tunnel_tuple"] = {{"saddr", t.saddr}, {"daddr", t.daddr}, {"sport", t.sport}, {"dport", t.dport},
+                             {"proto", t.l4_proto}};
+        if (opts_.tcp_flags) j["tunnel_tuple"]["flags"] = tcp_flags_string(t.tcp_flags);
     }
     if (!e.stack.empty()) {
         std::string stack;

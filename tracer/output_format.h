@@ -20,6 +20,7 @@ struct OutputOptions {
     bool json = false;
     bool caller = false;  // CALLER column
     bool skb_cb = false;  // __sk_buff->cb[] column (after LEN)
+    bool tunnel = false;  // --output-tunnel: TUNNEL column (last) / "tunnel_tuple"
     bool netns_names = false;
     size_t netns_name_width = 16;
     TimestampMode timestamp = TimestampMode::None;
@@ -40,6 +41,8 @@ std::string absolute_time(int64_t wall_ns);
 std::string cb_string(const std::vector<uint32_t>& cb);
 // pwru's TUPLE column: "10.0.0.1:1234->10.0.0.2:80(tcp)", IPv6 in brackets.
 std::string tuple_string(const EventRecord& e, bool with_tcp_flags);
+// The same for any tuple (the TUNNEL column); an empty one is ":0->:0()", as pwru.
+std::string tuple_string(const TupleRecord& t, bool with_tcp_flags);
 
 class OutputFormatter {
   public:

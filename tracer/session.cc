@@ -18,6 +18,22 @@ namespace pwru {
 
 struct Session::Filters {
     FilterPrograms programs;
+    TunnelFilterPrograms tunnel;  // with opts.tunnel_filter()
+
+    // What the injector splices: the outer stubs with an outer filter, the
+    // tunnel stubs with a tunnel filter (the others stay as compiled).
+    StubFilters stubs(const TraceOptions& opts) const {
+        StubFilters out;
+        if (!opts.pcap_expr.empty()) {
+            out.emplace_back(kStubL2, programs.l2);
+            out.emplace_back(kStubL3, programs.l3);
+        }
+        if (opts.tunnel_filter()) {
+            out.emplace_back(kStubTunnelL2, tunnel.l2);
+            out.emplace_back(kStubTunnelL3, tunnel.l3);
+        }
+        return out;
+    }
 };
 
 namespace {
@@ -91,6 +107,11 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
         s->filters_->programs = std::move(*programs);
         if (!s->filters_->programs.note.empty()) spdlog::debug("filter: {}", s->filters_->programs.note);
     }
+    if (opts.tunnel_filter()) {
+        auto tunnel = build_tunnel_filter_programs(opts.tunnel_pcap_l2, opts.tunnel_pcap_l3);
+        if (!tunnel) return std::unexpected(tunnel.error());
+        s->filters_->tunnel = std::move(*tunnel);
+    }
     s->plan_.backend = backend;
     s->plan_.backend_why = why;
 
@@ -146,6 +167,8 @@ Result<void> Session::configure() {
     cfg->output_skb = opts_.output_skb ? 1 : 0;
     cfg->output_shinfo = opts_.output_shinfo ? 1 : 0;
     cfg->output_pcap = opts_.output_pcap ? 1 : 0;
+    cfg->tunnel_filter = opts_.tunnel_filter() ? 1 : 0;
+    cfg->output_tunnel = opts_.output_tunnel ? 1 : 0;
     if (opts_.track_skb && plan_.backend != Backend::Tracepoint) {
         // The skb's memory is freed in kfree_skbmem: forget it there.
         auto kallsyms = Kallsyms::load();
@@ -205,9 +228,8 @@ Result<void> Session::load() {
     std::string splice_error;
     {
         std::unique_ptr<FilterInjector> injector;
-        if (!opts_.pcap_expr.empty())
-            injector = std::make_unique<FilterInjector>(bpf_object__btf(skel_->obj), filters_->programs.l2,
-                                                        filters_->programs.l3);
+        StubFilters stubs = filters_->stubs(opts_);
+        if (!stubs.empty()) injector = std::make_unique<FilterInjector>(bpf_object__btf(skel_->obj), std::move(stubs));
         err = pwru_bpf__load(skel_.get());
         if (injector) {
             splice_error = injector->error();
@@ -221,6 +243,8 @@ Result<void> Session::load() {
         std::string what = opts_.pcap_expr.empty()
                                ? std::string("the kernel rejected the probe programs")
                                : "the kernel rejected the probe programs with filter '" + opts_.pcap_expr + "'";
+        if (opts_.tunnel_filter())
+            what += " and tunnel filters '" + opts_.tunnel_pcap_l2 + "' (L2) / '" + opts_.tunnel_pcap_l3 + "' (L3)";
         return fail(what + " (run with --debug for the verifier log)", err, tail_lines(log, 12));
     }
     take_libbpf_messages();

@@ -23,6 +23,10 @@ struct TraceOptions {
     DiscoveryOptions discovery;
 
     std::string pcap_expr;                // "" = every packet
+    // --filter-tunnel-pcap-l2 / -l3: on the inner headers of VXLAN / Geneve
+    // packets ("" = every packet); other packets are not affected.
+    std::string tunnel_pcap_l2;
+    std::string tunnel_pcap_l3;
     std::optional<uint32_t> netns_inode;  // --filter-netns
     std::optional<MarkFilter> mark;       // --filter-mark
     std::optional<uint32_t> ifindex;      // --filter-ifname, resolved; implies ifindex_netns
@@ -36,6 +40,9 @@ struct TraceOptions {
     bool output_skb = false;     // --output-skb (bpf_snprintf_btf)
     bool output_shinfo = false;  // --output-skb-shared-info
     bool output_pcap = false;    // --output-pcap: records carry the packet
+    bool output_tunnel = false;  // --output-tunnel: the inner tuple of VXLAN / Geneve packets
+
+    bool tunnel_filter() const { return !tunnel_pcap_l2.empty() || !tunnel_pcap_l3.empty(); }
     uint32_t ringbuf_bytes = 8u << 20;  // power of two
 };
 

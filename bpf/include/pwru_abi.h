@@ -49,6 +49,12 @@ enum pwru_probe_kind {
 #define PWRU_EV_HAS_REASON   (1u << 0) /* drop_reason is valid (kfree_skb tp) */
 #define PWRU_EV_HAS_LOCATION (1u << 1) /* drop_location is valid */
 #define PWRU_EV_HAS_TUPLE    (1u << 2) /* tuple was parsed */
+#define PWRU_EV_HAS_TUNNEL   (1u << 3) /* tunnel_tuple: the inner packet's tuple */
+
+/* UDP destination ports that make a packet tunnel traffic for
+ * --filter-tunnel-pcap-l2/l3 and --output-tunnel (the IANA ports). */
+#define PWRU_VXLAN_PORT 4789
+#define PWRU_GENEVE_PORT 6081
 
 struct pwru_tuple {
 	__u8 saddr[16];     /* IPv4 in the first 4 bytes */
@@ -92,6 +98,7 @@ struct pwru_event {
 	char comm[PWRU_COMM_LEN];
 	struct pwru_meta meta;
 	struct pwru_tuple tuple;
+	struct pwru_tuple tunnel_tuple; /* --output-tunnel, with PWRU_EV_HAS_TUNNEL */
 };
 
 /* --output-skb / --output-skb-shared-info: bpf_snprintf_btf() text that
@@ -145,7 +152,9 @@ struct pwru_config {
 	__u8 output_skb;        /* records carry struct pwru_dumps after the event */
 	__u8 output_shinfo;
 	__u8 output_pcap;       /* records carry struct pwru_packet last */
-	__u8 _pad3[5];
+	__u8 tunnel_filter;     /* 1: call the (injected) tunnel pcap filters */
+	__u8 output_tunnel;     /* fill tunnel_tuple */
+	__u8 _pad3[3];
 	__u64 kfree_skbmem_addr; /* kprobe backends: where an skb's memory is freed */
 	struct pwru_tp_slot tp[PWRU_MAX_TP_SLOTS];
 };
@@ -193,7 +202,7 @@ struct pwru_counters {
 #endif
 PWRU_STATIC_ASSERT(sizeof(struct pwru_tuple) == 40, "pwru_tuple layout");
 PWRU_STATIC_ASSERT(sizeof(struct pwru_meta) == 64, "pwru_meta layout");
-PWRU_STATIC_ASSERT(sizeof(struct pwru_event) == 72 + 16 + 64 + 40, "pwru_event layout");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_event) == 72 + 16 + 64 + 40 + 40, "pwru_event layout");
 PWRU_STATIC_ASSERT(sizeof(struct pwru_pkt_window) == PWRU_PKT_WINDOW + 32, "pwru_pkt_window layout");
 PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, copied) == PWRU_PKT_WINDOW_OFF_COPIED, "copied");
 PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, len) == PWRU_PKT_WINDOW_OFF_LEN, "len");

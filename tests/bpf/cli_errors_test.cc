@@ -56,8 +56,10 @@ TEST_CASE("bad flag values: exit 2 with the form expected", "[bpf]") {
     expect_one_line_error(run_pwru({"--filter-netns", "inode:nope"}), 2, "inode:N");
 }
 
-TEST_CASE("bad rotation values: exit 2, one line, nothing attached", "[bpf]") {
+TEST_CASE("bad tunnel filters and rotation values: exit 2, one line, nothing attached", "[bpf]") {
     PWRU_REQUIRE_ROOT();
+    expect_one_line_error(run_pwru({"--filter-tunnel-pcap-l3", "arp"}), 2, "--filter-tunnel-pcap-l3 'arp'");
+    expect_one_line_error(run_pwru({"--filter-tunnel-pcap-l2", "udp port"}), 2, "syntax error");
     expect_one_line_error(run_pwru({"--output-file-max-age", "-1"}), 2, "--output-file-max-age");
     expect_one_line_error(run_pwru({"--output-file-max-backups", "-1"}), 2, "--output-file-max-backups");
 }
