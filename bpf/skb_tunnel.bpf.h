@@ -118,7 +118,8 @@ static __noinline int pcap_tunnel_filter_l3(struct pwru_pkt_window *w)
  * pwru's semantics: the tunnel filters decide about tunnel traffic only,
  * every other packet passes them; a tunnel packet must match both (an
  * absent one is injected as "match"). The window holds the outer packet on
- * entry and is moved to the inner headers.
+ * entry and is moved to the inner headers. The inner network header is taken
+ * 14 bytes into the inner frame: inner VLAN tags are not skipped.
  */
 static __always_inline bool filter_tunnel(struct pwru_pkt_window *w, bool l2)
 {
