@@ -97,6 +97,23 @@ static __always_inline void window_advance(struct pwru_pkt_window *w, __u64 by)
 	w->copied = (__u32)n;
 }
 
+/* Where the inner network header starts in the inner frame the window
+ * holds: after the Ethernet header and up to two VLAN tags (802.1Q,
+ * 802.1ad), where the kernel puts inner_network_header. */
+static __always_inline __u64 inner_network_offset(struct pwru_pkt_window *w)
+{
+	__u64 off = PWRU_ETH_HLEN;
+	long type = pkt_load_slow(w, 12, 2);
+
+	if (type == 0x8100 || type == 0x88a8) {
+		off += 4;
+		type = pkt_load_slow(w, 16, 2);
+		if (type == 0x8100 || type == 0x88a8)
+			off += 4;
+	}
+	return off;
+}
+
 /* Stubs replaced at load time, like pcap_filter_l2/l3 (see there). */
 static __noinline int pcap_tunnel_filter_l2(struct pwru_pkt_window *w)
 {
@@ -118,8 +135,7 @@ static __noinline int pcap_tunnel_filter_l3(struct pwru_pkt_window *w)
  * pwru's semantics: the tunnel filters decide about tunnel traffic only,
  * every other packet passes them; a tunnel packet must match both (an
  * absent one is injected as "match"). The window holds the outer packet on
- * entry and is moved to the inner headers. The inner network header is taken
- * 14 bytes into the inner frame: inner VLAN tags are not skipped.
+ * entry and is moved to the inner headers.
  */
 static __always_inline bool filter_tunnel(struct pwru_pkt_window *w, bool l2)
 {
@@ -130,7 +146,7 @@ static __always_inline bool filter_tunnel(struct pwru_pkt_window *w, bool l2)
 	window_advance(w, (__u64)inner);
 	if (!pcap_tunnel_filter_l2(w))
 		return false;
-	window_advance(w, PWRU_ETH_HLEN);
+	window_advance(w, inner_network_offset(w));
 	return pcap_tunnel_filter_l3(w);
 }
 

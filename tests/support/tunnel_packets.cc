@@ -98,6 +98,9 @@ std::vector<Bytes> inner_frames() {
     Bytes tagged = {0x00, 0x07, 0x08, 0x00};  // VLAN 7, then IPv4
     append(tagged, ipv4(a, b, 17, udp(1005, 7001, payload(8))));
     out.push_back(ether(0x01, 0x8100, tagged));
+    Bytes qinq = {0x00, 0x05, 0x81, 0x00, 0x00, 0x07, 0x08, 0x00};  // 802.1ad 5, 802.1Q 7, IPv4
+    append(qinq, ipv4(c, b, 17, udp(1006, 7001, payload(8))));
+    out.push_back(ether(0x01, 0x88a8, qinq));
     return out;
 }
 
@@ -166,9 +169,19 @@ std::optional<Bytes> tunnel_inner_frame(const Bytes& p, bool l2) {
     return Bytes(p.begin() + static_cast<long>(std::min(inner, p.size())), p.end());
 }
 
-Bytes inner_l3(const Bytes& inner_frame) {
-    if (inner_frame.size() <= kEth) return {};
-    return Bytes(inner_frame.begin() + kEth, inner_frame.end());
+Bytes inner_l3(const Bytes& f) {
+    auto is_vlan = [&](size_t at) {
+        if (f.size() < at + 2) return false;
+        uint16_t type = static_cast<uint16_t>(f[at] << 8 | f[at + 1]);
+        return type == 0x8100 || type == 0x88a8;
+    };
+    size_t off = kEth;
+    if (is_vlan(12)) {
+        off += 4;
+        if (is_vlan(16)) off += 4;
+    }
+    if (f.size() <= off) return {};
+    return Bytes(f.begin() + static_cast<long>(off), f.end());
 }
 
 TunnelPacketSets make_tunnel_packets() {

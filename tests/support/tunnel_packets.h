@@ -20,10 +20,10 @@ struct TunnelPacketSets {
 
 // VXLAN and Geneve (option lengths from 0 to past the 128-byte window) over
 // IPv4 (with and without options) and IPv6, carrying Ethernet frames with
-// IPv4 / IPv6 TCP, UDP, ICMP, ARP and VLAN-tagged IPv4; look-alikes that are
-// not tunnel traffic (VXLAN without the I flag, Geneve of version 1 or
-// carrying IPv4 directly, other UDP ports, TCP to 4789, a later IPv4
-// fragment); and every one cut short at many lengths past the outer IP
+// IPv4 / IPv6 TCP, UDP, ICMP, ARP and VLAN-tagged (one and two tags) IPv4;
+// look-alikes that are not tunnel traffic (VXLAN without the I flag, Geneve
+// of version 1 or carrying IPv4 directly, other UDP ports, TCP to 4789, a
+// later IPv4 fragment); and every one cut short at many lengths past the outer IP
 // header (inside UDP, the tunnel header, the inner Ethernet and IP headers).
 TunnelPacketSets make_tunnel_packets();
 
@@ -33,7 +33,8 @@ TunnelPacketSets make_tunnel_packets();
 // when the packet is not tunnel traffic.
 std::optional<TunnelBytes> tunnel_inner_frame(const TunnelBytes& pkt, bool l2);
 
-// The inner network header on: the inner frame past its 14-byte Ethernet header.
+// The inner network header on: the inner frame past its Ethernet header and
+// up to two VLAN tags (0x8100 / 0x88a8); empty when the frame ends before.
 TunnelBytes inner_l3(const TunnelBytes& inner_frame);
 
 }  // namespace pwru::test
