@@ -121,15 +121,20 @@ static __always_inline void set_tunnel_tuple(struct sk_buff *skb, struct pwru_ev
 	struct pwru_pkt_window *w;
 	struct pkt_bounds b;
 	long inner;
+	__u64 ip;
 
 	w = fill_window(skb, PCAP_START_L3, &b);
 	if (!w)
 		return;
 	inner = tunnel_inner_offset(w, 0);
-	/* the inner IP header must be in the linear data (read in place) */
-	if (inner < 0 || (__u64)inner + PWRU_ETH_HLEN >= b.linear)
+	if (inner < 0)
 		return;
-	if (tuple_at(b.start + inner + PWRU_ETH_HLEN, &ev->tunnel_tuple))
+	window_advance(w, (__u64)inner);
+	ip = inner_network_offset(w);
+	/* the inner IP header must be in the linear data (read in place) */
+	if (ip >= w->linear)
+		return;
+	if (tuple_at((unsigned char *)w->start + ip, &ev->tunnel_tuple))
 		ev->flags |= PWRU_EV_HAS_TUNNEL;
 }
 

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "support/child_process.h"
 #include "support/netns_fixture.h"
@@ -82,19 +83,23 @@ bool make_tunnel(NetnsPair& ns, const std::string& kind, const std::string& dev,
 bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
 
 // A Geneve payload (version 0, two option words, Ethernet inside) carrying
-// IPv4 + UDP inner_src:5555 -> inner_dst:dport, as a Geneve endpoint sends it.
-std::vector<uint8_t> geneve_payload(const std::string& inner_src, const std::string& inner_dst, uint16_t dport) {
+// IPv4 + UDP inner_src:sport -> inner_dst:dport, as a Geneve endpoint sends
+// it; with `vlan`, the inner frame has an 802.1Q tag.
+std::vector<uint8_t> geneve_payload(const std::string& inner_src, const std::string& inner_dst, uint16_t sport,
+                                    uint16_t dport, bool vlan) {
     std::vector<uint8_t> b = {0x02, 0x00, 0x65, 0x58, 0, 0, 42, 0,  // 2 option words, TEB, VNI 42
                               0x01, 0x02, 0x80, 0x01, 0xde, 0xad, 0xbe, 0xef,  // one option
-                              0x02, 0, 0, 0, 0xaa, 0x02, 0x02, 0, 0, 0, 0xaa, 0x01, 0x08, 0x00};
+                              0x02, 0, 0, 0, 0xaa, 0x02, 0x02, 0, 0, 0, 0xaa, 0x01};
+    if (vlan) b.insert(b.end(), {0x81, 0x00, 0x00, 0x07});
+    b.insert(b.end(), {0x08, 0x00});
     std::vector<uint8_t> ip = {0x45, 0, 0, 20 + 8 + 4, 0, 1, 0x40, 0, 64, 17, 0, 0};
     uint8_t addr[4];
     for (const std::string* a : {&inner_src, &inner_dst}) {
         inet_pton(AF_INET, a->c_str(), addr);
         ip.insert(ip.end(), addr, addr + 4);
     }
-    ip.insert(ip.end(), {0x15, 0xb3, static_cast<uint8_t>(dport >> 8), static_cast<uint8_t>(dport), 0, 12, 0, 0,
-                         'p', 'w', 'r', 'u'});
+    ip.insert(ip.end(), {static_cast<uint8_t>(sport >> 8), static_cast<uint8_t>(sport), static_cast<uint8_t>(dport >> 8),
+                         static_cast<uint8_t>(dport), 0, 12, 0, 0, 'p', 'w', 'r', 'u'});
     b.insert(b.end(), ip.begin(), ip.end());
     return b;
 }
@@ -216,14 +221,17 @@ TEST_CASE("tunnel filter and inner tuple on Geneve packets sent from a socket", 
         sin.sin_family = AF_INET;
         sin.sin_port = htons(6081);
         inet_pton(AF_INET, ns.addr_b().c_str(), &sin.sin_addr);
-        for (uint16_t dport : {7001, 7002}) {
-            std::vector<uint8_t> msg = geneve_payload(inner_a, inner_b, dport);
+        // 5555 -> 7001 plain, 6666 -> 7001 behind an inner VLAN tag, 5555 -> 7002 plain
+        for (auto [sport, dport, vlan] : {std::tuple{5555, 7001, false}, {6666, 7001, true}, {5555, 7002, false}}) {
+            std::vector<uint8_t> msg = geneve_payload(inner_a, inner_b, static_cast<uint16_t>(sport),
+                                                      static_cast<uint16_t>(dport), vlan);
             CHECK(sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) ==
                   static_cast<ssize_t>(msg.size()));
         }
         close(fd);
     });
     const std::string want = inner_a + ":5555->" + inner_b + ":7001(udp)";
+    const std::string want_vlan = inner_a + ":6666->" + inner_b + ":7001(udp)";
     auto deadline = std::chrono::steady_clock::now() + 10s;
     while (std::chrono::steady_clock::now() < deadline && !contains(pwru.stdout_text(), want))
         std::this_thread::sleep_for(50ms);
@@ -235,9 +243,13 @@ TEST_CASE("tunnel filter and inner tuple on Geneve packets sent from a socket", 
     INFO("pwru output:\n" << out);
     std::istringstream lines(out);
     std::string line;
-    size_t seen = 0;
-    while (std::getline(lines, line))
-        if (contains(line, "->" + ns.addr_b() + ":6081(udp)") && line.ends_with(" " + want)) ++seen;
+    size_t seen = 0, seen_vlan = 0;
+    while (std::getline(lines, line)) {
+        if (!contains(line, "->" + ns.addr_b() + ":6081(udp)")) continue;
+        seen += line.ends_with(" " + want) ? 1 : 0;
+        seen_vlan += line.ends_with(" " + want_vlan) ? 1 : 0;
+    }
     CHECK(seen >= 2);  // queued on veth-a and received on veth-b, at least
+    CHECK(seen_vlan >= 2);
     CHECK_FALSE(contains(out, ":7002(udp)"));
 }
