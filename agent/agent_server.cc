@@ -292,6 +292,15 @@ void AgentServer::run() {
     if (health.joinable()) health.join();
 }
 
+bool AgentServer::wait_running(std::chrono::milliseconds timeout) const {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (!(https_->is_running() && (!health_ || health_->is_running()))) {
+        if (std::chrono::steady_clock::now() > end) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
 void AgentServer::shutdown(std::chrono::milliseconds drain) {
     sessions_->begin_drain();
     if (!sessions_->wait_idle(drain))

@@ -48,6 +48,9 @@ public:
     Result<int> bind();
     // Serves until shutdown(); call from its own thread.
     void run();
+    // Whether run()'s loops have started (bounded wait): stop() before that
+    // would be lost, so callers wait before they announce or accept SIGTERM.
+    bool wait_running(std::chrono::milliseconds timeout) const;
     // SIGTERM: refuse new traces, let running ones end with a "shutdown"
     // summary (detached), wait up to `drain` for them, then stop serving.
     void shutdown(std::chrono::milliseconds drain);

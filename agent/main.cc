@@ -100,6 +100,12 @@ int main(int argc, char** argv) {
     spdlog::info("pwru-agent on node {} listening on {} (port {}), {}", cfg.node_name, cfg.listen, *port,
                  cfg.kube ? "Kubernetes RBAC via " + kube_api : "authz file " + authz_file);
     std::thread serve([&] { (*server)->run(); });
+    if (!(*server)->wait_running(std::chrono::seconds(10))) {
+        spdlog::error("the HTTPS server did not start serving within 10 s");
+        (*server)->shutdown(std::chrono::milliseconds(0));
+        serve.join();
+        return 1;
+    }
     if (!ready_file.empty()) {
         std::ofstream(ready_file + ".tmp") << *port << "\n";
         std::rename((ready_file + ".tmp").c_str(), ready_file.c_str());
