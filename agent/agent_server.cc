@@ -203,7 +203,7 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
         if (!cri) return send_error(res, 503, "the container runtime cannot be asked: " + cri.error().message());
         auto pod = cri->find_pod(tr.ns, tr.pod);
         if (!pod) {
-            if (pod.error().err == ENOENT) return send_error(res, 404, pod.error().what);
+            if (pod.error().bad_input) return send_error(res, 404, pod.error().message());
             return send_error(res, 503, pod.error().message());
         }
         st.ns = tr.ns;
