@@ -86,8 +86,7 @@ struct Certs {
     }
     std::vector<std::string> agent_args(const std::string& cri_socket) const {
         return {"--tls-cert", server.cert, "--tls-key", server.key, "--client-ca", ca.cert_path(),
-                "--authz-config", authz, "--cri-socket", cri_socket, "--node-name", "test-node",
-                "--max-sessions", "3"};
+                "--authz-config", authz, "--cri-socket", cri_socket, "--node-name", "test-node"};
     }
 };
 
@@ -373,4 +372,65 @@ TEST_CASE("pwru-agent: SIGTERM ends running traces with a summary, detaches and 
     CHECK(*code == 0);
     REQUIRE_FALSE(links.empty());
     for (uint32_t id : links) CHECK_FALSE(kernel_has_link(id));
+}
+
+TEST_CASE("pwru-agent limits: sessions, event rate; hostNetwork pods are reported", "[cri][agent]") {
+    REQUIRE_CONTAINERD();
+    ContainerdFixture cd;
+    cd.run_pod("default", "pod-a");
+    cd.run_pod("default", "hostnet", /*host_network=*/true);
+    auto cri = CriClient::connect(cd.socket());
+    REQUIRE(cri);
+    const PodView a = view(*cri, "default", "pod-a");
+    Certs certs;
+    auto args = certs.agent_args(cd.socket());
+    args.insert(args.end(), {"--max-sessions", "1", "--max-event-rate", "5", "--max-duration", "30"});
+    AgentProcess agent(args);
+    const std::string& ca = certs.ca.cert_path();
+
+    TraceCall call(agent.port(), ca, certs.alice,
+                   {{"namespace", "default"}, {"pod", "pod-a"}, {"filter", "udp or icmp"}, {"max_duration_s", 3}});
+    REQUIRE(call.wait_started(60s));
+    // One session at a time here: the second is told to come back later.
+    auto busy = post_trace(agent.port(), ca, &certs.alice, {{"namespace", "default"}, {"pod", "pod-a"}});
+    CHECK(busy.status == 429);
+    CHECK_THAT(busy.json()["error"].get<std::string>(), Contains("--max-sessions"));
+    auto too_long = post_trace(agent.port(), ca, &certs.alice,
+                               {{"namespace", "default"}, {"pod", "pod-a"}, {"max_duration_s", 31}});
+    CHECK(too_long.status == 400);
+
+    send_udp(a.ip, 40);  // dozens of events in under a second, against 5 per second
+    HttpReply r = call.result(60s);
+    REQUIRE(r.status == 200);
+    const json& summary = r.lines.back();
+    INFO(summary.dump());
+    REQUIRE(summary["type"] == "summary");
+    const auto events = of_type(r, "event").size();
+    CHECK(summary["rate_limited"].get<uint64_t>() > 0);
+    CHECK(events <= 5 + 5 * 4);  // a second of burst, then 5/s for at most ~4 s
+    auto losses = of_type(r, "loss");
+    REQUIRE_FALSE(losses.empty());
+    CHECK(losses.back()["rate_limited"] == summary["rate_limited"]);
+    CHECK_THAT(get(agent.port(), ca, &certs.alice, "/metrics").body,
+               Contains("pwru_agent_lost_events_total{cause=\"rate_limited\"} " +
+                        std::to_string(summary["rate_limited"].get<uint64_t>()) + "\n"));
+
+    // hostNetwork: scoped by its host IPs with a warning, or refused when the
+    // runtime reports none; never traced as if it had a netns of its own.
+    auto host = cri->find_pod("default", "hostnet");
+    REQUIRE(host);
+    REQUIRE(host->host_network);
+    auto h = post_trace(agent.port(), ca, &certs.alice,
+                        {{"namespace", "default"}, {"pod", "hostnet"}, {"max_duration_s", 1}});
+    INFO(h.body.substr(0, 1000));
+    WARN("hostNetwork pod: the runtime reports " << host->ips.size() << " IP(s); agent answered " << h.status);
+    if (host->ips.empty()) {
+        CHECK(h.status == 422);
+        CHECK_THAT(h.json()["error"].get<std::string>(), Contains("host network"));
+    } else {
+        REQUIRE(h.status == 200);
+        CHECK(h.lines.front()["host_network"] == true);
+        CHECK(h.lines.front()["netns"] == 0);
+        CHECK_THAT(h.lines.front()["warning"].get<std::string>(), Contains("host network"));
+    }
 }
