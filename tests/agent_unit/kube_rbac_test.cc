@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/kube_rbac.h"
+#include "support/fake_kube_api.h"
 #include "support/test_certs.h"
 #include "support/test_files.h"
 
@@ -18,96 +19,6 @@ using namespace pwru::agent;
 using namespace pwru::test;
 using Catch::Matchers::Contains;
 using nlohmann::json;
-
-namespace {
-
-// The API server's side: users by token, and which (user, resource, ns) RBAC allows.
-class FakeKubeApi {
-public:
-    FakeKubeApi(const CertFiles& server) : srv_(server.cert.c_str(), server.key.c_str()) {
-        srv_.Post("/apis/authentication.k8s.io/v1/tokenreviews", [this](const httplib::Request& req, httplib::Response& res) {
-            std::lock_guard lock(mu_);
-            auth_headers.push_back(req.get_header_value("Authorization"));
-            if (forbid_agent) return forbidden(res, "tokenreviews.authentication.k8s.io");
-            json in = json::parse(req.body);
-            token_reviews.push_back(in);
-            std::string token = in["spec"]["token"];
-            json status;
-            if (token == "alice-token") {
-                status = {{"authenticated", true},
-                          {"user",
-                           {{"username", "alice"},
-                            {"uid", "4f1c2d9e-0000-4000-8000-000000000001"},
-                            {"groups", {"devs", "system:authenticated"}},
-                            {"extra", {{"authentication.kubernetes.io/credential-id", {"JTI=1f2e"}}}}}},
-                          {"audiences", {"https://kubernetes.default.svc.cluster.local"}}};
-            } else {
-                status = {{"user", json::object()}, {"error", "[invalid bearer token, token lookup failed]"}};
-            }
-            json out = {{"kind", "TokenReview"},
-                        {"apiVersion", "authentication.k8s.io/v1"},
-                        {"metadata", {{"creationTimestamp", nullptr}}},
-                        {"spec", in["spec"]},
-                        {"status", status}};
-            res.status = 201;
-            res.set_content(out.dump(), "application/json");
-        });
-        srv_.Post("/apis/authorization.k8s.io/v1/subjectaccessreviews",
-                  [this](const httplib::Request& req, httplib::Response& res) {
-                      std::lock_guard lock(mu_);
-                      auth_headers.push_back(req.get_header_value("Authorization"));
-                      json in = json::parse(req.body);
-                      access_reviews.push_back(in);
-                      const json& ra = in["spec"]["resourceAttributes"];
-                      bool allowed = in["spec"]["user"] == "alice" && ra.value("resource", "") == "pods" &&
-                                     ra.value("namespace", "") == "shop" && ra.value("verb", "") == "get";
-                      json status = {{"allowed", allowed}};
-                      if (allowed) status["reason"] = "RBAC: allowed by RoleBinding \"tracers/shop\" of Role \"pod-reader\" to User \"alice\"";
-                      json out = {{"kind", "SubjectAccessReview"},
-                                  {"apiVersion", "authorization.k8s.io/v1"},
-                                  {"metadata", {{"creationTimestamp", nullptr}}},
-                                  {"spec", in["spec"]},
-                                  {"status", status}};
-                      res.status = 201;
-                      res.set_content(out.dump(), "application/json");
-                  });
-        port = srv_.bind_to_any_port("127.0.0.1");
-        REQUIRE(port > 0);
-        thread_ = std::thread([this] { srv_.listen_after_bind(); });
-        // stop() is a no-op until the loop runs: wait for it (bounded).
-        for (int i = 0; i < 500 && !srv_.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        REQUIRE(srv_.is_running());
-    }
-    ~FakeKubeApi() {
-        srv_.stop();
-        thread_.join();
-    }
-
-    int port = 0;
-    bool forbid_agent = false;
-    std::vector<json> token_reviews, access_reviews;
-    std::vector<std::string> auth_headers;
-
-private:
-    static void forbidden(httplib::Response& res, const std::string& what) {
-        json out = {{"kind", "Status"},
-                    {"apiVersion", "v1"},
-                    {"metadata", json::object()},
-                    {"status", "Failure"},
-                    {"message", what + " is forbidden: User \"system:serviceaccount:pwru:pwru-agent\" cannot create "
-                                       "resource \"" + what + "\" at the cluster scope"},
-                    {"reason", "Forbidden"},
-                    {"code", 403}};
-        res.status = 403;
-        res.set_content(out.dump(), "application/json");
-    }
-
-    std::mutex mu_;
-    httplib::SSLServer srv_;
-    std::thread thread_;
-};
-
-}  // namespace
 
 TEST_CASE("RBAC: TokenReview then SubjectAccessReview decide, with the agent's own token", "[unit][agent]") {
     TempDir dir("pwru-rbac");

@@ -21,6 +21,7 @@
 #include "agent/cri_client.h"
 #include "cri/agent_harness.h"
 #include "cri/containerd_fixture.h"
+#include "support/fake_kube_api.h"
 #include "support/test_certs.h"
 #include "support/test_files.h"
 
@@ -433,4 +434,56 @@ TEST_CASE("pwru-agent limits: sessions, event rate; hostNetwork pods are reporte
         CHECK(h.lines.front()["netns"] == 0);
         CHECK_THAT(h.lines.front()["warning"].get<std::string>(), Contains("host network"));
     }
+}
+
+TEST_CASE("pwru-agent in RBAC mode: the user's token decides, through TokenReview and SubjectAccessReview",
+          "[cri][agent]") {
+    REQUIRE_CONTAINERD();
+    ContainerdFixture cd;
+    cd.run_pod("default", "pod-a");
+    cd.run_pod("other", "pod-c");
+    Certs certs;
+    FakeKubeApi api(certs.ca.issue("kube-apiserver", {"DNS:localhost", "IP:127.0.0.1"}));
+    api.allowed_ns = "default";
+    const std::string token_file = (certs.dir.path / "sa-token").string();
+    std::ofstream(token_file) << "agent-sa-token\n";
+    AgentProcess agent({"--tls-cert", certs.server.cert, "--tls-key", certs.server.key, "--client-ca",
+                        certs.ca.cert_path(), "--kube-api", "https://127.0.0.1:" + std::to_string(api.port),
+                        "--kube-ca", certs.ca.cert_path(), "--kube-token-file", token_file, "--cri-socket",
+                        cd.socket(), "--node-name", "test-node"});
+    const std::string& ca = certs.ca.cert_path();
+
+    // bob has no grant in any file here: RBAC on alice's token is what counts.
+    auto ok = post_trace(agent.port(), ca, &certs.bob,
+                         {{"namespace", "default"}, {"pod", "pod-a"}, {"max_duration_s", 1}, {"bearer_token", "alice-token"}});
+    INFO(ok.body.substr(0, 500));
+    REQUIRE(ok.status == 200);
+    CHECK(ok.lines.front()["type"] == "start");
+    CHECK(ok.lines.back()["ended"] == "max_duration");
+    REQUIRE_FALSE(api.access_reviews.empty());
+    CHECK(api.access_reviews.back()["spec"]["user"] == "alice");
+    CHECK(api.access_reviews.back()["spec"]["resourceAttributes"]["namespace"] == "default");
+    for (const auto& h : api.auth_headers) CHECK(h == "Bearer agent-sa-token");
+
+    auto other_ns = post_trace(agent.port(), ca, &certs.bob,
+                               {{"namespace", "other"}, {"pod", "pod-c"}, {"bearer_token", "alice-token"}});
+    CHECK(other_ns.status == 403);
+    CHECK_THAT(other_ns.json()["error"].get<std::string>(), Contains("alice") && Contains("namespace other"));
+    auto bad_token = post_trace(agent.port(), ca, &certs.bob,
+                                {{"namespace", "default"}, {"pod", "pod-a"}, {"bearer_token", "stolen"}});
+    CHECK(bad_token.status == 403);
+    CHECK_THAT(bad_token.json()["error"].get<std::string>(), Contains("not accepted"));
+    auto no_token = post_trace(agent.port(), ca, &certs.bob, {{"namespace", "default"}, {"pod", "pod-a"}});
+    CHECK(no_token.status == 403);
+    CHECK_THAT(no_token.json()["error"].get<std::string>(), Contains("bearer token"));
+    // The certificate still gates the connection.
+    CHECK(post_trace(agent.port(), ca, &certs.alice_from_rogue,
+                     {{"namespace", "default"}, {"pod", "pod-a"}, {"bearer_token", "alice-token"}})
+              .status == 0);
+    // The API refusing the agent itself: 503, not a denial of the user.
+    api.forbid_agent = true;
+    auto api_down = post_trace(agent.port(), ca, &certs.bob,
+                               {{"namespace", "default"}, {"pod", "pod-a"}, {"bearer_token", "alice-token"}});
+    CHECK(api_down.status == 503);
+    CHECK_THAT(api_down.json()["error"].get<std::string>(), Contains("HTTP 403"));
 }
