@@ -465,6 +465,18 @@ TEST_CASE("pwru-agent in RBAC mode: the user's token decides, through TokenRevie
     CHECK(api.access_reviews.back()["spec"]["resourceAttributes"]["namespace"] == "default");
     for (const auto& h : api.auth_headers) CHECK(h == "Bearer agent-sa-token");
 
+    // The token in an Authorization header instead of the body.
+    {
+        httplib::SSLClient c("127.0.0.1", agent.port(), certs.bob.cert, certs.bob.key);
+        c.set_ca_cert_path(ca.c_str());
+        c.enable_server_certificate_verification(true);
+        c.set_read_timeout(30);
+        c.set_bearer_token_auth("alice-token");
+        auto r = c.Post("/v1/trace", R"({"namespace":"default","pod":"pod-a","max_duration_s":1})", "application/json");
+        REQUIRE(r);
+        CHECK(r->status == 200);
+        CHECK_THAT(r->body, Contains("\"ended\":\"max_duration\""));
+    }
     auto other_ns = post_trace(agent.port(), ca, &certs.bob,
                                {{"namespace", "other"}, {"pod", "pod-c"}, {"bearer_token", "alice-token"}});
     CHECK(other_ns.status == 403);
