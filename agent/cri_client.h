@@ -60,6 +60,8 @@ public:
     // io.kubernetes.pod.name=name (the newest if several), with its netns
     // path and inode (stat'ed here, so the path must be visible to us: mount
     // the host's /run/netns and /proc into the agent's pod) and its IPs.
+    // No such pod here: a bad_input Error (the name is at fault) naming ns/name;
+    // every other failure is not bad_input.
     Result<PodInfo> find_pod(const std::string& ns, const std::string& name);
 
 private:

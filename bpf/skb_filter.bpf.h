@@ -27,8 +27,13 @@ static __always_inline __u32 skb_netns(struct sk_buff *skb)
 	return BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
 }
 
+/* pwru-agent's pod scope (needs skb_netns above) */
+#include "skb_scope.bpf.h"
+
 static __always_inline bool filter_meta(struct sk_buff *skb)
 {
+	if (CFG.scope_pod && !in_pod_scope(skb))
+		return false;
 	if (CFG.filter_mark) {
 		if ((BPF_CORE_READ(skb, mark) & CFG.mark_mask) != CFG.mark)
 			return false;

@@ -20,6 +20,8 @@ PACKAGES=(
   qemu-system-x86 busybox-static cpio kmod xz-utils
   # the agent: CRI client (gRPC C++ and protoc with its gRPC plugin)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  # the agent: HTTPS with mTLS (cpp-httplib built with OpenSSL)
+  libcpp-httplib-dev libssl-dev
   # the cri test layer (a private containerd, runc, the CNI bridge plugins)
   containerd runc containernetworking-plugins
 )

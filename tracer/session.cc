@@ -12,6 +12,7 @@
 #include "tracer/filter_programs.h"
 #include "tracer/kallsyms.h"
 #include "tracer/log.h"
+#include "tracer/pod_scope.h"
 #include "tracer/tracefs.h"
 
 namespace pwru {
@@ -199,6 +200,7 @@ Result<void> Session::load() {
     skel_ = decltype(skel_)(pwru_bpf__open(), pwru_bpf__destroy);
     if (!skel_) return fail("cannot open the BPF object", errno);
     if (auto r = configure(); !r) return r;
+    if (auto r = write_pod_scope(opts_.pod_scope, *const_cast<pwru_config*>(&skel_->rodata->CFG)); !r) return r;
 
     take_libbpf_messages();
     int err;

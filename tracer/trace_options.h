@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "tracer/btf_discovery.h"
 #include "tracer/features.h"
@@ -15,6 +16,13 @@ namespace pwru {
 struct MarkFilter {
     uint32_t mark = 0;
     uint32_t mask = 0xffffffff;
+};
+
+// pwru-agent's pod scope: the pod's netns OR its addresses (see
+// bpf/skb_scope.bpf.h). Session forces skb tracking with it.
+struct PodScope {
+    uint32_t netns_inode = 0;        // 0: none (hostNetwork pods: the node's netns is everyone's)
+    std::vector<std::string> addrs;  // printable IPv4/IPv6, at most PWRU_SCOPE_ADDRS
 };
 
 struct TraceOptions {
@@ -37,6 +45,7 @@ struct TraceOptions {
     bool output_shinfo = false;  // --output-skb-shared-info
     bool output_pcap = false;    // --output-pcap: records carry the packet
     uint32_t ringbuf_bytes = 8u << 20;  // power of two
+    std::optional<PodScope> pod_scope;  // pwru-agent only
 };
 
 }  // namespace pwru

@@ -118,6 +118,15 @@ struct pwru_packet {
 	__u8 data[PWRU_PCAP_SNAP];
 };
 
+/* pwru-agent's pod scope: up to this many pod addresses. */
+#define PWRU_SCOPE_ADDRS 4
+
+struct pwru_scope_addr {
+	__u8 addr[16];      /* IPv4 in the first 4 bytes */
+	__u8 l3;            /* 4 or 6; 0 = unused slot */
+	__u8 _pad[3];
+};
+
 /* Per tracepoint slot: where the arguments of interest are (0-based index
  * into the tracepoint's TP_PROTO arguments) or PWRU_NO_ARG. */
 struct pwru_tp_slot {
@@ -148,6 +157,13 @@ struct pwru_config {
 	__u8 _pad3[5];
 	__u64 kfree_skbmem_addr; /* kprobe backends: where an skb's memory is freed */
 	struct pwru_tp_slot tp[PWRU_MAX_TP_SLOTS];
+	/* pwru-agent's pod scope (bpf/skb_scope.bpf.h): an skb is in scope when
+	 * its netns is scope_netns (0: none, e.g. hostNetwork pods) or its IP
+	 * source or destination is one of scope_addrs. */
+	__u8 scope_pod;
+	__u8 _pad4[3];
+	__u32 scope_netns;
+	struct pwru_scope_addr scope_addrs[PWRU_SCOPE_ADDRS];
 };
 
 /*

@@ -228,10 +228,10 @@ struct FakeKubeApi::Impl {
     }
 };
 
-FakeKubeApi::FakeKubeApi(Pem server, std::string token) : impl_(std::make_unique<Impl>()) {
+FakeKubeApi::FakeKubeApi(const CertFiles& server, std::string token) : impl_(std::make_unique<Impl>()) {
     impl_->token = std::move(token);
-    impl_->ctx.use_certificate_chain(asio::buffer(server.cert));
-    impl_->ctx.use_private_key(asio::buffer(server.key), ssl::context::pem);
+    impl_->ctx.use_certificate_chain_file(server.cert);
+    impl_->ctx.use_private_key_file(server.key, ssl::context::pem);
     tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
     impl_->acceptor.open(ep.protocol());
     impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));

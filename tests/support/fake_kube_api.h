@@ -17,15 +17,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "support/test_pki.h"
+#include "support/test_certs.h"
 
 namespace pwru::test {
 
 class FakeKubeApi {
   public:
-    // Serves with `server` (signed by the test's CA); requires `token` as a
-    // bearer token when non-empty.
-    FakeKubeApi(Pem server, std::string token);
+    // Serves with `server` (files signed by the test's CA); requires `token`
+    // as a bearer token when non-empty.
+    FakeKubeApi(const CertFiles& server, std::string token);
     ~FakeKubeApi();
 
     uint16_t port() const { return port_; }

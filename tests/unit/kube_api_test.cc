@@ -15,19 +15,31 @@
 #include "kubectl-plugin/port_forward.h"
 #include "kubectl-plugin/tls_client.h"
 #include "support/fake_kube_api.h"
-#include "support/test_pki.h"
+#include "support/test_certs.h"
+#include "support/test_files.h"
+
+#include <fstream>
+#include <sstream>
 
 using namespace pwru::plugin;
 using pwru::test::FakeKubeApi;
-using pwru::test::Pem;
+using pwru::test::CertFiles;
+using pwru::test::TempDir;
 using pwru::test::TestCa;
 
 namespace {
 
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
 ApiAccess access_for(const FakeKubeApi& api, const TestCa& ca, const std::string& token) {
     ApiAccess a;
     a.server = api.url();
-    a.ca_pem = ca.cert_pem();
+    a.ca_pem = slurp(ca.cert_path());
     a.bearer_token = token;
     a.context_name = "test";
     return a;
@@ -37,11 +49,11 @@ ApiAccess access_for(const FakeKubeApi& api, const TestCa& ca, const std::string
 // `client_ca`, answers one request with NDJSON lines naming the client's CN.
 class MtlsEndpoint {
   public:
-    MtlsEndpoint(const Pem& server, const std::string& client_ca) {
+    MtlsEndpoint(const CertFiles& server, const std::string& client_ca_file) {
         namespace ssl = boost::asio::ssl;
-        ctx_.use_certificate_chain(boost::asio::buffer(server.cert));
-        ctx_.use_private_key(boost::asio::buffer(server.key), ssl::context::pem);
-        ctx_.add_certificate_authority(boost::asio::buffer(client_ca));
+        ctx_.use_certificate_chain_file(server.cert);
+        ctx_.use_private_key_file(server.key, ssl::context::pem);
+        ctx_.load_verify_file(client_ca_file);
         ctx_.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
         acceptor_.open(boost::asio::ip::tcp::v4());
         acceptor_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
@@ -94,7 +106,8 @@ class MtlsEndpoint {
 }  // namespace
 
 TEST_CASE("API client: pods, selectors, workloads, and the API's own error messages", "[kubeapi]") {
-    TestCa ca("test-cluster-ca");
+    TempDir dir;
+    TestCa ca(dir.path, "test-cluster");
     FakeKubeApi api(ca.issue("kube-apiserver", {"IP:127.0.0.1", "DNS:localhost"}), "tok");
     api.add_pod("web", "httpd-0", "node-a", {{"app", "httpd"}}, "10.244.1.5");
     api.add_pod("web", "httpd-1", "node-b", {{"app", "httpd"}}, "10.244.2.7");
@@ -137,8 +150,9 @@ TEST_CASE("API client: pods, selectors, workloads, and the API's own error messa
 }
 
 TEST_CASE("API client: a refused token and an untrusted server each get their own message", "[kubeapi]") {
-    TestCa ca("test-cluster-ca");
-    TestCa other("some-other-ca");
+    TempDir dir;
+    TestCa ca(dir.path, "test-cluster");
+    TestCa other(dir.path, "some-other");
     FakeKubeApi api(ca.issue("kube-apiserver", {"IP:127.0.0.1"}), "right");
     api.add_pod("web", "httpd-0", "node-a", {}, "10.244.1.5");
 
@@ -159,10 +173,11 @@ TEST_CASE("API client: a refused token and an untrusted server each get their ow
 }
 
 TEST_CASE("port-forward: the agent's mutual TLS runs end to end through the API server's tunnel", "[kubeapi]") {
-    TestCa cluster_ca("test-cluster-ca");
-    TestCa agent_ca("pwru-agent-ca");
+    TempDir dir;
+    TestCa cluster_ca(dir.path, "test-cluster");
+    TestCa agent_ca(dir.path, "pwru-agent");
     FakeKubeApi api(cluster_ca.issue("kube-apiserver", {"IP:127.0.0.1"}), "tok");
-    MtlsEndpoint agent(agent_ca.issue("pwru-agent", {"DNS:pwru-agent"}), agent_ca.cert_pem());
+    MtlsEndpoint agent(agent_ca.issue("pwru-agent", {"DNS:pwru-agent"}), agent_ca.cert_path());
     api.forward("pwru", "pwru-agent-x1", 4443, agent.port());
     KubeApi k(access_for(api, cluster_ca, "tok"));
 
@@ -170,10 +185,10 @@ TEST_CASE("port-forward: the agent's mutual TLS runs end to end through the API 
         auto pf = PortForward::open(k, "pwru", "pwru-agent-x1", 4443, 5000);
         REQUIRE(pf);
         TlsConfig t;
-        t.ca_pem = agent_ca.cert_pem();
-        Pem client = agent_ca.issue("alice");
-        t.cert_pem = client.cert;
-        t.key_pem = client.key;
+        t.ca_pem = slurp(agent_ca.cert_path());
+        CertFiles client = agent_ca.issue("alice", {});
+        t.cert_pem = slurp(client.cert);
+        t.key_pem = slurp(client.key);
         t.server_name = "pwru-agent";
         auto conn = TlsConnection::over_fd((*pf)->take_fd(), t, 5000);
         REQUIRE(conn);
@@ -191,10 +206,10 @@ TEST_CASE("port-forward: the agent's mutual TLS runs end to end through the API 
         auto pf = PortForward::open(k, "pwru", "pwru-agent-x1", 4443, 5000);
         REQUIRE(pf);
         TlsConfig t;
-        t.ca_pem = agent_ca.cert_pem();
-        Pem client = agent_ca.issue("alice");
-        t.cert_pem = client.cert;
-        t.key_pem = client.key;
+        t.ca_pem = slurp(agent_ca.cert_path());
+        CertFiles client = agent_ca.issue("alice", {});
+        t.cert_pem = slurp(client.cert);
+        t.key_pem = slurp(client.key);
         t.server_name = "someone-else";
         auto conn = TlsConnection::over_fd((*pf)->take_fd(), t, 5000);
         REQUIRE_FALSE(conn);

@@ -1,0 +1,77 @@
+// pwru-agent's HTTPS API (docs/agent-api.md): mTLS on every connection,
+// POST /v1/trace streaming NDJSON, /healthz, /readyz, /metrics; optionally
+// the last three also on a plain-HTTP port for the kubelet's probes and
+// Prometheus (they carry no trace data).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/authz.h"
+#include "agent/kube_rbac.h"
+#include "agent/metrics.h"
+#include "agent/session_manager.h"
+#include "agent/trace_request.h"
+#include "agent/trace_stream.h"
+#include "tracer/features.h"
+#include "tracer/result.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace pwru::agent {
+
+struct AgentConfig {
+    std::string listen = "0.0.0.0:4245";  // HOST:PORT; port 0 picks one
+    std::string health_listen;            // plain HTTP for /healthz /readyz /metrics; "" = off
+    std::string tls_cert, tls_key, client_ca;
+    std::optional<Authz> authz;           // file mode
+    std::optional<KubeApiConfig> kube;    // RBAC mode (takes precedence)
+    std::string cri_socket;               // "" = auto-detect
+    std::string node_name;
+    size_t max_sessions = 4;
+    RequestLimits request_limits;
+    double max_event_rate = 10'000;
+};
+
+class AgentServer {
+public:
+    // Loads the certificates and probes the tracer's features; an Error says
+    // which file or flag is wrong.
+    static Result<std::unique_ptr<AgentServer>> create(AgentConfig cfg);
+    ~AgentServer();
+
+    // Binds the listening socket(s); returns the HTTPS port.
+    Result<int> bind();
+    // Serves until shutdown(); call from its own thread.
+    void run();
+    // Whether run()'s loops have started (bounded wait): stop() before that
+    // would be lost, so callers wait before they announce or accept SIGTERM.
+    bool wait_running(std::chrono::milliseconds timeout) const;
+    // SIGTERM: refuse new traces, let running ones end with a "shutdown"
+    // summary (detached), wait up to `drain` for them, then stop serving.
+    void shutdown(std::chrono::milliseconds drain);
+
+    Metrics& metrics() { return metrics_; }
+
+private:
+    AgentServer() = default;
+    void install_routes(httplib::Server& s, bool with_trace);
+    struct Handlers;
+
+    AgentConfig cfg_;
+    Features features_;
+    Metrics metrics_;
+    std::unique_ptr<SessionManager> sessions_;
+    std::unique_ptr<httplib::Server> https_;
+    std::unique_ptr<httplib::Server> health_;
+    int health_port_ = 0;
+};
+
+// "HOST:PORT" -> (host, port). Bad input names the flag's value.
+Result<std::pair<std::string, int>> parse_listen(const std::string& s);
+
+}  // namespace pwru::agent

@@ -1,0 +1,222 @@
+#include "agent/trace_stream.h"
+
+#include <time.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tracer/drop_reasons.h"
+#include "tracer/kallsyms.h"
+#include "tracer/log.h"
+
+namespace pwru::agent {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// Events are stamped (bpf_ktime_get_ns) a few microseconds before they are
+// committed to the ring buffer; a drain that starts at T has therefore seen
+// every event stamped before T minus this margin.
+constexpr int64_t kWatermarkMarginNs = 20'000'000;
+constexpr auto kHeartbeatEvery = std::chrono::milliseconds(500);
+
+uint64_t mono_now_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTarget target, StreamLimits limits,
+                                                        Metrics& metrics) {
+    if (auto r = resolve_cli(cfg); !r) return std::unexpected(r.error());
+    if (!target.pod.empty()) {
+        PodScope scope;
+        scope.netns_inode = target.host_network ? 0 : target.netns;
+        for (const auto& ip : target.ips) {
+            if (scope.addrs.size() == PWRU_SCOPE_ADDRS) break;
+            scope.addrs.push_back(ip);
+        }
+        cfg.trace.pod_scope = scope;
+        // follow a packet that matched once across the veth, NAT, encapsulation
+        cfg.trace.track_skb = true;
+    }
+
+    std::unique_ptr<TraceStream> s(new TraceStream());
+    s->target_ = std::move(target);
+    s->limits_ = limits;
+    s->metrics_ = &metrics;
+
+    auto session = Session::create(cfg.trace);
+    if (!session) return std::unexpected(session.error());
+    s->session_ = std::move(*session);
+    auto kallsyms = Kallsyms::load();
+    if (!kallsyms) spdlog::warn("{}: function names will be addresses", kallsyms.error().message());
+    auto reasons = DropReasons::load(cfg.trace.discovery.kernel_btf);
+    if (!reasons) spdlog::warn("{}: drop reasons will be numbers", reasons.error().message());
+    s->decoder_ = std::make_unique<EventDecoder>(
+        s->session_->plan(), kallsyms ? std::make_shared<const Kallsyms>(std::move(*kallsyms)) : nullptr,
+        reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
+
+    if (auto r = s->session_->load(); !r) return std::unexpected(r.error());
+    s->decoder_->set_extras(cfg.output.netns_names, cfg.output.skb_cb);
+    Session* raw = s->session_.get();
+    s->decoder_->set_stack_reader([raw](int32_t id) { return raw->stack(id); }, cfg.trace.output_stack,
+                                  cfg.trace.output_caller);
+    auto stats = s->session_->attach();
+    if (!stats) return std::unexpected(stats.error());
+    s->attach_ = *stats;
+    metrics.add_attach(stats->seconds);
+    s->session_->start();
+
+    s->started_ = s->last_clock_refresh_ = s->tokens_at_ = Clock::now();
+    s->last_heartbeat_ = s->started_ - kHeartbeatEvery;  // the first step sends one
+    s->tokens_ = limits.max_event_rate;
+    s->watermark_ns_ = s->wall_now() - kWatermarkMarginNs;
+    return s;
+}
+
+TraceStream::~TraceStream() {
+    if (session_ && !detached_) session_->detach();
+}
+
+int64_t TraceStream::wall_now() const { return decoder_->clock().to_wall_ns(mono_now_ns()); }
+
+std::string TraceStream::start_record() const {
+    json j = {{"type", "start"},
+              {"node", target_.node},
+              {"namespace", target_.ns},
+              {"pod", target_.pod},
+              {"netns", target_.netns},
+              {"pod_ips", target_.ips},
+              {"host_network", target_.host_network},
+              {"backend", backend_name(session_->plan().backend)},
+              {"attached", attach_.attached},
+              {"ignored", attach_.ignored},
+              {"attach_seconds", attach_.seconds},
+              {"max_duration_s", limits_.max_duration_s},
+              {"max_events", limits_.max_events},
+              {"wall_ns", wall_now()}};
+    if (!target_.warning.empty()) j["warning"] = target_.warning;
+    return j.dump();
+}
+
+void TraceStream::on_event(const pwru_event& ev, const RecordExtras& extras, std::vector<std::string>& out) {
+    if (done_ || sent_ >= limits_.max_events) return;
+    // Token bucket, one second of burst: what is above the rate is counted, not kept.
+    auto now = Clock::now();
+    tokens_ = std::min(limits_.max_event_rate,
+                       tokens_ + limits_.max_event_rate * std::chrono::duration<double>(now - tokens_at_).count());
+    tokens_at_ = now;
+    if (tokens_ < 1) {
+        ++rate_limited_;
+        metrics_->lost_rate_limited.fetch_add(1);
+        return;
+    }
+    tokens_ -= 1;
+    EventRecord rec = decoder_->decode(ev, extras.dumps);
+    rec.node = target_.node;
+    rec.pod = target_.pod;
+    if (!rec.drop_reason.empty()) ++drops_[{rec.func, rec.drop_reason}];
+    json j = rec;
+    j["type"] = "event";
+    j["namespace"] = target_.ns;
+    out.push_back(j.dump());
+    ++sent_;
+    metrics_->events_total.fetch_add(1);
+}
+
+void TraceStream::add_loss_record(std::vector<std::string>& out, bool force) {
+    LossCounters c = session_->counters();
+    if (!force && c.ringbuf_full == reported_ringbuf_full_ && rate_limited_ == reported_rate_limited_) return;
+    metrics_->lost_ringbuf_full.fetch_add(c.ringbuf_full - reported_ringbuf_full_);
+    reported_ringbuf_full_ = c.ringbuf_full;
+    reported_rate_limited_ = rate_limited_;
+    out.push_back(json{{"type", "loss"},
+                       {"node", target_.node},
+                       {"ringbuf_full", c.ringbuf_full},
+                       {"rate_limited", rate_limited_},
+                       {"filtered_out", c.filtered_out},
+                       {"filter_nonlinear", c.filter_nonlinear},
+                       {"wall_ns", wall_now()}}
+                      .dump());
+}
+
+std::vector<std::string> TraceStream::step(bool shutting_down) {
+    std::vector<std::string> out;
+    if (done_) return out;
+    if (shutting_down) {
+        finish("shutdown", out);
+        return out;
+    }
+    const int64_t drain_start = wall_now();
+    EventFn fn = [&](const pwru_event& ev, const RecordExtras& x) { on_event(ev, x, out); };
+    auto n = session_->poll(100, fn);
+    if (!n) {
+        out.push_back(json{{"type", "error"}, {"node", target_.node}, {"message", n.error().message()}}.dump());
+        finish("error", out);
+        return out;
+    }
+    watermark_ns_ = drain_start - kWatermarkMarginNs;
+    add_loss_record(out, false);
+
+    auto now = Clock::now();
+    if (now - last_clock_refresh_ > std::chrono::seconds(10)) {
+        decoder_->clock().refresh();
+        last_clock_refresh_ = now;
+    }
+    if (sent_ >= limits_.max_events) {
+        finish("max_events", out);
+    } else if (std::chrono::duration<double>(now - started_).count() >= limits_.max_duration_s) {
+        finish("max_duration", out);
+    } else if (now - last_heartbeat_ >= kHeartbeatEvery) {
+        out.push_back(json{{"type", "heartbeat"},
+                           {"node", target_.node},
+                           {"wall_ns", wall_now()},
+                           {"watermark_ns", watermark_ns_}}
+                          .dump());
+        last_heartbeat_ = now;
+    }
+    return out;
+}
+
+void TraceStream::finish(const std::string& why, std::vector<std::string>& out) {
+    if (!detached_) {
+        session_->detach();
+        detached_ = true;
+        // Traced before the detach: still part of the answer (within the limits).
+        EventFn fn = [&](const pwru_event& ev, const RecordExtras& x) { on_event(ev, x, out); };
+        (void)session_->poll(0, fn);
+    }
+    add_loss_record(out, false);
+    LossCounters c = session_->counters();
+    json drops = json::array();
+    for (const auto& [key, count] : drops_) drops.push_back({{"func", key.first}, {"reason", key.second}, {"count", count}});
+    out.push_back(json{{"type", "summary"},
+                       {"node", target_.node},
+                       {"namespace", target_.ns},
+                       {"pod", target_.pod},
+                       {"events", sent_},
+                       {"ringbuf_full", c.ringbuf_full},
+                       {"rate_limited", rate_limited_},
+                       {"filtered_out", c.filtered_out},
+                       {"drops", drops},
+                       {"ended", why},
+                       {"wall_ns", wall_now()}}
+                      .dump());
+    ended_ = why;
+    done_ = true;
+}
+
+void TraceStream::abandon() {
+    // Links first (Session::detach), then maps, ring buffer and fds: nothing
+    // of this session outlives the client.
+    decoder_.reset();
+    session_.reset();
+    detached_ = true;
+    ended_ = "client";
+    done_ = true;
+}
+
+}  // namespace pwru::agent

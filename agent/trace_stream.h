@@ -1,0 +1,83 @@
+// One remote trace: a tracer Session scoped to a pod (or the whole node),
+// turned into the NDJSON records of docs/agent-api.md. The HTTP layer calls
+// step() from its writer thread until done(); nothing is queued between the
+// ring buffer and the socket, so a slow client costs ring-buffer loss (which
+// the kernel counts), never agent memory.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/metrics.h"
+#include "tracer/cli_options.h"
+#include "tracer/event_decoder.h"
+#include "tracer/result.h"
+#include "tracer/session.h"
+
+namespace pwru::agent {
+
+// What is traced, as the records name it.
+struct StreamTarget {
+    std::string node;
+    std::string ns, pod;        // "" for node-wide
+    uint32_t netns = 0;         // the pod's netns inode (0: node-wide or hostNetwork)
+    std::vector<std::string> ips;
+    bool host_network = false;
+    std::string warning;        // said in the start record (hostNetwork)
+};
+
+struct StreamLimits {
+    double max_duration_s = 600;
+    uint64_t max_events = 1'000'000;
+    double max_event_rate = 10'000;  // events per second sent; the rest counted as rate_limited
+};
+
+class TraceStream {
+public:
+    // Builds, loads and attaches the Session (pod scope from `target` when it
+    // names a pod). Bad filter/flags: a bad_input Error (the caller answers 400).
+    static Result<std::unique_ptr<TraceStream>> start(CliConfig cfg, StreamTarget target, StreamLimits limits,
+                                                      Metrics& metrics);
+    ~TraceStream();  // detaches (if finish() did not)
+
+    // The first line: what was attached.
+    std::string start_record() const;
+    // Waits up to ~100 ms for events; returns the lines to send now (events,
+    // a loss record when losses grew, a heartbeat at least twice a second).
+    // When the session ends (limit, duration, `shutting_down`, an error) the
+    // lines end with the summary and done() becomes true.
+    std::vector<std::string> step(bool shutting_down);
+    // The client went away: detach now, no more lines.
+    void abandon();
+    bool done() const { return done_; }
+    const std::string& ended() const { return ended_; }
+
+private:
+    TraceStream() = default;
+    void on_event(const pwru_event& ev, const RecordExtras& extras, std::vector<std::string>& out);
+    void finish(const std::string& why, std::vector<std::string>& out);
+    void add_loss_record(std::vector<std::string>& out, bool force);
+    int64_t wall_now() const;
+
+    StreamTarget target_;
+    StreamLimits limits_;
+    Metrics* metrics_ = nullptr;
+    std::unique_ptr<Session> session_;
+    std::unique_ptr<EventDecoder> decoder_;
+    AttachStats attach_;
+    std::chrono::steady_clock::time_point started_, last_heartbeat_, last_clock_refresh_;
+    double tokens_ = 0;
+    std::chrono::steady_clock::time_point tokens_at_;
+    uint64_t sent_ = 0, rate_limited_ = 0;
+    uint64_t reported_ringbuf_full_ = 0, reported_rate_limited_ = 0;
+    int64_t watermark_ns_ = 0;
+    std::map<std::pair<std::string, std::string>, uint64_t> drops_;  // (func, reason) -> count
+    bool detached_ = false, done_ = false;
+    std::string ended_;
+};
+
+}  // namespace pwru::agent

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * pwru-agent's pod scope: a packet belongs to a pod when it is in the pod's
+ * netns, or when its IP source or destination is one of the pod's addresses.
+ * The address half catches the trajectory outside the pod's netns (node NIC,
+ * bridge, host side of the veth); user space also turns on skb tracking, so
+ * an skb that matched once is followed wherever it goes next (NAT, encap).
+ * Included by skb_filter.bpf.h after skb_netns().
+ */
+#ifndef PWRU_SKB_SCOPE_BPF_H
+#define PWRU_SKB_SCOPE_BPF_H
+
+#include <bpf/bpf_endian.h>
+
+#define PWRU_ETH_P_IP   0x0800
+#define PWRU_ETH_P_IPV6 0x86DD
+
+static __always_inline bool scope_addr_eq(const volatile struct pwru_scope_addr *a, const __u8 *ip, __u8 l3)
+{
+	if (a->l3 != l3)
+		return false;
+	if (l3 == 4)
+		return a->addr[0] == ip[0] && a->addr[1] == ip[1] && a->addr[2] == ip[2] && a->addr[3] == ip[3];
+	for (int i = 0; i < 16; i++)
+		if (a->addr[i] != ip[i])
+			return false;
+	return true;
+}
+
+static __always_inline bool scope_has_addr(const __u8 *ip, __u8 l3)
+{
+	for (int i = 0; i < PWRU_SCOPE_ADDRS; i++)
+		if (scope_addr_eq(&CFG.scope_addrs[i], ip, l3))
+			return true;
+	return false;
+}
+
+/* Where the IP header is: the network header once set, else (early on the
+ * receive path, before the stack resets it) right after the Ethernet header
+ * for IPv4/IPv6 frames. NULL when neither. */
+static __always_inline unsigned char *scope_ip_header(struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 net = BPF_CORE_READ(skb, network_header);
+	__u16 mac = BPF_CORE_READ(skb, mac_header);
+	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+
+	if (net != (__u16)~0U && (mac == (__u16)~0U || net > mac))
+		return head + net;
+	if (mac != (__u16)~0U && (proto == PWRU_ETH_P_IP || proto == PWRU_ETH_P_IPV6))
+		return head + mac + 14;
+	return 0;
+}
+
+static __always_inline bool in_pod_scope(struct sk_buff *skb)
+{
+	unsigned char *ip;
+	__u8 hdr[40];
+
+	if (!skb)
+		return false;
+	if (CFG.scope_netns && skb_netns(skb) == CFG.scope_netns)
+		return true;
+	ip = scope_ip_header(skb);
+	if (!ip || bpf_probe_read_kernel(hdr, 1, ip))
+		return false;
+	if ((hdr[0] >> 4) == 4) {
+		if (bpf_probe_read_kernel(hdr, 20, ip))
+			return false;
+		return scope_has_addr(&hdr[12], 4) || scope_has_addr(&hdr[16], 4);
+	}
+	if ((hdr[0] >> 4) == 6) {
+		if (bpf_probe_read_kernel(hdr, 40, ip))
+			return false;
+		return scope_has_addr(&hdr[8], 6) || scope_has_addr(&hdr[24], 6);
+	}
+	return false;
+}
+
+#endif /* PWRU_SKB_SCOPE_BPF_H */

@@ -1,0 +1,87 @@
+// POST /v1/trace bodies: what is accepted, and the one-line reason for what is not.
+#include <catch2/catch.hpp>
+
+#include "agent/trace_request.h"
+
+using namespace pwru::agent;
+using Catch::Matchers::Contains;
+
+namespace {
+RequestLimits limits{60, 1000};
+}
+
+TEST_CASE("a pod trace request is parsed with pwru's own flag parser", "[unit][agent]") {
+    auto r = parse_trace_request(
+        R"({"namespace":"shop","pod":"web-0","filter":"tcp and port 80",
+            "args":["--output-stack","--filter-track-skb","--filter-mark","0x1/0xff","--backend","tracepoint"],
+            "max_duration_s":5,"max_events":10,"bearer_token":"t0k"})",
+        limits);
+    REQUIRE(r);
+    CHECK(r->ns == "shop");
+    CHECK(r->pod == "web-0");
+    CHECK_FALSE(r->node_wide);
+    CHECK(r->cli.trace.pcap_expr == "tcp and port 80");
+    CHECK(r->cli.trace.output_stack);
+    CHECK(r->cli.trace.track_skb);
+    CHECK(r->cli.filter_mark == "0x1/0xff");
+    CHECK(r->cli.trace.backend == pwru::Backend::Tracepoint);
+    CHECK(r->max_duration_s == 5);
+    CHECK(r->max_events == 10);
+    CHECK(r->bearer_token == "t0k");
+}
+
+TEST_CASE("absent or zero limits take the agent's ceiling; above it is refused", "[unit][agent]") {
+    auto r = parse_trace_request(R"({"namespace":"a","pod":"b","max_events":0})", limits);
+    REQUIRE(r);
+    CHECK(r->max_duration_s == 60);
+    CHECK(r->max_events == 1000);
+    auto over = parse_trace_request(R"({"namespace":"a","pod":"b","max_duration_s":61})", limits);
+    REQUIRE_FALSE(over);
+    CHECK_THAT(over.error().what, Contains("max_duration_s") && Contains("limit of 60"));
+    auto limited = parse_trace_request(R"({"namespace":"a","pod":"b","args":["--output-limit-lines","7"]})", limits);
+    REQUIRE(limited);
+    CHECK(limited->max_events == 7);
+}
+
+TEST_CASE("node-wide requests: node true or no pod", "[unit][agent]") {
+    auto a = parse_trace_request(R"({"node":true,"filter":"icmp"})", limits);
+    REQUIRE(a);
+    CHECK(a->node_wide);
+    auto b = parse_trace_request(R"({"namespace":"x"})", limits);
+    REQUIRE(b);
+    CHECK(b->node_wide);
+    auto both = parse_trace_request(R"({"node":true,"namespace":"x","pod":"y"})", limits);
+    REQUIRE_FALSE(both);
+    CHECK_THAT(both.error().what, Contains("leave \"pod\" empty"));
+}
+
+TEST_CASE("bad request bodies get a reason naming the field or flag", "[unit][agent]") {
+    struct Case {
+        const char* body;
+        const char* reason;
+    };
+    const Case cases[] = {
+        {R"({"namespace":"a",)", "not valid JSON"},
+        {R"([1,2])", "must be a JSON object"},
+        {R"({"namespace":"a","pod":"b","colour":"red"})", "unknown field \"colour\""},
+        {R"({"pod":"b"})", "missing \"namespace\""},
+        {R"({"namespace":1,"pod":"b"})", "\"namespace\" must be a string"},
+        {R"({"namespace":"a","pod":"b","args":"--output-stack"})", "\"args\" must be an array"},
+        {R"({"namespace":"a","pod":"b","args":["--no-such-flag"]})", "--no-such-flag"},
+        {R"({"namespace":"a","pod":"b","args":["--output-file","/etc/x"]})", "--output-file is not accepted"},
+        {R"({"namespace":"a","pod":"b","args":["--filter-netns=inode:1"]})", "--filter-netns is not accepted"},
+        {R"({"namespace":"a","pod":"b","args":["--filter-ifname","eth0"]})", "--filter-ifname is not accepted"},
+        {R"({"namespace":"a","pod":"b","args":["--ready-file","/x"]})", "--ready-file is not accepted"},
+        {R"({"namespace":"a","pod":"b","args":["tcp"]})", "put it in \"filter\""},
+        {R"({"namespace":"a","pod":"b","max_events":-1})", "\"max_events\" must be >= 0"},
+        {R"({"namespace":"a","pod":"b","node":"yes"})", "\"node\" must be true or false"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.body);
+        auto r = parse_trace_request(c.body, limits);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().bad_input);
+        CHECK_THAT(r.error().what, Contains(c.reason));
+        CHECK(r.error().what.find('\n') == std::string::npos);
+    }
+}
