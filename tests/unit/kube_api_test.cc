@@ -14,7 +14,7 @@
 #include "kubectl-plugin/kube_api.h"
 #include "kubectl-plugin/port_forward.h"
 #include "kubectl-plugin/tls_client.h"
-#include "support/fake_kube_api.h"
+#include "support/local_kube_api.h"
 #include "support/test_certs.h"
 #include "support/test_files.h"
 
@@ -22,7 +22,7 @@
 #include <sstream>
 
 using namespace pwru::plugin;
-using pwru::test::FakeKubeApi;
+using pwru::test::LocalKubeApi;
 using pwru::test::CertFiles;
 using pwru::test::TempDir;
 using pwru::test::TestCa;
@@ -36,7 +36,7 @@ std::string slurp(const std::string& path) {
     return ss.str();
 }
 
-ApiAccess access_for(const FakeKubeApi& api, const TestCa& ca, const std::string& token) {
+ApiAccess access_for(const LocalKubeApi& api, const TestCa& ca, const std::string& token) {
     ApiAccess a;
     a.server = api.url();
     a.ca_pem = slurp(ca.cert_path());
@@ -108,7 +108,7 @@ class MtlsEndpoint {
 TEST_CASE("API client: pods, selectors, workloads, and the API's own error messages", "[kubeapi]") {
     TempDir dir;
     TestCa ca(dir.path, "test-cluster");
-    FakeKubeApi api(ca.issue("kube-apiserver", {"IP:127.0.0.1", "DNS:localhost"}), "tok");
+    LocalKubeApi api(ca.issue("kube-apiserver", {"IP:127.0.0.1", "DNS:localhost"}), "tok");
     api.add_pod("web", "httpd-0", "node-a", {{"app", "httpd"}}, "10.244.1.5");
     api.add_pod("web", "httpd-1", "node-b", {{"app", "httpd"}}, "10.244.2.7");
     api.add_pod("web", "client", "node-a", {{"app", "client"}}, "10.244.1.9");
@@ -153,7 +153,7 @@ TEST_CASE("API client: a refused token and an untrusted server each get their ow
     TempDir dir;
     TestCa ca(dir.path, "test-cluster");
     TestCa other(dir.path, "some-other");
-    FakeKubeApi api(ca.issue("kube-apiserver", {"IP:127.0.0.1"}), "right");
+    LocalKubeApi api(ca.issue("kube-apiserver", {"IP:127.0.0.1"}), "right");
     api.add_pod("web", "httpd-0", "node-a", {}, "10.244.1.5");
 
     auto bad_token = KubeApi(access_for(api, ca, "wrong")).get_pod("web", "httpd-0");
@@ -175,8 +175,8 @@ TEST_CASE("API client: a refused token and an untrusted server each get their ow
 TEST_CASE("port-forward: the agent's mutual TLS runs end to end through the API server's tunnel", "[kubeapi]") {
     TempDir dir;
     TestCa cluster_ca(dir.path, "test-cluster");
-    TestCa agent_ca(dir.path, "pwru-agent");
-    FakeKubeApi api(cluster_ca.issue("kube-apiserver", {"IP:127.0.0.1"}), "tok");
+    TestCa agent_ca(dir.path, "agents");  // not the leaf's CN: same names read as self-signed
+    LocalKubeApi api(cluster_ca.issue("kube-apiserver", {"IP:127.0.0.1"}), "tok");
     MtlsEndpoint agent(agent_ca.issue("pwru-agent", {"DNS:pwru-agent"}), agent_ca.cert_path());
     api.forward("pwru", "pwru-agent-x1", 4443, agent.port());
     KubeApi k(access_for(api, cluster_ca, "tok"));

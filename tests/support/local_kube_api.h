@@ -21,12 +21,12 @@
 
 namespace pwru::test {
 
-class FakeKubeApi {
+class LocalKubeApi {
   public:
     // Serves with `server` (files signed by the test's CA); requires `token`
     // as a bearer token when non-empty.
-    FakeKubeApi(const CertFiles& server, std::string token);
-    ~FakeKubeApi();
+    LocalKubeApi(const CertFiles& server, std::string token);
+    ~LocalKubeApi();
 
     uint16_t port() const { return port_; }
     std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }

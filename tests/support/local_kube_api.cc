@@ -1,4 +1,4 @@
-#include "support/fake_kube_api.h"
+#include "support/local_kube_api.h"
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -63,7 +63,7 @@ bool labels_match(const nlohmann::json& labels, const std::string& selector) {
 
 }  // namespace
 
-struct FakeKubeApi::Impl {
+struct LocalKubeApi::Impl {
     asio::io_context ioc;
     ssl::context ctx{ssl::context::tls_server};
     tcp::acceptor acceptor{ioc};
@@ -228,7 +228,7 @@ struct FakeKubeApi::Impl {
     }
 };
 
-FakeKubeApi::FakeKubeApi(const CertFiles& server, std::string token) : impl_(std::make_unique<Impl>()) {
+LocalKubeApi::LocalKubeApi(const CertFiles& server, std::string token) : impl_(std::make_unique<Impl>()) {
     impl_->token = std::move(token);
     impl_->ctx.use_certificate_chain_file(server.cert);
     impl_->ctx.use_private_key_file(server.key, ssl::context::pem);
@@ -251,7 +251,7 @@ FakeKubeApi::FakeKubeApi(const CertFiles& server, std::string token) : impl_(std
     });
 }
 
-FakeKubeApi::~FakeKubeApi() {
+LocalKubeApi::~LocalKubeApi() {
     impl_->stopping = true;
     boost::system::error_code ec;
     // Wake the blocking accept with a connection of our own.
@@ -266,7 +266,7 @@ FakeKubeApi::~FakeKubeApi() {
     for (auto& t : impl_->conn_threads) t.join();
 }
 
-void FakeKubeApi::add_pod(const std::string& ns, const std::string& name, const std::string& node,
+void LocalKubeApi::add_pod(const std::string& ns, const std::string& name, const std::string& node,
                           const std::map<std::string, std::string>& labels, const std::string& ip) {
     nlohmann::json pod = {
         {"kind", "Pod"},
@@ -282,17 +282,17 @@ void FakeKubeApi::add_pod(const std::string& ns, const std::string& name, const 
     impl_->pods.push_back(pod);
 }
 
-void FakeKubeApi::add_object(const std::string& path, nlohmann::json obj) {
+void LocalKubeApi::add_object(const std::string& path, nlohmann::json obj) {
     std::lock_guard lock(impl_->mu);
     impl_->objects[path] = std::move(obj);
 }
 
-void FakeKubeApi::forward(const std::string& ns, const std::string& pod, uint16_t port, uint16_t local_port) {
+void LocalKubeApi::forward(const std::string& ns, const std::string& pod, uint16_t port, uint16_t local_port) {
     std::lock_guard lock(impl_->mu);
     impl_->forwards[ns + "/" + pod + ":" + std::to_string(port)] = local_port;
 }
 
-std::vector<std::string> FakeKubeApi::requests() const {
+std::vector<std::string> LocalKubeApi::requests() const {
     std::lock_guard lock(impl_->mu);
     return impl_->seen;
 }
