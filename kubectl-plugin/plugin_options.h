@@ -1,0 +1,48 @@
+// kubectl-pwru's command line: targets, Kubernetes access (kubectl's flags),
+// how to reach the agents, pwru's output flags (formatted here), and the pwru
+// flags passed through to the agents. Everything after `--` is the filter.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kubectl-plugin/kubeconfig.h"
+#include "kubectl-plugin/targets.h"
+#include "tracer/output_format.h"
+#include "tracer/result.h"
+
+namespace pwru::plugin {
+
+struct AgentAccess {
+    std::string ns = "pwru";                                  // the chart's default namespace
+    std::string selector = "app.kubernetes.io/name=pwru-agent";  // the chart's DaemonSet pod labels
+    uint16_t port = 4443;                                     // the chart's agent port
+    std::string server_name = "pwru-agent";                   // the name in the agents' certificates
+    bool direct = false;                                      // node/pod addresses instead of port-forward
+    std::string tls_cert, tls_key, tls_ca;                    // our client certificate and the agents' CA
+    std::string tls_dir;                                      // tls.crt, tls.key, ca.crt (a Secret's layout)
+};
+
+struct PluginOptions {
+    KubeconfigFlags kube;
+    std::vector<TargetSpec> targets;
+    std::string selector;  // -l
+    std::string filter;    // after --
+    AgentAccess agents;
+    OutputOptions output;
+    std::string timestamp = "none";
+    uint64_t limit_lines = 0;
+    double max_duration_s = 0;  // 0: the agents' ceiling
+    uint64_t max_events = 0;
+    bool summary = true;
+    std::vector<std::string> agent_args;  // pwru flags for the agents
+    bool help = false, version = false;
+    std::string help_text;
+};
+
+Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv);
+
+// The JSON body of POST /v1/trace for one target.
+std::string trace_request_body(const PluginOptions& o, const TraceTarget& t);
+
+}  // namespace pwru::plugin

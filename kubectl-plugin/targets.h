@@ -1,0 +1,39 @@
+// What `kubectl pwru` traces: the command line's targets (pod/NAME, NAME,
+// deploy|ds|sts|rs/NAME, node/NAME, -l SELECTOR) resolved through the API to
+// pods and the nodes they run on. A target that cannot be traced (unknown,
+// not scheduled) is one clear line in `problems`; the others still go ahead.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kubectl-plugin/kube_api.h"
+#include "tracer/result.h"
+
+namespace pwru::plugin {
+
+struct TargetSpec {
+    std::string kind;  // "pod", "deploy", "ds", "sts", "rs", "node"
+    std::string name;
+};
+
+// "pod/httpd", "pods/httpd", "httpd" (a pod), "deploy/web", "node/kind-worker".
+Result<TargetSpec> parse_target(const std::string& arg);
+
+// One stream to open: a pod on its node, or a whole node.
+struct TraceTarget {
+    std::string node;
+    std::string ns, pod;  // empty for a node-wide trace
+    std::vector<std::string> pod_ips;
+    std::string label() const { return pod.empty() ? "node/" + node : ns + "/" + pod; }
+};
+
+struct ResolvedTargets {
+    std::vector<TraceTarget> targets;
+    std::vector<std::string> problems;  // one line each, for stderr
+};
+
+ResolvedTargets resolve_targets(const KubeApi& api, const std::string& ns, const std::vector<TargetSpec>& specs,
+                                const std::string& label_selector);
+
+}  // namespace pwru::plugin

@@ -1,0 +1,223 @@
+// The plugin's Kubernetes API client and port-forward tunnel, against a local
+// HTTPS server answering with the API's response shapes (no kube-apiserver
+// runs here): discovery calls, the API's own error messages, credentials,
+// and mutual TLS to an "agent" carried end to end through pods/portforward.
+#include <catch2/catch.hpp>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <thread>
+
+#include "kubectl-plugin/kube_api.h"
+#include "kubectl-plugin/port_forward.h"
+#include "kubectl-plugin/tls_client.h"
+#include "support/local_kube_api.h"
+#include "support/test_certs.h"
+#include "support/test_files.h"
+
+#include <fstream>
+#include <sstream>
+
+using namespace pwru::plugin;
+using pwru::test::LocalKubeApi;
+using pwru::test::CertFiles;
+using pwru::test::TempDir;
+using pwru::test::TestCa;
+
+namespace {
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+ApiAccess access_for(const LocalKubeApi& api, const TestCa& ca, const std::string& token) {
+    ApiAccess a;
+    a.server = api.url();
+    a.ca_pem = slurp(ca.cert_path());
+    a.bearer_token = token;
+    a.context_name = "test";
+    return a;
+}
+
+// A stand-in for an agent's TLS endpoint: requires a client certificate from
+// `client_ca`, answers one request with NDJSON lines naming the client's CN.
+class MtlsEndpoint {
+  public:
+    MtlsEndpoint(const CertFiles& server, const std::string& client_ca_file) {
+        namespace ssl = boost::asio::ssl;
+        ctx_.use_certificate_chain_file(server.cert);
+        ctx_.use_private_key_file(server.key, ssl::context::pem);
+        ctx_.load_verify_file(client_ca_file);
+        ctx_.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+        acceptor_.open(boost::asio::ip::tcp::v4());
+        acceptor_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
+        acceptor_.listen();
+        port_ = acceptor_.local_endpoint().port();
+        thread_ = std::thread([this] { serve_one(); });
+    }
+    ~MtlsEndpoint() {
+        boost::system::error_code ec;
+        ::shutdown(acceptor_.native_handle(), SHUT_RDWR);  // wakes a blocking accept
+        acceptor_.close(ec);
+        if (thread_.joinable()) thread_.join();
+    }
+    uint16_t port() const { return port_; }
+    std::string client_cn() const { return client_cn_; }
+
+  private:
+    void serve_one() {
+        namespace http = boost::beast::http;
+        boost::system::error_code ec;
+        boost::asio::ip::tcp::socket s(ioc_);
+        acceptor_.accept(s, ec);
+        if (ec) return;
+        boost::asio::ssl::stream<boost::asio::ip::tcp::socket> tls(std::move(s), ctx_);
+        tls.handshake(boost::asio::ssl::stream_base::server, ec);
+        if (ec) return;
+        X509* peer = SSL_get1_peer_certificate(tls.native_handle());
+        char cn[256] = {};
+        if (peer) X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
+        X509_free(peer);
+        client_cn_ = cn;
+        boost::beast::flat_buffer buf;
+        http::request<http::string_body> req;
+        http::read(tls, buf, req, ec);
+        http::response<http::string_body> res{http::status::ok, 11};
+        res.set(http::field::content_type, "application/x-ndjson");
+        res.body() = "{\"type\":\"start\",\"client\":\"" + client_cn_ + "\"}\n{\"type\":\"heartbeat\"}\n";
+        res.chunked(true);
+        http::write(tls, res, ec);
+        tls.shutdown(ec);
+    }
+    boost::asio::io_context ioc_;
+    boost::asio::ssl::context ctx_{boost::asio::ssl::context::tls_server};
+    boost::asio::ip::tcp::acceptor acceptor_{ioc_};
+    uint16_t port_ = 0;
+    std::string client_cn_;
+    std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("API client: pods, selectors, workloads, and the API's own error messages", "[kubeapi]") {
+    TempDir dir;
+    TestCa ca(dir.path, "test-cluster");
+    LocalKubeApi api(ca.issue("kube-apiserver", {"IP:127.0.0.1", "DNS:localhost"}), "tok");
+    api.add_pod("web", "httpd-0", "node-a", {{"app", "httpd"}}, "10.244.1.5");
+    api.add_pod("web", "httpd-1", "node-b", {{"app", "httpd"}}, "10.244.2.7");
+    api.add_pod("web", "client", "node-a", {{"app", "client"}}, "10.244.1.9");
+    api.add_pod("pwru", "pwru-agent-x1", "node-a", {{"app.kubernetes.io/name", "pwru-agent"}}, "10.0.0.11");
+    api.add_pod("pwru", "pwru-agent-x2", "node-b", {{"app.kubernetes.io/name", "pwru-agent"}}, "10.0.0.12");
+    api.add_object("/apis/apps/v1/namespaces/web/deployments/httpd",
+                   {{"kind", "Deployment"}, {"apiVersion", "apps/v1"},
+                    {"spec", {{"selector", {{"matchLabels", {{"app", "httpd"}}}}}}}});
+    KubeApi k(access_for(api, ca, "tok"));
+
+    auto pod = k.get_pod("web", "httpd-1");
+    REQUIRE(pod);
+    CHECK(pod->node == "node-b");
+    CHECK(pod->ips == std::vector<std::string>{"10.244.2.7"});
+    CHECK(pod->labels.at("app") == "httpd");
+
+    auto missing = k.get_pod("web", "nope");
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().message() == "pods \"nope\" not found");
+
+    auto sel = k.workload_selector("deploy", "web", "httpd");
+    REQUIRE(sel);
+    CHECK(*sel == "app=httpd");
+    auto pods = k.list_pods("web", *sel);
+    REQUIRE(pods);
+    CHECK(pods->size() == 2);
+
+    // The agent on a node: the DaemonSet's labels plus spec.nodeName.
+    auto agents = k.list_pods("pwru", "app.kubernetes.io/name=pwru-agent", "spec.nodeName=node-b");
+    REQUIRE(agents);
+    REQUIRE(agents->size() == 1);
+    CHECK(agents->front().name == "pwru-agent-x2");
+    CHECK(api.requests().back() ==
+          "GET /api/v1/namespaces/pwru/pods?labelSelector=app.kubernetes.io%2Fname%3Dpwru-agent&fieldSelector=spec.nodeName%3Dnode-b");
+
+    auto kind = k.workload_selector("cronjob", "web", "x");
+    REQUIRE_FALSE(kind);
+    CHECK(kind.error().message().find("use pod/, deploy/") != std::string::npos);
+}
+
+TEST_CASE("API client: a refused token and an untrusted server each get their own message", "[kubeapi]") {
+    TempDir dir;
+    TestCa ca(dir.path, "test-cluster");
+    TestCa other(dir.path, "some-other");
+    LocalKubeApi api(ca.issue("kube-apiserver", {"IP:127.0.0.1"}), "right");
+    api.add_pod("web", "httpd-0", "node-a", {}, "10.244.1.5");
+
+    auto bad_token = KubeApi(access_for(api, ca, "wrong")).get_pod("web", "httpd-0");
+    REQUIRE_FALSE(bad_token);
+    CHECK(bad_token.error().message().find("credentials of context 'test' were refused") != std::string::npos);
+
+    ApiAccess a = access_for(api, other, "right");
+    auto untrusted = KubeApi(a).get_pod("web", "httpd-0");
+    REQUIRE_FALSE(untrusted);
+    CHECK(untrusted.error().message().find("is not trusted") != std::string::npos);
+    CHECK(untrusted.error().message().find("cluster CA of context 'test'") != std::string::npos);
+
+    a.ca_pem = "not a certificate";
+    auto garbage = KubeApi(a).get_pod("web", "httpd-0");
+    REQUIRE_FALSE(garbage);
+    CHECK(garbage.error().message().find("is not a PEM certificate") != std::string::npos);
+}
+
+TEST_CASE("port-forward: the agent's mutual TLS runs end to end through the API server's tunnel", "[kubeapi]") {
+    TempDir dir;
+    TestCa cluster_ca(dir.path, "test-cluster");
+    TestCa agent_ca(dir.path, "agents");  // not the leaf's CN: same names read as self-signed
+    LocalKubeApi api(cluster_ca.issue("kube-apiserver", {"IP:127.0.0.1"}), "tok");
+    MtlsEndpoint agent(agent_ca.issue("pwru-agent", {"DNS:pwru-agent"}), agent_ca.cert_path());
+    api.forward("pwru", "pwru-agent-x1", 4443, agent.port());
+    KubeApi k(access_for(api, cluster_ca, "tok"));
+
+    SECTION("a client certificate from the agents' CA: the stream arrives") {
+        auto pf = PortForward::open(k, "pwru", "pwru-agent-x1", 4443, 5000);
+        REQUIRE(pf);
+        TlsConfig t;
+        t.ca_pem = slurp(agent_ca.cert_path());
+        CertFiles client = agent_ca.issue("alice", {});
+        t.cert_pem = slurp(client.cert);
+        t.key_pem = slurp(client.key);
+        t.server_name = "pwru-agent";
+        auto conn = TlsConnection::over_fd((*pf)->take_fd(), t, 5000);
+        REQUIRE(conn);
+        std::vector<std::string> lines;
+        int status = 0;
+        auto r = (*conn)->stream_lines("POST", "/v1/trace", {}, "{}", [&](const HttpResponse& h) { status = h.status; },
+                                       [&](std::string_view l) { lines.emplace_back(l); });
+        REQUIRE(r);
+        CHECK(status == 200);
+        REQUIRE(lines.size() == 2);
+        CHECK(lines[0] == "{\"type\":\"start\",\"client\":\"alice\"}");
+        CHECK(agent.client_cn() == "alice");
+    }
+    SECTION("the agent's name is checked inside the tunnel") {
+        auto pf = PortForward::open(k, "pwru", "pwru-agent-x1", 4443, 5000);
+        REQUIRE(pf);
+        TlsConfig t;
+        t.ca_pem = slurp(agent_ca.cert_path());
+        CertFiles client = agent_ca.issue("alice", {});
+        t.cert_pem = slurp(client.cert);
+        t.key_pem = slurp(client.key);
+        t.server_name = "someone-else";
+        auto conn = TlsConnection::over_fd((*pf)->take_fd(), t, 5000);
+        REQUIRE_FALSE(conn);
+        CHECK(conn.error().message().find("is not trusted") != std::string::npos);
+    }
+    SECTION("a pod without a forward: the API's message") {
+        auto pf = PortForward::open(k, "pwru", "pwru-agent-zz", 4443, 5000);
+        REQUIRE_FALSE(pf);
+        CHECK(pf.error().message().find("pods \"pwru-agent-zz\" not found") != std::string::npos);
+    }
+}
