@@ -51,26 +51,22 @@ static __always_inline void set_meta(struct sk_buff *skb, struct pwru_meta *m)
 	}
 }
 
-/* The tuple from the network header (the transport header is often not set
- * yet on the output path, so L4 is found from the IP header). */
-static __always_inline void set_tuple(struct sk_buff *skb, struct pwru_event *ev)
+/* The tuple from the IP header at l3 (kernel memory); L4 is found from the
+ * IP header. */
+static __always_inline void set_tuple_at(unsigned char *l3, struct pwru_event *ev)
 {
 	struct pwru_tuple *t = &ev->tuple;
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 net = BPF_CORE_READ(skb, network_header);
 	__u8 ver_ihl = 0;
 	__u64 l4;
 	__u8 l4_hdr[14];
 
-	if (net == PWRU_NO_HEADER)
-		return;
-	if (bpf_probe_read_kernel(&ver_ihl, 1, head + net))
+	if (bpf_probe_read_kernel(&ver_ihl, 1, l3))
 		return;
 
 	if ((ver_ihl >> 4) == 4) {
 		struct pwru_iphdr ip;
 
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + net))
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), l3))
 			return;
 		t->l3 = 4;
 		t->l4_proto = ip.protocol;
@@ -79,17 +75,17 @@ static __always_inline void set_tuple(struct sk_buff *skb, struct pwru_event *ev
 		/* a non-first fragment has no L4 header */
 		if (bpf_ntohs(ip.frag_off) & 0x1fff)
 			goto done;
-		l4 = (__u64)(head + net) + (ver_ihl & 0xf) * 4;
+		l4 = (__u64)l3 + (ver_ihl & 0xf) * 4;
 	} else if ((ver_ihl >> 4) == 6) {
 		struct pwru_ipv6hdr ip6;
 
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + net))
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3))
 			return;
 		t->l3 = 6;
 		t->l4_proto = ip6.nexthdr;
 		__builtin_memcpy(t->saddr, ip6.saddr, 16);
 		__builtin_memcpy(t->daddr, ip6.daddr, 16);
-		l4 = (__u64)(head + net) + sizeof(ip6);
+		l4 = (__u64)l3 + sizeof(ip6);
 	} else {
 		return;
 	}
@@ -105,6 +101,18 @@ static __always_inline void set_tuple(struct sk_buff *skb, struct pwru_event *ev
 	}
 done:
 	ev->flags |= PWRU_EV_HAS_TUPLE;
+}
+
+/* The tuple from the network header (the transport header is often not set
+ * yet on the output path). */
+static __always_inline void set_tuple(struct sk_buff *skb, struct pwru_event *ev)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 net = BPF_CORE_READ(skb, network_header);
+
+	if (net == PWRU_NO_HEADER)
+		return;
+	set_tuple_at(head + net, ev);
 }
 
 /* --output-skb / --output-skb-shared-info: the structs as text, written

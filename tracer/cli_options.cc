@@ -43,6 +43,10 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_option("--filter-ifname", c.filter_ifname, "trace only this interface (in --filter-netns, else ours)");
     app.add_flag("--filter-track-skb", c.trace.track_skb,
                  "keep tracing an skb after it matched once (NAT, decapsulation)");
+    app.add_flag("--filter-trace-tc", c.trace.trace_tc,
+                 "also trace every loaded tc BPF program (fentry); its lines end in (tc)");
+    app.add_flag("--filter-trace-xdp", c.trace.trace_xdp,
+                 "also trace every loaded XDP BPF program (fentry); its lines end in (xdp)");
     app.add_flag("--output-stack", c.trace.output_stack, "print the kernel stack of each event");
     app.add_flag("--output-caller", c.trace.output_caller, "print the calling function (CALLER column)");
     app.add_flag("--output-meta,!--no-output-meta", c.output.meta, "print NETNS MARK IFACE PROTO MTU LEN")
@@ -98,6 +102,8 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     c.trace.no_features.insert(no_features.begin(), no_features.end());
     c.trace.output_tuple = c.output.tuple;
     c.output.caller = c.trace.output_caller;
+    // pwru shows tc programs' cb[] (their __sk_buff->cb) whenever it traces them.
+    if (c.trace.trace_tc) c.trace.output_skb_cb = true;
     c.output.skb_cb = c.trace.output_skb_cb;
     c.trace.output_pcap = !c.output_pcap.empty();
     c.trace.pcap_expr = join_filter_words(c.filter_words);

@@ -12,13 +12,10 @@
 #include "tracer/filter_programs.h"
 #include "tracer/kallsyms.h"
 #include "tracer/log.h"
+#include "tracer/session_filters.h"
 #include "tracer/tracefs.h"
 
 namespace pwru {
-
-struct Session::Filters {
-    FilterPrograms programs;
-};
 
 namespace {
 
@@ -330,6 +327,7 @@ LossCounters Session::counters() const {
 
 void Session::detach() {
     if (skel_ && skel_->bss) skel_->bss->ready = 0;
+    prog_tracers_.clear();  // attached last (--filter-trace-tc / -xdp)
     // Reverse order of creation.
     while (!links_.empty()) links_.pop_back();
 }

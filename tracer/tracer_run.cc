@@ -82,6 +82,30 @@ bool create_ready_file(const std::string& path) {
     return true;
 }
 
+// --filter-trace-tc / --filter-trace-xdp: never fatal. A kernel that refuses
+// fentry is told in one line, and the functions' tracing goes on.
+void trace_bpf_programs(Session& s, BpfProgKind kind) {
+    const std::string kind_name = bpf_prog_kind_name(kind);
+    const std::string flag = "--filter-trace-" + kind_name;
+    spdlog::info("Attaching {} progs...", kind == BpfProgKind::Tc ? "tc-bpf" : "xdp");
+    auto st = s.attach_bpf_programs(kind);
+    if (!st) {
+        spdlog::warn("{}: {}; tracing continues without it", flag, st.error().message());
+        return;
+    }
+    if (!st->refused.empty()) {
+        spdlog::warn("{} needs fentry, which this kernel refuses: {}; tracing continues without it", flag,
+                     st->refused);
+        return;
+    }
+    for (const auto& p : st->without_btf) spdlog::info("Not tracing {} program {}: it has no BTF", kind_name, p);
+    for (const auto& f : st->failures) spdlog::warn("{}: not traced: {}", flag, f);
+    if (st->found == 0)
+        spdlog::info("No {} BPF programs with BTF are loaded: {} traces none", kind_name, flag);
+    else
+        spdlog::info("Attached {} of {} {} programs", st->attached, st->found, kind_name);
+}
+
 }  // namespace
 
 int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
@@ -124,6 +148,8 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     print_progress(plan.target_count(), plan.target_count(), stats->seconds, true);
     spdlog::info("Attached (ignored {})", stats->ignored);
     for (const auto& f : stats->failures) spdlog::debug("not attached: {}", f);
+    if (cfg.trace.trace_tc) trace_bpf_programs(s, BpfProgKind::Tc);
+    if (cfg.trace.trace_xdp) trace_bpf_programs(s, BpfProgKind::Xdp);
 
     s.start();
     if (!cfg.ready_file.empty() && !create_ready_file(cfg.ready_file)) {

@@ -43,6 +43,10 @@ enum pwru_probe_kind {
 	PWRU_PROBE_KPROBE = 1,       /* kprobe or kprobe.multi: func_addr is the IP */
 	PWRU_PROBE_TRACEPOINT = 2,   /* tp_btf: probe_id is the slot index */
 	PWRU_PROBE_FILTERCHECK = 3,  /* the test harness, never printed */
+	PWRU_PROBE_TC = 4,           /* --filter-trace-tc: fentry on a tc program; probe_id is
+	                              * its index in the session's traced programs */
+	PWRU_PROBE_XDP = 5,          /* --filter-trace-xdp: the same on an XDP program; skb
+	                              * is the xdp_buff's address */
 };
 
 /* pwru_event.flags */
