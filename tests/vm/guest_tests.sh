@@ -10,6 +10,8 @@
 #   drop_kprobe_multi   the seed scenario (veth, iptables DROP in a netns, one TCP SYN)
 #                       with the auto backend, which must be kprobe-multi
 #   drop_kprobe         the same with --backend kprobe (classic, one kprobe per function)
+#   trace_tc            --filter-trace-tc / --filter-trace-xdp: a tc and an XDP program of
+#                       our own on a veth in a netns; both appear as "(tc)" / "(xdp)" lines
 # Each prints `PASS name` or `FAIL name: why`; the last line is
 # `vm: N passed, M failed`. Exit status 0 only when nothing failed.
 #
@@ -20,7 +22,7 @@ set -uo pipefail
 PWRU=${1:-}
 READY_TIMEOUT=${VM_READY_TIMEOUT:-240}
 STOP_TIMEOUT=${VM_STOP_TIMEOUT:-240}
-CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi drop_kprobe}
+CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi drop_kprobe trace_tc}
 
 PASSED=0
 FAILED=0
@@ -229,6 +231,93 @@ drop_case() {
 
 case_drop_kprobe_multi() { drop_case drop_kprobe_multi 1 kprobe-multi; }
 case_drop_kprobe() { drop_case drop_kprobe 2 kprobe --backend kprobe; }
+
+# ---------------------------------------------------------------------------
+# --filter-trace-tc / --filter-trace-xdp: root 10.99.9.1 (vh9) <-> netns 10.99.9.2 (vn9),
+# tests/bpf_progs/trace_targets.bpf.c built here with clang, its tc program on vn9's
+# ingress (clsact) and its XDP program on vn9; one SYN to 10.99.9.2:8080 passes both.
+case_trace_tc() {
+  local name=trace_tc ns=pwru-vm-tc vh=vh9 vn=vn9 a=10.99.9.1 b=10.99.9.2
+  local dir=$WORK/trace_tc src obj
+  local out=$dir/pwru.out err=$dir/pwru.err ready=$dir/ready
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
+  obj=$dir/trace_targets.bpf.o
+  mkdir -p "$dir"
+  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
+    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
+  fi
+
+  CUR_NS=$ns
+  if ! ip netns add "$ns" ||
+    ! ip link add "$vh" type veth peer name "$vn" netns "$ns" ||
+    ! { CUR_VETH=$vh; ip addr add "$a/24" dev "$vh"; } ||
+    ! ip link set "$vh" up ||
+    ! ip -n "$ns" addr add "$b/24" dev "$vn" ||
+    ! ip -n "$ns" link set "$vn" up; then
+    fail "$name" "could not build the veth/netns pair"; return
+  fi
+  if ! ip netns exec "$ns" tc qdisc add dev "$vn" clsact 2>"$dir/tc.err" ||
+    ! ip netns exec "$ns" tc filter add dev "$vn" ingress bpf da obj "$obj" sec tc 2>>"$dir/tc.err"; then
+    show "$dir/tc.err" "tc stderr"; fail "$name" "could not attach the tc program to $vn"; return
+  fi
+  if ! ip -n "$ns" link set dev "$vn" xdp obj "$obj" sec xdp 2>"$dir/xdp.err"; then
+    show "$dir/xdp.err" "ip link ... xdp stderr"; fail "$name" "could not attach the XDP program to $vn"; return
+  fi
+  note "$(bpftool prog show 2>/dev/null | grep -E 'pwru_test_(tc|xdp)' | sed 's/  */ /g' | tr '\n' ';')"
+
+  local rc=0 waited=0
+  set -m
+  "$PWRU" --filter-trace-tc --filter-trace-xdp --ready-file "$ready" --output-tuple 'tcp and dst port 8080' \
+    >"$out" 2>"$err" &
+  CUR_PID=$!
+  set +m
+  while [ ! -e "$ready" ] && kill -0 "$CUR_PID" 2>/dev/null && [ "$waited" -lt $((READY_TIMEOUT * 10)) ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  if [ ! -e "$ready" ]; then
+    show "$err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
+  fi
+  note "$(grep -E 'tc programs|xdp programs|needs fentry' "$err" | sed 's/^[0-9/]* [0-9:]* //' | tr '\n' ';')"
+
+  # One SYN (no listener: a RST answers it).
+  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
+  sleep 1
+  kill -INT "$CUR_PID" 2>/dev/null
+  waited=0
+  while kill -0 "$CUR_PID" 2>/dev/null && [ "$waited" -lt $((STOP_TIMEOUT * 10)) ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  if kill -0 "$CUR_PID" 2>/dev/null; then
+    kill -KILL -- "-$CUR_PID" 2>/dev/null || kill -KILL "$CUR_PID" 2>/dev/null
+    wait "$CUR_PID" 2>/dev/null
+    CUR_PID=""
+    show "$err" "pwru stderr"; fail "$name" "pwru did not exit after SIGINT"; return
+  fi
+  wait "$CUR_PID"; rc=$?
+  CUR_PID=""
+
+  local flow="$b:8080(tcp)" lines why=""
+  lines=$(grep -F -- "$flow" "$out")
+  if [ "$rc" -ne 0 ]; then
+    why="pwru exited with status $rc"
+  elif ! grep -qE '_pwru_test_tc\(tc\)$' <<<"$lines"; then
+    why="no bpf_prog_<tag>_pwru_test_tc(tc) line for $flow"
+  elif ! grep -qE '_pwru_test_xdp\(xdp\)$' <<<"$lines"; then
+    why="no bpf_prog_<tag>_pwru_test_xdp(xdp) line for $flow"
+  elif ! grep -qF "$vn:" <<<"$(grep -E '\((tc|xdp)\)$' <<<"$lines")"; then
+    why="the (tc)/(xdp) lines do not name interface $vn"
+  elif grep -E '\((tc|xdp)\)$' "$out" | grep -qvF -- "$flow"; then
+    why="a (tc)/(xdp) line of another packet passed the filter"
+  fi
+  if [ -n "$why" ]; then
+    show "$err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
+  fi
+  note "tc line: $(grep -m1 -E '\(tc\)$' <<<"$lines" | sed 's/  */ /g')"
+  note "xdp line: $(grep -m1 -E '\(xdp\)$' <<<"$lines" | sed 's/  */ /g')"
+  pass "$name"
+}
 
 for c in $CASES; do
   echo "---- $c"
