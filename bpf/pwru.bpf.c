@@ -54,6 +54,23 @@ KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 3, 4)
 KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 4, 5)
 KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 5, 6)
 
+/* --filter-non-skb-funcs: a function without an skb argument is attributed
+ * to the last selected skb seen on the same kernel stack, if any
+ * (--filter-track-skb-by-stackid, which that option implies). */
+SEC("pwru_kprobe")
+int kprobe_non_skb(struct pt_regs *ctx)
+{
+	__u64 stack = current_stack_base();
+	__u64 *skb = bpf_map_lookup_elem(&stack_skb, &stack);
+	__u64 ip;
+
+	if (!skb || !*skb)
+		return 0;
+	ip = bpf_get_func_ip(ctx);
+	return trace_skb(ctx, (struct sk_buff *)*skb, PWRU_PROBE_KPROBE, 0, ip, 0, 0, 0, 0,
+			 ip - CFG.kfree_skbmem_addr < 16);
+}
+
 /*
  * Tracepoints (tp_btf): slot N is bound to one tracepoint by user space
  * (bpf_program__set_attach_target) and CFG.tp[N] says where its arguments

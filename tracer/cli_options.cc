@@ -43,6 +43,13 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_option("--filter-ifname", c.filter_ifname, "trace only this interface (in --filter-netns, else ours)");
     app.add_flag("--filter-track-skb", c.trace.track_skb,
                  "keep tracing an skb after it matched once (NAT, decapsulation)");
+    app.add_flag("--filter-track-skb-by-stackid", c.trace.track_skb_by_stackid,
+                 "also trace calls in the call context (kernel stack) of a traced skb as that skb's");
+    app.add_option("--filter-non-skb-funcs", c.trace.non_skb_funcs,
+                   "also probe these functions without an skb argument (comma-separated; kprobes; "
+                   "implies --filter-track-skb-by-stackid)")
+        ->delimiter(',')
+        ->allow_extra_args(false);  // one word per occurrence, as pwru: the filter words follow
     app.add_flag("--filter-trace-tc", c.trace.trace_tc,
                  "also trace every loaded tc BPF program (fentry); its lines end in (tc)");
     app.add_flag("--filter-trace-xdp", c.trace.trace_xdp,
@@ -102,6 +109,8 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     c.trace.no_features.insert(no_features.begin(), no_features.end());
     c.trace.output_tuple = c.output.tuple;
     c.output.caller = c.trace.output_caller;
+    std::erase_if(c.trace.non_skb_funcs, [](const std::string& f) { return f.empty(); });
+    if (!c.trace.non_skb_funcs.empty()) c.trace.track_skb_by_stackid = true;
     // pwru shows tc programs' cb[] (their __sk_buff->cb) whenever it traces them.
     if (c.trace.trace_tc) c.trace.output_skb_cb = true;
     c.output.skb_cb = c.trace.output_skb_cb;

@@ -94,6 +94,9 @@ class Session {
     // an fentry program on every loaded program of that kind. A kernel that
     // refuses fentry is reported in the stats (refused), not as an error.
     Result<BpfProgAttachStats> attach_bpf_programs(BpfProgKind kind);
+    // --filter-non-skb-funcs (kprobe backends, after attach()): a kprobe on
+    // each function that is not already traced as an skb function.
+    Result<AttachStats> attach_non_skb_funcs();
     // Lets the programs emit events (set after attach: no half-attached trajectories).
     void start();
     // Waits up to timeout_ms for events and hands each to `fn`. Returns how many.
@@ -136,6 +139,7 @@ class Session {
     };
     Result<ProgTracer> load_prog_tracer(const LoadedBpfProg& target, uint32_t index);
     std::vector<ProgTracer> prog_tracers_;
+    std::vector<LinkPtr> non_skb_links_;  // --filter-non-skb-funcs
 };
 
 }  // namespace pwru

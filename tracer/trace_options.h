@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "tracer/btf_discovery.h"
 #include "tracer/features.h"
@@ -31,6 +32,8 @@ struct TraceOptions {
     bool track_skb = false;     // --filter-track-skb
     bool trace_tc = false;      // --filter-trace-tc: fentry on every loaded tc program
     bool trace_xdp = false;     // --filter-trace-xdp: the same for XDP programs
+    bool track_skb_by_stackid = false;   // --filter-track-skb-by-stackid
+    std::vector<std::string> non_skb_funcs;  // --filter-non-skb-funcs (implies the above)
     bool output_tuple = true;
     bool output_stack = false;   // --output-stack
     bool output_caller = false;  // --output-caller (derived from the stack)

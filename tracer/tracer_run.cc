@@ -106,6 +106,17 @@ void trace_bpf_programs(Session& s, BpfProgKind kind) {
         spdlog::info("Attached {} of {} {} programs", st->attached, st->found, kind_name);
 }
 
+// --filter-non-skb-funcs: never fatal either; what did not attach is named.
+void attach_non_skb(Session& s) {
+    auto st = s.attach_non_skb_funcs();
+    if (!st) {
+        spdlog::warn("{}: ignored", st.error().message());
+        return;
+    }
+    for (const auto& f : st->failures) spdlog::warn("--filter-non-skb-funcs: not attached: {}", f);
+    spdlog::info("Attached {} non-skb functions (ignored {})", st->attached, st->ignored);
+}
+
 }  // namespace
 
 int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
@@ -148,6 +159,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     print_progress(plan.target_count(), plan.target_count(), stats->seconds, true);
     spdlog::info("Attached (ignored {})", stats->ignored);
     for (const auto& f : stats->failures) spdlog::debug("not attached: {}", f);
+    if (!cfg.trace.non_skb_funcs.empty()) attach_non_skb(s);
     if (cfg.trace.trace_tc) trace_bpf_programs(s, BpfProgKind::Tc);
     if (cfg.trace.trace_xdp) trace_bpf_programs(s, BpfProgKind::Xdp);
 

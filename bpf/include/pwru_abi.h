@@ -32,6 +32,10 @@
 /* Entries of the --filter-track-skb map (pwru's 1024 overflows under load). */
 #define PWRU_TRACKED_SKBS 65536
 
+/* --filter-track-skb-by-stackid: a task's kernel stack size (THREAD_SIZE on
+ * x86_64 without KASAN); a call context is named by the stack it runs on. */
+#define PWRU_KSTACK_SIZE 16384
+
 /* Frames of one --output-stack trace. */
 #define PWRU_STACK_DEPTH 127
 
@@ -149,7 +153,8 @@ struct pwru_config {
 	__u8 output_skb;        /* records carry struct pwru_dumps after the event */
 	__u8 output_shinfo;
 	__u8 output_pcap;       /* records carry struct pwru_packet last */
-	__u8 _pad3[5];
+	__u8 track_by_stackid;  /* --filter-track-skb-by-stackid (see pwru_maps.bpf.h) */
+	__u8 _pad3[4];
 	__u64 kfree_skbmem_addr; /* kprobe backends: where an skb's memory is freed */
 	struct pwru_tp_slot tp[PWRU_MAX_TP_SLOTS];
 };

@@ -108,6 +108,11 @@ struct sk_buff {
 	unsigned char *data;
 };
 
+/* --filter-track-skb-by-stackid: the task's kernel stack. */
+struct task_struct {
+	void *stack;
+};
+
 /* --filter-trace-xdp: what an XDP program's fentry sees. */
 struct xdp_rxq_info {
 	struct net_device *dev;

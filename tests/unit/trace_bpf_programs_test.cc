@@ -76,3 +76,23 @@ TEST_CASE("an event of a traced tc or XDP program is named as pwru names it", "[
     CHECK(j["func"] == "bpf_prog_0123456789abcdef_xdp_main(xdp)");
     CHECK(j["iface"] == "veth-b:2");
 }
+
+TEST_CASE("--filter-non-skb-funcs takes a list and implies --filter-track-skb-by-stackid", "[unit]") {
+    auto d = parse({});
+    REQUIRE(d);
+    CHECK_FALSE(d->trace.track_skb_by_stackid);
+    CHECK(d->trace.non_skb_funcs.empty());
+
+    auto s = parse({"--filter-track-skb-by-stackid"});
+    REQUIRE(s);
+    CHECK(s->trace.track_skb_by_stackid);
+    CHECK(s->trace.non_skb_funcs.empty());
+
+    auto n = parse({"--filter-non-skb-funcs", "nft_do_chain,ip_route_output_key_hash", "--filter-non-skb-funcs",
+                    "tcp_connect", "tcp"});
+    REQUIRE(n);
+    CHECK(n->trace.track_skb_by_stackid);
+    CHECK(n->trace.non_skb_funcs ==
+          std::vector<std::string>{"nft_do_chain", "ip_route_output_key_hash", "tcp_connect"});
+    CHECK(n->trace.pcap_expr == "tcp");
+}
