@@ -151,6 +151,14 @@ int fentry_xdp(__u64 *ctx)
 	return trace_xdp(ctx, (struct xdp_buff *)CTX_LOAD(ctx, 0), traced_prog, bpf_get_func_ip(ctx));
 }
 
+/* --filter-track-skb with --filter-trace-xdp: hands a matched frame's buffer
+ * on to the skb path (loaded and attached with fentry_xdp). */
+SEC("pwru_fexit")
+int fexit_xdp(__u64 *ctx)
+{
+	return xdp_done((struct xdp_buff *)CTX_LOAD(ctx, 0));
+}
+
 /*
  * The filter test harness (pwru-filtercheck): BPF_PROG_TEST_RUN hands it a
  * real sk_buff built from a test packet, and it runs exactly the code the

@@ -68,6 +68,24 @@ struct {
 	__type(value, __u64);
 } skb_stack SEC(".maps");
 
+/* --filter-track-skb with --filter-trace-xdp (pwru's way): buffers
+ * (data_hard_start, which becomes skb->head after XDP_PASS) of frames that
+ * matched in XDP, and skb heads that matched, for an XDP program that runs
+ * on them later. xdp_matched: fentry's verdict for fexit on this CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PWRU_TRACKED_SKBS);
+	__type(key, __u64);
+	__type(value, __u8);
+} xdp_heads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u8);
+} xdp_matched SEC(".maps");
+
 /* --output-stack. Sized by user space: 1 entry when stacks are off. */
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);

@@ -214,12 +214,27 @@ static __always_inline enum skb_selection skb_selected(struct sk_buff *skb, __u6
 
 	if (CFG.track_skb && bpf_map_lookup_elem(&tracked_skbs, &key))
 		return SKB_SELECTED;
+	if (CFG.track_xdp) {
+		/* built on the buffer of a frame that matched in XDP */
+		__u64 head = (__u64)BPF_CORE_READ(skb, head);
+
+		if (bpf_map_lookup_elem(&xdp_heads, &head)) {
+			bpf_map_delete_elem(&xdp_heads, &head);
+			bpf_map_update_elem(&tracked_skbs, &key, &one, BPF_ANY);
+			return SKB_SELECTED;
+		}
+	}
 	if (CFG.track_by_stackid && stack_has_skb(stack))
 		return SKB_SELECTED_BY_STACK;
 	if (!filter_meta(skb) || !filter_pcap(skb, PCAP_START_AUTO))
 		return SKB_NOT_SELECTED;
 	if (CFG.track_skb)
 		bpf_map_update_elem(&tracked_skbs, &key, &one, BPF_ANY);
+	if (CFG.track_xdp) {
+		__u64 head = (__u64)BPF_CORE_READ(skb, head);
+
+		bpf_map_update_elem(&xdp_heads, &head, &one, BPF_ANY);
+	}
 	return SKB_SELECTED;
 }
 

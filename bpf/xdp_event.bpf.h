@@ -74,6 +74,47 @@ static __always_inline void set_xdp_meta(struct xdp_buff *xdp, struct pwru_meta 
 	*l3 = data + l3_off;
 }
 
+/* The filters, or a traced skb's buffer (--filter-track-skb). A frame that
+ * passes is remembered for fexit (xdp_matched), which hands its buffer on
+ * to the skb path. */
+static __always_inline bool xdp_selected(struct xdp_buff *xdp)
+{
+	__u64 head = (__u64)BPF_CORE_READ(xdp, data_hard_start);
+	__u32 zero = 0;
+	bool selected = false;
+	__u8 *matched;
+
+	if (CFG.track_xdp && bpf_map_lookup_elem(&xdp_heads, &head)) {
+		bpf_map_delete_elem(&xdp_heads, &head);
+		selected = true;
+	} else {
+		selected = filter_xdp_meta(xdp) && filter_xdp_pcap(xdp);
+	}
+	if (CFG.track_xdp && selected) {
+		matched = bpf_map_lookup_elem(&xdp_matched, &zero);
+		if (matched)
+			*matched = 1;
+	}
+	return selected;
+}
+
+/* fexit: the frame that matched at entry has run; its buffer becomes the
+ * skb's head if the program passes it. */
+static __always_inline int xdp_done(struct xdp_buff *xdp)
+{
+	__u32 zero = 0;
+	__u8 one = 1;
+	__u8 *matched = bpf_map_lookup_elem(&xdp_matched, &zero);
+
+	if (matched && *matched) {
+		__u64 head = (__u64)BPF_CORE_READ(xdp, data_hard_start);
+
+		bpf_map_update_elem(&xdp_heads, &head, &one, BPF_ANY);
+		*matched = 0;
+	}
+	return 0;
+}
+
 /* Filters the xdp_buff and, when it passes, emits one event. */
 static __always_inline int trace_xdp(void *ctx, struct xdp_buff *xdp, __u32 probe_id, __u64 func_addr)
 {
@@ -83,7 +124,7 @@ static __always_inline int trace_xdp(void *ctx, struct xdp_buff *xdp, __u32 prob
 
 	if (!ready || !xdp)
 		return 0;
-	if (!filter_xdp_meta(xdp) || !filter_xdp_pcap(xdp)) {
+	if (!xdp_selected(xdp)) {
 		cnt = this_cpu_counters();
 		if (cnt)
 			cnt->filtered_out++;

@@ -37,10 +37,16 @@ Result<Session::ProgTracer> Session::load_prog_tracer(const LoadedBpfProg& targe
     t.skel = decltype(t.skel)(pwru_bpf__open(), pwru_bpf__destroy);
     if (!t.skel) return fail("cannot open the BPF object", errno);
     bpf_program* keep = target.kind == BpfProgKind::Xdp ? t.skel->progs.fentry_xdp : t.skel->progs.fentry_tc;
+    // pwru follows a matched XDP frame into its skb with an fexit program.
+    bpf_program* exit = target.kind == BpfProgKind::Xdp && opts_.track_skb ? t.skel->progs.fexit_xdp : nullptr;
     bpf_program* prog;
-    bpf_object__for_each_program(prog, t.skel->obj) bpf_program__set_autoload(prog, prog == keep);
-    if (int err = bpf_program__set_attach_target(keep, fd.get(), target.func.c_str()); err)
-        return fail("cannot target " + target.func, err);
+    bpf_object__for_each_program(prog, t.skel->obj)
+        bpf_program__set_autoload(prog, prog == keep || (exit && prog == exit));
+    for (bpf_program* p : {keep, exit}) {
+        if (!p) continue;
+        if (int err = bpf_program__set_attach_target(p, fd.get(), target.func.c_str()); err)
+            return fail("cannot target " + target.func, err);
+    }
 
     // The main copy's maps; only the configuration is this copy's own.
     bpf_map* map;
@@ -72,10 +78,11 @@ Result<Session::ProgTracer> Session::load_prog_tracer(const LoadedBpfProg& targe
         return fail("load", err, log);
     }
     t.link.reset(bpf_program__attach_trace(keep));
-    if (!t.link) {
+    if (t.link && exit) t.exit_link.reset(bpf_program__attach_trace(exit));
+    if (!t.link || (exit && !t.exit_link)) {
         int e = errno;
         take_libbpf_messages();
-        return fail("attach", e);
+        return fail(t.link ? "attach fexit" : "attach", e);
     }
     return t;
 }

@@ -140,6 +140,7 @@ Result<void> Session::configure() {
     cfg->output_stack = stacks ? 1 : 0;
     cfg->track_skb = opts_.track_skb ? 1 : 0;
     cfg->track_by_stackid = opts_.track_skb_by_stackid ? 1 : 0;
+    cfg->track_xdp = opts_.track_skb && opts_.trace_xdp ? 1 : 0;
     cfg->output_skb_cb = opts_.output_skb_cb ? 1 : 0;
     cfg->output_skb = opts_.output_skb ? 1 : 0;
     cfg->output_shinfo = opts_.output_shinfo ? 1 : 0;

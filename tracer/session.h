@@ -136,6 +136,7 @@ class Session {
     struct ProgTracer {
         std::unique_ptr<pwru_bpf, void (*)(pwru_bpf*)> skel{nullptr, nullptr};
         LinkPtr link;
+        LinkPtr exit_link;  // XDP with --filter-track-skb: fexit too, as pwru
     };
     Result<ProgTracer> load_prog_tracer(const LoadedBpfProg& target, uint32_t index);
     std::vector<ProgTracer> prog_tracers_;

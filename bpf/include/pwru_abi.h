@@ -154,7 +154,9 @@ struct pwru_config {
 	__u8 output_shinfo;
 	__u8 output_pcap;       /* records carry struct pwru_packet last */
 	__u8 track_by_stackid;  /* --filter-track-skb-by-stackid (see pwru_maps.bpf.h) */
-	__u8 _pad3[4];
+	__u8 track_xdp;         /* --filter-track-skb with --filter-trace-xdp: a frame that
+	                         * matched in XDP selects the skb built on its buffer */
+	__u8 _pad3[3];
 	__u64 kfree_skbmem_addr; /* kprobe backends: where an skb's memory is freed */
 	struct pwru_tp_slot tp[PWRU_MAX_TP_SLOTS];
 };

@@ -12,6 +12,8 @@
 #   drop_kprobe         the same with --backend kprobe (classic, one kprobe per function)
 #   trace_tc            --filter-trace-tc / --filter-trace-xdp: a tc and an XDP program of
 #                       our own on a veth in a netns; both appear as "(tc)" / "(xdp)" lines
+#   track_xdp           --filter-track-skb --filter-trace-xdp: the skb of a frame that matched
+#                       in XDP is followed although its mark fails --filter-mark
 #   non_skb_funcs       --filter-non-skb-funcs nft_do_chain with the iptables DROP: its line
 #                       carries the dropped SYN's skb
 # Each prints `PASS name` or `FAIL name: why`; the last line is
@@ -24,7 +26,7 @@ set -uo pipefail
 PWRU=${1:-}
 READY_TIMEOUT=${VM_READY_TIMEOUT:-240}
 STOP_TIMEOUT=${VM_STOP_TIMEOUT:-240}
-CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi drop_kprobe trace_tc non_skb_funcs}
+CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi drop_kprobe trace_tc track_xdp non_skb_funcs}
 
 PASSED=0
 FAILED=0
@@ -334,6 +336,56 @@ case_trace_tc() {
   fi
   note "tc line: $(grep -m1 -E '\(tc\)$' <<<"$lines" | sed 's/  */ /g')"
   note "xdp line: $(grep -m1 -E '\(xdp\)$' <<<"$lines" | sed 's/  */ /g')"
+  pass "$name"
+}
+
+# ---------------------------------------------------------------------------
+# --filter-track-skb with --filter-trace-xdp (pwru's fexit on XDP programs): a frame that
+# matched in XDP selects the skb built on its buffer. --filter-mark 0x99 makes the proof:
+# XDP frames have no mark (pwru filters them on netns, interface and pcap only), the SYN's
+# skb has mark 0, so its lines after XDP come only from the hand-over.
+# Root 10.99.11.1 (vh11) <-> netns 10.99.11.2 (vn11) with our XDP program on vn11.
+case_track_xdp() {
+  local name=track_xdp ns=pwru-vm-xdp vh=vh11 vn=vn11 a=10.99.11.1 b=10.99.11.2
+  local dir=$WORK/track_xdp src obj rc=0
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
+  obj=$dir/trace_targets.bpf.o
+  mkdir -p "$dir"
+  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
+    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
+  fi
+  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
+    fail "$name" "could not build the veth/netns pair"; return
+  fi
+  if ! ip -n "$ns" link set dev "$vn" xdp obj "$obj" sec xdp 2>"$dir/xdp.err"; then
+    show "$dir/xdp.err" "ip link ... xdp stderr"; fail "$name" "could not attach the XDP program to $vn"; return
+  fi
+  if ! bg_pwru_start "$dir" --filter-trace-xdp --filter-track-skb --filter-mark 0x99 --output-tuple \
+    'tcp and dst port 8080'; then
+    show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
+  fi
+  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
+  sleep 1
+  bg_pwru_stop || rc=$?
+
+  local out=$dir/pwru.out flow="$b:8080(tcp)" lines first_xdp after why=""
+  lines=$(grep -F -- "$flow" "$out")
+  first_xdp=$(grep -n -m1 -E '\(xdp\)$' <<<"$lines" | cut -d: -f1)
+  if [ "$rc" -ne 0 ]; then
+    why="pwru exited with status $rc (255: did not exit after SIGINT)"
+  elif [ -z "$first_xdp" ]; then
+    why="no (xdp) line for $flow"
+  else
+    after=$(tail -n +"$((first_xdp + 1))" <<<"$lines" | grep -vE '\(xdp\)$' | grep -F " $vn:")
+    [ -n "$after" ] || why="no skb line on $vn after the (xdp) line: the frame's skb was not followed"
+  fi
+  if [ -z "$why" ] && grep -vE '\(xdp\)$' <<<"$lines" | grep -qF " $vh:"; then
+    why="a line on $vh (before XDP, mark 0) passed --filter-mark 0x99"
+  fi
+  if [ -n "$why" ]; then
+    show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
+  fi
+  note "after the (xdp) line: $(awk '{print $NF}' <<<"$after" | head -n 8 | tr '\n' ' ')"
   pass "$name"
 }
 
