@@ -8,7 +8,6 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
-#include <cstring>
 #include <memory>
 
 #include "tracer/filter_injector.h"
@@ -18,13 +17,13 @@
 #include "tracer/session_filters.h"
 
 namespace pwru {
-
 namespace {
 
-// Load errors that say "this kernel does not do fentry", not "this target".
+// Load errors that say "this kernel does not do fentry", not "this target"
+// (the verifier's rejections are EACCES or EINVAL: those are per target).
 bool kernel_refuses(int err) {
     err = err < 0 ? -err : err;
-    return err == EPERM || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */ || err == EACCES;
+    return err == EPERM || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */;
 }
 
 }  // namespace

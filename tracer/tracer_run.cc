@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 
+#include "tracer/bpf_prog_list.h"
 #include "tracer/event_decoder.h"
 #include "tracer/log.h"
 #include "tracer/netns.h"
@@ -64,6 +65,18 @@ void print_plan(const Plan& plan, FILE* out) {
                          f.module.empty() ? "" : (" [" + f.module + "]").c_str(),
                          f.reason_pos ? (" reason=arg" + std::to_string(f.reason_pos)).c_str() : "");
     }
+}
+
+// --dry-run with --filter-trace-tc / -xdp: the programs fentry would attach to.
+void print_bpf_programs(BpfProgKind kind, FILE* out) {
+    auto listing = list_bpf_programs(kind);
+    if (!listing) {
+        std::fprintf(out, "%s programs: %s\n", bpf_prog_kind_name(kind), listing.error().message().c_str());
+        return;
+    }
+    std::fprintf(out, "%s programs: %zu (%zu without BTF, not traceable)\n", bpf_prog_kind_name(kind),
+                 listing->progs.size(), listing->without_btf.size());
+    for (const auto& p : listing->progs) std::fprintf(out, "  %s id %u\n", p.ksym.c_str(), p.id);
 }
 
 // Losses as their own JSON record, so a consumer of the stream sees them.
@@ -130,6 +143,8 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
 
     if (cfg.dry_run) {
         print_plan(plan, out.stream());
+        if (cfg.trace.trace_tc) print_bpf_programs(BpfProgKind::Tc, out.stream());
+        if (cfg.trace.trace_xdp) print_bpf_programs(BpfProgKind::Xdp, out.stream());
         return kExitOk;
     }
     if (plan.backend == Backend::Tracepoint) spdlog::info("Notice: {}", plan.backend_why);

@@ -156,3 +156,18 @@ TEST_CASE("--filter-trace-xdp traces an XDP program, or says the kernel refuses 
         for (const auto& l : xdp_lines) CHECK(l.find(flow) != std::string::npos);
     }
 }
+
+TEST_CASE("--dry-run with --filter-trace-tc lists the tc programs fentry would attach to", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    attach_test_tc_program(ns);
+    auto r = run_command({PWRU_BIN, "--dry-run", "--filter-trace-tc"}, 60s);
+    INFO("pwru stdout:\n" << r.out << "\npwru stderr:\n" << r.err);
+    REQUIRE(r.ok());
+    CHECK(r.out.find("\ntc programs: ") != std::string::npos);
+    auto ours = lines_with(r.out, "_pwru_test_tc id ");
+    REQUIRE(ours.size() == 1);
+    CHECK(ours[0].rfind("  bpf_prog_", 0) == 0);
+    // Not asked for: not listed.
+    CHECK(r.out.find("xdp programs:") == std::string::npos);
+}
