@@ -76,9 +76,12 @@ std::string EventDecoder::process_name(uint32_t pid, const char* comm_raw) {
 
 // Frames of the tracing machinery itself (our BPF program, the tracepoint
 // trampolines) lead a tracepoint's stack; the user wants the kernel's.
+// Our programs load after kallsyms is read, so their frames resolve to
+// whatever [bpf] symbol precedes them (bpf_dispatcher_xdp once an XDP
+// program ran): every leading [bpf] frame is ours.
 static bool is_tracing_frame(const Kallsyms* ks, uint64_t addr) {
     const Kallsyms::Symbol* s = ks ? ks->find(addr) : nullptr;
-    if (!s) return true;
+    if (!s || s->module == "bpf") return true;
     for (std::string_view prefix : {"bpf_trace_run", "__bpf_trace_", "__traceiter_", "bpf_prog_", "bpf_trampoline_"})
         if (s->name.starts_with(prefix)) return true;
     return false;
