@@ -8,6 +8,7 @@
  * pcap filter into each program right before it is loaded.
  */
 #include "skb_event.bpf.h"
+#include "xdp_event.bpf.h"
 #include <bpf/bpf_tracing.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -52,6 +53,23 @@ KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 2, 3)
 KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 3, 4)
 KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 4, 5)
 KPROBE_SKB_AT("pwru_kprobe_multi", kprobe_multi, 5, 6)
+
+/* --filter-non-skb-funcs: a function without an skb argument is attributed
+ * to the last selected skb seen on the same kernel stack, if any
+ * (--filter-track-skb-by-stackid, which that option implies). */
+SEC("pwru_kprobe")
+int kprobe_non_skb(struct pt_regs *ctx)
+{
+	__u64 stack = current_stack_base();
+	__u64 *skb = bpf_map_lookup_elem(&stack_skb, &stack);
+	__u64 ip;
+
+	if (!skb || !*skb)
+		return 0;
+	ip = bpf_get_func_ip(ctx);
+	return trace_skb(ctx, (struct sk_buff *)*skb, PWRU_PROBE_KPROBE, 0, ip, 0, 0, 0, 0,
+			 ip - CFG.kfree_skbmem_addr < 16);
+}
 
 /*
  * Tracepoints (tp_btf): slot N is bound to one tracepoint by user space
@@ -109,6 +127,37 @@ TP_SLOT(16) TP_SLOT(17) TP_SLOT(18) TP_SLOT(19) TP_SLOT(20) TP_SLOT(21) TP_SLOT(
 TP_SLOT(24) TP_SLOT(25) TP_SLOT(26) TP_SLOT(27) TP_SLOT(28) TP_SLOT(29) TP_SLOT(30) TP_SLOT(31)
 TP_SLOT(32) TP_SLOT(33) TP_SLOT(34) TP_SLOT(35) TP_SLOT(36) TP_SLOT(37) TP_SLOT(38) TP_SLOT(39)
 TP_SLOT(40) TP_SLOT(41) TP_SLOT(42) TP_SLOT(43) TP_SLOT(44) TP_SLOT(45) TP_SLOT(46) TP_SLOT(47)
+
+/*
+ * --filter-trace-tc / --filter-trace-xdp: fentry on a loaded tc or XDP BPF
+ * program. User space loads one copy of this object per traced program
+ * (bpf_program__set_attach_target needs the target at load time), with the
+ * maps of the main copy, and sets traced_prog to the program's index in its
+ * list, which names the program in the output. The first argument is what
+ * the program gets: a struct sk_buff (its __sk_buff) or a struct xdp_buff.
+ */
+const volatile __u32 traced_prog = 0;
+
+SEC("pwru_fentry")
+int fentry_tc(__u64 *ctx)
+{
+	return trace_skb(ctx, (struct sk_buff *)CTX_LOAD(ctx, 0), PWRU_PROBE_TC, traced_prog,
+			 bpf_get_func_ip(ctx), 0, 0, 0, 0, false);
+}
+
+SEC("pwru_fentry")
+int fentry_xdp(__u64 *ctx)
+{
+	return trace_xdp(ctx, (struct xdp_buff *)CTX_LOAD(ctx, 0), traced_prog, bpf_get_func_ip(ctx));
+}
+
+/* --filter-track-skb with --filter-trace-xdp: hands a matched frame's buffer
+ * on to the skb path (loaded and attached with fentry_xdp). */
+SEC("pwru_fexit")
+int fexit_xdp(__u64 *ctx)
+{
+	return xdp_done((struct xdp_buff *)CTX_LOAD(ctx, 0));
+}
 
 /*
  * The filter test harness (pwru-filtercheck): BPF_PROG_TEST_RUN hands it a

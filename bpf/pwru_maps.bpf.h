@@ -6,6 +6,7 @@
 
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include "pwru_abi.h"
 
 /* Set by user space before load; frozen, so the verifier prunes every
@@ -47,6 +48,44 @@ struct {
 	__type(value, __u8);
 } tracked_skbs SEC(".maps");
 
+/* --filter-track-skb-by-stackid (pwru's semantics: calls in the call context
+ * of a selected skb belong to it). The context is the kernel stack the call
+ * runs on; pwru walks frame pointers to the outermost frame for the same
+ * answer, which kernels built without frame pointers (ORC) do not allow.
+ * stack_skb: stack base -> the last selected skb seen on it;
+ * skb_stack: the reverse, to forget the entry when the skb moves or goes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PWRU_TRACKED_SKBS);
+	__type(key, __u64);
+	__type(value, __u64);
+} stack_skb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PWRU_TRACKED_SKBS);
+	__type(key, __u64);
+	__type(value, __u64);
+} skb_stack SEC(".maps");
+
+/* --filter-track-skb with --filter-trace-xdp (pwru's way): buffers
+ * (data_hard_start, which becomes skb->head after XDP_PASS) of frames that
+ * matched in XDP, and skb heads that matched, for an XDP program that runs
+ * on them later. xdp_matched: fentry's verdict for fexit on this CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PWRU_TRACKED_SKBS);
+	__type(key, __u64);
+	__type(value, __u8);
+} xdp_heads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u8);
+} xdp_matched SEC(".maps");
+
 /* --output-stack. Sized by user space: 1 entry when stacks are off. */
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
@@ -54,6 +93,25 @@ struct {
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, PWRU_STACK_DEPTH * sizeof(__u64));
 } stacks SEC(".maps");
+
+/* The kernel stack this program runs on, which is the traced code's (BPF
+ * programs run on the kernel stack): the task's stack when our own stack
+ * address lies in it (read back as a number: the verifier forbids pointer
+ * arithmetic on it), else this CPU's interrupt stack, named by the CPU
+ * (softirqs run there; its address is only page aligned, so it cannot be
+ * found by rounding). A CPU number never equals a kernel address. */
+static __always_inline __u64 current_stack_base(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 stack = (__u64)BPF_CORE_READ(task, stack);
+	__u64 here = 0;
+	void *p = &here;
+
+	bpf_probe_read_kernel(&here, sizeof(here), &p);
+	if (stack && here - stack < PWRU_KSTACK_SIZE)
+		return stack;
+	return (__u64)bpf_get_smp_processor_id() + 1;
+}
 
 static __always_inline struct pwru_counters *this_cpu_counters(void)
 {

@@ -101,6 +101,14 @@ static __always_inline bool tuple_at(unsigned char *ip, struct pwru_tuple *t)
 	return true;
 }
 
+/* The event's tuple from the IP header at l3 (the XDP path calls this on
+ * the frame's data). */
+static __always_inline void set_tuple_at(unsigned char *l3, struct pwru_event *ev)
+{
+	if (tuple_at(l3, &ev->tuple))
+		ev->flags |= PWRU_EV_HAS_TUPLE;
+}
+
 /* The tuple from the network header (the transport header is often not set
  * yet on the output path, so L4 is found from the IP header). */
 static __always_inline void set_tuple(struct sk_buff *skb, struct pwru_event *ev)
@@ -187,19 +195,78 @@ static __always_inline void capture_packet(struct sk_buff *skb, struct pwru_pack
 	p->l2 = b.l2;
 }
 
-/* The filters, or --filter-track-skb's memory of an earlier match. */
-static __always_inline bool skb_selected(struct sk_buff *skb)
+/* --filter-track-skb-by-stackid: the stack map's bookkeeping. */
+static __always_inline bool stack_has_skb(__u64 stack)
+{
+	__u64 *skb = bpf_map_lookup_elem(&stack_skb, &stack);
+
+	return skb && *skb;
+}
+
+/* A selected skb was seen on this stack: later calls there belong to it. */
+static __always_inline void remember_stack(__u64 skb, __u64 stack)
+{
+	__u64 *old = bpf_map_lookup_elem(&skb_stack, &skb);
+
+	if (old && *old != stack) {
+		__u64 prev = *old;
+		__u64 *owner = bpf_map_lookup_elem(&stack_skb, &prev);
+
+		if (owner && *owner == skb)
+			bpf_map_delete_elem(&stack_skb, &prev);
+	}
+	bpf_map_update_elem(&stack_skb, &stack, &skb, BPF_ANY);
+	bpf_map_update_elem(&skb_stack, &skb, &stack, BPF_ANY);
+}
+
+/* The skb is freed: its stack names it no more. */
+static __always_inline void forget_stack(__u64 skb)
+{
+	__u64 *st = bpf_map_lookup_elem(&skb_stack, &skb);
+
+	if (st) {
+		__u64 stack = *st;
+		__u64 *owner = bpf_map_lookup_elem(&stack_skb, &stack);
+
+		if (owner && *owner == skb)
+			bpf_map_delete_elem(&stack_skb, &stack);
+	}
+	bpf_map_delete_elem(&skb_stack, &skb);
+}
+
+enum skb_selection { SKB_NOT_SELECTED, SKB_SELECTED, SKB_SELECTED_BY_STACK };
+
+/* The filters, or --filter-track-skb's memory of an earlier match, or
+ * (--filter-track-skb-by-stackid) a selected skb earlier on this stack. */
+static __always_inline enum skb_selection skb_selected(struct sk_buff *skb, __u64 stack)
 {
 	__u64 key = (__u64)skb;
 	__u8 one = 1;
 
 	if (CFG.track_skb && bpf_map_lookup_elem(&tracked_skbs, &key))
-		return true;
+		return SKB_SELECTED;
+	if (CFG.track_xdp) {
+		/* built on the buffer of a frame that matched in XDP */
+		__u64 head = (__u64)BPF_CORE_READ(skb, head);
+
+		if (bpf_map_lookup_elem(&xdp_heads, &head)) {
+			bpf_map_delete_elem(&xdp_heads, &head);
+			bpf_map_update_elem(&tracked_skbs, &key, &one, BPF_ANY);
+			return SKB_SELECTED;
+		}
+	}
+	if (CFG.track_by_stackid && stack_has_skb(stack))
+		return SKB_SELECTED_BY_STACK;
 	if (!filter_meta(skb) || !filter_pcap(skb, PCAP_START_AUTO))
-		return false;
+		return SKB_NOT_SELECTED;
 	if (CFG.track_skb)
 		bpf_map_update_elem(&tracked_skbs, &key, &one, BPF_ANY);
-	return true;
+	if (CFG.track_xdp) {
+		__u64 head = (__u64)BPF_CORE_READ(skb, head);
+
+		bpf_map_update_elem(&xdp_heads, &head, &one, BPF_ANY);
+	}
+	return SKB_SELECTED;
 }
 
 /* Filters the skb and, when it passes, emits one event. The probe identity
@@ -212,9 +279,15 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe
 	struct pwru_event *ev;
 	__u64 key = (__u64)skb;
 
+	__u64 stack = 0;
+	enum skb_selection sel;
+
 	if (!ready || !skb)
 		return 0;
-	if (!skb_selected(skb)) {
+	if (CFG.track_by_stackid)
+		stack = current_stack_base();
+	sel = skb_selected(skb, stack);
+	if (sel == SKB_NOT_SELECTED) {
 		cnt = this_cpu_counters();
 		if (cnt)
 			cnt->filtered_out++;
@@ -222,6 +295,12 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe
 	}
 	if (CFG.track_skb && frees)
 		bpf_map_delete_elem(&tracked_skbs, &key);
+	if (CFG.track_by_stackid) {
+		if (frees)
+			forget_stack(key);
+		else if (sel == SKB_SELECTED)
+			remember_stack(key, stack);
+	}
 
 	ev = bpf_ringbuf_reserve(&events, record_size(), 0);
 	cnt = this_cpu_counters();

@@ -48,6 +48,17 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
                    "other packets pass it");
     app.add_option("--filter-tunnel-pcap-l3", c.trace.tunnel_pcap_l3,
                    "pcap filter on the inner IP header of VXLAN / Geneve packets; other packets pass it");
+    app.add_flag("--filter-track-skb-by-stackid", c.trace.track_skb_by_stackid,
+                 "also trace calls in the call context (kernel stack) of a traced skb as that skb's");
+    app.add_option("--filter-non-skb-funcs", c.trace.non_skb_funcs,
+                   "also probe these functions without an skb argument (comma-separated; kprobes; "
+                   "implies --filter-track-skb-by-stackid)")
+        ->delimiter(',')
+        ->allow_extra_args(false);  // one word per occurrence, as pwru: the filter words follow
+    app.add_flag("--filter-trace-tc", c.trace.trace_tc,
+                 "also trace every loaded tc BPF program (fentry); its lines end in (tc)");
+    app.add_flag("--filter-trace-xdp", c.trace.trace_xdp,
+                 "also trace every loaded XDP BPF program (fentry); its lines end in (xdp)");
     app.add_flag("--output-stack", c.trace.output_stack, "print the kernel stack of each event");
     app.add_flag("--output-caller", c.trace.output_caller, "print the calling function (CALLER column)");
     app.add_flag("--output-meta,!--no-output-meta", c.output.meta, "print NETNS MARK IFACE PROTO MTU LEN")
@@ -112,6 +123,10 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     c.trace.no_features.insert(no_features.begin(), no_features.end());
     c.trace.output_tuple = c.output.tuple;
     c.output.caller = c.trace.output_caller;
+    std::erase_if(c.trace.non_skb_funcs, [](const std::string& f) { return f.empty(); });
+    if (!c.trace.non_skb_funcs.empty()) c.trace.track_skb_by_stackid = true;
+    // pwru shows tc programs' cb[] (their __sk_buff->cb) whenever it traces them.
+    if (c.trace.trace_tc) c.trace.output_skb_cb = true;
     c.output.skb_cb = c.trace.output_skb_cb;
     c.output.tunnel = c.trace.output_tunnel;
     c.trace.output_pcap = !c.output_pcap.empty();

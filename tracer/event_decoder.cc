@@ -90,10 +90,13 @@ std::string EventDecoder::process_name(uint32_t pid, const char* comm_raw) {
 
 // Frames of the tracing machinery itself (our BPF program, the tracepoint
 // trampolines) lead a tracepoint's stack; the user wants the kernel's.
+// Our programs load after kallsyms is read, so their frames resolve to
+// whatever [bpf] symbol precedes them (bpf_dispatcher_xdp once an XDP
+// program ran): every leading [bpf] frame is ours.
 static bool is_tracing_frame(const Kallsyms* ks, uint64_t addr) {
     const Kallsyms::Symbol* s = ks ? ks->find(addr) : nullptr;
-    if (!s) return true;
-    for (std::string_view prefix : {"bpf_trace_run", "__bpf_trace_", "__traceiter_", "bpf_prog_"})
+    if (!s || s->module == "bpf") return true;
+    for (std::string_view prefix : {"bpf_trace_run", "__bpf_trace_", "__traceiter_", "bpf_prog_", "bpf_trampoline_"})
         if (s->name.starts_with(prefix)) return true;
     return false;
 }
@@ -124,6 +127,12 @@ EventRecord EventDecoder::decode(const pwru_event& ev, const pwru_dumps* dumps) 
         if ((ev.flags & PWRU_EV_HAS_LOCATION) && (ev.flags & PWRU_EV_HAS_REASON) && kallsyms_ &&
             kallsyms_->addresses_visible())
             r.location = kallsyms_->symbolize(ev.drop_location);
+    } else if (ev.probe_kind == PWRU_PROBE_TC || ev.probe_kind == PWRU_PROBE_XDP) {
+        // pwru's name for a traced BPF program: its kallsyms symbol, then "(tc)" / "(xdp)".
+        const char* suffix = ev.probe_kind == PWRU_PROBE_TC ? "(tc)" : "(xdp)";
+        r.func = (ev.probe_id < plan_.bpf_programs.size() ? plan_.bpf_programs[ev.probe_id].ksym
+                                                          : func_info(ev.func_addr).name) +
+                 suffix;
     } else {
         const FuncInfo& fi = func_info(ev.func_addr);
         r.func = fi.name;
@@ -135,7 +144,8 @@ EventRecord EventDecoder::decode(const pwru_event& ev, const pwru_dumps* dumps) 
         std::vector<std::string> frames = symbolize_stack(stacks_(ev.stack_id));
         // A tracepoint's first kernel frame is the function that fired it; a
         // kprobe's is the probed function itself, its caller comes next.
-        size_t caller_at = ev.probe_kind == PWRU_PROBE_TRACEPOINT ? 0 : 1;
+        // fentry's stack starts above the traced program (a tracing frame too).
+        size_t caller_at = ev.probe_kind == PWRU_PROBE_KPROBE ? 1 : 0;
         if (want_caller_ && frames.size() > caller_at)
             r.caller = frames[caller_at].substr(0, frames[caller_at].find('+'));
         if (keep_stack_) r.stack = std::move(frames);

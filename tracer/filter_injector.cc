@@ -62,6 +62,8 @@ Result<void> register_section_handlers() {
             {kSecKprobeMulti, BPF_PROG_TYPE_KPROBE, BPF_TRACE_KPROBE_MULTI},
             {kSecTpBtf, BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP},
             {kSecTc, BPF_PROG_TYPE_SCHED_CLS, static_cast<bpf_attach_type>(0)},
+            {kSecFentry, BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY},
+            {kSecFexit, BPF_PROG_TYPE_TRACING, BPF_TRACE_FEXIT},
         };
         for (const auto& d : defs) {
             LIBBPF_OPTS(libbpf_prog_handler_opts, opts, .prog_prepare_load_fn = prepare_load_hook);

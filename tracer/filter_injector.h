@@ -29,6 +29,8 @@ inline constexpr const char* kSecKprobe = "pwru_kprobe";
 inline constexpr const char* kSecKprobeMulti = "pwru_kprobe_multi";
 inline constexpr const char* kSecTpBtf = "pwru_tp_btf";
 inline constexpr const char* kSecTc = "pwru_tc";
+inline constexpr const char* kSecFentry = "pwru_fentry";  // --filter-trace-tc / -xdp
+inline constexpr const char* kSecFexit = "pwru_fexit";    // --filter-trace-xdp with --filter-track-skb
 
 // Registers libbpf handlers for our sections, once per process. Must run
 // before the skeleton is opened (libbpf resolves sections at open).

@@ -13,29 +13,10 @@
 #include "tracer/kallsyms.h"
 #include "tracer/log.h"
 #include "tracer/pod_scope.h"
+#include "tracer/session_filters.h"
 #include "tracer/tracefs.h"
 
 namespace pwru {
-
-struct Session::Filters {
-    FilterPrograms programs;
-    TunnelFilterPrograms tunnel;  // with opts.tunnel_filter()
-
-    // What the injector splices: the outer stubs with an outer filter, the
-    // tunnel stubs with a tunnel filter (the others stay as compiled).
-    StubFilters stubs(const TraceOptions& opts) const {
-        StubFilters out;
-        if (!opts.pcap_expr.empty()) {
-            out.emplace_back(kStubL2, programs.l2);
-            out.emplace_back(kStubL3, programs.l3);
-        }
-        if (opts.tunnel_filter()) {
-            out.emplace_back(kStubTunnelL2, tunnel.l2);
-            out.emplace_back(kStubTunnelL3, tunnel.l3);
-        }
-        return out;
-    }
-};
 
 namespace {
 
@@ -164,13 +145,15 @@ Result<void> Session::configure() {
     const bool stacks = opts_.output_stack || opts_.output_caller;
     cfg->output_stack = stacks ? 1 : 0;
     cfg->track_skb = opts_.track_skb ? 1 : 0;
+    cfg->track_by_stackid = opts_.track_skb_by_stackid ? 1 : 0;
+    cfg->track_xdp = opts_.track_skb && opts_.trace_xdp ? 1 : 0;
     cfg->output_skb_cb = opts_.output_skb_cb ? 1 : 0;
     cfg->output_skb = opts_.output_skb ? 1 : 0;
     cfg->output_shinfo = opts_.output_shinfo ? 1 : 0;
     cfg->output_pcap = opts_.output_pcap ? 1 : 0;
     cfg->tunnel_filter = opts_.tunnel_filter() ? 1 : 0;
     cfg->output_tunnel = opts_.output_tunnel ? 1 : 0;
-    if (opts_.track_skb && plan_.backend != Backend::Tracepoint) {
+    if ((opts_.track_skb || opts_.track_skb_by_stackid) && plan_.backend != Backend::Tracepoint) {
         // The skb's memory is freed in kfree_skbmem: forget it there.
         auto kallsyms = Kallsyms::load();
         if (!kallsyms) return fail("--filter-track-skb needs /proc/kallsyms: " + kallsyms.error().message());
@@ -216,6 +199,7 @@ Result<void> Session::configure() {
         if (!p) return fail("BPF object lacks program " + prog_name);
         bpf_program__set_autoload(p, true);
     }
+    if (!opts_.non_skb_funcs.empty()) bpf_program__set_autoload(skel_->progs.kprobe_non_skb, true);
     return {};
 }
 
@@ -356,6 +340,8 @@ LossCounters Session::counters() const {
 
 void Session::detach() {
     if (skel_ && skel_->bss) skel_->bss->ready = 0;
+    prog_tracers_.clear();  // attached last (--filter-trace-tc / -xdp)
+    non_skb_links_.clear();
     // Reverse order of creation.
     while (!links_.empty()) links_.pop_back();
 }

@@ -14,6 +14,7 @@
 
 #include "pwru_abi.h"
 #include "tracer/bpf_owners.h"
+#include "tracer/bpf_prog_list.h"
 #include "tracer/btf_discovery.h"
 #include "tracer/features.h"
 #include "tracer/result.h"
@@ -32,6 +33,10 @@ struct Plan {
     size_t not_traceable = 0;                // dropped: not in available_filter_functions
     std::string tracefs_note;                // why that list could not be used, if so
 
+    // --filter-trace-tc / --filter-trace-xdp: the programs traced so far; an
+    // event's probe_id is the index here (filled by attach_bpf_programs()).
+    std::vector<LoadedBpfProg> bpf_programs;
+
     size_t target_count() const {
         return backend == Backend::Tracepoint ? tracepoints.size() : functions.size();
     }
@@ -42,6 +47,15 @@ struct AttachStats {
     size_t ignored = 0;                 // skipped: not probeable (ENOENT, EADDRNOTAVAIL, ...)
     std::vector<std::string> failures;  // "name: reason", for --debug / the summary
     double seconds = 0;
+};
+
+// --filter-trace-tc / --filter-trace-xdp for one kind of program.
+struct BpfProgAttachStats {
+    size_t found = 0;                      // loaded programs of the kind, with BTF
+    size_t attached = 0;
+    std::vector<std::string> without_btf;  // "name (id N)": fentry cannot attach to these
+    std::vector<std::string> failures;     // "name (id N): reason"
+    std::string refused;  // set when the kernel refuses fentry itself: why (nothing was attached)
 };
 
 struct LossCounters {
@@ -76,6 +90,13 @@ class Session {
     Result<void> load();
     // Attaches every target. Fails (nothing left attached) when nothing at all attaches.
     Result<AttachStats> attach(const ProgressFn& progress = nullptr);
+    // --filter-trace-tc / --filter-trace-xdp (after load(), before start()):
+    // an fentry program on every loaded program of that kind. A kernel that
+    // refuses fentry is reported in the stats (refused), not as an error.
+    Result<BpfProgAttachStats> attach_bpf_programs(BpfProgKind kind);
+    // --filter-non-skb-funcs (kprobe backends, after attach()): a kprobe on
+    // each function that is not already traced as an skb function.
+    Result<AttachStats> attach_non_skb_funcs();
     // Lets the programs emit events (set after attach: no half-attached trajectories).
     void start();
     // Waits up to timeout_ms for events and hands each to `fn`. Returns how many.
@@ -109,6 +130,17 @@ class Session {
     size_t max_insns_ = 0;
 
     static int on_sample(void* ctx, void* data, size_t size);
+
+    // --filter-trace-tc / -xdp: a copy of the object per traced program (it
+    // shares the maps of skel_) and its fentry link; the link goes first.
+    struct ProgTracer {
+        std::unique_ptr<pwru_bpf, void (*)(pwru_bpf*)> skel{nullptr, nullptr};
+        LinkPtr link;
+        LinkPtr exit_link;  // XDP with --filter-track-skb: fexit too, as pwru
+    };
+    Result<ProgTracer> load_prog_tracer(const LoadedBpfProg& target, uint32_t index);
+    std::vector<ProgTracer> prog_tracers_;
+    std::vector<LinkPtr> non_skb_links_;  // --filter-non-skb-funcs
 };
 
 }  // namespace pwru

@@ -41,6 +41,10 @@ struct TraceOptions {
     uint32_t ifindex_netns = 0;           // the netns the ifindex was resolved in
 
     bool track_skb = false;     // --filter-track-skb
+    bool trace_tc = false;      // --filter-trace-tc: fentry on every loaded tc program
+    bool trace_xdp = false;     // --filter-trace-xdp: the same for XDP programs
+    bool track_skb_by_stackid = false;   // --filter-track-skb-by-stackid
+    std::vector<std::string> non_skb_funcs;  // --filter-non-skb-funcs (implies the above)
     bool output_tuple = true;
     bool output_stack = false;   // --output-stack
     bool output_caller = false;  // --output-caller (derived from the stack)

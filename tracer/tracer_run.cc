@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 
+#include "tracer/bpf_prog_list.h"
 #include "tracer/event_decoder.h"
 #include "tracer/log.h"
 #include "tracer/netns.h"
@@ -66,6 +67,18 @@ void print_plan(const Plan& plan, FILE* out) {
     }
 }
 
+// --dry-run with --filter-trace-tc / -xdp: the programs fentry would attach to.
+void print_bpf_programs(BpfProgKind kind, FILE* out) {
+    auto listing = list_bpf_programs(kind);
+    if (!listing) {
+        std::fprintf(out, "%s programs: %s\n", bpf_prog_kind_name(kind), listing.error().message().c_str());
+        return;
+    }
+    std::fprintf(out, "%s programs: %zu (%zu without BTF, not traceable)\n", bpf_prog_kind_name(kind),
+                 listing->progs.size(), listing->without_btf.size());
+    for (const auto& p : listing->progs) std::fprintf(out, "  %s id %u\n", p.ksym.c_str(), p.id);
+}
+
 // Losses as their own JSON record, so a consumer of the stream sees them.
 nlohmann::json loss_record(const LossCounters& c) {
     return {{"type", "loss"},
@@ -82,6 +95,41 @@ bool create_ready_file(const std::string& path) {
     return true;
 }
 
+// --filter-trace-tc / --filter-trace-xdp: never fatal. A kernel that refuses
+// fentry is told in one line, and the functions' tracing goes on.
+void trace_bpf_programs(Session& s, BpfProgKind kind) {
+    const std::string kind_name = bpf_prog_kind_name(kind);
+    const std::string flag = "--filter-trace-" + kind_name;
+    spdlog::info("Attaching {} progs...", kind == BpfProgKind::Tc ? "tc-bpf" : "xdp");
+    auto st = s.attach_bpf_programs(kind);
+    if (!st) {
+        spdlog::warn("{}: {}; tracing continues without it", flag, st.error().message());
+        return;
+    }
+    if (!st->refused.empty()) {
+        spdlog::warn("{} needs fentry, which this kernel refuses: {}; tracing continues without it", flag,
+                     st->refused);
+        return;
+    }
+    for (const auto& p : st->without_btf) spdlog::info("Not tracing {} program {}: it has no BTF", kind_name, p);
+    for (const auto& f : st->failures) spdlog::warn("{}: not traced: {}", flag, f);
+    if (st->found == 0)
+        spdlog::info("No {} BPF programs with BTF are loaded: {} traces none", kind_name, flag);
+    else
+        spdlog::info("Attached {} of {} {} programs", st->attached, st->found, kind_name);
+}
+
+// --filter-non-skb-funcs: never fatal either; what did not attach is named.
+void attach_non_skb(Session& s) {
+    auto st = s.attach_non_skb_funcs();
+    if (!st) {
+        spdlog::warn("{}: ignored", st.error().message());
+        return;
+    }
+    for (const auto& f : st->failures) spdlog::warn("--filter-non-skb-funcs: not attached: {}", f);
+    spdlog::info("Attached {} non-skb functions (ignored {})", st->attached, st->ignored);
+}
+
 }  // namespace
 
 int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
@@ -95,6 +143,8 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
 
     if (cfg.dry_run) {
         print_plan(plan, out.stream());
+        if (cfg.trace.trace_tc) print_bpf_programs(BpfProgKind::Tc, out.stream());
+        if (cfg.trace.trace_xdp) print_bpf_programs(BpfProgKind::Xdp, out.stream());
         return kExitOk;
     }
     if (plan.backend == Backend::Tracepoint) spdlog::info("Notice: {}", plan.backend_why);
@@ -124,6 +174,9 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     print_progress(plan.target_count(), plan.target_count(), stats->seconds, true);
     spdlog::info("Attached (ignored {})", stats->ignored);
     for (const auto& f : stats->failures) spdlog::debug("not attached: {}", f);
+    if (!cfg.trace.non_skb_funcs.empty()) attach_non_skb(s);
+    if (cfg.trace.trace_tc) trace_bpf_programs(s, BpfProgKind::Tc);
+    if (cfg.trace.trace_xdp) trace_bpf_programs(s, BpfProgKind::Xdp);
 
     s.start();
     if (!cfg.ready_file.empty() && !create_ready_file(cfg.ready_file)) {

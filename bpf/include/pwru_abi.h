@@ -32,6 +32,10 @@
 /* Entries of the --filter-track-skb map (pwru's 1024 overflows under load). */
 #define PWRU_TRACKED_SKBS 65536
 
+/* --filter-track-skb-by-stackid: a task's kernel stack size (THREAD_SIZE on
+ * x86_64 without KASAN); a call context is named by the stack it runs on. */
+#define PWRU_KSTACK_SIZE 16384
+
 /* Frames of one --output-stack trace. */
 #define PWRU_STACK_DEPTH 127
 
@@ -43,6 +47,10 @@ enum pwru_probe_kind {
 	PWRU_PROBE_KPROBE = 1,       /* kprobe or kprobe.multi: func_addr is the IP */
 	PWRU_PROBE_TRACEPOINT = 2,   /* tp_btf: probe_id is the slot index */
 	PWRU_PROBE_FILTERCHECK = 3,  /* the test harness, never printed */
+	PWRU_PROBE_TC = 4,           /* --filter-trace-tc: fentry on a tc program; probe_id is
+	                              * its index in the session's traced programs */
+	PWRU_PROBE_XDP = 5,          /* --filter-trace-xdp: the same on an XDP program; skb
+	                              * is the xdp_buff's address */
 };
 
 /* pwru_event.flags */
@@ -163,7 +171,10 @@ struct pwru_config {
 	__u8 output_pcap;       /* records carry struct pwru_packet last */
 	__u8 tunnel_filter;     /* 1: call the (injected) tunnel pcap filters */
 	__u8 output_tunnel;     /* fill tunnel_tuple */
-	__u8 _pad3[3];
+	__u8 track_by_stackid;  /* --filter-track-skb-by-stackid (see pwru_maps.bpf.h) */
+	__u8 track_xdp;         /* --filter-track-skb with --filter-trace-xdp: a frame that
+	                         * matched in XDP selects the skb built on its buffer */
+	__u8 _pad3[1];
 	__u64 kfree_skbmem_addr; /* kprobe backends: where an skb's memory is freed */
 	struct pwru_tp_slot tp[PWRU_MAX_TP_SLOTS];
 	/* pwru-agent's pod scope (bpf/skb_scope.bpf.h): an skb is in scope when

@@ -108,6 +108,23 @@ struct sk_buff {
 	unsigned char *data;
 };
 
+/* --filter-track-skb-by-stackid: the task's kernel stack. */
+struct task_struct {
+	void *stack;
+};
+
+/* --filter-trace-xdp: what an XDP program's fentry sees. */
+struct xdp_rxq_info {
+	struct net_device *dev;
+};
+
+struct xdp_buff {
+	void *data;
+	void *data_end;
+	void *data_hard_start;
+	struct xdp_rxq_info *rxq;
+};
+
 #pragma clang attribute pop
 
 /* bpf_snprintf_btf() argument (UAPI). */
