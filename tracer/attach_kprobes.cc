@@ -163,13 +163,17 @@ Result<AttachStats> Session::attach_kprobes(const ProgressFn& progress) {
     std::atomic<bool> out_of_fds{false};
     std::atomic<size_t> done{0};
     std::mutex progress_mutex;
-    st.threads = kprobe_threads();
-    const int cpu = kprobe_cpu();
-    parallel_for(n, st.threads, [&](size_t i) {
+    const KprobePlacement placement = kprobe_placement();
+    st.threads = placement.threads;
+    std::vector<CpuGroup> groups = spread_over_cpus(n, placement);
+    std::vector<int> event_cpu(n, 0);
+    for (const auto& g : groups)
+        for (size_t i : g.items) event_cpu[i] = g.cpu < 0 ? 0 : g.cpu;
+    auto attach_one = [&](size_t i) {
         const SkbFunction& f = plan_.functions[i];
         if (out_of_fds.load()) {
             errors[i] = EMFILE;
-        } else if (auto link = open_kprobe_link(*pmu, prog_fds[f.skb_pos], f.name, cpu < 0 ? 0 : cpu)) {
+        } else if (auto link = open_kprobe_link(*pmu, prog_fds[f.skb_pos], f.name, event_cpu[i])) {
             slots[i] = std::move(*link);
         } else {
             errors[i] = link.error().err;
@@ -180,7 +184,11 @@ Result<AttachStats> Session::attach_kprobes(const ProgressFn& progress) {
             std::lock_guard lock(progress_mutex);
             progress(d, n);
         }
-    }, cpu);
+    };
+    if (st.threads <= 1 && groups.size() == 1 && groups[0].cpu < 0)
+        for (size_t i = 0; i < n; ++i) attach_one(i);  // one by one, in the caller (as libbpf users do)
+    else
+        run_on_cpus(groups, placement.threads_per_cpu, attach_one);
     for (size_t i = 0; i < n; ++i) {
         if (slots[i]) {
             kprobe_links_.push_back(std::move(*slots[i]));

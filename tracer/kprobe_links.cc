@@ -39,6 +39,7 @@ Result<KprobeLink> open_kprobe_link(int pmu_type, int prog_fd, const std::string
     attr.config1 = reinterpret_cast<__u64>(func.c_str());  // kprobe_func
     attr.config2 = 0;                                      // offset into it
     KprobeLink link;
+    link.cpu = cpu;
     // pid -1: every task; the kprobe fires on every CPU whatever `cpu` is.
     link.perf_event.reset(static_cast<int>(
         ::syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)));

@@ -14,6 +14,7 @@ namespace pwru {
 struct KprobeLink {
     UniqueFd perf_event;  // the kprobe (perf_event_open on the kprobe PMU)
     UniqueFd bpf_link;    // BPF_LINK_CREATE(BPF_PERF_EVENT) of the program on it
+    int cpu = 0;          // the CPU the perf event lives on
 };
 
 // The kprobe PMU's type from sysfs, read once (libbpf reads it per attach).

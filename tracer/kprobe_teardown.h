@@ -4,7 +4,8 @@
 // the perf event is released, under event_mutex; an ftrace code update to
 // disarm; synchronize_rcu again in unregister_kprobe). One by one that is
 // minutes for 1,500 kprobes. Closing from several threads keeps each of those
-// stages busy at once, so the waits overlap.
+// stages busy at once, so the waits overlap; closing each from its event's CPU
+// spares a cross-CPU call per kprobe.
 #pragma once
 
 #include <cstddef>
@@ -12,15 +13,27 @@
 
 #include "tracer/bpf_owners.h"
 #include "tracer/kprobe_links.h"
+#include "tracer/parallel_for.h"
 
 namespace pwru {
 
 // Threads that attach and detach classic kprobes and kprobe-multi links.
 // PWRU_KPROBE_THREADS overrides (1 = one by one, the way to measure the gain).
 unsigned kprobe_threads();
-// The CPU the classic kprobes' perf events live on and their attach/detach
-// threads run on; -1 (PWRU_KPROBE_PIN=0) to leave threads unpinned, events on CPU 0.
-int kprobe_cpu();
+
+// Where classic kprobes' perf events live and who works on them: by default
+// every event on the first CPU we may use, attached and closed by threads
+// pinned there. PWRU_KPROBE_PIN=0: events on CPU 0, threads unpinned (as
+// libbpf does).
+struct KprobePlacement {
+    std::vector<int> cpus;  // {-1}: unpinned
+    unsigned threads_per_cpu = 1;
+    unsigned threads = 1;   // in all
+};
+KprobePlacement kprobe_placement();
+
+// The work items 0..n-1 dealt over the placement's CPUs, round robin.
+std::vector<CpuGroup> spread_over_cpus(size_t n, const KprobePlacement& p);
 
 struct TeardownStats {
     size_t links = 0;
@@ -31,7 +44,8 @@ struct TeardownStats {
 
 // Disables every kprobe first (events stop at once), then closes the links
 // and perf events on `threads` threads. Leaves `links` empty.
-TeardownStats tear_down_kprobes(std::vector<KprobeLink>& links, unsigned threads, int cpu);
+// Each link is closed from a thread on its event's CPU (when pinned).
+TeardownStats tear_down_kprobes(std::vector<KprobeLink>& links, const KprobePlacement& p);
 
 // bpf_link__destroy of every link on `threads` threads. Leaves `links` empty.
 TeardownStats tear_down_links(std::vector<LinkPtr>& links, unsigned threads);

@@ -342,9 +342,13 @@ LossCounters Session::counters() const {
 void Session::detach() {
     if (skel_ && skel_->bss) skel_->bss->ready = 0;
     if (!kprobe_links_.empty()) {
-        TeardownStats st = tear_down_kprobes(kprobe_links_, kprobe_threads(), kprobe_cpu());
-        spdlog::info("Detached {} kprobes in {:.2f} s ({} threads; disabling them all took {:.2f} s)", st.links,
-                     st.seconds, st.threads, st.disable_seconds);
+        KprobePlacement placement = kprobe_placement();
+        TeardownStats st = tear_down_kprobes(kprobe_links_, placement);
+        spdlog::info("Detached {} kprobes in {:.2f} s ({} threads, {}; disabling them all took {:.2f} s)", st.links,
+                     st.seconds, st.threads,
+                     placement.cpus.front() < 0 ? std::string("unpinned")
+                                                : "pinned on " + std::to_string(placement.cpus.size()) + " CPUs",
+                     st.disable_seconds);
     }
     if (plan_.backend == Backend::KprobeMulti && !links_.empty()) {
         TeardownStats st = tear_down_links(links_, kprobe_threads());
