@@ -173,7 +173,8 @@ Result<AttachStats> Session::attach_kprobes(const ProgressFn& progress) {
         const SkbFunction& f = plan_.functions[i];
         if (out_of_fds.load()) {
             errors[i] = EMFILE;
-        } else if (auto link = open_kprobe_link(*pmu, prog_fds[f.skb_pos], f.name, event_cpu[i])) {
+        } else if (auto link = open_kprobe_link(*pmu, prog_fds[f.skb_pos], f.name, event_cpu[i],
+                                                placement.enable_events)) {
             slots[i] = std::move(*link);
         } else {
             errors[i] = link.error().err;

@@ -32,12 +32,14 @@ Result<int> kprobe_pmu_type() {
     return type;
 }
 
-Result<KprobeLink> open_kprobe_link(int pmu_type, int prog_fd, const std::string& func, int cpu) {
+Result<KprobeLink> open_kprobe_link(int pmu_type, int prog_fd, const std::string& func, int cpu,
+                                    bool enable_event) {
     perf_event_attr attr{};
     attr.size = sizeof(attr);
     attr.type = static_cast<__u32>(pmu_type);
     attr.config1 = reinterpret_cast<__u64>(func.c_str());  // kprobe_func
     attr.config2 = 0;                                      // offset into it
+    attr.disabled = 1;                                     // enabled below if asked
     KprobeLink link;
     link.cpu = cpu;
     // pid -1: every task; the kprobe fires on every CPU whatever `cpu` is.
@@ -46,7 +48,7 @@ Result<KprobeLink> open_kprobe_link(int pmu_type, int prog_fd, const std::string
     if (!link.perf_event) return fail("perf_event_open(kprobe " + func + ")", errno);
     link.bpf_link.reset(bpf_link_create(prog_fd, link.perf_event.get(), BPF_PERF_EVENT, nullptr));
     if (!link.bpf_link) return fail("BPF_LINK_CREATE(perf event of " + func + ")", errno);
-    if (::ioctl(link.perf_event.get(), PERF_EVENT_IOC_ENABLE, 0) != 0)
+    if (enable_event && ::ioctl(link.perf_event.get(), PERF_EVENT_IOC_ENABLE, 0) != 0)
         return fail("PERF_EVENT_IOC_ENABLE(kprobe " + func + ")", errno);
     return link;
 }

@@ -27,6 +27,11 @@ Result<int> kprobe_pmu_type();
 // wait for the other vCPU under emulation). The Error's err is the errno of
 // the step that failed (ENOENT: no such function, EADDRNOTAVAIL: the name is
 // ambiguous, EMFILE: out of descriptors, ...).
-Result<KprobeLink> open_kprobe_link(int pmu_type, int prog_fd, const std::string& func, int cpu);
+//
+// The BPF program runs from the kprobe itself (the event's trace_event_call),
+// whether the perf event is enabled or not: left disabled (enable_event false),
+// the event costs perf nothing on install, on every hit and on removal.
+Result<KprobeLink> open_kprobe_link(int pmu_type, int prog_fd, const std::string& func, int cpu,
+                                    bool enable_event);
 
 }  // namespace pwru

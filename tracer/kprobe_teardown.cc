@@ -38,6 +38,8 @@ unsigned kprobe_threads() {
 KprobePlacement kprobe_placement() {
     KprobePlacement p;
     p.threads = kprobe_threads();
+    const char* enable = std::getenv("PWRU_KPROBE_ENABLE");
+    p.enable_events = enable && std::string(enable) == "1";
     const char* env = std::getenv("PWRU_KPROBE_PIN");
     if (env && std::string(env) == "0") {
         p.cpus = {-1};
@@ -70,10 +72,11 @@ TeardownStats tear_down_kprobes(std::vector<KprobeLink>& links, const KprobePlac
         while (g + 1 < groups.size() && groups[g].cpu != links[i].cpu) ++g;
         groups[g].items.push_back(i);
     }
-    // First stop every event (one thread per CPU: these are quick), then close.
-    run_on_cpus(groups, 1, [&](size_t i) {
-        if (links[i].perf_event) ::ioctl(links[i].perf_event.get(), PERF_EVENT_IOC_DISABLE, 0);
-    });
+    // Enabled events: stop them all first (one thread per CPU: these are quick).
+    if (p.enable_events)
+        run_on_cpus(groups, 1, [&](size_t i) {
+            if (links[i].perf_event) ::ioctl(links[i].perf_event.get(), PERF_EVENT_IOC_DISABLE, 0);
+        });
     st.disable_seconds = seconds_since(t0);
     run_on_cpus(groups, p.threads_per_cpu, [&](size_t i) {
         // The program leaves the event first, then the event (and its kprobe) goes.

@@ -29,6 +29,9 @@ struct KprobePlacement {
     std::vector<int> cpus;  // {-1}: unpinned
     unsigned threads_per_cpu = 1;
     unsigned threads = 1;   // in all
+    // Perf events enabled (as libbpf does; PWRU_KPROBE_ENABLE=1) or left
+    // disabled (default: the program runs either way, see open_kprobe_link).
+    bool enable_events = false;
 };
 KprobePlacement kprobe_placement();
 
@@ -42,8 +45,8 @@ struct TeardownStats {
     double seconds = 0;          // all of it
 };
 
-// Disables every kprobe first (events stop at once), then closes the links
-// and perf events on `threads` threads. Leaves `links` empty.
+// Disables every enabled kprobe event first, then closes the links and perf
+// events. Leaves `links` empty.
 // Each link is closed from a thread on its event's CPU (when pinned).
 TeardownStats tear_down_kprobes(std::vector<KprobeLink>& links, const KprobePlacement& p);
 

@@ -344,11 +344,11 @@ void Session::detach() {
     if (!kprobe_links_.empty()) {
         KprobePlacement placement = kprobe_placement();
         TeardownStats st = tear_down_kprobes(kprobe_links_, placement);
-        spdlog::info("Detached {} kprobes in {:.2f} s ({} threads, {}; disabling them all took {:.2f} s)", st.links,
-                     st.seconds, st.threads,
+        spdlog::info("Detached {} kprobes in {:.2f} s ({} threads, {}{})", st.links, st.seconds, st.threads,
                      placement.cpus.front() < 0 ? std::string("unpinned")
-                                                : "pinned on " + std::to_string(placement.cpus.size()) + " CPUs",
-                     st.disable_seconds);
+                                                : "pinned on " + std::to_string(placement.cpus.size()) + " CPU",
+                     placement.enable_events ? fmt::format("; disabling the events took {:.2f} s", st.disable_seconds)
+                                             : std::string());
     }
     if (plan_.backend == Backend::KprobeMulti && !links_.empty()) {
         TeardownStats st = tear_down_links(links_, kprobe_threads());

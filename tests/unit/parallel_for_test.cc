@@ -56,6 +56,10 @@ TEST_CASE("kprobe placement: pinned to one CPU by default, one unpinned group wi
     CHECK(one.threads == 1);
     CHECK(one.cpus.size() == 1);
     CHECK(one.cpus.front() >= 0);
+    CHECK_FALSE(one.enable_events);  // the program runs from the kprobe: no need
+    setenv("PWRU_KPROBE_ENABLE", "1", 1);
+    CHECK(kprobe_placement().enable_events);
+    unsetenv("PWRU_KPROBE_ENABLE");
 
     setenv("PWRU_KPROBE_THREADS", "16", 1);
     KprobePlacement pinned = kprobe_placement();

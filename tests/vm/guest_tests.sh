@@ -10,8 +10,9 @@
 #   drop_kprobe_multi   the seed scenario (veth, iptables DROP in a netns, one TCP SYN)
 #                       with the auto backend, which must be kprobe-multi
 #   drop_kprobe         the same with --backend kprobe (classic, one kprobe per function);
-#                       then attach/detach times over a subset, one by one
-#                       (PWRU_KPROBE_THREADS=1 PWRU_KPROBE_PIN=0) against the default
+#                       then attach/detach times over a subset, one by one as libbpf
+#                       would (PWRU_KPROBE_THREADS=1 PWRU_KPROBE_PIN=0 PWRU_KPROBE_ENABLE=1)
+#                       against the default
 #   track_skb_dnat      --filter-track-skb follows a SYN past an iptables DNAT that
 #                       rewrites the destination the pcap filter matched on
 #   mtu_meta            the talk's MTU case: a route claims MTU 1500 over a veth of
@@ -263,17 +264,17 @@ drop_case() {
 
 case_drop_kprobe_multi() { drop_case drop_kprobe_multi 1 kprobe-multi; }
 
-# Classic kprobes: the seed trajectory over every function, then the teardown
-# measured over a subset twice in this same VM: one by one (the way libbpf's
-# bpf_link__destroy would go, unpinned) and with our default.
-KPROBE_SUBSET_RE='(skb|tcp)_.*'
+# Classic kprobes: the seed trajectory over every function, then attach and
+# teardown measured over a subset twice in this same VM: one by one the way
+# libbpf goes (events enabled on CPU 0, caller unpinned) and with our default.
+KPROBE_SUBSET_RE='skb_.*'
 case_drop_kprobe() {
   drop_case drop_kprobe 2 kprobe --backend kprobe || return
   local name=drop_kprobe_teardown dir=$WORK/teardown mode t_serial="" t_default="" a_serial="" a_default=""
   for mode in serial default; do
     local WHY=""
     local -a envs=(env)
-    [ "$mode" = serial ] && envs=(env PWRU_KPROBE_THREADS=1 PWRU_KPROBE_PIN=0)
+    [ "$mode" = serial ] && envs=(env PWRU_KPROBE_THREADS=1 PWRU_KPROBE_PIN=0 PWRU_KPROBE_ENABLE=1)
     if ! pwru_start "$dir/$mode" "${envs[@]}" "$PWRU" --backend kprobe --filter-func "$KPROBE_SUBSET_RE" 'tcp and port 9'; then
       fail "$name" "$mode: $WHY"; return
     fi
