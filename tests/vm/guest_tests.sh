@@ -338,7 +338,8 @@ case_track_skb_dnat() {
   elif [ -z "$before" ]; then why="no event with the original destination $B:8080"
   elif [ -z "$after" ]; then why="no event after the DNAT (destination $new:9090): the skb was not tracked"
   elif [ "$same" -lt 1 ]; then why="no skb seen both before and after the DNAT"
-  elif ! grep -F -- "->$new:9090(tcp)" "$out" | grep -qF 'sk_skb_reason_drop(SKB_DROP_REASON_NETFILTER_DROP)'; then
+  # (No `grep | grep -q` under pipefail: -q quits early and the first grep dies of SIGPIPE.)
+  elif ! grep -F -- "->$new:9090(tcp)" "$out" | grep -F 'sk_skb_reason_drop(SKB_DROP_REASON_NETFILTER_DROP)' >/dev/null; then
     why="the tracked skb's drop (NETFILTER_DROP at $new:9090) is missing"
   fi
   if [ -n "$why" ]; then
