@@ -5,16 +5,19 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "tracer/pwru_skel.h"
 #include "tracer/filter_injector.h"
 #include "tracer/filter_programs.h"
 #include "tracer/kallsyms.h"
+#include "tracer/kprobe_teardown.h"
 #include "tracer/log.h"
 #include "tracer/pod_scope.h"
 #include "tracer/session_filters.h"
 #include "tracer/tracefs.h"
+#include "tracer/verifier_log.h"
 
 namespace pwru {
 
@@ -24,16 +27,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// The last meaningful lines of libbpf's output (the verifier's verdict).
-std::string tail_lines(const std::string& text, size_t n) {
-    size_t pos = text.size();
-    for (size_t i = 0; i < n && pos > 0; ++i) {
-        pos = text.rfind('\n', pos - 1);
-        if (pos == std::string::npos) return text;
-    }
-    return text.substr(pos + 1);
 }
 
 Result<Backend> pick_backend(const TraceOptions& opts, std::string& why) {
@@ -59,6 +52,17 @@ void keep_traceable(Plan& plan) {
     size_t before = fns.size();
     std::erase_if(fns, [&](const SkbFunction& f) { return !available->count(f.name); });
     plan.not_traceable = before - fns.size();
+}
+
+// How the kprobe attach went, for the log (the test layer reads these lines).
+void log_attach_summary(const AttachStats& st) {
+    spdlog::info("Attached {} functions in {:.2f} s ({} threads{}), skipped {}", st.attached, st.seconds,
+                 st.threads,
+                 st.batch_splits ? ", " + std::to_string(st.batch_splits) + " failed batches split" : "",
+                 st.ignored);
+    constexpr size_t kShown = 10;
+    for (size_t i = 0; i < st.failures.size() && i < kShown; ++i) spdlog::info("  skipped {}", st.failures[i]);
+    if (st.failures.size() > kShown) spdlog::info("  ... and {} more (--debug lists them)", st.failures.size() - kShown);
 }
 
 }  // namespace
@@ -110,7 +114,13 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
         auto fns = discover_skb_functions(opts.discovery);
         if (!fns) return std::unexpected(fns.error());
         s->plan_.functions = std::move(*fns);
-        keep_traceable(s->plan_);
+        // PWRU_NO_TRACEFS_FILTER=1 (for tests) keeps the functions tracefs says
+        // cannot be probed, so that the attach itself has to find and skip them.
+        const char* no_filter = std::getenv("PWRU_NO_TRACEFS_FILTER");
+        if (no_filter && std::string(no_filter) == "1")
+            s->plan_.tracefs_note = "PWRU_NO_TRACEFS_FILTER=1: available_filter_functions not consulted";
+        else
+            keep_traceable(s->plan_);
     }
     if (s->plan_.target_count() == 0)
         return bad_input("no skb function or tracepoint matches; check --filter-func");
@@ -155,9 +165,9 @@ Result<void> Session::configure() {
     cfg->output_tunnel = opts_.output_tunnel ? 1 : 0;
     if ((opts_.track_skb || opts_.track_skb_by_stackid) && plan_.backend != Backend::Tracepoint) {
         // The skb's memory is freed in kfree_skbmem: forget it there.
-        auto kallsyms = Kallsyms::load();
-        if (!kallsyms) return fail("--filter-track-skb needs /proc/kallsyms: " + kallsyms.error().message());
-        cfg->kfree_skbmem_addr = kallsyms->address_of("kfree_skbmem").value_or(0);
+        auto ks = kallsyms();
+        if (!ks) return fail("--filter-track-skb needs /proc/kallsyms: " + ks.error().message());
+        cfg->kfree_skbmem_addr = (*ks)->address_of("kfree_skbmem").value_or(0);
     }
     if (int err = bpf_map__set_max_entries(skel_->maps.stacks, stacks ? 16384 : 1); err)
         return fail("cannot size the stack map", err);
@@ -231,7 +241,7 @@ Result<void> Session::load() {
                                : "the kernel rejected the probe programs with filter '" + opts_.pcap_expr + "'";
         if (opts_.tunnel_filter())
             what += " and tunnel filters '" + opts_.tunnel_pcap_l2 + "' (L2) / '" + opts_.tunnel_pcap_l3 + "' (L3)";
-        return fail(what + " (run with --debug for the verifier log)", err, tail_lines(log, 12));
+        return fail(what + " (run with --debug for the whole verifier log)", err, verifier_log_tail(log, 15));
     }
     take_libbpf_messages();
 
@@ -252,6 +262,7 @@ Result<AttachStats> Session::attach(const ProgressFn& progress) {
                     "; try --backend auto");
     }
     if (!stats) detach();
+    if (stats && plan_.backend != Backend::Tracepoint) log_attach_summary(*stats);
     return stats;
 }
 
@@ -342,8 +353,32 @@ void Session::detach() {
     if (skel_ && skel_->bss) skel_->bss->ready = 0;
     prog_tracers_.clear();  // attached last (--filter-trace-tc / -xdp)
     non_skb_links_.clear();
+    if (!kprobe_links_.empty()) {
+        KprobePlacement placement = kprobe_placement();
+        TeardownStats st = tear_down_kprobes(kprobe_links_, placement);
+        spdlog::info("Detached {} kprobes in {:.2f} s ({} threads, {}{})", st.links, st.seconds, st.threads,
+                     placement.cpus.front() < 0 ? std::string("unpinned")
+                                                : "pinned on " + std::to_string(placement.cpus.size()) + " CPU",
+                     placement.enable_events ? fmt::format("; disabling the events took {:.2f} s", st.disable_seconds)
+                                             : std::string());
+    }
+    if (plan_.backend == Backend::KprobeMulti && !links_.empty()) {
+        TeardownStats st = tear_down_links(links_, kprobe_threads());
+        spdlog::info("Detached {} kprobe-multi links in {:.2f} s ({} threads)", st.links, st.seconds, st.threads);
+    }
     // Reverse order of creation.
     while (!links_.empty()) links_.pop_back();
+}
+
+Result<std::shared_ptr<const Kallsyms>> Session::kallsyms() {
+    if (!kallsyms_) {
+        auto loaded = Kallsyms::load();
+        if (loaded)
+            kallsyms_ = std::make_shared<const Kallsyms>(std::move(*loaded));
+        else
+            kallsyms_ = std::unexpected(loaded.error());
+    }
+    return *kallsyms_;
 }
 
 }  // namespace pwru

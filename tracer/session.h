@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@
 #include "tracer/bpf_prog_list.h"
 #include "tracer/btf_discovery.h"
 #include "tracer/features.h"
+#include "tracer/kallsyms.h"
+#include "tracer/kprobe_links.h"
 #include "tracer/result.h"
 #include "tracer/trace_options.h"
 
@@ -46,6 +49,8 @@ struct AttachStats {
     size_t attached = 0;
     size_t ignored = 0;                 // skipped: not probeable (ENOENT, EADDRNOTAVAIL, ...)
     std::vector<std::string> failures;  // "name: reason", for --debug / the summary
+    size_t batch_splits = 0;            // kprobe-multi: failed batches split in two
+    unsigned threads = 1;               // attaching in parallel (classic kprobes)
     double seconds = 0;
 };
 
@@ -104,8 +109,12 @@ class Session {
     LossCounters counters() const;
     // The kernel stack of an event (--output-stack): return addresses, innermost first.
     std::vector<uint64_t> stack(int32_t stack_id) const;
-    // Stops events and destroys every link (in parallel batches for kprobes).
+    // Stops events and destroys every link (in parallel for kprobes: see kprobe_teardown.h).
     void detach();
+
+    // /proc/kallsyms, read once per session and shared (names for events and
+    // stacks, kfree_skbmem for --filter-track-skb, addresses for kprobe-multi).
+    Result<std::shared_ptr<const Kallsyms>> kallsyms();
 
     // Number of instructions of each loaded program (after the filter splice).
     size_t max_program_insns() const { return max_insns_; }
@@ -124,8 +133,10 @@ class Session {
     struct Filters;
     std::unique_ptr<Filters> filters_;
     std::unique_ptr<pwru_bpf, void (*)(pwru_bpf*)> skel_{nullptr, nullptr};
-    std::vector<LinkPtr> links_;
+    std::vector<LinkPtr> links_;              // tp_btf, kprobe-multi
+    std::vector<KprobeLink> kprobe_links_;    // classic kprobes
     RingBufferPtr ringbuf_;
+    std::optional<Result<std::shared_ptr<const Kallsyms>>> kallsyms_;
     const EventFn* current_fn_ = nullptr;
     size_t max_insns_ = 0;
 

@@ -26,8 +26,17 @@ int exit_code_for(const Error& e) { return e.bad_input ? kExitBadInput : kExitFa
 int report(const Error& e) {
     spdlog::error("{}", e.message());
     if (!e.context.empty()) spdlog::debug("{}", e.context);
-    if (!e.context.empty() && spdlog::get_level() > spdlog::level::debug)
-        spdlog::error("  {}", e.context.substr(e.context.rfind('\n', e.context.size() - 2) + 1));
+    // Without --debug the context follows the one-line error, indented (a
+    // verifier rejection carries the verifier's last lines: they say why).
+    if (!e.context.empty() && spdlog::get_level() > spdlog::level::debug) {
+        size_t from = 0;
+        while (from < e.context.size()) {
+            size_t nl = e.context.find('\n', from);
+            if (nl == std::string::npos) nl = e.context.size();
+            if (nl > from) spdlog::error("  {}", e.context.substr(from, nl - from));
+            from = nl + 1;
+        }
+    }
     return exit_code_for(e);
 }
 
@@ -151,12 +160,13 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     if (!plan.tracefs_note.empty()) spdlog::info("Notice: {}", plan.tracefs_note);
 
     // Names first (kallsyms, BTF): loading them after attach would delay output.
-    auto kallsyms = Kallsyms::load();
+    // The session's own copy: --filter-track-skb and kprobe-multi read it too.
+    auto kallsyms = s.kallsyms();
     if (!kallsyms) spdlog::warn("{}: function names will be addresses", kallsyms.error().message());
     auto reasons = DropReasons::load(cfg.trace.discovery.kernel_btf);
     if (!reasons) spdlog::warn("{}: drop reasons will be numbers", reasons.error().message());
     EventDecoder decoder(plan,
-                         kallsyms ? std::make_shared<const Kallsyms>(std::move(*kallsyms)) : nullptr,
+                         kallsyms ? *kallsyms : nullptr,
                          reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
 
     if (auto r = s.load(); !r) return report(r.error());

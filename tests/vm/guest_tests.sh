@@ -9,7 +9,17 @@
 #   dry_run_auto        --dry-run chooses kprobe-multi and lists thousands of functions
 #   drop_kprobe_multi   the seed scenario (veth, iptables DROP in a netns, one TCP SYN)
 #                       with the auto backend, which must be kprobe-multi
-#   drop_kprobe         the same with --backend kprobe (classic, one kprobe per function)
+#   drop_kprobe         the same with --backend kprobe (classic, one kprobe per function);
+#                       then attach/detach times over a subset, one by one as libbpf
+#                       would (PWRU_KPROBE_THREADS=1 PWRU_KPROBE_PIN=0 PWRU_KPROBE_ENABLE=1)
+#                       against the default
+#   track_skb_dnat      --filter-track-skb follows a SYN past an iptables DNAT that
+#                       rewrites the destination the pcap filter matched on
+#   mtu_meta            the talk's MTU case: a route claims MTU 1500 over a veth of
+#                       MTU 900; a 1428-byte UDP datagram with DF dies with LEN > MTU
+#   multi_split         a kprobe-multi batch with functions that exist but cannot be
+#                       probed (PWRU_NO_TRACEFS_FILTER=1) is split; only they are skipped
+#   output_stack        --output-stack frames are symbolized (name+0xoff)
 #   trace_tc            --filter-trace-tc / --filter-trace-xdp: a tc and an XDP program of
 #                       our own on a veth in a netns; both appear as "(tc)" / "(xdp)" lines
 #   track_xdp           --filter-track-skb --filter-trace-xdp: the skb of a frame that matched
@@ -26,7 +36,7 @@ set -uo pipefail
 PWRU=${1:-}
 READY_TIMEOUT=${VM_READY_TIMEOUT:-240}
 STOP_TIMEOUT=${VM_STOP_TIMEOUT:-240}
-CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi drop_kprobe trace_tc track_xdp non_skb_funcs}
+CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi track_skb_dnat mtu_meta multi_split output_stack trace_tc track_xdp non_skb_funcs drop_kprobe}
 
 PASSED=0
 FAILED=0
@@ -118,123 +128,367 @@ debug_rejection() {
 }
 
 # ---------------------------------------------------------------------------
+# Shared steps.
+
+# make_pair X: netns pwru-vm-nsX with vnX (10.99.X.2/24) <-> vhX (10.99.X.1/24) in
+# the root netns. Sets NS, VH, VN, A (root side), B (netns side).
+make_pair() {
+  local x=$1
+  NS=pwru-vm-ns$x VH=vh$x VN=vn$x A=10.99.$x.1 B=10.99.$x.2
+  CUR_NS=$NS
+  ip netns add "$NS" || return 1
+  ip link add "$VH" type veth peer name "$VN" netns "$NS" || return 1
+  CUR_VETH=$VH
+  ip addr add "$A/24" dev "$VH" && ip link set "$VH" up &&
+    ip -n "$NS" addr add "$B/24" dev "$VN" && ip -n "$NS" link set "$VN" up &&
+    ip -n "$NS" link set lo up
+}
+
+# pwru_start DIR COMMAND...: COMMAND (pwru, or env ... pwru) in the background,
+# its own process group, SIGINT not ignored; waits for its ready file. Output in
+# DIR/pwru.out and DIR/pwru.err. Sets CUR_PID, T_START, T_READY; returns 1 with
+# WHY set when it was not ready.
+pwru_start() {
+  local dir=$1
+  shift
+  mkdir -p "$dir"
+  rm -f "$dir/ready"
+  T_START=$(now)
+  set -m
+  "$@" --ready-file "$dir/ready" >"$dir/pwru.out" 2>"$dir/pwru.err" &
+  CUR_PID=$!
+  set +m
+  local waited=0
+  while [ ! -e "$dir/ready" ] && kill -0 "$CUR_PID" 2>/dev/null && [ "$waited" -lt $((READY_TIMEOUT * 10)) ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  T_READY=$(now)
+  [ -e "$dir/ready" ] && return 0
+  if kill -0 "$CUR_PID" 2>/dev/null; then
+    WHY="pwru was not ready after ${READY_TIMEOUT}s"
+  else
+    wait "$CUR_PID"
+    WHY="pwru exited with status $? before it was ready"
+    CUR_PID=""
+  fi
+  show "$dir/pwru.err" "pwru stderr"
+  return 1
+}
+
+# pwru_stop: SIGINT, bounded wait. Sets STOP_RC, T_STOP (SIGINT to exit, s),
+# STOPPED (0 when it had to be killed).
+pwru_stop() {
+  local t_int waited=0
+  t_int=$(now)
+  kill -INT "$CUR_PID" 2>/dev/null
+  while kill -0 "$CUR_PID" 2>/dev/null && [ "$waited" -lt $((STOP_TIMEOUT * 10)) ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  T_STOP=$(secs "$t_int" "$(now)")
+  STOPPED=1
+  if kill -0 "$CUR_PID" 2>/dev/null; then
+    STOPPED=0
+    kill -KILL -- "-$CUR_PID" 2>/dev/null || kill -KILL "$CUR_PID" 2>/dev/null
+  fi
+  wait "$CUR_PID" 2>/dev/null
+  STOP_RC=$?
+  CUR_PID=""
+}
+
+# stop_verdict: "" when pwru stopped cleanly, else why not.
+stop_verdict() {
+  if [ "$STOPPED" -eq 0 ]; then echo "pwru did not exit within ${STOP_TIMEOUT}s of SIGINT"
+  elif [ "$STOP_RC" -ne 0 ]; then echo "pwru exited with status $STOP_RC after SIGINT"
+  fi
+}
+
+# The attach/detach lines of a run, for the case output.
+note_timings() {
+  local err=$1
+  note "ready: $(secs "$T_START" "$T_READY") s from start; exit: $T_STOP s from SIGINT"
+  grep -a -m1 -o 'Attached [0-9]* functions in .*' "$err" | sed 's/^/  /' || true
+  grep -a -m1 -o 'Detached .*' "$err" | sed 's/^/  /' || true
+}
+
+# One TCP SYN from the root netns to $1:$2; a DROP makes it time out.
+send_syn() {
+  local trc=0
+  timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null || trc=$?
+  [ "$trc" -eq 124 ] || note "the connection attempt to $1:$2 ended with $trc, not a timeout (124)"
+}
+
+# ---------------------------------------------------------------------------
 # The seed scenario: root netns 10.99.X.1 (veth vhX) <-> netns (10.99.X.2, vnX),
 # `iptables -A INPUT -p tcp --dport 8080 -j DROP` in the netns, one SYN from the root.
 drop_case() {
   local name=$1 x=$2 expect_label=$3
   shift 3
   local backend_args=("$@")
-  local ns=pwru-vm-ns$x vh=vh$x vn=vn$x a=10.99.$x.1 b=10.99.$x.2
   local dir=$WORK/$name
-  local out=$dir/pwru.out err=$dir/pwru.err ready=$dir/ready
   mkdir -p "$dir"
-
-  # Network.
-  CUR_NS=$ns
-  if ! ip netns add "$ns" ||
-    ! ip link add "$vh" type veth peer name "$vn" netns "$ns" ||
-    ! { CUR_VETH=$vh; ip addr add "$a/24" dev "$vh"; } ||
-    ! ip link set "$vh" up ||
-    ! ip -n "$ns" addr add "$b/24" dev "$vn" ||
-    ! ip -n "$ns" link set "$vn" up ||
-    ! ip -n "$ns" link set lo up; then
-    fail "$name" "could not build the veth/netns pair"; return
+  if ! make_pair "$x"; then fail "$name" "could not build the veth/netns pair"; return; fi
+  if ! ip netns exec "$NS" iptables -w 5 -A INPUT -p tcp --dport 8080 -j DROP 2>"$dir/ipt.err"; then
+    show "$dir/ipt.err" "iptables stderr"; fail "$name" "iptables -A INPUT ... -j DROP failed in $NS"; return
   fi
-  if ! ip netns exec "$ns" iptables -w 5 -A INPUT -p tcp --dport 8080 -j DROP 2>"$dir/ipt.err"; then
-    show "$dir/ipt.err" "iptables stderr"; fail "$name" "iptables -A INPUT ... -j DROP failed in $ns"; return
+  local WHY=""
+  if ! pwru_start "$dir" "$PWRU" "${backend_args[@]}" --output-tuple 'tcp and dst port 8080'; then
+    debug_rejection "$dir" "${backend_args[@]}"
+    fail "$name" "$WHY"; return
   fi
-
-  # pwru in the background: its own process group, SIGINT not ignored (set -m).
-  local t0 t_ready t_int t_exit rc=0 waited
-  t0=$(now)
-  set -m
-  "$PWRU" "${backend_args[@]}" --ready-file "$ready" --output-tuple 'tcp and dst port 8080' >"$out" 2>"$err" &
-  CUR_PID=$!
-  set +m
-  waited=0
-  while [ ! -e "$ready" ] && kill -0 "$CUR_PID" 2>/dev/null; do
-    sleep 0.1
-    waited=$((waited + 1))
-    if [ "$waited" -ge $((READY_TIMEOUT * 10)) ]; then break; fi
-  done
-  t_ready=$(now)
-  if [ ! -e "$ready" ]; then
-    if kill -0 "$CUR_PID" 2>/dev/null; then
-      show "$err" "pwru stderr"; fail "$name" "pwru was not ready after ${READY_TIMEOUT}s"
-    else
-      wait "$CUR_PID"; rc=$?; CUR_PID=""
-      show "$err" "pwru stderr"
-      debug_rejection "$dir" "${backend_args[@]}"
-      fail "$name" "pwru exited with status $rc before it was ready"
-    fi
-    return
-  fi
-  note "attach: $(secs "$t0" "$t_ready") s from start to the ready file"
-  note "$(grep -m1 -o 'Attaching .*' "$err" || echo 'no Attaching line')"
-  note "progress: $(tr '\r' '\n' <"$err" | grep -E '^[0-9]+ / [0-9]+ \[' | tail -n 1 || true)"
-  note "$(grep -m1 -o 'Attached (ignored [0-9]*)' "$err" || echo 'no "Attached (ignored N)" line')"
-
-  # One SYN, dropped by the rule: the attempt ends in a timeout.
-  local trc=0
-  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null || trc=$?
-  [ "$trc" -eq 124 ] || note "warning: the connection attempt ended with $trc, not a timeout (124)"
+  note "$(grep -a -m1 -o 'Attaching .*' "$dir/pwru.err" || echo 'no Attaching line')"
+  note "progress: $(tr '\r' '\n' <"$dir/pwru.err" | grep -E '^[0-9]+ / [0-9]+ \[' | tail -n 1 || true)"
+  note "$(grep -a -m1 -o 'Attached (ignored [0-9]*)' "$dir/pwru.err" || echo 'no "Attached (ignored N)" line')"
+  send_syn "$B" 8080
   sleep 1
+  pwru_stop
+  note_timings "$dir/pwru.err"
+  note "events: $(($(wc -l <"$dir/pwru.out") - 1)) lines (header excluded)"
 
-  # Stop with SIGINT, bounded wait.
-  t_int=$(now)
-  kill -INT "$CUR_PID" 2>/dev/null
-  waited=0
-  while kill -0 "$CUR_PID" 2>/dev/null && [ "$waited" -lt $((STOP_TIMEOUT * 10)) ]; do
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  t_exit=$(now)
-  local stopped=1
-  if kill -0 "$CUR_PID" 2>/dev/null; then
-    stopped=0
-    kill -KILL -- "-$CUR_PID" 2>/dev/null || kill -KILL "$CUR_PID" 2>/dev/null
-  fi
-  wait "$CUR_PID" 2>/dev/null; rc=$?
-  CUR_PID=""
-  if [ "$stopped" -eq 1 ]; then
-    note "detach: $(secs "$t_int" "$t_exit") s from SIGINT to exit (status $rc)"
-  else
-    note "detach: did not exit within ${STOP_TIMEOUT}s of SIGINT (killed)"
-  fi
-  note "events: $(($(wc -l <"$out") - 1)) lines (header excluded)"
-
-  # Verdict.
-  local why=""
-  if ! grep -q "Attaching kprobes (via $expect_label)" "$err"; then
+  local why lines flow="$B:8080(tcp)"
+  why=$(stop_verdict)
+  lines=$(grep -F -- "$flow" "$dir/pwru.out")
+  if [ -n "$why" ]; then :
+  elif ! grep -q "Attaching kprobes (via $expect_label)" "$dir/pwru.err"; then
     why="stderr has no 'Attaching kprobes (via $expect_label)'"
-  elif [ "$stopped" -eq 0 ]; then
-    why="pwru did not exit within ${STOP_TIMEOUT}s of SIGINT"
-  elif [ "$rc" -ne 0 ]; then
-    why="pwru exited with status $rc after SIGINT"
-  else
-    local flow="$b:8080(tcp)"
-    local lines
-    lines=$(grep -F -- "$flow" "$out")
-    if ! grep -qE ' (ip_output|ip_local_out)$' <<<"$lines"; then
-      why="no ip_output / ip_local_out line for $flow"
-    elif ! grep -qE ' nf_hook_slow$' <<<"$lines"; then
-      why="no nf_hook_slow line for $flow"
-    elif ! grep -qF 'sk_skb_reason_drop(SKB_DROP_REASON_NETFILTER_DROP)' <<<"$lines"; then
-      why="no sk_skb_reason_drop(SKB_DROP_REASON_NETFILTER_DROP) line for $flow"
-    fi
+  elif ! grep -qE ' (ip_output|ip_local_out)$' <<<"$lines"; then
+    why="no ip_output / ip_local_out line for $flow"
+  elif ! grep -qE ' nf_hook_slow$' <<<"$lines"; then
+    why="no nf_hook_slow line for $flow"
+  elif ! grep -qF 'sk_skb_reason_drop(SKB_DROP_REASON_NETFILTER_DROP)' <<<"$lines"; then
+    why="no sk_skb_reason_drop(SKB_DROP_REASON_NETFILTER_DROP) line for $flow"
   fi
   if [ -n "$why" ]; then
-    show "$err" "pwru stderr"
-    show "$out" "pwru stdout" 60
-    fail "$name" "$why"
-  else
-    note "drop line: $(grep -F -- "$b:8080(tcp)" "$out" | grep -m1 -F 'sk_skb_reason_drop(' | sed 's/  */ /g')"
-    pass "$name"
+    show "$dir/pwru.err" "pwru stderr"
+    show "$dir/pwru.out" "pwru stdout" 60
+    fail "$name" "$why"; return 1
   fi
+  note "drop line: $(grep -F 'sk_skb_reason_drop(' <<<"$lines" | head -n 1 | sed 's/  */ /g')"
+  pass "$name"
 }
 
 case_drop_kprobe_multi() { drop_case drop_kprobe_multi 1 kprobe-multi; }
-case_drop_kprobe() { drop_case drop_kprobe 2 kprobe --backend kprobe; }
+
+# Classic kprobes: the seed trajectory over every function, then attach and
+# teardown measured over a subset twice in this same VM: one by one the way
+# libbpf goes (events enabled on CPU 0, caller unpinned) and with our default.
+KPROBE_SUBSET_RE='skb_.*'
+case_drop_kprobe() {
+  drop_case drop_kprobe 2 kprobe --backend kprobe || return
+  local name=drop_kprobe_teardown dir=$WORK/teardown mode t_serial="" t_default="" a_serial="" a_default=""
+  for mode in serial default; do
+    local WHY=""
+    local -a envs=(env)
+    [ "$mode" = serial ] && envs=(env PWRU_KPROBE_THREADS=1 PWRU_KPROBE_PIN=0 PWRU_KPROBE_ENABLE=1)
+    if ! pwru_start "$dir/$mode" "${envs[@]}" "$PWRU" --backend kprobe --filter-func "$KPROBE_SUBSET_RE" 'tcp and port 9'; then
+      fail "$name" "$mode: $WHY"; return
+    fi
+    sleep 1
+    pwru_stop
+    local why
+    why=$(stop_verdict)
+    if [ -n "$why" ]; then show "$dir/$mode/pwru.err" "pwru stderr"; fail "$name" "$mode: $why"; return; fi
+    local att det
+    att=$(grep -a -m1 -o 'Attached [0-9]* functions in [0-9.]* s' "$dir/$mode/pwru.err" | awk '{print $5}')
+    det=$(grep -a -m1 -o 'Detached [0-9]* kprobes in [0-9.]* s' "$dir/$mode/pwru.err" | awk '{print $5}')
+    note "$mode: $(grep -a -m1 -o 'Attached [0-9]* functions in .*' "$dir/$mode/pwru.err")"
+    note "$mode: $(grep -a -m1 -o 'Detached .*' "$dir/$mode/pwru.err")"
+    if [ -z "$att" ] || [ -z "$det" ]; then
+      show "$dir/$mode/pwru.err" "pwru stderr"; fail "$name" "$mode: no 'Attached N functions in' / 'Detached N kprobes in' line"; return
+    fi
+    if [ "$mode" = serial ]; then t_serial=$det a_serial=$att; else t_default=$det a_default=$att; fi
+  done
+  note "$(awk -v s="$t_serial" -v d="$t_default" -v as="$a_serial" -v ad="$a_default" 'BEGIN {
+    printf "subset: detach %.2f s one by one vs %.2f s default (ratio %.2f); attach %.2f s vs %.2f s (ratio %.2f)",
+      s, d, (d > 0 ? s / d : 0), as, ad, (ad > 0 ? as / ad : 0) }')"
+  pass "$name"
+}
+
+
+# ---------------------------------------------------------------------------
+# --filter-track-skb across a DNAT: the filter names the original destination;
+# in the netns a DNAT rewrites it to 10.99.3.3:9090, where a DROP ends it. The
+# same skb must go on being traced, now showing the new address.
+case_track_skb_dnat() {
+  local name=track_skb_dnat dir=$WORK/track_skb_dnat new=10.99.3.3
+  mkdir -p "$dir"
+  if ! make_pair 3 || ! ip -n "$NS" addr add "$new/24" dev "$VN"; then
+    fail "$name" "could not build the veth/netns pair"; return
+  fi
+  if ! ip netns exec "$NS" iptables -w 5 -t nat -A PREROUTING -p tcp -d "$B" --dport 8080 \
+      -j DNAT --to-destination "$new:9090" 2>"$dir/ipt.err" ||
+    ! ip netns exec "$NS" iptables -w 5 -A INPUT -p tcp --dport 9090 -j DROP 2>>"$dir/ipt.err"; then
+    show "$dir/ipt.err" "iptables stderr"; fail "$name" "iptables DNAT/DROP rules failed in $NS"; return
+  fi
+  local WHY=""
+  if ! pwru_start "$dir" "$PWRU" --filter-track-skb --output-tuple "tcp and dst host $B and dst port 8080"; then
+    fail "$name" "$WHY"; return
+  fi
+  send_syn "$B" 8080
+  sleep 1
+  pwru_stop
+  note_timings "$dir/pwru.err"
+  local out=$dir/pwru.out why before after same
+  why=$(stop_verdict)
+  # SKB addresses seen with the original and with the rewritten destination
+  # (files, not <(...): the guest's devtmpfs has no /dev/fd).
+  grep -F -- "->$B:8080(tcp)" "$out" | awk '{print $1}' | sort -u >"$dir/skb.before"
+  grep -F -- "->$new:9090(tcp)" "$out" | awk '{print $1}' | sort -u >"$dir/skb.after"
+  comm -12 "$dir/skb.before" "$dir/skb.after" >"$dir/skb.both"
+  before=$(cat "$dir/skb.before")
+  after=$(cat "$dir/skb.after")
+  same=$(grep -c . "$dir/skb.both" || true)
+  note "skbs: $(grep -c . <<<"$before") with $B:8080, $(grep -c . <<<"$after") with $new:9090, $same with both"
+  if [ -n "$why" ]; then :
+  elif [ -z "$before" ]; then why="no event with the original destination $B:8080"
+  elif [ -z "$after" ]; then why="no event after the DNAT (destination $new:9090): the skb was not tracked"
+  elif [ "$same" -lt 1 ]; then why="no skb seen both before and after the DNAT"
+  # (No `grep | grep -q` under pipefail: -q quits early and the first grep dies of SIGPIPE.)
+  elif ! grep -F -- "->$new:9090(tcp)" "$out" | grep -F 'sk_skb_reason_drop(SKB_DROP_REASON_NETFILTER_DROP)' >/dev/null; then
+    why="the tracked skb's drop (NETFILTER_DROP at $new:9090) is missing"
+  fi
+  if [ -n "$why" ]; then
+    show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
+  fi
+  local skb
+  skb=$(head -n 1 "$dir/skb.both")
+  note "skb $skb: $(grep -F -- "$skb" "$out" | grep -F -- "->$B:8080(tcp)" | tail -n 1 | awk '{print $NF, $(NF-1)}')"
+  note "      then: $(grep -F -- "$skb" "$out" | grep -F -- "->$new:9090(tcp)" | head -n 1 | awk '{print $NF, $(NF-1)}')"
+  pass "$name"
+}
+
+# ---------------------------------------------------------------------------
+# The talk's MTU case: a route claims MTU 1500 (locked) over a veth pair of MTU
+# 900, so the socket builds a 1428-byte datagram with DF; veth's peer refuses
+# it. With --output-meta the last events show LEN > MTU where it dies.
+case_mtu_meta() {
+  local name=mtu_meta dir=$WORK/mtu_meta
+  mkdir -p "$dir"
+  if ! make_pair 4 || ! ip link set "$VH" mtu 900 || ! ip -n "$NS" link set "$VN" mtu 900 ||
+    ! ip route replace 10.99.4.0/24 dev "$VH" src "$A" mtu lock 1500; then
+    fail "$name" "could not build the veth pair with MTU 900 and the route with MTU 1500"; return
+  fi
+  local WHY=""
+  if ! pwru_start "$dir" "$PWRU" --output-meta --output-tuple 'udp and dst port 4444'; then
+    fail "$name" "$WHY"; return
+  fi
+  # IP_MTU_DISCOVER (10) = IP_PMTUDISC_DO (2): DF set, no local fragmentation.
+  local src="import socket,time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 2)
+for _ in range(2):
+    s.sendto(b'x' * 1400, ('$B', 4444)); time.sleep(0.5)"
+  timeout 10 python3 -c "$src" 2>"$dir/send.err" || note "sender: $(head -n 1 "$dir/send.err")"
+  sleep 1
+  pwru_stop
+  note_timings "$dir/pwru.err"
+  local out=$dir/pwru.out why flow drop mtu len
+  why=$(stop_verdict)
+  flow=$(grep -F -- "->$B:4444(udp)" "$out")
+  # Columns from the right: ... MTU LEN TUPLE FUNC.
+  drop=$(grep -E ' (sk_skb_reason_drop|kfree_skb)[(]' <<<"$flow" | tail -n 1)
+  read -r mtu len <<<"$(awk '{print $(NF-3), $(NF-2)}' <<<"$drop")"
+  if [ -n "$why" ]; then :
+  elif [ -z "$flow" ]; then why="no event for the datagram to $B:4444"
+  elif [ -z "$drop" ]; then why="the datagram's drop is not in the trajectory"
+  elif [ "${mtu:-0}" != 900 ] || [ "${len:-0}" -le 900 ]; then
+    why="expected MTU 900 and LEN > 900 at the drop, got MTU '${mtu:-}' LEN '${len:-}'"
+  fi
+  if [ -n "$why" ]; then
+    show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
+  fi
+  note "the datagram's last events up to its drop:"
+  grep -F -- "$(awk '{print $1}' <<<"$drop")" "$out" | grep -F -- "->$B:4444(udp)" |
+    grep -B 4 -m 1 -E ' (sk_skb_reason_drop|kfree_skb)[(]' |
+    awk '{printf "  | iface=%s mtu=%s len=%s %s\n", $(NF-5), $(NF-3), $(NF-2), $NF}'
+  pass "$name"
+}
+
+# ---------------------------------------------------------------------------
+# A kprobe-multi batch that fails is split until the culprits are isolated.
+# Culprits: functions with an skb argument in BTF and an address in kallsyms
+# that ftrace cannot attach to (absent from available_filter_functions).
+# PWRU_NO_TRACEFS_FILTER=1 keeps them in the plan, so the kernel refuses the
+# batch and only the split finds them.
+case_multi_split() {
+  local name=multi_split dir=$WORK/multi_split
+  mkdir -p "$dir"
+  if ! PWRU_NO_TRACEFS_FILTER=1 timeout 300 "$PWRU" --dry-run --backend kprobe-multi >"$dir/plan" 2>"$dir/plan.err"; then
+    show "$dir/plan.err" "pwru --dry-run stderr"; fail "$name" "pwru --dry-run failed"; return
+  fi
+  awk '/^  / {print $1}' "$dir/plan" | sort -u >"$dir/btf"
+  sed 's/[[:space:]].*//' /sys/kernel/tracing/available_filter_functions | sort -u >"$dir/ftrace"
+  awk '$2 ~ /^[tTwW]$/ {print $3}' /proc/kallsyms | sort -u >"$dir/kallsyms"
+  comm -23 "$dir/btf" "$dir/ftrace" | comm -12 - "$dir/kallsyms" | head -n 3 >"$dir/culprits"
+  comm -12 "$dir/btf" "$dir/ftrace" | head -n 60 >"$dir/good"
+  local nc ng
+  nc=$(grep -c . "$dir/culprits")
+  ng=$(grep -c . "$dir/good")
+  note "BTF skb functions $(grep -c . "$dir/btf"); in kallsyms but not traceable: $(comm -23 "$dir/btf" "$dir/ftrace" | comm -12 - "$dir/kallsyms" | grep -c .)"
+  note "culprits: $(tr '\n' ' ' <"$dir/culprits")"
+  if [ "$nc" -eq 0 ]; then fail "$name" "no function is in BTF and kallsyms but not traceable: nothing to split on"; return; fi
+  local re
+  re="($(cat "$dir/culprits" "$dir/good" | paste -sd '|'))"
+  local WHY=""
+  if ! pwru_start "$dir" env PWRU_NO_TRACEFS_FILTER=1 "$PWRU" --backend kprobe-multi --filter-func "$re" 'tcp and port 9'; then
+    fail "$name" "$WHY"; return
+  fi
+  pwru_stop
+  local err=$dir/pwru.err why summary attached skipped splits c
+  why=$(stop_verdict)
+  summary=$(grep -a -m1 -o 'Attached [0-9]* functions in .*' "$err")
+  note "$summary"
+  attached=$(sed -n 's/^Attached \([0-9]*\) functions.*/\1/p' <<<"$summary")
+  skipped=$(sed -n 's/.*skipped \([0-9]*\)$/\1/p' <<<"$summary")
+  splits=$(sed -n 's/.*, \([0-9]*\) failed batches split.*/\1/p' <<<"$summary")
+  if [ -n "$why" ]; then :
+  elif [ -z "$summary" ]; then why="no 'Attached N functions' line"
+  elif [ "$attached" != "$ng" ] || [ "$skipped" != "$nc" ]; then
+    why="expected $ng attached and $nc skipped, got ${attached:-?} and ${skipped:-?}"
+  elif [ -z "$splits" ] || [ "$splits" -lt 1 ]; then why="no failed batch was split"
+  else
+    while read -r c; do
+      grep -aq "skipped $c: " "$err" || { why="culprit $c is not reported as skipped"; break; }
+    done <"$dir/culprits"
+  fi
+  if [ -n "$why" ]; then show "$err" "pwru stderr"; fail "$name" "$why"; return; fi
+  grep -a 'skipped [^0-9]' "$err" | sed 's/^.*skipped /  skipped: /'
+  pass "$name"
+}
+
+# ---------------------------------------------------------------------------
+# --output-stack: each event's kernel stack, symbolized with offsets.
+case_output_stack() {
+  local name=output_stack dir=$WORK/output_stack
+  mkdir -p "$dir"
+  if ! make_pair 5; then fail "$name" "could not build the veth/netns pair"; return; fi
+  if ! ip netns exec "$NS" iptables -w 5 -A INPUT -p tcp --dport 8080 -j DROP 2>"$dir/ipt.err"; then
+    show "$dir/ipt.err" "iptables stderr"; fail "$name" "iptables -A INPUT ... -j DROP failed in $NS"; return
+  fi
+  local WHY=""
+  if ! pwru_start "$dir" "$PWRU" --output-stack --output-tuple 'tcp and dst port 8080'; then
+    fail "$name" "$WHY"; return
+  fi
+  send_syn "$B" 8080
+  sleep 1
+  pwru_stop
+  note_timings "$dir/pwru.err"
+  local out=$dir/pwru.out why frames known
+  why=$(stop_verdict)
+  frames=$(grep -cE '^[[:space:]]*[A-Za-z_][A-Za-z0-9_.]*\+0x[0-9a-f]+' "$out" || true)
+  known=$(grep -oE '(^|[[:space:]])(ip_finish_output2|__dev_queue_xmit|ip_output|ip_local_out|__ip_queue_xmit|__tcp_transmit_skb|tcp_connect)\+0x[0-9a-f]+' "$out" |
+    sed 's/^[[:space:]]*//; s/+.*//' | sort -u | paste -sd ' ')
+  note "symbolized frames: $frames; known callers among them: ${known:-none}"
+  if [ -n "$why" ]; then :
+  elif [ "$frames" -lt 5 ]; then why="fewer than 5 symbolized stack frames (name+0xoff)"
+  elif [ -z "$known" ]; then why="none of ip_finish_output2, __dev_queue_xmit, ip_output, ... in the stacks"
+  fi
+  if [ -n "$why" ]; then show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return; fi
+  note "one stack:"
+  grep -m1 -A6 -E ' (ip_finish_output2|__dev_queue_xmit)$' "$out" | sed 's/^/  | /'
+  pass "$name"
+}
 
 # ---------------------------------------------------------------------------
 # Helpers of the trace_tc and non_skb_funcs cases: pwru in the background (its own

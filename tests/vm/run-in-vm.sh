@@ -30,13 +30,14 @@ SUITE=bookworm-backports
 KERNEL_PKG_RE='^linux-image-6\.12\.[0-9]+\+deb12(\.[0-9]+)?-amd64$'
 # Modules the guest loads (with their dependencies, in order): veth for the tests,
 # the 9p/overlay stack for the host-root share, and what the host's iptables (nft
-# and legacy backends) and tc need.
+# and legacy backends, with NAT for the DNAT case) and tc need.
 GUEST_MODULES=(
   netfs 9pnet 9pnet_virtio 9p overlay
   veth
   crc32c_generic nfnetlink nf_tables nft_compat x_tables xt_tcpudp xt_mark xt_comment
   nf_reject_ipv4 nft_reject nft_reject_ipv4 nft_reject_inet ipt_REJECT
   ip_tables iptable_filter
+  nf_conntrack nf_nat nft_chain_nat nft_nat xt_nat iptable_nat
   sch_ingress cls_bpf
 )
 EXIT_SKIP=77
