@@ -24,6 +24,7 @@ std::string Metrics::text() const {
            "# TYPE pwru_agent_lost_events_total counter\n";
     out += fmt::format("pwru_agent_lost_events_total{{cause=\"ringbuf_full\"}} {}\n", lost_ringbuf_full.load());
     out += fmt::format("pwru_agent_lost_events_total{{cause=\"rate_limited\"}} {}\n", lost_rate_limited.load());
+    out += fmt::format("pwru_agent_lost_events_total{{cause=\"bpf_recursion\"}} {}\n", lost_recursion.load());
     out += "# HELP pwru_agent_attach_seconds Time to attach a session's probes.\n"
            "# TYPE pwru_agent_attach_seconds summary\n";
     out += fmt::format("pwru_agent_attach_seconds_sum {:.6f}\n", static_cast<double>(attach_micros_total.load()) / 1e6);

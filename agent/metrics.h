@@ -15,6 +15,7 @@ struct Metrics {
     std::atomic<uint64_t> events_total{0};       // event records sent
     std::atomic<uint64_t> lost_ringbuf_full{0};  // the kernel's ring buffer was full
     std::atomic<uint64_t> lost_rate_limited{0};  // above --max-event-rate
+    std::atomic<uint64_t> lost_recursion{0};     // the kernel skipped our program (BPF recursion)
     std::atomic<uint64_t> attach_count{0};
     std::atomic<uint64_t> attach_micros_total{0};  // sum of attach times
 

@@ -129,13 +129,18 @@ void TraceStream::on_event(const pwru_event& ev, const RecordExtras& extras, std
 
 void TraceStream::add_loss_record(std::vector<std::string>& out, bool force) {
     LossCounters c = session_->counters();
-    if (!force && c.ringbuf_full == reported_ringbuf_full_ && rate_limited_ == reported_rate_limited_) return;
+    if (!force && c.ringbuf_full == reported_ringbuf_full_ && c.recursion_misses == reported_recursion_misses_ &&
+        rate_limited_ == reported_rate_limited_)
+        return;
+    metrics_->lost_recursion.fetch_add(c.recursion_misses - reported_recursion_misses_);
+    reported_recursion_misses_ = c.recursion_misses;
     metrics_->lost_ringbuf_full.fetch_add(c.ringbuf_full - reported_ringbuf_full_);
     reported_ringbuf_full_ = c.ringbuf_full;
     reported_rate_limited_ = rate_limited_;
     out.push_back(json{{"type", "loss"},
                        {"node", target_.node},
                        {"ringbuf_full", c.ringbuf_full},
+                       {"recursion_misses", c.recursion_misses},
                        {"rate_limited", rate_limited_},
                        {"filtered_out", c.filtered_out},
                        {"filter_nonlinear", c.filter_nonlinear},
@@ -199,6 +204,7 @@ void TraceStream::finish(const std::string& why, std::vector<std::string>& out) 
                        {"pod", target_.pod},
                        {"events", sent_},
                        {"ringbuf_full", c.ringbuf_full},
+                       {"recursion_misses", c.recursion_misses},
                        {"rate_limited", rate_limited_},
                        {"filtered_out", c.filtered_out},
                        {"drops", drops},

@@ -73,7 +73,7 @@ private:
     double tokens_ = 0;
     std::chrono::steady_clock::time_point tokens_at_;
     uint64_t sent_ = 0, rate_limited_ = 0;
-    uint64_t reported_ringbuf_full_ = 0, reported_rate_limited_ = 0;
+    uint64_t reported_ringbuf_full_ = 0, reported_rate_limited_ = 0, reported_recursion_misses_ = 0;
     int64_t watermark_ns_ = 0;
     std::map<std::pair<std::string, std::string>, uint64_t> drops_;  // (func, reason) -> count
     bool detached_ = false, done_ = false;

@@ -269,6 +269,31 @@ static __always_inline enum skb_selection skb_selected(struct sk_buff *skb, __u6
 	return SKB_SELECTED;
 }
 
+/* A zeroed record in the ring buffer with the fields every probe sets, or
+ * NULL when the buffer is full (counted: loss is never silent). */
+static __always_inline struct pwru_event *reserve_event(__u64 object, __u64 func_addr)
+{
+	struct pwru_counters *cnt;
+	struct pwru_event *ev;
+
+	ev = bpf_ringbuf_reserve(&events, record_size(), 0);
+	cnt = this_cpu_counters();
+	if (!ev) {
+		if (cnt)
+			cnt->ringbuf_full++;
+		return NULL;
+	}
+	if (cnt)
+		cnt->events++;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->skb = object;
+	ev->func_addr = func_addr;
+	ev->pid = bpf_get_current_pid_tgid() >> 32;
+	ev->cpu = bpf_get_smp_processor_id();
+	return ev;
+}
+
 /* Filters the skb and, when it passes, emits one event. The probe identity
  * is constant at each call site. `frees` says the skb ends here. */
 static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe_kind, __u32 probe_id,
@@ -302,24 +327,11 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe
 			remember_stack(key, stack);
 	}
 
-	ev = bpf_ringbuf_reserve(&events, record_size(), 0);
-	cnt = this_cpu_counters();
-	if (!ev) {
-		if (cnt)
-			cnt->ringbuf_full++;
+	ev = reserve_event((__u64)skb, func_addr);
+	if (!ev)
 		return 0;
-	}
-	if (cnt)
-		cnt->events++;
-
-	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->ts_ns = bpf_ktime_get_ns();
-	ev->skb = (__u64)skb;
-	ev->func_addr = func_addr;
 	ev->arg_after_skb = arg_after_skb;
 	ev->drop_location = drop_location;
-	ev->pid = bpf_get_current_pid_tgid() >> 32;
-	ev->cpu = bpf_get_smp_processor_id();
 	ev->probe_kind = probe_kind;
 	ev->probe_id = probe_id;
 	ev->drop_reason = drop_reason;

@@ -130,22 +130,9 @@ static __always_inline int trace_xdp(void *ctx, struct xdp_buff *xdp, __u32 prob
 			cnt->filtered_out++;
 		return 0;
 	}
-	ev = bpf_ringbuf_reserve(&events, record_size(), 0);
-	cnt = this_cpu_counters();
-	if (!ev) {
-		if (cnt)
-			cnt->ringbuf_full++;
+	ev = reserve_event((__u64)xdp, func_addr);
+	if (!ev)
 		return 0;
-	}
-	if (cnt)
-		cnt->events++;
-
-	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->ts_ns = bpf_ktime_get_ns();
-	ev->skb = (__u64)xdp;
-	ev->func_addr = func_addr;
-	ev->pid = bpf_get_current_pid_tgid() >> 32;
-	ev->cpu = bpf_get_smp_processor_id();
 	ev->probe_kind = PWRU_PROBE_XDP;
 	ev->probe_id = probe_id;
 	ev->stack_id = CFG.output_stack ? bpf_get_stackid(ctx, &stacks, 0) : -1;

@@ -343,8 +343,20 @@ LossCounters Session::counters() const {
     for (const auto& c : per_cpu) {
         total.events += c.events;
         total.ringbuf_full += c.ringbuf_full;
+        total.ringbuf_full_per_cpu.push_back(c.ringbuf_full);
         total.filtered_out += c.filtered_out;
         total.filter_nonlinear += c.filter_nonlinear;
+    }
+    // The kernel counts, per program, the hits it skipped because a BPF
+    // program was already running on that CPU (e.g. a probe on a function
+    // our own program calls): loss too, which no counter of ours can see.
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, skel_->obj) {
+        int fd = bpf_program__fd(prog);
+        if (fd < 0) continue;
+        bpf_prog_info info{};
+        __u32 len = sizeof info;
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) total.recursion_misses += info.recursion_misses;
     }
     return total;
 }

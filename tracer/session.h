@@ -66,8 +66,14 @@ struct BpfProgAttachStats {
 struct LossCounters {
     uint64_t events = 0;
     uint64_t ringbuf_full = 0;
+    std::vector<uint64_t> ringbuf_full_per_cpu;  // index = CPU
+    // Hits the kernel did not run our program for, because a BPF program was
+    // already running on that CPU (the kernel's per-program recursion_misses).
+    uint64_t recursion_misses = 0;
     uint64_t filtered_out = 0;
     uint64_t filter_nonlinear = 0;  // filter needed bytes in paged fragments: no match
+
+    uint64_t lost() const { return ringbuf_full + recursion_misses; }
 };
 
 using ProgressFn = std::function<void(size_t done, size_t total)>;

@@ -88,10 +88,20 @@ void print_bpf_programs(BpfProgKind kind, FILE* out) {
     for (const auto& p : listing->progs) std::fprintf(out, "  %s id %u\n", p.ksym.c_str(), p.id);
 }
 
+// ", per CPU: cpu0 3, cpu1 5" for the CPUs that lost any; "" when none did.
+std::string per_cpu_text(const std::vector<uint64_t>& per_cpu) {
+    std::string out;
+    for (size_t i = 0; i < per_cpu.size(); ++i)
+        if (per_cpu[i]) out += fmt::format("{}cpu{} {}", out.empty() ? "" : ", ", i, per_cpu[i]);
+    return out.empty() ? out : "; per CPU: " + out;
+}
+
 // Losses as their own JSON record, so a consumer of the stream sees them.
 nlohmann::json loss_record(const LossCounters& c) {
     return {{"type", "loss"},
             {"ringbuf_full", c.ringbuf_full},
+            {"ringbuf_full_per_cpu", c.ringbuf_full_per_cpu},
+            {"recursion_misses", c.recursion_misses},
             {"events", c.events},
             {"filtered_out", c.filtered_out},
             {"filter_nonlinear", c.filter_nonlinear}};
@@ -239,10 +249,14 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
             break;
         }
         LossCounters c = s.counters();
-        if (c.ringbuf_full > reported_lost) {
-            spdlog::warn("lost {} events so far: the ring buffer was full (output too slow)", c.ringbuf_full);
+        if (c.lost() > reported_lost) {
+            spdlog::warn("lost {} events so far: {} with the ring buffer full (output too slow){}{}", c.lost(),
+                         c.ringbuf_full, per_cpu_text(c.ringbuf_full_per_cpu),
+                         c.recursion_misses ? fmt::format(", {} while another BPF program ran on the CPU",
+                                                          c.recursion_misses)
+                                            : std::string());
             if (cfg.output.json) (void)out.write_line(loss_record(c).dump());
-            reported_lost = c.ringbuf_full;
+            reported_lost = c.lost();
         }
         if (Clock::now() - last_clock_refresh > std::chrono::seconds(10)) {
             decoder.clock().refresh();
@@ -262,8 +276,9 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
         std::fputs(summary.text().c_str(), stderr);
     }
     out.flush();
-    spdlog::info("Summary: {} events printed, {} lost (ring buffer full), {} hits filtered out in the kernel",
-                 printed, c.ringbuf_full, c.filtered_out);
+    spdlog::info("Summary: {} events printed, {} lost (ring buffer full{}), {} missed (BPF recursion), {} hits "
+                 "filtered out in the kernel",
+                 printed, c.ringbuf_full, per_cpu_text(c.ringbuf_full_per_cpu), c.recursion_misses, c.filtered_out);
     if (c.filter_nonlinear)
         spdlog::warn("{} filter decisions needed packet bytes in paged fragments, which the filter does not "
                      "read yet: those hits did not match",

@@ -16,6 +16,7 @@ TEST_CASE("metrics are Prometheus text with the counters' values", "[unit][agent
     m.events_total = 42;
     m.lost_ringbuf_full = 5;
     m.lost_rate_limited = 7;
+    m.lost_recursion = 2;
     m.add_attach(0.25);
     m.add_attach(0.5);
     std::string t = m.text();
@@ -24,6 +25,7 @@ TEST_CASE("metrics are Prometheus text with the counters' values", "[unit][agent
     CHECK_THAT(t, Contains("pwru_agent_events_total 42\n"));
     CHECK_THAT(t, Contains("pwru_agent_lost_events_total{cause=\"ringbuf_full\"} 5\n"));
     CHECK_THAT(t, Contains("pwru_agent_lost_events_total{cause=\"rate_limited\"} 7\n"));
+    CHECK_THAT(t, Contains("pwru_agent_lost_events_total{cause=\"bpf_recursion\"} 2\n"));
     CHECK_THAT(t, Contains("pwru_agent_attach_seconds_sum 0.750000\n"));
     CHECK_THAT(t, Contains("pwru_agent_attach_seconds_count 2\n"));
     // Every sample line: name[{labels}] value; every name declared by a TYPE line first.
@@ -44,7 +46,7 @@ TEST_CASE("metrics are Prometheus text with the counters' values", "[unit][agent
         CHECK(typed.find(" " + base + " ") != std::string::npos);
         CHECK(line.find(' ') != std::string::npos);
     }
-    CHECK(samples == 8);
+    CHECK(samples == 9);
 }
 
 TEST_CASE("--listen values", "[unit][agent]") {

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <bpf/libbpf.h>
 #include <catch2/catch.hpp>
 
 #include "support/root_guard.h"
@@ -57,4 +58,10 @@ TEST_CASE("ring buffer overflow is counted exactly", "[bpf]") {
     CHECK(c.ringbuf_full > 0);
     CHECK(delivered == c.events);
     CHECK(c.events + c.ringbuf_full >= 500);  // at least one hit per packet reached the output stage
+    // The total is the per-CPU counts' sum, one entry per possible CPU.
+    CHECK(c.ringbuf_full_per_cpu.size() == size_t(libbpf_num_possible_cpus()));
+    uint64_t sum = 0;
+    for (uint64_t n : c.ringbuf_full_per_cpu) sum += n;
+    CHECK(sum == c.ringbuf_full);
+    CHECK(c.lost() == c.ringbuf_full + c.recursion_misses);
 }

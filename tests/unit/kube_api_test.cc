@@ -180,16 +180,21 @@ TEST_CASE("port-forward: the agent's mutual TLS runs end to end through the API 
     MtlsEndpoint agent(agent_ca.issue("pwru-agent", {"DNS:pwru-agent"}), agent_ca.cert_path());
     api.forward("pwru", "pwru-agent-x1", 4443, agent.port());
     KubeApi k(access_for(api, cluster_ca, "tok"));
-
-    SECTION("a client certificate from the agents' CA: the stream arrives") {
-        auto pf = PortForward::open(k, "pwru", "pwru-agent-x1", 4443, 5000);
-        REQUIRE(pf);
+    // Alice's certificate from the agents' CA, expecting the agent to be `name`.
+    auto alice_to = [&](const std::string& name) {
         TlsConfig t;
         t.ca_pem = slurp(agent_ca.cert_path());
         CertFiles client = agent_ca.issue("alice", {});
         t.cert_pem = slurp(client.cert);
         t.key_pem = slurp(client.key);
-        t.server_name = "pwru-agent";
+        t.server_name = name;
+        return t;
+    };
+
+    SECTION("a client certificate from the agents' CA: the stream arrives") {
+        auto pf = PortForward::open(k, "pwru", "pwru-agent-x1", 4443, 5000);
+        REQUIRE(pf);
+        TlsConfig t = alice_to("pwru-agent");
         auto conn = TlsConnection::over_fd((*pf)->take_fd(), t, 5000);
         REQUIRE(conn);
         std::vector<std::string> lines;
@@ -205,12 +210,7 @@ TEST_CASE("port-forward: the agent's mutual TLS runs end to end through the API 
     SECTION("the agent's name is checked inside the tunnel") {
         auto pf = PortForward::open(k, "pwru", "pwru-agent-x1", 4443, 5000);
         REQUIRE(pf);
-        TlsConfig t;
-        t.ca_pem = slurp(agent_ca.cert_path());
-        CertFiles client = agent_ca.issue("alice", {});
-        t.cert_pem = slurp(client.cert);
-        t.key_pem = slurp(client.key);
-        t.server_name = "someone-else";
+        TlsConfig t = alice_to("someone-else");
         auto conn = TlsConnection::over_fd((*pf)->take_fd(), t, 5000);
         REQUIRE_FALSE(conn);
         CHECK(conn.error().message().find("is not trusted") != std::string::npos);
