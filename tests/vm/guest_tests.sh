@@ -548,6 +548,8 @@ bg_netns_pair() {  # bg_netns_pair NS VH VN A B: root A (VH) <-> NS B (VN)
 # address: no listener, a RST answers). A packet socket bound to vn12 makes
 # dev_queue_xmit_nit clone the SYN at transmit, after the DNAT: the clone never
 # carries 10.99.12.1:8080, so only the clone tracking can put it in the trajectory.
+# (neigh_probe's clone of the SYN waiting for ARP, handed to arp_solicit, is another
+# such skb; the case notes every one and requires the packet socket's.)
 # Run with the auto backend (kprobe-multi), then with --backend kprobe over the
 # functions of that path only (in 10.99.13.0/24: classic kprobes on every function
 # would take minutes to attach and detach under emulation).
