@@ -72,6 +72,54 @@ int kprobe_non_skb(struct pt_regs *ctx)
 }
 
 /*
+ * --filter-track-skb follows clones and copies (pwru does it with fexit on
+ * skb_clone and skb_copy; fexit is not on every kernel that has kprobes):
+ * a kprobe at the entry stashes the old skb, a kretprobe on the same function
+ * reads the new one from the return value and tracks it when the old one is
+ * tracked. Stashed whether tracked or not: the old skb may match the filter
+ * in this very call, at a probe that runs after this one.
+ */
+static __always_inline struct clone_key clone_key_here(void)
+{
+	struct clone_key k = {.pid_tgid = bpf_get_current_pid_tgid(), .stack = current_stack_base()};
+
+	return k;
+}
+
+SEC("pwru_kprobe")
+int kprobe_skb_clone_entry(struct pt_regs *ctx)
+{
+	struct clone_key k;
+	__u64 old = PT_REGS_PARM1(ctx);
+
+	if (!ready || !CFG.track_skb || !old)
+		return 0;
+	k = clone_key_here();
+	bpf_map_update_elem(&clone_parents, &k, &old, BPF_ANY);
+	return 0;
+}
+
+SEC("pwru_kprobe")
+int kretprobe_skb_clone(struct pt_regs *ctx)
+{
+	struct clone_key k;
+	__u64 *stashed, old, new = PT_REGS_RC(ctx);
+	__u8 one = 1;
+
+	if (!CFG.track_skb)
+		return 0;
+	k = clone_key_here();
+	stashed = bpf_map_lookup_elem(&clone_parents, &k);
+	if (!stashed)
+		return 0;
+	old = *stashed;
+	bpf_map_delete_elem(&clone_parents, &k);
+	if (new && bpf_map_lookup_elem(&tracked_skbs, &old))
+		bpf_map_update_elem(&tracked_skbs, &new, &one, BPF_ANY);
+	return 0;
+}
+
+/*
  * Tracepoints (tp_btf): slot N is bound to one tracepoint by user space
  * (bpf_program__set_attach_target) and CFG.tp[N] says where its arguments
  * are. The verifier accepts ctx[] reads only at constant offsets, and clang

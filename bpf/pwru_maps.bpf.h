@@ -86,6 +86,23 @@ struct {
 	__type(value, __u8);
 } xdp_matched SEC(".maps");
 
+/* --filter-track-skb on the kprobe backends: the skb being cloned or copied,
+ * stashed at the entry of skb_clone / skb_copy / ... for their return probe,
+ * which sees only the new skb. Keyed by the calling task and the stack it runs
+ * on: every idle task has pid 0, and a softirq on the interrupt stack must not
+ * take the stash of the task it interrupted. */
+struct clone_key {
+	__u64 pid_tgid;
+	__u64 stack;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct clone_key);
+	__type(value, __u64);
+} clone_parents SEC(".maps");
+
 /* --output-stack. Sized by user space: 1 entry when stacks are off. */
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);

@@ -210,6 +210,12 @@ Result<void> Session::configure() {
         bpf_program__set_autoload(p, true);
     }
     if (!opts_.non_skb_funcs.empty()) bpf_program__set_autoload(skel_->progs.kprobe_non_skb, true);
+    // --filter-track-skb follows clones and copies (attach_clone_tracking()),
+    // with kprobes: not loaded for the tracepoint backend, which cannot attach them.
+    if (opts_.track_skb && plan_.backend != Backend::Tracepoint) {
+        bpf_program__set_autoload(skel_->progs.kprobe_skb_clone_entry, true);
+        bpf_program__set_autoload(skel_->progs.kretprobe_skb_clone, true);
+    }
     return {};
 }
 
@@ -263,6 +269,7 @@ Result<AttachStats> Session::attach(const ProgressFn& progress) {
     }
     if (!stats) detach();
     if (stats && plan_.backend != Backend::Tracepoint) log_attach_summary(*stats);
+    if (stats && opts_.track_skb) attach_clone_tracking();
     return stats;
 }
 
@@ -365,6 +372,7 @@ void Session::detach() {
     if (skel_ && skel_->bss) skel_->bss->ready = 0;
     prog_tracers_.clear();  // attached last (--filter-trace-tc / -xdp)
     non_skb_links_.clear();
+    clone_links_.clear();
     if (!kprobe_links_.empty()) {
         KprobePlacement placement = kprobe_placement();
         TeardownStats st = tear_down_kprobes(kprobe_links_, placement);
@@ -380,6 +388,12 @@ void Session::detach() {
     }
     // Reverse order of creation.
     while (!links_.empty()) links_.pop_back();
+}
+
+int Session::program_fd(const std::string& name) const {
+    if (!skel_) return -1;
+    bpf_program* p = bpf_object__find_program_by_name(skel_->obj, name.c_str());
+    return p ? bpf_program__fd(p) : -1;
 }
 
 Result<std::shared_ptr<const Kallsyms>> Session::kallsyms() {

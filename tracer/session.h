@@ -108,6 +108,14 @@ class Session {
     // --filter-non-skb-funcs (kprobe backends, after attach()): a kprobe on
     // each function that is not already traced as an skb function.
     Result<AttachStats> attach_non_skb_funcs();
+    // --filter-track-skb (called by attach()): on the kprobe backends, a kprobe
+    // and a kretprobe on each of kClonedBy, so that a tracked skb's clones and
+    // copies are tracked too. A function that cannot be probed is a warning.
+    // The tracepoint backend has no hook for them: a notice says so.
+    void attach_clone_tracking();
+    // The descriptor of a loaded program of the object, -1 when it is not loaded
+    // (tests check which programs a configuration loads).
+    int program_fd(const std::string& name) const;
     // Lets the programs emit events (set after attach: no half-attached trajectories).
     void start();
     // Waits up to timeout_ms for events and hands each to `fn`. Returns how many.
@@ -158,6 +166,7 @@ class Session {
     Result<ProgTracer> load_prog_tracer(const LoadedBpfProg& target, uint32_t index);
     std::vector<ProgTracer> prog_tracers_;
     std::vector<LinkPtr> non_skb_links_;  // --filter-non-skb-funcs
+    std::vector<LinkPtr> clone_links_;    // --filter-track-skb: skb_clone & co.
 };
 
 }  // namespace pwru

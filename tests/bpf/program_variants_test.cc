@@ -46,6 +46,33 @@ TEST_CASE("every backend's programs pass the verifier, with every filter", "[bpf
         for (const char* f : kFilters) verify(b, f);
 }
 
+// --filter-track-skb on the kprobe backends loads the clone-following pair
+// (kprobe at skb_clone & co.'s entry, kretprobe at their return); without the
+// option, or on the tracepoint backend, they stay out of the kernel.
+TEST_CASE("--filter-track-skb loads the clone-following programs on kprobe backends", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    for (Backend b : {Backend::KprobeMulti, Backend::Kprobe, Backend::Tracepoint}) {
+        for (bool track : {false, true}) {
+            for (const char* f : {"", "tcp and dst port 80"}) {
+                TraceOptions opts;
+                opts.backend = b;
+                opts.pcap_expr = f;
+                opts.track_skb = track;
+                opts.ringbuf_bytes = 1 << 16;
+                auto s = Session::create_unprobed(opts);
+                REQUIRE(s);
+                auto loaded = (*s)->load();
+                INFO("backend " << backend_name(b) << ", track " << track << ", filter '" << f << "'");
+                if (!loaded) INFO(loaded.error().message() << "\n" << loaded.error().context);
+                REQUIRE(loaded);
+                bool expect = track && b != Backend::Tracepoint;
+                CHECK(((*s)->program_fd("kprobe_skb_clone_entry") >= 0) == expect);
+                CHECK(((*s)->program_fd("kretprobe_skb_clone") >= 0) == expect);
+            }
+        }
+    }
+}
+
 TEST_CASE("the auto backend on this kernel is the tracepoint one, explained", "[bpf]") {
     PWRU_REQUIRE_ROOT();
     Features f = probe_features();

@@ -15,6 +15,9 @@
 #                       against the default
 #   track_skb_dnat      --filter-track-skb follows a SYN past an iptables DNAT that
 #                       rewrites the destination the pcap filter matched on
+#   track_skb_clone     --filter-track-skb follows a clone: a packet socket's copy of a
+#                       SYN made after a DNAT, which the filter alone would not select;
+#                       with kprobe-multi (auto), then --backend kprobe on that path's functions
 #   mtu_meta            the talk's MTU case: a route claims MTU 1500 over a veth of
 #                       MTU 900; a 1428-byte UDP datagram with DF dies with LEN > MTU
 #   multi_split         a kprobe-multi batch with functions that exist but cannot be
@@ -36,7 +39,7 @@ set -uo pipefail
 PWRU=${1:-}
 READY_TIMEOUT=${VM_READY_TIMEOUT:-240}
 STOP_TIMEOUT=${VM_STOP_TIMEOUT:-240}
-CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi track_skb_dnat mtu_meta multi_split output_stack trace_tc track_xdp non_skb_funcs drop_kprobe}
+CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi track_skb_dnat mtu_meta multi_split output_stack trace_tc track_xdp non_skb_funcs track_skb_clone drop_kprobe}
 
 PASSED=0
 FAILED=0
@@ -536,6 +539,102 @@ bg_netns_pair() {  # bg_netns_pair NS VH VN A B: root A (VH) <-> NS B (VN)
     ip -n "$ns" addr add "$b/24" dev "$vn" &&
     ip -n "$ns" link set "$vn" up &&
     ip -n "$ns" link set lo up
+}
+
+# ---------------------------------------------------------------------------
+# --filter-track-skb follows clones (kprobe + kretprobe on skb_clone & co.). The SYN
+# leaves netns pwru-vm-ns12 (10.99.12.2, vn12) for 10.99.12.1:8080, which the filter
+# names; the netns's nat OUTPUT rewrites it to 10.99.12.3:9090 (the root side's second
+# address: no listener, a RST answers). A packet socket bound to vn12 makes
+# dev_queue_xmit_nit clone the SYN at transmit, after the DNAT: the clone never
+# carries 10.99.12.1:8080, so only the clone tracking can put it in the trajectory.
+# (neigh_probe's clone of the SYN waiting for ARP, handed to arp_solicit, is another
+# such skb; the case notes every one and requires the packet socket's.)
+# Run with the auto backend (kprobe-multi), then with --backend kprobe over the
+# functions of that path only (in 10.99.13.0/24: classic kprobes on every function
+# would take minutes to attach and detach under emulation).
+CLONE_FUNCS_RE='(skb_clone|packet_rcv|tpacket_rcv|dev_queue_xmit_nit|ip_local_out|__ip_local_out|nf_hook_slow|ip_output|ip_finish_output2|__dev_queue_xmit|dev_hard_start_xmit|veth_xmit|consume_skb|kfree_skbmem|skb_release_head_state)'
+case_track_skb_clone() {
+  clone_case track_skb_clone 12 || return
+  cleanup_case
+  clone_case track_skb_clone_kprobe 13 --backend kprobe --filter-func "$CLONE_FUNCS_RE"
+}
+
+clone_case() {
+  local name=$1 x=$2
+  shift 2
+  local dir=$WORK/$name new=10.99.$x.3 tap_pid="" waited=0
+  mkdir -p "$dir"
+  if ! make_pair "$x" || ! ip addr add "$new/24" dev "$VH"; then
+    fail "$name" "could not build the veth/netns pair"; return 1
+  fi
+  if ! ip netns exec "$NS" iptables -w 5 -t nat -A OUTPUT -p tcp -d "$A" --dport 8080 \
+      -j DNAT --to-destination "$new:9090" 2>"$dir/ipt.err"; then
+    show "$dir/ipt.err" "iptables stderr"; fail "$name" "iptables DNAT rule failed in $NS"; return 1
+  fi
+  # The tap: reads (and discards) what vn12 sends and receives for at most 60 s.
+  ip netns exec "$NS" timeout 60 /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # ETH_P_ALL
+s.bind((sys.argv[1], 0))
+open(sys.argv[2], "w").close()
+s.settimeout(0.5)
+while True:
+    try:
+        s.recv(65535)
+    except socket.timeout:
+        pass' "$VN" "$dir/tap.ready" 2>"$dir/tap.err" &
+  tap_pid=$!
+  while [ ! -e "$dir/tap.ready" ] && kill -0 "$tap_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  if [ ! -e "$dir/tap.ready" ]; then
+    show "$dir/tap.err" "packet socket stderr"; kill "$tap_pid" 2>/dev/null; wait "$tap_pid" 2>/dev/null
+    fail "$name" "the packet socket on $VN did not come up"; return 1
+  fi
+  local WHY=""
+  if ! pwru_start "$dir" "$PWRU" "$@" --filter-track-skb --output-tuple "tcp and dst host $A and dst port 8080"; then
+    kill "$tap_pid" 2>/dev/null; wait "$tap_pid" 2>/dev/null
+    fail "$name" "$WHY"; return 1
+  fi
+  local trc=0
+  ip netns exec "$NS" timeout 3 bash -c "exec 3<>/dev/tcp/$A/8080" 2>/dev/null || trc=$?
+  note "connection attempt from $NS to $A:8080 (DNAT to $new:9090) ended with $trc (1: refused by the RST)"
+  sleep 1
+  pwru_stop
+  kill "$tap_pid" 2>/dev/null; wait "$tap_pid" 2>/dev/null
+  note_timings "$dir/pwru.err"
+  note "$(grep -a -m1 -o 'Following clones and copies.*' "$dir/pwru.err" || echo 'no "Following clones" line')"
+  local out=$dir/pwru.out why cloned clones tapped="" c
+  why=$(stop_verdict)
+  # skbs seen with the original destination, with the rewritten one, and the
+  # ones only ever seen rewritten: clones made after the DNAT (files, not <(...):
+  # the guest's devtmpfs has no /dev/fd).
+  grep -F -- "->$A:8080(tcp)" "$out" | awk '{print $1}' | sort -u >"$dir/skb.orig"
+  grep -F -- "->$new:9090(tcp)" "$out" | awk '{print $1}' | sort -u >"$dir/skb.new"
+  comm -13 "$dir/skb.orig" "$dir/skb.new" >"$dir/skb.clones"
+  clones=$(grep -c . "$dir/skb.clones" || true)
+  # skb_clone called on a tracked skb of the SYN (its event carries the old skb).
+  cloned=$(awk '$NF == "skb_clone" {print $1}' "$out" | sort -u | comm -12 - "$dir/skb.new" | head -n 1)
+  while read -r c; do
+    if awk -v s="$c" '$1 == s && $NF ~ /^t?packet_rcv$/' "$out" | grep -q .; then tapped=$c; break; fi
+  done <"$dir/skb.clones"
+  note "skbs: $(grep -c . "$dir/skb.orig") with $A:8080, $(grep -c . "$dir/skb.new") with $new:9090, $clones only with $new:9090"
+  if [ -n "$why" ]; then :
+  elif ! grep -qs . "$dir/skb.orig"; then why="no event for the SYN to $A:8080"
+  elif [ -z "$cloned" ]; then why="no skb_clone event of the SYN's skb after the DNAT"
+  elif [ "$clones" -eq 0 ]; then why="no skb seen only with $new:9090: the clone was not followed"
+  elif [ -z "$tapped" ]; then why="no clone reached the packet socket (packet_rcv / tpacket_rcv)"
+  fi
+  if [ -n "$why" ]; then
+    show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 80; fail "$name" "$why"; return 1
+  fi
+  note "skb_clone($cloned) -> $tapped (the packet socket's clone)"
+  while read -r c; do
+    note "only with $new:9090: $c: $(awk -v s="$c" '$1 == s {print $NF}' "$out" | head -n 12 | tr '\n' ' ')"
+  done <"$dir/skb.clones"
+  pass "$name"
 }
 
 # ---------------------------------------------------------------------------
