@@ -22,6 +22,10 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   # the agent: HTTPS with mTLS (cpp-httplib built with OpenSSL)
   libcpp-httplib-dev libssl-dev
+  # kubectl-pwru: kubeconfig (yaml-cpp), the API and agent connections (Boost.Beast)
+  libyaml-cpp-dev libboost-dev libboost-system-dev
+  # the vm layer's clone case opens a packet socket from python3
+  python3
   # the cri test layer (a private containerd, runc, the CNI bridge plugins)
   containerd runc containernetworking-plugins
 )
