@@ -239,7 +239,15 @@ Result<void> TlsConnection::stream_lines(const std::string& method, const std::s
         done = true;
     });
     im.run(done, 0);
-    if (ec) return fail(im.peer + " closed the connection before answering: " + openssl_reason(ec));
+    if (ec) {
+        // With TLS 1.3 the server checks our certificate after our side of the
+        // handshake is done: its refusal is an alert on this first read.
+        std::string why = openssl_reason(ec);
+        if (ec.category() == asio::error::get_ssl_category() && why.find("alert") != std::string::npos)
+            return fail(im.peer + " refused the TLS handshake (" + why + "): is " + im.tls.cert_source +
+                        " signed by the CA it trusts, and still valid?");
+        return fail(im.peer + " closed the connection before answering: " + why);
+    }
 
     HttpResponse head;
     head.status = int(parser.get().result_int());
@@ -253,7 +261,10 @@ Result<void> TlsConnection::stream_lines(const std::string& method, const std::s
         parser.get().body().data = chunk;
         parser.get().body().size = sizeof chunk;
         done = false;
-        http::async_read(*im.stream, im.buffer, parser, [&](const boost::system::error_code& e, size_t) {
+        // read_some, not read: read fills the whole chunk (or ends the body)
+        // before it returns, which would hold a quiet stream's lines back for
+        // as long as the trace runs.
+        http::async_read_some(*im.stream, im.buffer, parser, [&](const boost::system::error_code& e, size_t) {
             ec = e;
             done = true;
         });
