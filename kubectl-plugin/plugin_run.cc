@@ -105,7 +105,7 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
                 continue;
             }
             std::string ip = agent.ips.front();
-            uint16_t port = o.agents.port;
+            uint16_t port = agent_port_of(o.agents, agent);
             connect = [ip, port, agent_cfg]() -> Result<AgentConnection> {
                 auto c = TlsConnection::connect(ip, port, agent_cfg, 10000);
                 if (!c) return std::unexpected(c.error());
@@ -113,7 +113,7 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
             };
         } else {
             std::string agent_ns = o.agents.ns, agent_pod = agent.name;
-            uint16_t port = o.agents.port;
+            uint16_t port = agent_port_of(o.agents, agent);
             connect = [&api, agent_ns, agent_pod, port, agent_cfg]() -> Result<AgentConnection> {
                 auto pf = PortForward::open(api, agent_ns, agent_pod, port, 10000);
                 if (!pf) return std::unexpected(pf.error());
