@@ -3,8 +3,9 @@
 // node-b, a local API server (no kube-apiserver runs here) that places the
 // pods on those nodes and port-forwards to the agents, and the real plugin
 // binary merging both nodes' streams into one timeline while pod-a sends to
-// pod-b. Bad targets (unknown, not scheduled, no agent, an agent refusing
-// our certificate) are one line each, and the good ones are still traced.
+// pod-b. Bad targets (unknown, not scheduled, no agent, an agent that cannot
+// be reached, one refusing our certificate) are one line each, and the good
+// ones are still traced.
 //
 // Both agents share one kernel (as in a kind cluster), so each sees the same
 // packets; their pod scopes (pod-a's netns or IP, pod-b's) decide what each
@@ -143,12 +144,15 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
     add_agent_pod(api, "node-a", agent_a);
     add_agent_pod(api, "node-b", agent_b);
     add_agent_pod(api, "node-r", agent_r);
+    // node-d's agent pod exists but its port-forward fails (no agent behind it).
+    api.add_pod("default", "pod-d", "node-d", {{"app", "d"}}, "10.197.250.5");
+    api.add_pod("pwru", "pwru-agent-node-d", "node-d", {{"app.kubernetes.io/name", "pwru-agent"}}, "127.0.0.1");
     certs.write_kubeconfig(api.url(), "e2e-token");
 
     // ---- one JSON run over port-forwards, with every kind of bad target ----
     {
         auto args = certs.plugin_args();
-        args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "pod/nope", "pod/pending", "pod/pod-c", "pod/pod-r",
+        args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "pod/nope", "pod/pending", "pod/pod-c", "pod/pod-r", "pod/pod-d",
                                  "--output-json", "--max-duration", "4", "--", "udp or icmp"});
         ChildProcess plugin(args);
         const bool connected = wait_for_output(
@@ -169,6 +173,8 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
         CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-c", "no pwru agent on node node-c"}) == 1);
         CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-r", "node-r", "refused the TLS handshake",
                                 "--tls-cert " + certs.plugin.cert}) == 1);
+        CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-d", "node-d", "port-forward to pwru/pwru-agent-node-d"}) ==
+              1);
         // The exit summary names both traced nodes.
         CHECK(count_lines(err, {"  node-a: ", " events "}) == 1);
         CHECK(count_lines(err, {"  node-b: ", " events "}) == 1);
