@@ -128,7 +128,9 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
     }
     if (streams.empty()) {
         err << "kubectl-pwru: nothing to trace: none of the targets could be traced (see above)\n";
-        return resolved.problems.empty() ? 1 : 2;
+        // Not one target named a scheduled pod (or node): the input was wrong.
+        // Targets that resolved but whose agents could not be reached: 1.
+        return resolved.targets.empty() && !resolved.problems.empty() ? 2 : 1;
     }
     for (auto& s : streams) s->start();
 

@@ -248,5 +248,17 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
         const auto seen = api.requests();
         for (size_t i = requests_before; i < seen.size(); ++i) CHECK_THAT(seen[i], !Contains("/portforward"));
     }
+    // ---- nothing resolves to a scheduled pod: bad input, exit 2 ----
+    {
+        auto args = certs.plugin_args();
+        args.insert(args.end(), {"pod/nope", "pod/pending", "--max-duration", "2"});
+        ChildProcess plugin(args);
+        auto code = plugin.wait(30s);
+        INFO("stderr: " << plugin.stderr_text());
+        REQUIRE(code);
+        CHECK(*code == 2);
+        CHECK(count_lines(plugin.stderr_text(), {"kubectl-pwru: ", R"(pods "nope" not found)"}) == 1);
+        CHECK(count_lines(plugin.stderr_text(), {"kubectl-pwru: nothing to trace"}) == 1);
+    }
     WARN("plugin e2e took " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s");
 }
