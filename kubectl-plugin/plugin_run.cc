@@ -202,7 +202,10 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
             deadline_after_stop = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         if (std::chrono::steady_clock::now() > deadline_after_stop) break;
         StreamMessage m;
-        while (queue.pop(m, 100)) {
+        // Drain at least every 100 ms: a steady flow of events (no 100 ms gap)
+        // would otherwise keep this loop reading and print nothing until it stops.
+        const auto batch_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+        while (std::chrono::steady_clock::now() < batch_end && queue.pop(m, 100)) {
             const int64_t now = wall_now_ns();
             NodeTally& nt = tally[streams.at(m.stream)->target().node];
             switch (m.kind) {
