@@ -153,14 +153,18 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
     {
         auto args = certs.plugin_args();
         args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "pod/nope", "pod/pending", "pod/pod-c", "pod/pod-r", "pod/pod-d",
-                                 "--output-json", "--max-duration", "4", "--", "udp or icmp"});
+                                 "--output-json", "--max-duration", "6", "--", "udp or icmp"});
         ChildProcess plugin(args);
         const bool connected = wait_for_output(
             plugin, {R"("node":"node-a","node_status":"connected")", R"("node":"node-b","node_status":"connected")"},
             60s);
         INFO("stdout: " << plugin.stdout_text().substr(0, 3000) << "\nstderr: " << plugin.stderr_text());
         REQUIRE(connected);
-        send_udp(b.ip, 10, a.netns_path);  // pod-a -> pod-b, and pod-b's ICMP answers
+        send_udp(b.ip, 100, a.netns_path);  // pod-a -> pod-b for 2 s, and pod-b's ICMP answers
+        // A live timeline: events are printed while the traces still run,
+        // during a steady flow, not held until the streams end.
+        CHECK(plugin.running());
+        CHECK(count_lines(plugin.stdout_text(), {R"("func":)"}) > 0);
         auto code = plugin.wait(60s);
         REQUIRE(code);
         const std::string out = plugin.stdout_text(), err = plugin.stderr_text();
