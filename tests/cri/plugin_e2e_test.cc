@@ -14,9 +14,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
-#include <set>
 #include <sstream>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -82,20 +80,6 @@ void add_agent_pod(LocalKubeApi& api, const std::string& node, const AgentProces
     api.forward("pwru", name, uint16_t(agent.port()), uint16_t(agent.port()));
 }
 
-// Polls the plugin's stdout (bounded) until every needle is there; false if
-// it exits or time runs out first.
-bool wait_for_output(ChildProcess& p, const std::vector<std::string>& needles, std::chrono::seconds timeout) {
-    for (auto end = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < end;) {
-        const std::string out = p.stdout_text();
-        bool all = true;
-        for (const auto& n : needles) all = all && out.find(n) != std::string::npos;
-        if (all) return true;
-        if (!p.running()) return false;
-        std::this_thread::sleep_for(50ms);
-    }
-    return false;
-}
-
 std::vector<std::string> lines_of(const std::string& text) {
     std::vector<std::string> out;
     std::istringstream in(text);
@@ -155,9 +139,8 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
         args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "pod/nope", "pod/pending", "pod/pod-c", "pod/pod-r", "pod/pod-d",
                                  "--output-json", "--max-duration", "6", "--", "udp or icmp"});
         ChildProcess plugin(args);
-        const bool connected = wait_for_output(
-            plugin, {R"("node":"node-a","node_status":"connected")", R"("node":"node-b","node_status":"connected")"},
-            60s);
+        const bool connected = plugin.wait_for_stdout(
+            {R"("node":"node-a","node_status":"connected")", R"("node":"node-b","node_status":"connected")"}, 60s);
         INFO("stdout: " << plugin.stdout_text().substr(0, 3000) << "\nstderr: " << plugin.stderr_text());
         REQUIRE(connected);
         send_udp(b.ip, 100, a.netns_path);  // pod-a -> pod-b for 2 s, and pod-b's ICMP answers
@@ -234,7 +217,7 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
         const size_t requests_before = api.requests().size();
         ChildProcess plugin(args);
         const bool connected =
-            wait_for_output(plugin, {"# node-a (default/pod-a): connected", "# node-b (default/pod-b): connected"}, 60s);
+            plugin.wait_for_stdout({"# node-a (default/pod-a): connected", "# node-b (default/pod-b): connected"}, 60s);
         INFO("stdout: " << plugin.stdout_text().substr(0, 3000) << "\nstderr: " << plugin.stderr_text());
         REQUIRE(connected);
         send_udp(b.ip, 5, a.netns_path);
