@@ -96,8 +96,14 @@ void AgentStream::run() {
         m.message = std::move(why);
         queue_.push(std::move(m));
     };
+    // Every path ends with Closed: the merger counts open streams by it, so a
+    // stream that only reported an error would keep the plugin waiting forever.
+    auto failed = [&](std::string why) {
+        error(std::move(why));
+        closed("failed");
+    };
     auto conn = connect_();
-    if (!conn) return error(conn.error().message());
+    if (!conn) return failed(conn.error().message());
     {
         std::lock_guard lock(mu_);
         if (stopping_) return closed("stopped");
@@ -125,8 +131,8 @@ void AgentStream::run() {
         live_ = nullptr;
         if (stopping_) return closed("stopped");
     }
-    if (!r) return error(r.error().message());
-    if (!ended_cleanly) return error("the agent ended the stream without a summary");
+    if (!r) return failed(r.error().message());
+    if (!ended_cleanly) return failed("the agent ended the stream without a summary");
     closed("ended");
 }
 

@@ -26,6 +26,14 @@ PodInfo pod_from_json(const nlohmann::json& pod) {
     const auto& spec = pod.value("spec", nlohmann::json::object());
     p.node = spec.value("nodeName", "");
     p.host_network = spec.value("hostNetwork", false);
+    for (const auto& c : spec.value("containers", nlohmann::json::array())) {
+        if (!c.is_object() || !c.contains("ports") || !c["ports"].is_array()) continue;
+        for (const auto& port : c["ports"]) {
+            if (!port.is_object() || port.value("protocol", "TCP") != "TCP") continue;
+            int n = port.value("containerPort", 0);
+            if (n > 0 && n < 65536) p.tcp_ports.emplace_back(port.value("name", ""), uint16_t(n));
+        }
+    }
     const auto& st = pod.value("status", nlohmann::json::object());
     p.phase = st.value("phase", "");
     if (st.contains("podIPs") && st["podIPs"].is_array()) {

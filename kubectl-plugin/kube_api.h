@@ -23,6 +23,8 @@ struct PodInfo {
     std::vector<std::string> ips;
     std::map<std::string, std::string> labels;
     bool host_network = false;
+    // Declared container ports: name ("" if unnamed) -> port, TCP only.
+    std::vector<std::pair<std::string, uint16_t>> tcp_ports;
 };
 
 PodInfo pod_from_json(const nlohmann::json& pod);

@@ -33,7 +33,9 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     app.add_option("--user", o.kube.user, "kubeconfig user");
     app.add_option("--agent-namespace", o.agents.ns, "namespace of the pwru agents")->capture_default_str();
     app.add_option("--agent-selector", o.agents.selector, "label selector of the agent pods")->capture_default_str();
-    app.add_option("--agent-port", o.agents.port, "the agents' HTTPS port")->capture_default_str();
+    auto* port_opt = app.add_option("--agent-port", o.agents.port,
+                                    "the agents' HTTPS port (default: the agent pod's container port named https)")
+                         ->capture_default_str();
     app.add_option("--agent-server-name", o.agents.server_name, "the name the agents' certificates carry")
         ->capture_default_str();
     app.add_flag("--direct", o.agents.direct, "connect to the agent pods' addresses instead of port-forwarding");
@@ -67,6 +69,7 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
         return bad_input(std::string(e.what()) + "; see kubectl pwru --help");
     }
     o.help = help;
+    o.agents.port_given = port_opt->count() > 0;
     o.help_text = app.help();
     for (const auto& t : targets) {
         auto spec = parse_target(t);
@@ -97,6 +100,14 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
         if (o.agents.tls_ca.empty()) o.agents.tls_ca = o.agents.tls_dir + "/ca.crt";
     }
     return o;
+}
+
+uint16_t agent_port_of(const AgentAccess& a, const PodInfo& agent_pod) {
+    if (a.port_given) return a.port;
+    for (const auto& [name, port] : agent_pod.tcp_ports)
+        if (name == "https") return port;
+    if (agent_pod.tcp_ports.size() == 1) return agent_pod.tcp_ports.front().second;
+    return a.port;
 }
 
 std::string trace_request_body(const PluginOptions& o, const TraceTarget& t) {

@@ -16,7 +16,8 @@ namespace pwru::plugin {
 struct AgentAccess {
     std::string ns = "pwru";                                  // the chart's default namespace
     std::string selector = "app.kubernetes.io/name=pwru-agent";  // the chart's DaemonSet pod labels
-    uint16_t port = 4443;                                     // the chart's agent port
+    uint16_t port = 4245;                                     // the agent's default --listen port
+    bool port_given = false;                                  // --agent-port on the command line
     std::string server_name = "pwru-agent";                   // the name in the agents' certificates
     bool direct = false;                                      // node/pod addresses instead of port-forward
     std::string tls_cert, tls_key, tls_ca;                    // our client certificate and the agents' CA
@@ -39,6 +40,12 @@ struct PluginOptions {
     bool help = false, version = false;
     std::string help_text;
 };
+
+// The port to reach an agent pod on: --agent-port when given, else the pod's
+// container port named "https", else its only TCP port, else the default.
+// Reading the pod spec lets agents listen on any port (one per pod, even)
+// without every user passing --agent-port.
+uint16_t agent_port_of(const AgentAccess& a, const PodInfo& agent_pod);
 
 Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv);
 

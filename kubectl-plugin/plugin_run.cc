@@ -76,6 +76,9 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
 
     ResolvedTargets resolved = resolve_targets(api, ns, o.targets, o.selector);
     for (const auto& p : resolved.problems) err << "kubectl-pwru: " << p << "\n";
+    // Targets that could not be traced (not found, no agent, refused, failed):
+    // the others still are, and the exit code says that not everything was.
+    size_t untraced = resolved.problems.size();
 
     MessageQueue queue;
     TimelineMerge merge;
@@ -89,6 +92,7 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
                 << (agents ? "no pod matches " + o.agents.selector + " in namespace " + o.agents.ns
                            : agents.error().message())
                 << "); is the chart installed and the agent running there?\n";
+            ++untraced;
             continue;
         }
         PodInfo agent = agents->front();
@@ -97,10 +101,11 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
         if (o.agents.direct) {
             if (agent.ips.empty()) {
                 err << "kubectl-pwru: " << t.label() << ": the agent pod " << agent.name << " has no address yet\n";
+                ++untraced;
                 continue;
             }
             std::string ip = agent.ips.front();
-            uint16_t port = o.agents.port;
+            uint16_t port = agent_port_of(o.agents, agent);
             connect = [ip, port, agent_cfg]() -> Result<AgentConnection> {
                 auto c = TlsConnection::connect(ip, port, agent_cfg, 10000);
                 if (!c) return std::unexpected(c.error());
@@ -108,7 +113,7 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
             };
         } else {
             std::string agent_ns = o.agents.ns, agent_pod = agent.name;
-            uint16_t port = o.agents.port;
+            uint16_t port = agent_port_of(o.agents, agent);
             connect = [&api, agent_ns, agent_pod, port, agent_cfg]() -> Result<AgentConnection> {
                 auto pf = PortForward::open(api, agent_ns, agent_pod, port, 10000);
                 if (!pf) return std::unexpected(pf.error());
@@ -122,14 +127,17 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
         tally[t.node];
     }
     if (streams.empty()) {
-        err << "kubectl-pwru: nothing to trace\n";
-        return resolved.problems.empty() ? 1 : 2;
+        err << "kubectl-pwru: nothing to trace: none of the targets could be traced (see above)\n";
+        // Not one target named a scheduled pod (or node): the input was wrong.
+        // Targets that resolved but whose agents could not be reached: 1.
+        return resolved.targets.empty() && !resolved.problems.empty() ? 2 : 1;
     }
     for (auto& s : streams) s->start();
 
     OutputFormatter fmt(o.output);
     if (!o.output.json) out << fmt.header() << "\n";
     uint64_t printed = 0;
+    size_t failed_streams = 0;
     size_t open_streams = streams.size();
     bool stopping = false;
     auto stop_all = [&] {
@@ -144,6 +152,12 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
             if (it.kind == MergedItem::Kind::Status) {
                 nt.state = stream_state_name(it.state);
                 if (!it.message.empty()) nt.last_message = it.message;
+                if (it.state == StreamState::Error) {
+                    // For the user, on stderr like the other problems; stdout keeps the in-band status.
+                    err << "kubectl-pwru: " << s.target().label() << " on node " << s.target().node << ": "
+                        << it.message << "\n";
+                    ++failed_streams;
+                }
                 if (o.output.json) {
                     nlohmann::json j = {{"node_status", stream_state_name(it.state)}, {"node", s.target().node},
                                         {"target", s.target().label()}};
@@ -170,15 +184,28 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
     };
 
     auto deadline_after_stop = std::chrono::steady_clock::time_point::max();
+    // The agents end their traces after --max-duration; should one not (a cut
+    // tunnel that never errors), the plugin still ends: attach time plus a margin.
+    const auto hard_deadline = o.max_duration_s > 0
+                                   ? std::chrono::steady_clock::now() +
+                                         std::chrono::milliseconds(int64_t(o.max_duration_s * 1000) + 60'000)
+                                   : std::chrono::steady_clock::time_point::max();
     while (open_streams > 0) {
         if (interrupted && !stopping) {
+            stop_all();
+        }
+        if (!stopping && std::chrono::steady_clock::now() > hard_deadline) {
+            err << "kubectl-pwru: not every agent ended its trace within --max-duration plus 60 s; stopping\n";
             stop_all();
         }
         if (stopping && deadline_after_stop == std::chrono::steady_clock::time_point::max())
             deadline_after_stop = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         if (std::chrono::steady_clock::now() > deadline_after_stop) break;
         StreamMessage m;
-        while (queue.pop(m, 100)) {
+        // Drain at least every 100 ms: a steady flow of events (no 100 ms gap)
+        // would otherwise keep this loop reading and print nothing until it stops.
+        const auto batch_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+        while (std::chrono::steady_clock::now() < batch_end && queue.pop(m, 100)) {
             const int64_t now = wall_now_ns();
             NodeTally& nt = tally[streams.at(m.stream)->target().node];
             switch (m.kind) {
@@ -235,7 +262,7 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
             for (const auto& [what, n] : nt.drops) err << fmt::format("    dropped x{}: {}\n", n, what);
         }
     }
-    return 0;
+    return untraced + failed_streams > 0 ? 1 : 0;
 }
 
 }  // namespace pwru::plugin

@@ -10,7 +10,11 @@
 
 namespace pwru::plugin {
 
-// Exit codes: 0 done, 1 nothing could be traced / runtime failure, 2 bad input.
+// Exit codes: 0 every target traced until its trace ended; 1 some target
+// could not be traced (no agent on its node, the agent refused or failed, not
+// scheduled, not found) while the others were, or a runtime failure; 2 bad
+// input (flags, kubeconfig, TLS files), or no target resolved to a pod on a
+// node (all unknown or unscheduled). Each untraced target is one line on stderr.
 int run_plugin(const PluginOptions& opts, const KubeEnvironment& env, std::ostream& out, std::ostream& err,
                const std::atomic<bool>& interrupted);
 

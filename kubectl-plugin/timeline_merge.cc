@@ -76,8 +76,12 @@ void TimelineMerge::mark_silent_streams(int64_t now_ns) {
         bool live = s.state == StreamState::Connecting || s.state == StreamState::Connected;
         if (!live || s.silent || now_ns - s.last_heard_ns < opts_.silence_ns) continue;
         s.silent = true;
+        const std::string secs = std::to_string((now_ns - s.last_heard_ns) / 1'000'000'000);
+        // Before its start record the agent is loading and attaching (seconds
+        // with thousands of kprobes): not the same as a stream gone quiet.
         set_state(i, StreamState::Unavailable,
-                  "no heartbeat for " + std::to_string((now_ns - s.last_heard_ns) / 1'000'000'000) + " s");
+                  s.state == StreamState::Connecting ? "no start record after " + secs + " s (still attaching?)"
+                                                     : "no heartbeat for " + secs + " s");
     }
 }
 

@@ -68,6 +68,12 @@ std::string openssl_reason(const boost::system::error_code& ec) {
     return msg;
 }
 
+// The peer sent an alert during the handshake: it did not accept our certificate.
+std::string refused_message(const std::string& peer, const std::string& alert, const TlsConfig& tls) {
+    return peer + " refused the TLS handshake (" + alert + "): is " + tls.cert_source +
+           " signed by the CA it trusts, and still valid?";
+}
+
 bool is_ip_literal(const std::string& host) {
     in6_addr a6;
     in_addr a4;
@@ -174,9 +180,7 @@ Result<std::unique_ptr<TlsConnection>> TlsConnection::over_fd(int fd, const TlsC
         if (vr != X509_V_OK)
             return fail("the certificate of " + impl->peer + " is not trusted: " +
                         X509_verify_cert_error_string(vr) + "; check " + tls.ca_source);
-        if (why.find("alert") != std::string::npos)
-            return fail(impl->peer + " refused the TLS handshake (" + why + "): is " + tls.cert_source +
-                        " signed by the CA it trusts, and still valid?");
+        if (why.find("alert") != std::string::npos) return fail(refused_message(impl->peer, why, tls));
         return fail("TLS handshake with " + impl->peer + " failed: " + why);
     }
     return std::unique_ptr<TlsConnection>(new TlsConnection(std::move(impl)));
@@ -239,7 +243,14 @@ Result<void> TlsConnection::stream_lines(const std::string& method, const std::s
         done = true;
     });
     im.run(done, 0);
-    if (ec) return fail(im.peer + " closed the connection before answering: " + openssl_reason(ec));
+    if (ec) {
+        // With TLS 1.3 the server checks our certificate after our side of the
+        // handshake is done: its refusal is an alert on this first read.
+        std::string why = openssl_reason(ec);
+        if (ec.category() == asio::error::get_ssl_category() && why.find("alert") != std::string::npos)
+            return fail(refused_message(im.peer, why, im.tls));
+        return fail(im.peer + " closed the connection before answering: " + why);
+    }
 
     HttpResponse head;
     head.status = int(parser.get().result_int());
@@ -253,7 +264,10 @@ Result<void> TlsConnection::stream_lines(const std::string& method, const std::s
         parser.get().body().data = chunk;
         parser.get().body().size = sizeof chunk;
         done = false;
-        http::async_read(*im.stream, im.buffer, parser, [&](const boost::system::error_code& e, size_t) {
+        // read_some, not read: read fills the whole chunk (or ends the body)
+        // before it returns, which would hold a quiet stream's lines back for
+        // as long as the trace runs.
+        http::async_read_some(*im.stream, im.buffer, parser, [&](const boost::system::error_code& e, size_t) {
             ec = e;
             done = true;
         });

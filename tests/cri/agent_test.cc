@@ -1,12 +1,7 @@
 // pwru-agent end to end: a real containerd with two pods on a CNI bridge,
 // the real agent binary, an mTLS client. The pods are resolved by name
 // through CRI, traced with the pod scope, and their events streamed back.
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -21,6 +16,7 @@
 #include "agent/cri_client.h"
 #include "cri/agent_harness.h"
 #include "cri/containerd_fixture.h"
+#include "cri/pod_helpers.h"
 #include "support/fake_kube_api.h"
 #include "support/test_certs.h"
 #include "support/test_files.h"
@@ -32,42 +28,6 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 namespace {
-
-#define REQUIRE_CONTAINERD()                                             \
-    do {                                                                 \
-        if (auto why = ContainerdFixture::unavailable(); !why.empty()) { \
-            WARN("SKIPPED: " + why);                                     \
-            return;                                                      \
-        }                                                                \
-    } while (0)
-
-// UDP datagrams to ip:9 (discard; nothing listens, so the pod answers with
-// ICMP port unreachable: traffic into and out of its netns). From the netns
-// at `netns_path` when given (a thread of its own enters it).
-void send_udp(const std::string& ip, int count, const std::string& netns_path = "") {
-    auto body = [&] {
-        if (!netns_path.empty()) {
-            int fd = ::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
-            REQUIRE(fd >= 0);
-            REQUIRE(::setns(fd, CLONE_NEWNET) == 0);
-            ::close(fd);
-        }
-        int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        REQUIRE(s >= 0);
-        sockaddr_in to{};
-        to.sin_family = AF_INET;
-        to.sin_port = htons(9);
-        REQUIRE(inet_pton(AF_INET, ip.c_str(), &to.sin_addr) == 1);
-        for (int i = 0; i < count; ++i) {
-            (void)::sendto(s, "pwru", 4, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-            std::this_thread::sleep_for(20ms);
-        }
-        ::close(s);
-    };
-    if (netns_path.empty()) return body();
-    std::thread t(body);  // setns changes only this thread's netns
-    t.join();
-}
 
 struct Certs {
     TempDir dir{"pwru-agent-certs"};
@@ -90,19 +50,6 @@ struct Certs {
                 "--authz-config", authz, "--cri-socket", cri_socket, "--node-name", "test-node"};
     }
 };
-
-struct PodView {
-    std::string ip;
-    uint32_t netns = 0;
-    std::string netns_path;
-};
-
-PodView view(CriClient& cri, const std::string& ns, const std::string& name) {
-    auto p = cri.find_pod(ns, name);
-    if (!p) FAIL(p.error().message());
-    REQUIRE(p->ips.size() == 1);
-    return {p->ips[0], p->netns_inode, p->netns_path};
-}
 
 // Runs a trace on its own thread; start() returns once the "start" line came.
 class TraceCall {

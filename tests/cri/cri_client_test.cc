@@ -3,6 +3,7 @@
 // namespace/name to their netns, IPs and hostNetwork flag.
 #include "agent/cri_client.h"
 #include "cri/containerd_fixture.h"
+#include "cri/pod_helpers.h"
 #include "support/test_files.h"
 
 #include <sys/socket.h>
@@ -28,15 +29,6 @@ uint64_t inode_of(const std::string& path) {
     REQUIRE(::stat(path.c_str(), &st) == 0);
     return st.st_ino;
 }
-
-// Skips (loudly) only when containerd and friends are genuinely absent.
-#define REQUIRE_CONTAINERD()                                                  \
-    do {                                                                      \
-        if (auto why = ContainerdFixture::unavailable(); !why.empty()) {      \
-            WARN("SKIPPED: " + why);                                          \
-            return;                                                           \
-        }                                                                     \
-    } while (0)
 
 }  // namespace
 

@@ -185,6 +185,19 @@ bool ChildProcess::wait_for_file(const std::filesystem::path& path, std::chrono:
     }
 }
 
+bool ChildProcess::wait_for_stdout(const std::vector<std::string>& needles, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        const bool exited = !running();  // before reading: output after the exit is complete
+        const std::string out = stdout_text();
+        bool all = true;
+        for (const auto& n : needles) all = all && out.find(n) != std::string::npos;
+        if (all) return true;
+        if (exited || std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(50ms);
+    }
+}
+
 void ChildProcess::interrupt() {
     if (running()) ::kill(pid_, SIGINT);
 }

@@ -50,6 +50,10 @@ public:
     // passes. True only if the file exists.
     bool wait_for_file(const std::filesystem::path& path, std::chrono::milliseconds timeout);
 
+    // Polls (every 50 ms) until stdout holds every one of `needles`, or the
+    // child exits or the timeout passes. True only if all are there.
+    bool wait_for_stdout(const std::vector<std::string>& needles, std::chrono::milliseconds timeout);
+
     // True while the child has not exited (reaps it if it has).
     bool running();
 

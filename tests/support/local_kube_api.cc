@@ -282,6 +282,15 @@ void LocalKubeApi::add_pod(const std::string& ns, const std::string& name, const
     impl_->pods.push_back(pod);
 }
 
+void LocalKubeApi::add_container_port(const std::string& ns, const std::string& pod, const std::string& name,
+                                      uint16_t port) {
+    std::lock_guard lock(impl_->mu);
+    for (auto& p : impl_->pods)
+        if (p["metadata"]["namespace"] == ns && p["metadata"]["name"] == pod)
+            p["spec"]["containers"][0]["ports"].push_back(
+                {{"name", name}, {"containerPort", port}, {"protocol", "TCP"}});
+}
+
 void LocalKubeApi::add_object(const std::string& path, nlohmann::json obj) {
     std::lock_guard lock(impl_->mu);
     impl_->objects[path] = std::move(obj);

@@ -34,6 +34,8 @@ class LocalKubeApi {
     // A pod: name, namespace, node, labels, IP.
     void add_pod(const std::string& ns, const std::string& name, const std::string& node,
                  const std::map<std::string, std::string>& labels, const std::string& ip);
+    // Declares a TCP container port (name, number) on an added pod's first container.
+    void add_container_port(const std::string& ns, const std::string& pod, const std::string& name, uint16_t port);
     // Any other object, by its exact path (e.g. an apps/v1 deployment).
     void add_object(const std::string& path, nlohmann::json obj);
     // pods/portforward to ns/pod:port goes to 127.0.0.1:local_port.

@@ -72,3 +72,24 @@ TEST_CASE("agent records become merge messages; junk is an error, unknown types 
     CHECK(parse_agent_line(R"({"type":"event","cpu":1})", 0).kind == StreamMessage::Kind::Error);  // no skb/func
     CHECK(parse_agent_line(R"({"type":"from-the-future"})", 0).kind == StreamMessage::Kind::Heartbeat);
 }
+
+TEST_CASE("kubectl pwru: the agent's port comes from --agent-port, else the agent pod's spec", "[plugin]") {
+    auto pod = pod_from_json(nlohmann::json::parse(R"({"metadata":{"name":"pwru-agent-x","namespace":"pwru"},
+        "spec":{"nodeName":"n1","containers":[{"name":"agent","ports":[
+            {"name":"health","containerPort":9090},
+            {"name":"dns","containerPort":53,"protocol":"UDP"},
+            {"name":"https","containerPort":8443}]}]}})"));
+    REQUIRE(pod.tcp_ports.size() == 2);  // UDP ports are not the agent's
+
+    auto dflt = parse_plugin_options({"pod/x"});
+    REQUIRE(dflt);
+    CHECK(agent_port_of(dflt->agents, pod) == 8443);  // the port named https
+    CHECK(agent_port_of(dflt->agents, PodInfo{}) == 4245);  // nothing declared: the agent's default --listen
+    PodInfo one;
+    one.tcp_ports = {{"", 7000}};
+    CHECK(agent_port_of(dflt->agents, one) == 7000);  // the only TCP port
+
+    auto given = parse_plugin_options({"pod/x", "--agent-port", "4245"});
+    REQUIRE(given);
+    CHECK(agent_port_of(given->agents, pod) == 4245);  // the command line wins, even when equal to the default
+}

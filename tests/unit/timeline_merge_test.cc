@@ -206,3 +206,19 @@ TEST_CASE("10 streams x 100k events: memory stays bounded and the output stays o
     INFO("late events: " << late);
     CHECK(late < events_out / 10);
 }
+
+TEST_CASE("a stream with no start record yet is reported as still attaching, not as gone quiet", "[merge]") {
+    TimelineMerge::Options o;
+    o.silence_ns = 2 * kSec;
+    TimelineMerge m(o);
+    int64_t t0 = 10 * kSec;
+    size_t slow = m.add_stream("slow", t0);
+    size_t quiet = m.add_stream("quiet", t0);
+    m.on_status(quiet, StreamState::Connected, "", t0);
+    auto out = m.drain(t0 + 3 * kSec);
+    REQUIRE(count_status(out, StreamState::Unavailable) == 2);
+    for (const auto& i : out) {
+        if (i.kind != MergedItem::Kind::Status || i.state != StreamState::Unavailable) continue;
+        CHECK(i.message == (i.stream == slow ? "no start record after 3 s (still attaching?)" : "no heartbeat for 3 s"));
+    }
+}

@@ -1,0 +1,37 @@
+// What the cri tests do with a pod once containerd runs it: look it up
+// through CRI (its IP, netns inode and path) and send it real traffic, from
+// the node or from inside another pod's netns.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "agent/cri_client.h"
+#include "cri/containerd_fixture.h"
+
+namespace pwru::test {
+
+struct PodView {
+    std::string ip;
+    uint32_t netns = 0;
+    std::string netns_path;
+};
+
+// The pod's one IP and its netns, as CRI reports them (fails the test if not found).
+PodView view(agent::CriClient& cri, const std::string& ns, const std::string& name);
+
+// `count` UDP datagrams 20 ms apart to ip:9 (discard; nothing listens, so the
+// pod answers with ICMP port unreachable: traffic into and out of its netns).
+// From the netns at `netns_path` when given (a thread of its own enters it).
+void send_udp(const std::string& ip, int count, const std::string& netns_path = "");
+
+}  // namespace pwru::test
+
+// Skips (loudly) only when containerd and friends are genuinely absent.
+#define REQUIRE_CONTAINERD()                                                          \
+    do {                                                                              \
+        if (auto why = ::pwru::test::ContainerdFixture::unavailable(); !why.empty()) { \
+            WARN("SKIPPED: " + why);                                                  \
+            return;                                                                   \
+        }                                                                             \
+    } while (0)
