@@ -14,6 +14,7 @@
 #include "support/child_process.h"
 #include "support/netns_fixture.h"
 #include "support/root_guard.h"
+#include "support/text_lines.h"
 
 using namespace pwru::test;
 using namespace std::chrono_literals;
@@ -68,14 +69,6 @@ class PwruRun {
     std::string ready_path_;
     ChildProcess proc_;
 };
-
-std::vector<std::string> lines_with(const std::string& text, const std::string& needle) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);)
-        if (line.find(needle) != std::string::npos) out.push_back(line);
-    return out;
-}
 
 uint64_t own_netns_inode() {
     struct stat st{};

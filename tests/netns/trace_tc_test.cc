@@ -12,28 +12,12 @@
 #include "support/child_process.h"
 #include "support/netns_fixture.h"
 #include "support/root_guard.h"
+#include "support/text_lines.h"
 
 using namespace pwru::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::vector<std::string> lines_with(const std::string& text, const std::string& needle) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);)
-        if (line.find(needle) != std::string::npos) out.push_back(line);
-    return out;
-}
-
-bool wait_for_text(const ChildProcess& p, const std::string& needle, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (p.stdout_text().find(needle) != std::string::npos) return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return false;
-}
 
 // A tc classifier of our own on B's veth ingress (gone with the namespace).
 void attach_test_tc_program(const NetnsPair& ns) {
@@ -64,7 +48,7 @@ TEST_CASE("--filter-trace-tc traces a tc program, or says the kernel refuses fen
     ChildProcess pwru({PWRU_BIN, "--ready-file", ready, "--filter-trace-tc", "tcp and dst port 80"});
     REQUIRE(pwru.wait_for_file(ready, 60s));
     CHECK_FALSE(ns.tcp_connect_from_a(80, 1200));
-    bool dropped = wait_for_text(pwru, kDrop, 5s);
+    bool dropped = pwru.wait_for_stdout({kDrop}, 5s);
     pwru.interrupt();
     auto status = pwru.wait(30s);
     std::string out = pwru.stdout_text(), err = pwru.stderr_text();
@@ -133,7 +117,7 @@ TEST_CASE("--filter-trace-xdp traces an XDP program, or says the kernel refuses 
     REQUIRE(pwru.wait_for_file(ready, 60s));
     CHECK_FALSE(ns.tcp_connect_from_a(80, 1200));  // refused: nobody listens in B
     const std::string flow = ns.addr_b() + ":80(tcp)";
-    bool traced = wait_for_text(pwru, flow, 5s);
+    bool traced = pwru.wait_for_stdout({flow}, 5s);
     pwru.interrupt();
     auto status = pwru.wait(30s);
     std::string out = pwru.stdout_text(), err = pwru.stderr_text();

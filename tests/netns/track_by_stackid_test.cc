@@ -14,19 +14,12 @@
 #include "support/child_process.h"
 #include "support/netns_fixture.h"
 #include "support/root_guard.h"
+#include "support/text_lines.h"
 
 using namespace pwru::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::vector<std::string> lines_with(const std::string& text, const std::string& needle) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);)
-        if (line.find(needle) != std::string::npos) out.push_back(line);
-    return out;
-}
 
 struct Run {
     std::string out, err;
