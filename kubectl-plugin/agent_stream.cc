@@ -82,20 +82,15 @@ void AgentStream::stop() {
 }
 
 void AgentStream::run() {
-    auto closed = [&](std::string why) {
+    auto report = [&](StreamMessage::Kind kind, std::string why) {
         StreamMessage m;
-        m.kind = StreamMessage::Kind::Closed;
+        m.kind = kind;
         m.stream = id_;
         m.message = std::move(why);
         queue_.push(std::move(m));
     };
-    auto error = [&](std::string why) {
-        StreamMessage m;
-        m.kind = StreamMessage::Kind::Error;
-        m.stream = id_;
-        m.message = std::move(why);
-        queue_.push(std::move(m));
-    };
+    auto closed = [&](std::string why) { report(StreamMessage::Kind::Closed, std::move(why)); };
+    auto error = [&](std::string why) { report(StreamMessage::Kind::Error, std::move(why)); };
     // Every path ends with Closed: the merger counts open streams by it, so a
     // stream that only reported an error would keep the plugin waiting forever.
     auto failed = [&](std::string why) {

@@ -4,6 +4,7 @@
 // refuses fentry (this project's CI kernel), pwru must say so in one line
 // and still trace the packet to its drop.
 #include <catch2/catch.hpp>
+#include <memory>
 
 #include <chrono>
 #include <sstream>
@@ -35,6 +36,17 @@ constexpr const char* kRefused =
     "--filter-trace-tc needs fentry, which this kernel refuses: load: Operation not permitted; "
     "tracing continues without it";
 
+// pwru with `args`, once it says (through its ready file) that it is attached.
+std::unique_ptr<ChildProcess> start_pwru(const std::string& tag, const std::vector<std::string>& args) {
+    const std::string ready = "/tmp/pwru-test-ready-" + tag + "-" + std::to_string(getpid());
+    std::remove(ready.c_str());
+    std::vector<std::string> argv{PWRU_BIN, "--ready-file", ready};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto p = std::make_unique<ChildProcess>(argv);
+    REQUIRE(p->wait_for_file(ready, 60s));
+    return p;
+}
+
 }  // namespace
 
 TEST_CASE("--filter-trace-tc traces a tc program, or says the kernel refuses fentry and goes on", "[netns]") {
@@ -43,10 +55,8 @@ TEST_CASE("--filter-trace-tc traces a tc program, or says the kernel refuses fen
     ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
     attach_test_tc_program(ns);
 
-    const std::string ready = "/tmp/pwru-test-ready-tc-" + std::to_string(getpid());
-    std::remove(ready.c_str());
-    ChildProcess pwru({PWRU_BIN, "--ready-file", ready, "--filter-trace-tc", "tcp and dst port 80"});
-    REQUIRE(pwru.wait_for_file(ready, 60s));
+    auto started = start_pwru("tc", {"--filter-trace-tc", "tcp and dst port 80"});
+    ChildProcess& pwru = *started;
     CHECK_FALSE(ns.tcp_connect_from_a(80, 1200));
     bool dropped = pwru.wait_for_stdout({kDrop}, 5s);
     pwru.interrupt();
@@ -88,10 +98,8 @@ TEST_CASE("--filter-trace-tc with a filter no packet matches prints no (tc) line
     ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
     attach_test_tc_program(ns);
 
-    const std::string ready = "/tmp/pwru-test-ready-tc2-" + std::to_string(getpid());
-    std::remove(ready.c_str());
-    ChildProcess pwru({PWRU_BIN, "--ready-file", ready, "--filter-trace-tc", "tcp and dst port 81"});
-    REQUIRE(pwru.wait_for_file(ready, 60s));
+    auto started = start_pwru("tc2", {"--filter-trace-tc", "tcp and dst port 81"});
+    ChildProcess& pwru = *started;
     CHECK_FALSE(ns.tcp_connect_from_a(80, 1200));
     pwru.interrupt();
     auto status = pwru.wait(30s);
@@ -111,10 +119,8 @@ TEST_CASE("--filter-trace-xdp traces an XDP program, or says the kernel refuses 
     INFO("ip link set ... xdp: " << x.err);
     REQUIRE(x.ok());
 
-    const std::string ready = "/tmp/pwru-test-ready-xdp-" + std::to_string(getpid());
-    std::remove(ready.c_str());
-    ChildProcess pwru({PWRU_BIN, "--ready-file", ready, "--filter-trace-xdp", "tcp and dst port 80"});
-    REQUIRE(pwru.wait_for_file(ready, 60s));
+    auto started = start_pwru("xdp", {"--filter-trace-xdp", "tcp and dst port 80"});
+    ChildProcess& pwru = *started;
     CHECK_FALSE(ns.tcp_connect_from_a(80, 1200));  // refused: nobody listens in B
     const std::string flow = ns.addr_b() + ":80(tcp)";
     bool traced = pwru.wait_for_stdout({flow}, 5s);
