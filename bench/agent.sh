@@ -16,6 +16,7 @@ need_root; need openssl curl iptables python3 ip
 AGENT=${AGENT:-$BUILD_DIR/agent/pwru-agent}
 [ -x "$AGENT" ] || { echo "SKIPPED: no pwru-agent at $AGENT (build it)"; exit 77; }
 [ -x "$PWRU" ] || { echo "SKIPPED: no pwru at $PWRU (build it)"; exit 77; }
+AGENT=$(readlink -f "$AGENT") PWRU=$(readlink -f "$PWRU")  # we cd into a work directory
 ROUNDS=3 K=100000
 [ "${1:-}" = --quick ] && { ROUNDS=1 K=20000; }
 

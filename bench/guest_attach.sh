@@ -65,7 +65,12 @@ run_bpftrace() {
   grep -q ready "$WORK/bt.out" || { echo "guest: bpftrace did not get ready"; tail -5 "$WORK/bt.err"; kill -KILL "$CUR"; CUR=""; return 1; }
   sleep 1
   t1b=$(now)
-  kill -INT "$CUR"; wait "$CUR"; CUR=""
+  kill -INT "$CUR"
+  # bpftrace 0.17 was seen to ignore a SIGINT: SIGTERM after 120 s, said in the line
+  waited=0
+  while kill -0 "$CUR" 2>/dev/null && [ $waited -lt 1200 ]; do sleep 0.1; waited=$((waited + 1)); done
+  kill -0 "$CUR" 2>/dev/null && { echo "guest: bpftrace ignored SIGINT for 120 s: SIGTERM"; kill -TERM "$CUR"; }
+  wait "$CUR"; CUR=""
   t2=$(now)
   echo "$(secs "$t0" "$t1") $(secs "$t1b" "$t2")" >>"$WORK/$label"
   echo "guest: $label: ready $(secs "$t0" "$t1") s, exit $(secs "$t1b" "$t2") s; $(head -n 1 "$WORK/bt.out")"

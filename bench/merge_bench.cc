@@ -10,7 +10,6 @@
 //
 //   pwru-bench-merge [STREAMS] [EVENTS_PER_STREAM]
 // Prints `RESULT\t...` lines (bench/lib.sh's format).
-#include <sys/resource.h>
 #include <time.h>
 
 #include <cstdio>
@@ -22,6 +21,7 @@
 
 #include "kubectl-plugin/agent_stream.h"
 #include "kubectl-plugin/timeline_merge.h"
+#include "tracer/event_record.h"
 #include "tracer/output_format.h"
 
 using namespace pwru;
@@ -38,10 +38,14 @@ double wall_seconds() {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
-long max_rss_kb() {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
+// The current resident set (not the peak: the generated input is the peak).
+long rss_kb() {
+    FILE* f = std::fopen("/proc/self/statm", "re");
+    if (!f) return 0;
+    long pages = 0, resident = 0;
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+    return resident * 4;
 }
 }  // namespace
 
@@ -60,15 +64,33 @@ int main(int argc, char** argv) {
         for (size_t i = 0; i < per; ++i) {
             // 10 us apart per stream; CPUs share one ring buffer: +-30 us jitter.
             int64_t ts = t0 + static_cast<int64_t>(i) * 10'000 + static_cast<int64_t>((i * 7919 + s * 31) % 61) * 1000 - 30'000;
-            nlohmann::json j = {{"type", "event"}, {"skb", 0xffff888000000000ull + (i % 512) * 256}, {"cpu", i % 2},
-                                {"pid", 1000 + s}, {"process", "/usr/bin/curl:" + std::to_string(1000 + s)},
-                                {"func", funcs[i % 5]}, {"drop_reason", ""}, {"ktime_ns", ts - t0}, {"wall_ns", ts},
-                                {"netns", 4026532000u + s}, {"mark", 0}, {"ifindex", 2}, {"ifname", "eth0"},
-                                {"proto", 0x0800}, {"mtu", 1500}, {"len", 60},
-                                {"tuple", {{"l3", 4}, {"l4_proto", 6}, {"saddr", "10.244.1." + std::to_string(s)},
-                                           {"daddr", "10.244.2.9"}, {"sport", 40000 + i % 1000}, {"dport", 80}}},
-                                {"node", "node-" + std::to_string(s)}, {"namespace", "default"},
-                                {"pod", "pod-" + std::to_string(s)}};
+            // The agent's wire form: the tracer's lossless record (to_json) + type.
+            EventRecord e;
+            e.skb = 0xffff888000000000ull + (i % 512) * 256;
+            e.cpu = static_cast<uint32_t>(i % 2);
+            e.pid = static_cast<uint32_t>(1000 + s);
+            e.process = "/usr/bin/curl:" + std::to_string(1000 + s);
+            e.ktime_ns = static_cast<uint64_t>(ts - t0);
+            e.wall_ns = ts;
+            e.func = funcs[i % 5];
+            e.netns = static_cast<uint32_t>(4026532000u + s);
+            e.ifindex = 2;
+            e.ifname = "eth0";
+            e.proto = 0x0800;
+            e.mtu = 1500;
+            e.len = 60;
+            e.has_tuple = true;
+            e.tuple.l3 = 4;
+            e.tuple.l4_proto = 6;
+            e.tuple.saddr = "10.244.1." + std::to_string(s);
+            e.tuple.daddr = "10.244.2.9";
+            e.tuple.sport = static_cast<uint16_t>(40000 + i % 1000);
+            e.tuple.dport = 80;
+            nlohmann::json j = e;
+            j["type"] = "event";
+            j["node"] = "node-" + std::to_string(s);
+            j["namespace"] = "default";
+            j["pod"] = "pod-" + std::to_string(s);
             out.push_back(j.dump());
             bytes += out.back().size() + 1;
             if (i % 500 == 499) {
@@ -78,7 +100,8 @@ int main(int argc, char** argv) {
             }
         }
     }
-    const long rss_generated = max_rss_kb();
+    const long rss_generated = rss_kb();
+    long rss_peak = rss_generated;
 
     TimelineMerge merge;
     OutputOptions oo;
@@ -110,20 +133,21 @@ int main(int argc, char** argv) {
                 } else if (m.kind == StreamMessage::Kind::Heartbeat) {
                     merge.on_heartbeat(ids[s], m.watermark_ns, now);
                 } else {
-                    ++parse_errors;
+                    if (parse_errors++ == 0) std::fprintf(stderr, "merge-bench: first bad line: %s\n", m.message.c_str());
                 }
             }
             more = more || pos[s] < lines[s].size();
         }
         show(merge.drain(now));
+        rss_peak = std::max(rss_peak, rss_kb());
     }
     show(merge.finish());
     double cpu = cpu_seconds() - c0, wall = wall_seconds() - w0;
     const size_t total = streams * per;
     std::printf("RESULT\tmerge\tkubectl-pwru merge %zu streams x %zu events: events/s per CPU-second (in-process, no TLS)\t%.0f/s\t%zu events\tn/a\twall %.2f s, %zu shown, %zu late, %zu parse errors; peak held %zu events\n",
                 streams, per, total / cpu, total, wall, shown, late, parse_errors, merge.peak_buffered());
-    std::printf("RESULT\tmerge\tmerge peak RSS growth vs the generated input\t%.1f MB\t%.1f MB input\t%.3f\tRSS %ld KB before, %ld KB after; input %zu bytes NDJSON\n",
-                (max_rss_kb() - rss_generated) / 1024.0, bytes / 1048576.0,
-                (max_rss_kb() - rss_generated) / 1024.0 / (bytes / 1048576.0), rss_generated, max_rss_kb(), bytes);
+    std::printf("RESULT\tmerge\tmerge RSS growth (peak while merging) vs the NDJSON merged\t%.1f MB\t%.1f MB input\t%.3f\tRSS %ld KB with the input generated, peak %ld KB while merging\n",
+                (rss_peak - rss_generated) / 1024.0, bytes / 1048576.0,
+                (rss_peak - rss_generated) / 1024.0 / (bytes / 1048576.0), rss_generated, rss_peak);
     return shown == total && parse_errors == 0 ? 0 : 1;
 }
