@@ -6,7 +6,8 @@
 #   bench/attach_vm.sh [--quick]
 #
 # BASELINE_PWRU=path: a second pwru binary (e.g. built from an older commit)
-# measured in the same VM run, for a before/after ratio.
+# measured in the same VM run, for a before/after ratio. BENCH_ATTACH_PARTS:
+# a subset of "multi kprobe serial bpftrace" (guest_attach.sh).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 need qemu-system-x86_64 bpftrace
@@ -19,5 +20,5 @@ rc=$?
 [ "$rc" -eq 0 ] || exit 1
 cd "$REPO_DIR" || exit 1
 "$REPO_DIR/tests/vm/run-in-vm.sh" --timeout "${BENCH_VM_TIMEOUT:-1800}" -- \
-  bash "$BENCH_DIR/guest_attach.sh" $QUICK "$(readlink -f "$PWRU")" \
+  env ${BENCH_ATTACH_PARTS:+BENCH_ATTACH_PARTS="$BENCH_ATTACH_PARTS"} bash "$BENCH_DIR/guest_attach.sh" $QUICK "$(readlink -f "$PWRU")" \
   ${BASELINE_PWRU:+"$(readlink -f "$BASELINE_PWRU")"}

@@ -9,6 +9,7 @@
 #   - bpftrace 0.17 with one kprobe per function of the same list (its BEGIN
 #     probe prints once everything is attached).
 # Rounds interleave the variants. --quick: the skb_* subset, one round.
+# BENCH_ATTACH_PARTS: which of "multi kprobe serial bpftrace" to run (default all).
 #
 #   guest_attach.sh [--quick] PWRU [BASELINE_PWRU]
 set -uo pipefail
@@ -16,6 +17,10 @@ set -uo pipefail
 QUICK=0
 [ "${1:-}" = --quick ] && { QUICK=1; shift; }
 PWRU=$1 BASE=${2:-}
+PARTS=" ${BENCH_ATTACH_PARTS:-multi kprobe serial bpftrace} "
+part() { [[ "$PARTS" == *" $1 "* ]]; }
+# bpftrace refuses more than 512 probes unless told
+export BPFTRACE_MAX_PROBES=100000
 ROUNDS=3; SUBSET=()
 [ "$QUICK" = 1 ] && { ROUNDS=1; SUBSET=(--filter-func 'skb_.*'); }
 WORK=$(mktemp -d /tmp/bench-attach.XXXXXX)
@@ -81,15 +86,16 @@ sum2() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan") print "n
 
 # kprobe-multi, interleaved with the baseline binary
 for r in $(seq $ROUNDS); do
+  part multi || break
   run_pwru multi "$PWRU" --backend kprobe-multi "${SUBSET[@]}"
   [ -n "$BASE" ] && run_pwru multi_base "$BASE" --backend kprobe-multi "${SUBSET[@]}"
 done
 # classic kprobes: default vs one by one, then bpftrace (each is minutes on the full list)
 KR=1
 for r in $(seq $KR); do
-  run_pwru kprobe "$PWRU" --backend kprobe "${SUBSET[@]}"
-  run_pwru kprobe_serial env PWRU_KPROBE_THREADS=1 PWRU_KPROBE_PIN=0 PWRU_KPROBE_ENABLE=1 "$PWRU" --backend kprobe "${SUBSET[@]}"
-  run_bpftrace bpftrace
+  part kprobe && run_pwru kprobe "$PWRU" --backend kprobe "${SUBSET[@]}"
+  part serial && run_pwru kprobe_serial env PWRU_KPROBE_THREADS=1 PWRU_KPROBE_PIN=0 PWRU_KPROBE_ENABLE=1 "$PWRU" --backend kprobe "${SUBSET[@]}"
+  part bpftrace && run_bpftrace bpftrace
 done
 
 M_ATT=$(col multi 3) M_DET=$(col multi 4) M_READY=$(col multi 1) M_EXIT=$(col multi 2)
