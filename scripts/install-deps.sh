@@ -28,6 +28,9 @@ PACKAGES=(
   python3
   # the cri test layer (a private containerd, runc, the CNI bridge plugins)
   containerd runc containernetworking-plugins
+  # bench/run.sh: the peers (bpftrace, tcpdump), traffic (iperf3), certificates
+  # and the agent's stream (openssl, curl), reading JSON (jq)
+  bpftrace tcpdump iperf3 openssl curl jq
 )
 
 missing=()
