@@ -36,6 +36,7 @@ struct AgentConfig {
     size_t max_sessions = 4;
     RequestLimits request_limits;
     double max_event_rate = 10'000;
+    uint32_t ring_buffer_bytes = 8u << 20;  // per trace; a power of two, >= 4096
     // "cri": a trace covers this node's netns only (the agent's own and its
     // pods', from CRI, refreshed every node_refresh); "kernel": every netns
     // of the kernel. See docs/agent-api.md "Node scope".

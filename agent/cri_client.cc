@@ -147,6 +147,39 @@ Result<std::string> netns_path_from_info(const std::string& info_json) {
     return std::string();
 }
 
+Result<std::vector<ScopePort>> ports_from_info(const std::string& info_json) {
+    json info = json::parse(info_json, nullptr, /*allow_exceptions=*/false);
+    if (info.is_discarded() || !info.is_object())
+        return fail("the runtime's sandbox info is not a JSON object", 0, info_json.substr(0, 200));
+    std::vector<ScopePort> ports;
+    auto config = info.find("config");
+    if (config == info.end() || !config->is_object()) return ports;
+    auto mappings = config->find("port_mappings");
+    if (mappings == config->end() || !mappings->is_array()) return ports;
+    for (const auto& m : *mappings) {
+        if (!m.is_object()) continue;
+        // runtime.v1 Protocol: TCP = 0 (omitted by omitempty), UDP = 1, SCTP = 2.
+        uint8_t l4 = 6;
+        if (auto p = m.find("protocol"); p != m.end()) {
+            std::string name = p->is_number_integer() ? std::to_string(p->get<int>()) : p->is_string() ? p->get<std::string>() : "";
+            for (auto& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+            if (name == "0" || name == "TCP") l4 = 6;
+            else if (name == "1" || name == "UDP") l4 = 17;
+            else if (name == "2" || name == "SCTP") l4 = 132;
+            else continue;
+        }
+        for (const char* field : {"container_port", "host_port"}) {
+            auto v = m.find(field);
+            if (v == m.end() || !v->is_number_integer()) continue;
+            const int port = v->get<int>();
+            if (port <= 0 || port > 65535) continue;
+            ScopePort sp{static_cast<uint16_t>(port), l4};
+            if (std::find(ports.begin(), ports.end(), sp) == ports.end()) ports.push_back(sp);
+        }
+    }
+    return ports;
+}
+
 Result<PodInfo> CriClient::find_pod(const std::string& ns, const std::string& name) {
     const std::string pod = ns + "/" + name;
 
@@ -205,6 +238,8 @@ Result<PodInfo> CriClient::sandbox(const std::string& id) {
         auto path = netns_path_from_info(it->second);
         if (!path) return fail(path.error().message() + "; report the runtime and its version", 0, path.error().context);
         info.netns_path = *path;
+        auto ports = ports_from_info(it->second);
+        if (ports) info.ports = std::move(*ports);
     }
     // hostNetwork sandboxes have no network entry; when no pid says where the
     // sandbox runs either, the node's netns is PID 1's (the agent shares the

@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     app.add_option("--max-event-rate", cfg.max_event_rate, "events per second per trace; the rest count as loss")
         ->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--ring-buffer-size", cfg.ring_buffer_bytes,
+                   "bytes of kernel ring buffer per trace (power of two >= 4096); small values make ring-buffer "
+                   "loss easy to provoke (tests)")
+        ->capture_default_str();
     app.add_option("--drain-timeout", drain_s, "on SIGTERM, seconds to let traces end")->capture_default_str();
     app.add_option("--ready-file", ready_file, "write the HTTPS port here once serving (tests, scripts)");
     app.add_flag("--debug", debug, "verbose logs");

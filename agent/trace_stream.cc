@@ -28,15 +28,35 @@ uint64_t mono_now_ns() {
 
 }  // namespace
 
+std::string port_list(const std::vector<ScopePort>& ports) {
+    std::string s;
+    for (const auto& p : ports)
+        s += (s.empty() ? "" : ", ") + std::to_string(p.port) + "/" + (p.l4 == 17 ? "udp" : p.l4 == 132 ? "sctp" : "tcp");
+    return s;
+}
+
+nlohmann::json ports_json(const std::vector<ScopePort>& ports) {
+    json j = json::array();
+    for (const auto& p : ports)
+        j.push_back({{"port", p.port}, {"protocol", p.l4 == 17 ? "udp" : p.l4 == 132 ? "sctp" : "tcp"}});
+    return j;
+}
+
 Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTarget target, StreamLimits limits,
                                                         Metrics& metrics, NodeNetns* node) {
     if (auto r = resolve_cli(cfg); !r) return std::unexpected(r.error());
+    cfg.trace.ringbuf_bytes = limits.ring_buffer_bytes;
     if (!target.pod.empty()) {
         PodScope scope;
-        scope.netns_inode = target.host_network ? 0 : target.netns;
-        for (const auto& ip : target.ips) {
-            if (scope.addrs.size() == PWRU_SCOPE_ADDRS) break;
-            scope.addrs.push_back(ip);
+        if (target.host_network) {
+            // No netns or address of its own: the node's packets to or from its ports.
+            scope.ports = target.ports;
+        } else {
+            scope.netns_inode = target.netns;
+            for (const auto& ip : target.ips) {
+                if (scope.addrs.size() == PWRU_SCOPE_ADDRS) break;
+                scope.addrs.push_back(ip);
+            }
         }
         cfg.trace.pod_scope = scope;
         // follow a packet that matched once across the veth, NAT, encapsulation
@@ -57,6 +77,10 @@ Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTar
         s->node_netns_count_ = cfg.trace.node_netns->size();
         if (!snap.warning.empty())
             s->target_.warning += (s->target_.warning.empty() ? "" : "; ") + snap.warning;
+    } else if (s->target_.host_network) {
+        // --node-scope kernel: a hostNetwork pod's ports still mean this
+        // node's netns only, not every container's on the kernel.
+        cfg.trace.node_netns = std::set<uint32_t>{own_netns_inode()};
     }
 
     auto session = Session::create(cfg.trace);
@@ -123,6 +147,7 @@ std::string TraceStream::start_record() const {
               {"pod", target_.pod},
               {"netns", target_.netns},
               {"pod_ips", target_.ips},
+              {"pod_ports", ports_json(target_.ports)},
               {"host_network", target_.host_network},
               {"node_scope", node_ ? "cri" : "kernel"},
               {"node_netns", node_netns_count_},

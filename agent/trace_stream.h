@@ -29,6 +29,7 @@ struct StreamTarget {
     uint32_t netns = 0;         // the pod's netns inode (0: node-wide or hostNetwork)
     std::vector<std::string> ips;
     bool host_network = false;
+    std::vector<ScopePort> ports;  // hostNetwork: the pod's ports, its scope
     std::string warning;        // said in the start record (hostNetwork)
 };
 
@@ -36,7 +37,11 @@ struct StreamLimits {
     double max_duration_s = 600;
     uint64_t max_events = 1'000'000;
     double max_event_rate = 10'000;  // events per second sent; the rest counted as rate_limited
+    uint32_t ring_buffer_bytes = 8u << 20;  // the kernel ring buffer of the trace
 };
+
+// "80/tcp, 53/udp": for messages.
+std::string port_list(const std::vector<ScopePort>& ports);
 
 class TraceStream {
 public:

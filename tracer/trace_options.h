@@ -20,9 +20,18 @@ struct MarkFilter {
 
 // pwru-agent's pod scope: the pod's netns OR its addresses (see
 // bpf/skb_scope.bpf.h). Session forces skb tracking with it.
+struct ScopePort {
+    uint16_t port = 0;
+    uint8_t l4 = 0;  // IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP
+    bool operator==(const ScopePort&) const = default;
+};
+
 struct PodScope {
     uint32_t netns_inode = 0;        // 0: none (hostNetwork pods: the node's netns is everyone's)
     std::vector<std::string> addrs;  // printable IPv4/IPv6, at most PWRU_SCOPE_ADDRS
+    // A hostNetwork pod: its ports instead of netns and addresses (at most
+    // PWRU_SCOPE_PORTS); the caller also sets node_netns.
+    std::vector<ScopePort> ports;
 };
 
 struct TraceOptions {

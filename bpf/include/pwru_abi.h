@@ -145,6 +145,15 @@ struct pwru_scope_addr {
 	__u8 _pad[3];
 };
 
+/* pwru-agent's scope of a hostNetwork pod: its ports, up to this many. */
+#define PWRU_SCOPE_PORTS 8
+
+struct pwru_scope_port {
+	__u16 port;         /* host byte order */
+	__u8 l4;            /* IPPROTO_TCP, _UDP or _SCTP; 0 = unused slot */
+	__u8 _pad;
+};
+
 /* Per tracepoint slot: where the arguments of interest are (0-based index
  * into the tracepoint's TP_PROTO arguments) or PWRU_NO_ARG. */
 struct pwru_tp_slot {
@@ -190,6 +199,12 @@ struct pwru_config {
 	__u8 _pad4[2];
 	__u32 scope_netns;
 	struct pwru_scope_addr scope_addrs[PWRU_SCOPE_ADDRS];
+	/* a hostNetwork pod (scope_nports > 0): instead of netns/addresses, a
+	 * TCP/UDP/SCTP source or destination port in scope_ports (within the
+	 * node scope, which the agent always sets for such pods) */
+	__u8 scope_nports;
+	__u8 _pad5[3];
+	struct pwru_scope_port scope_ports[PWRU_SCOPE_PORTS];
 };
 
 /*

@@ -380,7 +380,8 @@ std::string ContainerdFixture::log_tail() const {
     return "containerd's last log lines:\n" + log.substr(pos == std::string::npos ? 0 : pos);
 }
 
-std::string ContainerdFixture::run_pod(const std::string& ns, const std::string& name, bool host_network) {
+std::string ContainerdFixture::run_pod(const std::string& ns, const std::string& name, bool host_network,
+                                       const std::vector<PodPort>& ports) {
     const std::string uid = name + "-uid-" + std::to_string(::getpid());
     cri::RunPodSandboxRequest req;
     auto* config = req.mutable_config();
@@ -397,6 +398,12 @@ std::string ContainerdFixture::run_pod(const std::string& ns, const std::string&
     labels["io.kubernetes.pod.namespace"] = ns;
     labels["io.kubernetes.pod.uid"] = uid;
     (*config->mutable_annotations())["kubernetes.io/config.source"] = "api";
+    for (const auto& p : ports) {
+        auto* m = config->add_port_mappings();
+        m->set_protocol(static_cast<cri::Protocol>(p.protocol));
+        m->set_container_port(p.container_port);
+        m->set_host_port(p.host_port);
+    }
     // As the kubelet's cgroupfs driver does (it uses /kubepods/...): a parent
     // of our own, removed by the cleanup.
     config->mutable_linux()->set_cgroup_parent("/" + cgroup_name(::getpid()));

@@ -31,6 +31,13 @@ namespace pwru::test {
 
 class ChildProcess;
 
+// A sandbox port mapping as the kubelet passes it (CRI PortMapping).
+struct PodPort {
+    int protocol = 0;  // runtime.v1 Protocol: 0 TCP, 1 UDP, 2 SCTP
+    int container_port = 0;
+    int host_port = 0;
+};
+
 // Where the private containerd runs. Several at once stand for several
 // Kubernetes nodes on one kernel (kind): each in its own network namespace
 // (the node's), with its own pod subnet.
@@ -62,7 +69,8 @@ public:
     // RunPodSandbox with the metadata, labels and annotations the kubelet
     // sets; host_network = NamespaceOption network NODE. Returns the sandbox
     // ID; throws on failure (with containerd's log tail).
-    std::string run_pod(const std::string& ns, const std::string& name, bool host_network = false);
+    std::string run_pod(const std::string& ns, const std::string& name, bool host_network = false,
+                        const std::vector<PodPort>& ports = {});
     void stop_pod(const std::string& id);
     void remove_pod(const std::string& id);
 
