@@ -87,6 +87,13 @@ Result<std::unique_ptr<AgentServer>> AgentServer::create(AgentConfig cfg) {
     std::unique_ptr<AgentServer> self(new AgentServer());
     self->cfg_ = std::move(cfg);
     self->sessions_ = std::make_unique<SessionManager>(self->cfg_.max_sessions);
+    const uint32_t rb = self->cfg_.ring_buffer_bytes;
+    if (rb < 4096 || (rb & (rb - 1)) != 0)
+        return bad_input("--ring-buffer-size " + std::to_string(rb) + " is not a power of two of at least 4096");
+    if (self->cfg_.node_scope == "cri")
+        self->node_netns_ = std::make_unique<NodeNetns>(self->cfg_.cri_socket, self->cfg_.node_refresh);
+    else if (self->cfg_.node_scope != "kernel")
+        return bad_input("--node-scope '" + self->cfg_.node_scope + "' is not one of: cri, kernel");
 
     std::string tls_error;
     const AgentConfig& c = self->cfg_;
@@ -212,18 +219,28 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
         st.ips = pod->ips;
         st.host_network = pod->host_network;
         if (pod->host_network) {
-            if (pod->ips.empty())
+            // Its netns and IPs are the node's: only its ports set its packets apart.
+            if (pod->ports.empty())
                 return send_error(res, 422,
-                                  "pod " + target + " uses the host network and the runtime reports no IP for it; "
-                                  "trace the node (node: true) with a filter on its ports");
+                                  "pod " + target + " uses the host network and declares no ports, so nothing tells "
+                                  "its packets from the node's; trace the node (\"node\": true) with a port filter, "
+                                  "e.g. \"filter\": \"port 8080\"");
+            if (pod->ports.size() > PWRU_SCOPE_PORTS)
+                return send_error(res, 422,
+                                  "pod " + target + " uses the host network with " + std::to_string(pod->ports.size()) +
+                                      " ports, more than the " + std::to_string(PWRU_SCOPE_PORTS) +
+                                      " a pod scope holds; trace the node (\"node\": true) with a port filter");
             st.netns = 0;
-            st.warning = "pod " + target + " uses the host network: traced by its host IPs only, which every "
-                         "hostNetwork pod and the node share; narrow with a filter on its ports";
+            st.ports = pod->ports;
+            st.warning = "pod " + target + " uses the host network: traced as this node's packets with source or "
+                         "destination port " + port_list(pod->ports) + " (any process of the node on these ports "
+                         "is included)";
+            spdlog::warn("trace {}: {}", target, st.warning);
         }
     }
 
-    StreamLimits limits{tr.max_duration_s, tr.max_events, cfg.max_event_rate};
-    auto stream = TraceStream::start(tr.cli, st, limits, self.metrics_);
+    StreamLimits limits{tr.max_duration_s, tr.max_events, cfg.max_event_rate, cfg.ring_buffer_bytes};
+    auto stream = TraceStream::start(tr.cli, st, limits, self.metrics_, self.node_netns_.get());
     if (!stream) {
         const Error& e = stream.error();
         spdlog::warn("trace {}: {}", target, e.message());

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tracer/result.h"
+#include "tracer/trace_options.h"
 
 namespace grpc {
 class Channel;
@@ -33,6 +34,9 @@ struct PodInfo {
     uint32_t netns_inode = 0;
     std::vector<std::string> ips;  // status.network.ip, then additional_ips
     bool host_network = false;     // hostNetwork: netns_path is the node's netns
+    // The sandbox config's port_mappings (container and host port): what
+    // scopes a hostNetwork pod. Empty when the pod declares none.
+    std::vector<ScopePort> ports;
 };
 
 // The well-known runtime sockets, tried in this order by connect("").
@@ -64,6 +68,11 @@ public:
     // every other failure is not bad_input.
     Result<PodInfo> find_pod(const std::string& ns, const std::string& name);
 
+    // The IDs of every READY sandbox of this runtime (the node's pods).
+    Result<std::vector<std::string>> ready_sandboxes();
+    // One sandbox by ID, as find_pod describes it (ns and name from its metadata).
+    Result<PodInfo> sandbox(const std::string& id);
+
 private:
     CriClient(std::string socket, std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout);
 
@@ -81,5 +90,12 @@ private:
 // JSON that does not parse. Separate from find_pod so tests can feed it
 // either runtime's layout.
 Result<std::string> netns_path_from_info(const std::string& info_json);
+
+// The ports of a verbose PodSandboxStatus's info["info"] JSON: the sandbox
+// config's port_mappings (containerd: config.port_mappings[].{protocol,
+// container_port, host_port}, protocol as the CRI enum number, absent for
+// TCP, or its name). Both ports of a mapping, deduplicated. Empty when there
+// is no config or no mapping; errors on JSON that does not parse.
+Result<std::vector<ScopePort>> ports_from_info(const std::string& info_json);
 
 }  // namespace pwru::agent

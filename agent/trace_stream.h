@@ -8,11 +8,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "agent/metrics.h"
+#include "agent/node_netns.h"
 #include "tracer/cli_options.h"
 #include "tracer/event_decoder.h"
 #include "tracer/result.h"
@@ -27,6 +29,7 @@ struct StreamTarget {
     uint32_t netns = 0;         // the pod's netns inode (0: node-wide or hostNetwork)
     std::vector<std::string> ips;
     bool host_network = false;
+    std::vector<ScopePort> ports;  // hostNetwork: the pod's ports, its scope
     std::string warning;        // said in the start record (hostNetwork)
 };
 
@@ -34,14 +37,20 @@ struct StreamLimits {
     double max_duration_s = 600;
     uint64_t max_events = 1'000'000;
     double max_event_rate = 10'000;  // events per second sent; the rest counted as rate_limited
+    uint32_t ring_buffer_bytes = 8u << 20;  // the kernel ring buffer of the trace
 };
+
+// "80/tcp, 53/udp": for messages.
+std::string port_list(const std::vector<ScopePort>& ports);
 
 class TraceStream {
 public:
     // Builds, loads and attaches the Session (pod scope from `target` when it
-    // names a pod). Bad filter/flags: a bad_input Error (the caller answers 400).
+    // names a pod; node scope from `node`, null = every netns of the kernel,
+    // kept current while the trace runs). Bad filter/flags: a bad_input
+    // Error (the caller answers 400).
     static Result<std::unique_ptr<TraceStream>> start(CliConfig cfg, StreamTarget target, StreamLimits limits,
-                                                      Metrics& metrics);
+                                                      Metrics& metrics, NodeNetns* node = nullptr);
     ~TraceStream();  // detaches (if finish() did not)
 
     // The first line: what was attached.
@@ -62,8 +71,13 @@ private:
     void finish(const std::string& why, std::vector<std::string>& out);
     void add_loss_record(std::vector<std::string>& out, bool force);
     int64_t wall_now() const;
+    std::set<uint32_t> node_set(const NodeNetnsSnapshot& snap) const;
+    void refresh_node_scope(std::vector<std::string>& out);
 
     StreamTarget target_;
+    NodeNetns* node_ = nullptr;
+    uint64_t node_generation_ = 0;
+    size_t node_netns_count_ = 0;
     StreamLimits limits_;
     Metrics* metrics_ = nullptr;
     std::unique_ptr<Session> session_;

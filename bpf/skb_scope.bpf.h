@@ -5,6 +5,16 @@
  * The address half catches the trajectory outside the pod's netns (node NIC,
  * bridge, host side of the veth); user space also turns on skb tracking, so
  * an skb that matched once is followed wherever it goes next (NAT, encap).
+ *
+ * A hostNetwork pod is scoped by its ports instead (scope_has_port), within
+ * the node scope.
+ *
+ * Node scope: several Kubernetes nodes can share one kernel (kind: every node
+ * is a container), and each node's agent then sees every packet of the
+ * cluster. With CFG.scope_node an skb is only this node's when its netns is in
+ * the node_netns map (the agent's own netns and its pods'), whatever else
+ * matches; skb_selected() applies the same to tracked skbs, so a packet
+ * followed out of this node is not reported here.
  * Included by skb_filter.bpf.h after skb_netns().
  */
 #ifndef PWRU_SKB_SCOPE_BPF_H
@@ -52,6 +62,48 @@ static __always_inline unsigned char *scope_ip_header(struct sk_buff *skb)
 	return 0;
 }
 
+/* A hostNetwork pod has no netns and no address of its own: its packets are
+ * the node's to or from one of its ports. `ip` points at an IP header whose
+ * first 40 bytes (or fewer, IPv4) are in `hdr`. Non-first fragments carry no
+ * ports: not matched. IPv6 extension headers are not walked. */
+static __always_inline bool scope_has_port(unsigned char *ip, const __u8 *hdr)
+{
+	unsigned char *l4;
+	__u8 proto;
+	__u16 ports[2];
+
+	if ((hdr[0] >> 4) == 4) {
+		if ((((__u16)hdr[6] << 8) | hdr[7]) & 0x1fff)
+			return false;
+		proto = hdr[9];
+		l4 = ip + (hdr[0] & 0xf) * 4;
+	} else {
+		proto = hdr[6];
+		l4 = ip + 40;
+	}
+	if (proto != 6 && proto != 17 && proto != 132)
+		return false;
+	if (bpf_probe_read_kernel(ports, sizeof(ports), l4))
+		return false;
+	ports[0] = bpf_ntohs(ports[0]);
+	ports[1] = bpf_ntohs(ports[1]);
+	for (int i = 0; i < PWRU_SCOPE_PORTS; i++) {
+		const volatile struct pwru_scope_port *p = &CFG.scope_ports[i];
+
+		if (p->l4 == proto && (p->port == ports[0] || p->port == ports[1]))
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool in_node_scope(struct sk_buff *skb)
+{
+	__u32 ns = skb_netns(skb);
+
+	/* an skb with neither device nor socket is nobody's for sure: not ours */
+	return ns && bpf_map_lookup_elem(&node_netns, &ns);
+}
+
 static __always_inline bool in_pod_scope(struct sk_buff *skb)
 {
 	unsigned char *ip;
@@ -67,11 +119,15 @@ static __always_inline bool in_pod_scope(struct sk_buff *skb)
 	if ((hdr[0] >> 4) == 4) {
 		if (bpf_probe_read_kernel(hdr, 20, ip))
 			return false;
+		if (CFG.scope_nports)
+			return scope_has_port(ip, hdr);
 		return scope_has_addr(&hdr[12], 4) || scope_has_addr(&hdr[16], 4);
 	}
 	if ((hdr[0] >> 4) == 6) {
 		if (bpf_probe_read_kernel(hdr, 40, ip))
 			return false;
+		if (CFG.scope_nports)
+			return scope_has_port(ip, hdr);
 		return scope_has_addr(&hdr[8], 6) || scope_has_addr(&hdr[24], 6);
 	}
 	return false;

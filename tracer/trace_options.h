@@ -20,9 +20,18 @@ struct MarkFilter {
 
 // pwru-agent's pod scope: the pod's netns OR its addresses (see
 // bpf/skb_scope.bpf.h). Session forces skb tracking with it.
+struct ScopePort {
+    uint16_t port = 0;
+    uint8_t l4 = 0;  // IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP
+    bool operator==(const ScopePort&) const = default;
+};
+
 struct PodScope {
     uint32_t netns_inode = 0;        // 0: none (hostNetwork pods: the node's netns is everyone's)
     std::vector<std::string> addrs;  // printable IPv4/IPv6, at most PWRU_SCOPE_ADDRS
+    // A hostNetwork pod: its ports instead of netns and addresses (at most
+    // PWRU_SCOPE_PORTS); the caller also sets node_netns.
+    std::vector<ScopePort> ports;
 };
 
 struct TraceOptions {
@@ -57,6 +66,10 @@ struct TraceOptions {
     bool tunnel_filter() const { return !tunnel_pcap_l2.empty() || !tunnel_pcap_l3.empty(); }
     uint32_t ringbuf_bytes = 8u << 20;  // power of two
     std::optional<PodScope> pod_scope;  // pwru-agent only
+    // pwru-agent's node scope: the netns inodes of this node (its own and its
+    // pods'); only skbs in one of them are selected (bpf/skb_scope.bpf.h).
+    // Unset: every netns of the kernel. Session::set_node_netns updates it.
+    std::optional<std::set<uint32_t>> node_netns;
 };
 
 }  // namespace pwru

@@ -135,11 +135,23 @@ struct pwru_packet {
 
 /* pwru-agent's pod scope: up to this many pod addresses. */
 #define PWRU_SCOPE_ADDRS 4
+/* pwru-agent's node scope: up to this many netns in the node's set (the
+ * agent's own and one per pod sandbox; kubelet's default is 110 pods). */
+#define PWRU_NODE_NETNS_MAX 4096
 
 struct pwru_scope_addr {
 	__u8 addr[16];      /* IPv4 in the first 4 bytes */
 	__u8 l3;            /* 4 or 6; 0 = unused slot */
 	__u8 _pad[3];
+};
+
+/* pwru-agent's scope of a hostNetwork pod: its ports, up to this many. */
+#define PWRU_SCOPE_PORTS 8
+
+struct pwru_scope_port {
+	__u16 port;         /* host byte order */
+	__u8 l4;            /* IPPROTO_TCP, _UDP or _SCTP; 0 = unused slot */
+	__u8 _pad;
 };
 
 /* Per tracepoint slot: where the arguments of interest are (0-based index
@@ -181,9 +193,18 @@ struct pwru_config {
 	 * its netns is scope_netns (0: none, e.g. hostNetwork pods) or its IP
 	 * source or destination is one of scope_addrs. */
 	__u8 scope_pod;
-	__u8 _pad4[3];
+	/* pwru-agent's node scope: only skbs whose netns is in the node_netns
+	 * map (updated at run time) are selected, tracked skbs included. */
+	__u8 scope_node;
+	__u8 _pad4[2];
 	__u32 scope_netns;
 	struct pwru_scope_addr scope_addrs[PWRU_SCOPE_ADDRS];
+	/* a hostNetwork pod (scope_nports > 0): instead of netns/addresses, a
+	 * TCP/UDP/SCTP source or destination port in scope_ports (within the
+	 * node scope, which the agent always sets for such pods) */
+	__u8 scope_nports;
+	__u8 _pad5[3];
+	struct pwru_scope_port scope_ports[PWRU_SCOPE_PORTS];
 };
 
 /*

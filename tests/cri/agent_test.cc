@@ -18,6 +18,7 @@
 #include "cri/containerd_fixture.h"
 #include "cri/pod_helpers.h"
 #include "support/fake_kube_api.h"
+#include "support/netns_fixture.h"
 #include "support/test_certs.h"
 #include "support/test_files.h"
 
@@ -29,62 +30,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Certs {
-    TempDir dir{"pwru-agent-certs"};
-    TestCa ca{dir.path, "agent"};
-    TestCa rogue{dir.path, "rogue"};
-    CertFiles server = ca.issue("pwru-agent", {"DNS:localhost", "IP:127.0.0.1"});
-    CertFiles alice = ca.issue("alice", {"URI:spiffe://test/alice"});
-    CertFiles bob = ca.issue("bob", {"DNS:bob.example"});
-    CertFiles alice_from_rogue = rogue.issue("alice", {});
-    CertFiles alice_expired = ca.issue("alice", {}, /*expired=*/true);
-    std::string authz = (dir.path / "authz.json").string();
-    Certs() {
-        // alice: the default namespace and the node; bob (by SAN): "other" only.
-        std::ofstream(authz) << R"({"clients":[
-            {"identity":"spiffe://test/alice","namespaces":["default"],"node":true},
-            {"identity":"bob.example","namespaces":["other"]}]})";
-    }
-    std::vector<std::string> agent_args(const std::string& cri_socket) const {
-        return {"--tls-cert", server.cert, "--tls-key", server.key, "--client-ca", ca.cert_path(),
-                "--authz-config", authz, "--cri-socket", cri_socket, "--node-name", "test-node"};
-    }
-};
-
-// Runs a trace on its own thread; start() returns once the "start" line came.
-class TraceCall {
-public:
-    TraceCall(int port, const std::string& ca, const CertFiles& who, json body, LineFn extra = nullptr) {
-        fut_ = std::async(std::launch::async, [=, this] {
-            return post_trace(port, ca, &who, body, [this, extra](const json& j) {
-                if (j.value("type", "") == "start") started_ = true;
-                return extra ? extra(j) : true;
-            });
-        });
-    }
-    bool wait_started(std::chrono::seconds timeout) {
-        for (auto end = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < end;) {
-            if (started_) return true;
-            if (fut_.wait_for(20ms) == std::future_status::ready) return started_;
-        }
-        return started_;
-    }
-    HttpReply result(std::chrono::seconds timeout) {
-        REQUIRE(fut_.wait_for(timeout) == std::future_status::ready);
-        return fut_.get();
-    }
-
-private:
-    std::atomic<bool> started_{false};
-    std::future<HttpReply> fut_;
-};
-
-std::vector<json> of_type(const HttpReply& r, const std::string& type) {
-    std::vector<json> out;
-    for (const auto& l : r.lines)
-        if (l.value("type", "") == type) out.push_back(l);
-    return out;
-}
+using Certs = AgentCerts;
 
 bool links_gone(pid_t agent, const std::set<uint32_t>& ids) {
     if (!bpf_links_held_by(agent).empty()) return false;
@@ -322,7 +268,7 @@ TEST_CASE("pwru-agent: SIGTERM ends running traces with a summary, detaches and 
     for (uint32_t id : links) CHECK_FALSE(kernel_has_link(id));
 }
 
-TEST_CASE("pwru-agent limits: sessions, event rate; hostNetwork pods are reported", "[cri][agent]") {
+TEST_CASE("pwru-agent limits: sessions, event rate; a hostNetwork pod without ports is refused", "[cri][agent]") {
     REQUIRE_CONTAINERD();
     ContainerdFixture cd;
     cd.run_pod("default", "pod-a");
@@ -363,24 +309,69 @@ TEST_CASE("pwru-agent limits: sessions, event rate; hostNetwork pods are reporte
                Contains("pwru_agent_lost_events_total{cause=\"rate_limited\"} " +
                         std::to_string(summary["rate_limited"].get<uint64_t>()) + "\n"));
 
-    // hostNetwork: scoped by its host IPs with a warning, or refused when the
-    // runtime reports none; never traced as if it had a netns of its own.
+    // hostNetwork without ports: nothing tells its packets from the node's;
+    // refused, saying how to trace it instead (with ports: the next test).
     auto host = cri->find_pod("default", "hostnet");
     REQUIRE(host);
     REQUIRE(host->host_network);
+    REQUIRE(host->ports.empty());
     auto h = post_trace(agent.port(), ca, &certs.alice,
                         {{"namespace", "default"}, {"pod", "hostnet"}, {"max_duration_s", 1}});
     INFO(h.body.substr(0, 1000));
-    WARN("hostNetwork pod: the runtime reports " << host->ips.size() << " IP(s); agent answered " << h.status);
-    if (host->ips.empty()) {
-        CHECK(h.status == 422);
-        CHECK_THAT(h.json()["error"].get<std::string>(), Contains("host network"));
-    } else {
-        REQUIRE(h.status == 200);
-        CHECK(h.lines.front()["host_network"] == true);
-        CHECK(h.lines.front()["netns"] == 0);
-        CHECK_THAT(h.lines.front()["warning"].get<std::string>(), Contains("host network"));
+    CHECK(h.status == 422);
+    CHECK_THAT(h.json()["error"].get<std::string>(),
+               Contains("default/hostnet") && Contains("host network") && Contains("\"node\": true") &&
+                   Contains("port filter"));
+}
+
+TEST_CASE("pwru-agent: a hostNetwork pod is traced as the node's packets on its ports, with a warning",
+          "[cri][agent]") {
+    REQUIRE_CONTAINERD();
+    NetnsPair net;  // a: the node (containerd, the agent, the hostNetwork pod); b: another host
+    ContainerdFixture cd({net.ns_path_a()});
+    cd.run_pod("default", "hostnet", /*host_network=*/true, {{/*UDP*/ 1, 18080, 18080}});
+    auto cri = CriClient::connect(cd.socket());
+    REQUIRE(cri);
+    auto host = cri->find_pod("default", "hostnet");
+    REQUIRE(host);
+    CHECK(host->host_network);
+    CHECK(host->netns_inode == net.netns_inode_a());
+    CHECK(host->ports == std::vector<pwru::ScopePort>{{18080, 17}});
+
+    Certs certs;
+    AgentProcess agent(certs.agent_args(cd.socket()), net.ns_path_a());
+    TraceCall call(agent.port(), certs.ca.cert_path(), certs.alice,
+                   {{"namespace", "default"}, {"pod", "hostnet"}, {"filter", "udp or icmp"}, {"max_duration_s", 4}},
+                   nullptr, net.ns_path_a());
+    REQUIRE(call.wait_started(60s));
+    send_udp("127.0.0.1", 10, net.ns_path_a(), 18080);  // the pod's port, on the node's loopback
+    send_udp("127.0.0.1", 10, net.ns_path_a(), 18081);  // another port: the node's, not the pod's
+    send_udp(net.addr_a(), 5, net.ns_path_b(), 18080);  // from another host to the pod's port
+    HttpReply r = call.result(60s);
+    INFO(r.body.substr(0, 3000));
+    REQUIRE(r.status == 200);
+    const json& start = r.lines.front();
+    CHECK(start["host_network"] == true);
+    CHECK(start["netns"] == 0);
+    CHECK(start["pod_ports"] == json::parse(R"([{"port":18080,"protocol":"udp"}])"));
+    CHECK_THAT(start["warning"].get<std::string>(), Contains("host network") && Contains("18080/udp"));
+    CHECK(r.lines.back()["ended"] == "max_duration");
+
+    size_t on_port = 0, from_b = 0, other_port = 0, other_netns = 0;
+    for (const auto& e : of_type(r, "event")) {
+        if (e["netns"] != net.netns_inode_a()) ++other_netns;  // b's side of the veth is not this node
+        if (!e.contains("tuple")) continue;
+        const auto& t = e["tuple"];
+        if (t["sport"] == 18080 || t["dport"] == 18080) ++on_port;
+        else ++other_port;
+        if (t["saddr"] == net.addr_b()) ++from_b;
     }
+    CHECK(on_port > 0);
+    CHECK(from_b > 0);
+    CHECK(other_port == 0);
+    CHECK(other_netns == 0);
+    // The agent's log says what the scope is, too.
+    CHECK_THAT(agent.child().stderr_text(), Contains("uses the host network") && Contains("18080/udp"));
 }
 
 TEST_CASE("pwru-agent in RBAC mode: the user's token decides, through TokenReview and SubjectAccessReview",
@@ -445,4 +436,81 @@ TEST_CASE("pwru-agent in RBAC mode: the user's token decides, through TokenRevie
                                {{"namespace", "default"}, {"pod", "pod-a"}, {"bearer_token", "alice-token"}});
     CHECK(api_down.status == 503);
     CHECK_THAT(api_down.json()["error"].get<std::string>(), Contains("HTTP 403"));
+}
+
+TEST_CASE("pwru-agent loss: ring buffer full and over the rate, counted exactly against a lossless witness",
+          "[cri][agent]") {
+    REQUIRE_CONTAINERD();
+    ContainerdFixture cd;
+    cd.run_pod("default", "pod-a");
+    auto cri = CriClient::connect(cd.socket());
+    REQUIRE(cri);
+    const PodView a = view(*cri, "default", "pod-a");
+    Certs certs;
+    const std::string& ca = certs.ca.cert_path();
+    // Three agents trace the same pod: a one-page ring buffer (ring-buffer
+    // loss), 50 events per second (rate loss), and the witness (8 MiB, no
+    // practical rate limit) that sees everything.
+    auto with = [&](std::vector<std::string> extra) {
+        auto args = certs.agent_args(cd.socket());
+        args.insert(args.end(), extra.begin(), extra.end());
+        return args;
+    };
+    AgentProcess small(with({"--ring-buffer-size", "4096", "--max-event-rate", "1000000"}));
+    AgentProcess slow(with({"--max-event-rate", "50"}));
+    AgentProcess witness(with({"--max-event-rate", "1000000"}));
+    const json req = {{"namespace", "default"}, {"pod", "pod-a"}, {"filter", "udp or icmp"}, {"max_duration_s", 4}};
+    TraceCall small_call(small.port(), ca, certs.alice, req);
+    TraceCall slow_call(slow.port(), ca, certs.alice, req);
+    TraceCall witness_call(witness.port(), ca, certs.alice, req);
+    for (auto* c : {&small_call, &slow_call, &witness_call}) REQUIRE(c->wait_started(60s));
+    send_udp(a.ip, 400, "", 9, 0ms);  // a burst: thousands of events, far more than a page holds
+    HttpReply rs = small_call.result(60s), rl = slow_call.result(60s), rw = witness_call.result(60s);
+
+    auto summary_of = [](const HttpReply& r, const char* who) {
+        INFO(who << ": " << r.body.substr(0, 1000));
+        REQUIRE(r.status == 200);
+        REQUIRE(r.lines.back()["type"] == "summary");
+        const json s = r.lines.back();
+        CHECK(s["events"] == of_type(r, "event").size());
+        CHECK(s["recursion_misses"] == 0);
+        // Loss records are cumulative, never decrease, and the last one is the summary's.
+        uint64_t ring = 0, rate = 0;
+        for (const auto& l : of_type(r, "loss")) {
+            CHECK(l["ringbuf_full"].get<uint64_t>() >= ring);
+            CHECK(l["rate_limited"].get<uint64_t>() >= rate);
+            ring = l["ringbuf_full"];
+            rate = l["rate_limited"];
+        }
+        CHECK(ring == s["ringbuf_full"]);
+        CHECK(rate == s["rate_limited"]);
+        return s;
+    };
+    const json ss = summary_of(rs, "one-page ring"), sl = summary_of(rl, "50/s"), sw = summary_of(rw, "witness");
+    INFO("witness " << sw.dump() << "\none-page ring " << ss.dump() << "\n50/s " << sl.dump());
+    REQUIRE(sw["ringbuf_full"] == 0);
+    REQUIRE(sw["rate_limited"] == 0);
+    const uint64_t traced = sw["events"];
+    CHECK(traced > 1000);
+    // Real ring-buffer loss, and delivered + lost is exactly what the kernel traced.
+    CHECK(ss["ringbuf_full"].get<uint64_t>() > 0);
+    CHECK(ss["rate_limited"] == 0);
+    CHECK(ss["events"].get<uint64_t>() + ss["ringbuf_full"].get<uint64_t>() == traced);
+    // Over the rate: counted as loss, the same way.
+    CHECK(sl["rate_limited"].get<uint64_t>() > 0);
+    CHECK(sl["ringbuf_full"] == 0);
+    CHECK(sl["events"].get<uint64_t>() + sl["rate_limited"].get<uint64_t>() == traced);
+    // /metrics says the same as the streams.
+    const std::string ms = get(small.port(), ca, &certs.alice, "/metrics").body;
+    CHECK_THAT(ms, Contains("pwru_agent_lost_events_total{cause=\"ringbuf_full\"} " + ss["ringbuf_full"].dump() + "\n") &&
+                       Contains("pwru_agent_events_total " + ss["events"].dump() + "\n"));
+    const std::string ml = get(slow.port(), ca, &certs.alice, "/metrics").body;
+    CHECK_THAT(ml, Contains("pwru_agent_lost_events_total{cause=\"rate_limited\"} " + sl["rate_limited"].dump() + "\n") &&
+                       Contains("pwru_agent_events_total " + sl["events"].dump() + "\n"));
+    // A ring buffer size the kernel cannot take: the agent says so at start.
+    auto bad = with({"--ring-buffer-size", "5000"});
+    bad.insert(bad.begin(), PWRU_AGENT_BIN);
+    auto r = run_command(bad, 30s);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Contains("--ring-buffer-size 5000"));
 }

@@ -167,6 +167,17 @@ TEST_CASE("netns_path_from_info reads containerd's and CRI-O's sandbox info", "[
     // Nothing to go on: "" (find_pod turns it into an error or the node's netns).
     CHECK(netns_path_from_info(R"({"pid": 0})") == "");
     CHECK(netns_path_from_info(R"({})") == "");
+    // The sandbox config's port mappings (a hostNetwork pod's scope): TCP is
+    // the enum's 0, which containerd's JSON omits; names are accepted too.
+    auto ports = ports_from_info(R"({"pid": 1, "config": {"port_mappings": [
+              {"container_port": 8080, "host_port": 8080},
+              {"protocol": 1, "container_port": 53, "host_port": 5353},
+              {"protocol": "SCTP", "container_port": 9999},
+              {"protocol": 7, "container_port": 1}, {"container_port": 70000}]}})");
+    REQUIRE(ports);
+    CHECK(*ports == std::vector<pwru::ScopePort>{{8080, 6}, {53, 17}, {5353, 17}, {9999, 132}});
+    CHECK(ports_from_info(R"({"pid": 1})")->empty());
+    CHECK_FALSE(ports_from_info("[").has_value());
     auto bad = netns_path_from_info("not json");
     REQUIRE_FALSE(bad.has_value());
     CHECK_THAT(bad.error().message(), Contains("not a JSON object"));

@@ -22,7 +22,8 @@ PodView view(agent::CriClient& cri, const std::string& ns, const std::string& na
     return {p->ips[0], p->netns_inode, p->netns_path};
 }
 
-void send_udp(const std::string& ip, int count, const std::string& netns_path) {
+void send_udp(const std::string& ip, int count, const std::string& netns_path, uint16_t port,
+              std::chrono::milliseconds gap) {
     auto body = [&] {
         if (!netns_path.empty()) {
             int fd = ::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -34,11 +35,11 @@ void send_udp(const std::string& ip, int count, const std::string& netns_path) {
         REQUIRE(s >= 0);
         sockaddr_in to{};
         to.sin_family = AF_INET;
-        to.sin_port = htons(9);
+        to.sin_port = htons(port);
         REQUIRE(inet_pton(AF_INET, ip.c_str(), &to.sin_addr) == 1);
         for (int i = 0; i < count; ++i) {
             (void)::sendto(s, "pwru", 4, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-            std::this_thread::sleep_for(20ms);
+            if (gap.count()) std::this_thread::sleep_for(gap);
         }
         ::close(s);
     };

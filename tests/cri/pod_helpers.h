@@ -3,6 +3,7 @@
 // the node or from inside another pod's netns.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -20,10 +21,12 @@ struct PodView {
 // The pod's one IP and its netns, as CRI reports them (fails the test if not found).
 PodView view(agent::CriClient& cri, const std::string& ns, const std::string& name);
 
-// `count` UDP datagrams 20 ms apart to ip:9 (discard; nothing listens, so the
-// pod answers with ICMP port unreachable: traffic into and out of its netns).
-// From the netns at `netns_path` when given (a thread of its own enters it).
-void send_udp(const std::string& ip, int count, const std::string& netns_path = "");
+// `count` UDP datagrams `gap` apart to ip:port (9, discard: nothing listens,
+// so the pod answers with ICMP port unreachable: traffic into and out of its
+// netns). From the netns at `netns_path` when given (a thread of its own
+// enters it). gap 0: a burst, as fast as the socket takes them.
+void send_udp(const std::string& ip, int count, const std::string& netns_path = "", uint16_t port = 9,
+              std::chrono::milliseconds gap = std::chrono::milliseconds(20));
 
 }  // namespace pwru::test
 
