@@ -9,6 +9,7 @@
 
 #include "kubectl-plugin/agent_stream.h"
 #include "kubectl-plugin/kube_api.h"
+#include "kubectl-plugin/ready_file.h"
 #include "kubectl-plugin/timeline_merge.h"
 #include "tracer/output_format.h"
 
@@ -133,6 +134,8 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
         return resolved.targets.empty() && !resolved.problems.empty() ? 2 : 1;
     }
     for (auto& s : streams) s->start();
+    ReadyFile ready(o.ready_file, streams.size());
+    bool ready_file_failed = false;
 
     OutputFormatter fmt(o.output);
     if (!o.output.json) out << fmt.header() << "\n";
@@ -216,6 +219,7 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
                     merge.on_heartbeat(m.stream, m.watermark_ns, now);
                     break;
                 case StreamMessage::Kind::Start:
+                    ready.on_attached(m.stream, streams.at(m.stream)->target().node);
                     merge.on_status(m.stream, StreamState::Connected,
                                     fmt::format("{} functions attached with {} in {:.1f} s", m.record.value("attached", 0),
                                                 m.record.value("backend", "?"), m.record.value("attach_seconds", 0.0)) +
@@ -235,9 +239,11 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
                     merge.on_status(m.stream, StreamState::Ended, "trace ended (" + m.record.value("ended", "?") + ")", now);
                     break;
                 case StreamMessage::Kind::Error:
+                    ready.on_failed(m.stream);
                     merge.on_status(m.stream, StreamState::Error, m.message, now);
                     break;
                 case StreamMessage::Kind::Closed:
+                    ready.on_failed(m.stream);
                     --open_streams;
                     if (merge.stream_state(m.stream) != StreamState::Ended &&
                         merge.stream_state(m.stream) != StreamState::Error)
@@ -247,6 +253,15 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
             if (open_streams == 0) break;
         }
         emit(merge.drain(wall_now_ns()));
+        // After the batch's status lines are out: a reader of FILE finds the
+        // nodes' "connected" lines already printed.
+        if (ready.due()) {
+            if (auto r = ready.write(); !r) {
+                err << "kubectl-pwru: " << r.error().message() << "\n";
+                ready_file_failed = true;
+                stop_all();
+            }
+        }
     }
     stop_all();
     queue.close();
@@ -262,7 +277,7 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
             for (const auto& [what, n] : nt.drops) err << fmt::format("    dropped x{}: {}\n", n, what);
         }
     }
-    return untraced + failed_streams > 0 ? 1 : 0;
+    return untraced + failed_streams > 0 || ready_file_failed ? 1 : 0;
 }
 
 }  // namespace pwru::plugin
