@@ -27,6 +27,7 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     app.add_option("targets", targets, "pod/NAME, NAME, deploy|ds|sts|rs/NAME, node/NAME");
     app.add_option("-n,--namespace", o.kube.ns, "namespace of the targets (default: the context's)");
     app.add_option("-l,--selector", o.selector, "trace the pods matching this label selector");
+    app.add_flag("-A,--all-namespaces", o.all_namespaces, "with -l: the matching pods in every namespace");
     app.add_option("--kubeconfig", o.kube.kubeconfig, "kubeconfig file (default: $KUBECONFIG, ~/.kube/config)");
     app.add_option("--context", o.kube.context, "kubeconfig context");
     app.add_option("--cluster", o.kube.cluster, "kubeconfig cluster");
@@ -96,6 +97,14 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     else o.output.timestamp = TimestampMode::Absolute;
     if (!o.help && !o.version && o.targets.empty() && o.selector.empty())
         return bad_input("nothing to trace: name a target (pod/NAME, deploy/NAME, node/NAME) or -l SELECTOR");
+    if (o.all_namespaces) {
+        // As kubectl: a name is looked up in one namespace, never across all.
+        for (const auto& t : o.targets)
+            if (t.kind != "node")
+                return bad_input("-A (all namespaces) goes with -l SELECTOR or node/NAME, not with " + t.kind + "/" +
+                                 t.name + "; name its namespace with -n instead");
+        if (!o.kube.ns.empty()) return bad_input("-A and -n " + o.kube.ns + " contradict each other; use one of them");
+    }
     if (!o.agents.tls_dir.empty()) {
         if (o.agents.tls_cert.empty()) o.agents.tls_cert = o.agents.tls_dir + "/tls.crt";
         if (o.agents.tls_key.empty()) o.agents.tls_key = o.agents.tls_dir + "/tls.key";

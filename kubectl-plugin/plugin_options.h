@@ -28,6 +28,7 @@ struct PluginOptions {
     KubeconfigFlags kube;
     std::vector<TargetSpec> targets;
     std::string selector;  // -l
+    bool all_namespaces = false;  // -A: -l across every namespace
     std::string filter;    // after --
     AgentAccess agents;
     OutputOptions output;

@@ -118,7 +118,7 @@ int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream&
         return 2;
     }
     KubeApi api(*access);
-    const std::string ns = o.kube.ns.empty() ? access->ns : o.kube.ns;
+    const std::string ns = o.all_namespaces ? "" : o.kube.ns.empty() ? access->ns : o.kube.ns;
 
     ResolvedTargets resolved = resolve_targets(api, ns, o.targets, o.selector);
     for (const auto& p : resolved.problems) err << "kubectl-pwru: " << p << "\n";

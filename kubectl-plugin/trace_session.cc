@@ -24,6 +24,7 @@ void TraceSession::add_stream(const TraceTarget& target, AgentConnector connect)
     streams_.push_back(
         std::make_unique<AgentStream>(id, target, std::move(connect), trace_request_body(o_, target), queue_));
     tally_[target.node];
+    if (!target.pod.empty()) pod_namespaces_.insert(target.ns);
 }
 
 void TraceSession::stop_all() {
@@ -38,6 +39,9 @@ void TraceSession::run(const std::atomic<bool>& interrupted) {
     for (auto& s : streams_) s->start();
     ready_ = ReadyFile(o_.ready_file, streams_.size());
     open_streams_ = streams_.size();
+    OutputOptions shown = o_.output;
+    shown.pod_with_namespace = pod_namespaces_.size() > 1;  // POD alone would be ambiguous
+    fmt_ = OutputFormatter(shown);
     if (!o_.output.json) out_ << fmt_.header() << "\n";
     // The agents end their traces after --max-duration; should one not (a cut
     // tunnel that never errors), the plugin still ends: attach time plus a margin.
@@ -79,6 +83,7 @@ void TraceSession::apply(StreamMessage& m) {
     NodeTally& nt = tally_[target_of(m.stream).node];
     switch (m.kind) {
         case StreamMessage::Kind::Event:
+            label_event(m.event, target_of(m.stream));
             merge_.on_event(m.stream, std::move(m.event), now);
             break;
         case StreamMessage::Kind::Heartbeat:

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <set>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -64,6 +65,7 @@ class TraceSession {
     TimelineMerge merge_;
     std::vector<std::unique_ptr<AgentStream>> streams_;
     std::map<std::string, NodeTally> tally_;
+    std::set<std::string> pod_namespaces_;  // of the pod targets
     OutputFormatter fmt_;
     ReadyFile ready_;
     const int64_t t0_;

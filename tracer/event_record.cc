@@ -60,6 +60,7 @@ void to_json(nlohmann::json& j, const EventRecord& e) {
     if (!e.shinfo_dump.empty()) j["skb_shared_info"] = e.shinfo_dump;
     if (!e.node.empty()) j["node"] = e.node;
     if (!e.pod.empty()) j["pod"] = e.pod;
+    if (!e.pod_namespace.empty()) j["namespace"] = e.pod_namespace;
 }
 
 void from_json(const nlohmann::json& j, EventRecord& e) {
@@ -91,6 +92,7 @@ void from_json(const nlohmann::json& j, EventRecord& e) {
     e.shinfo_dump = j.value("skb_shared_info", "");
     e.node = j.value("node", "");
     e.pod = j.value("pod", "");
+    e.pod_namespace = j.value("namespace", "");
 }
 
 }  // namespace pwru

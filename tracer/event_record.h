@@ -48,6 +48,7 @@ struct EventRecord {
     std::string shinfo_dump;         // --output-skb-shared-info
     std::string node;  // filled by the agent / plugin
     std::string pod;
+    std::string pod_namespace;  // the pod's namespace (JSON "namespace"); "" node-wide and in pwru
 
     // What the FUNC column shows: "kfree_skb_reason(SKB_DROP_REASON_X)",
     // then " at LOCATION" when asked and known.

@@ -184,10 +184,12 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
             auto j = json::parse(l, nullptr, false);
             INFO(l);
             REQUIRE(j.is_object());
+            REQUIRE(j.contains("node"));  // every line says which node: events and node status alike
             if (j.contains("node_status")) continue;  // in-band node status
             REQUIRE(j.contains("func"));
             REQUIRE(j.contains("node"));
             REQUIRE(j.contains("pod"));
+            CHECK(j["namespace"] == "default");
             REQUIRE(j.contains("wall_ns"));
             const std::string node = j["node"];
             CHECK(j["pod"] == (node == "node-a" ? "pod-a" : "pod-b"));
