@@ -37,7 +37,9 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     auto* port_opt = app.add_option("--agent-port", o.agents.port,
                                     "the agents' HTTPS port (default: the agent pod's container port named https)")
                          ->capture_default_str();
-    app.add_option("--agent-server-name", o.agents.server_name, "the name the agents' certificates carry")
+    app.add_option("--agent-server-name", o.agents.server_name,
+                   "the name the agents' certificates carry; {node} stands for the node's name "
+                   "(per-node certificates, e.g. '{node}.pwru-agent.pwru.svc')")
         ->capture_default_str();
     app.add_flag("--direct", o.agents.direct, "connect to the agent pods' addresses instead of port-forwarding");
     app.add_option("--tls-cert", o.agents.tls_cert, "client certificate for the agents (PEM)");
@@ -111,6 +113,14 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
         if (o.agents.tls_ca.empty()) o.agents.tls_ca = o.agents.tls_dir + "/ca.crt";
     }
     return o;
+}
+
+std::string agent_server_name(const AgentAccess& a, const std::string& node) {
+    static const std::string placeholder = "{node}";
+    std::string name = a.server_name;
+    for (size_t at = name.find(placeholder); at != std::string::npos; at = name.find(placeholder, at + node.size()))
+        name.replace(at, placeholder.size(), node);
+    return name;
 }
 
 uint16_t agent_port_of(const AgentAccess& a, const PodInfo& agent_pod) {

@@ -31,7 +31,6 @@ Result<TlsConfig> agent_tls(const AgentAccess& a) {
     t.cert_pem = *cert;
     t.key_pem = *key;
     t.ca_pem = *ca;
-    t.server_name = a.server_name;
     t.cert_source = "the client certificate (--tls-cert " + a.tls_cert + ")";
     t.key_source = "the client key (--tls-key " + a.tls_key + ")";
     t.ca_source = "the agents' CA (--tls-ca " + a.tls_ca + ")";
@@ -63,8 +62,13 @@ Result<PodInfo> find_agent_pod(const KubeApi& api, const AgentAccess& a, const T
 // How to reach that agent: a TLS connection to its pod address (--direct),
 // or through the API server's port-forward with TLS inside the tunnel.
 Result<AgentConnector> agent_connector(const KubeApi& api, const AgentAccess& a, const TraceTarget& t,
-                                       const PodInfo& agent, const TlsConfig& tls) {
+                                       const PodInfo& agent, const TlsConfig& shared_tls) {
     const uint16_t port = agent_port_of(a, agent);
+    // Each node's agent is checked against its own name, and a mismatch says which node.
+    TlsConfig tls = shared_tls;
+    tls.server_name = agent_server_name(a, t.node);
+    tls.peer = "the agent on node " + t.node + " (" + a.ns + "/" + agent.name + ")";
+    tls.server_name_source = "--agent-server-name '" + a.server_name + "'";
     if (a.direct) {
         if (agent.ips.empty()) return fail(t.label() + ": the agent pod " + agent.name + " has no address yet");
         std::string ip = agent.ips.front();

@@ -34,7 +34,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kAgentName = "pwru-agent.pwru.svc";  // the DNS name in every agent's certificate
+// Each agent has its own certificate, for its node's name; the plugin checks
+// each against --agent-server-name with {node} filled in.
+constexpr const char* kAgentNameTemplate = "{node}.pwru-agent.pwru.svc";
+std::string agent_dns_name(const std::string& node) { return node + ".pwru-agent.pwru.svc"; }
 
 // One CA for the cluster (API server, agents, the plugin's client identity)
 // and one the agents do not trust.
@@ -43,7 +46,6 @@ struct ClusterCerts {
     TestCa ca{dir.path, "cluster"};
     TestCa rogue{dir.path, "rogue"};
     CertFiles api = ca.issue("kube-apiserver", {"IP:127.0.0.1"});
-    CertFiles agent = ca.issue("pwru-agent", {std::string("DNS:") + kAgentName});
     CertFiles plugin = ca.issue("kubectl-pwru", {"URI:spiffe://test/kubectl-pwru"});
     std::string authz = (dir.path / "authz.json").string();
     std::string kubeconfig = (dir.path / "kubeconfig").string();
@@ -51,10 +53,12 @@ struct ClusterCerts {
     ClusterCerts() {
         std::ofstream(authz) << R"({"clients":[{"identity":"spiffe://test/kubectl-pwru","namespaces":["default"]}]})";
     }
-    // An agent for `node`, trusting client certificates of `client_ca`.
-    std::vector<std::string> agent_args(const std::string& cri_socket, const std::string& node,
+    // The certificate of the agent on `node` (and only that node).
+    CertFiles agent_cert(const std::string& node) { return ca.issue("pwru-agent", {"DNS:" + agent_dns_name(node)}); }
+    // An agent for `node` holding `cert`, trusting client certificates of `client_ca`.
+    std::vector<std::string> agent_args(const std::string& cri_socket, const std::string& node, const CertFiles& cert,
                                         const std::string& client_ca) const {
-        return {"--tls-cert", agent.cert, "--tls-key", agent.key, "--client-ca", client_ca, "--authz-config", authz,
+        return {"--tls-cert", cert.cert, "--tls-key", cert.key, "--client-ca", client_ca, "--authz-config", authz,
                 "--cri-socket", cri_socket, "--node-name", node};
     }
     void write_kubeconfig(const std::string& server, const std::string& token) const {
@@ -67,7 +71,7 @@ struct ClusterCerts {
     }
     std::vector<std::string> plugin_args() const {
         return {PWRU_PLUGIN_BIN, "--kubeconfig", kubeconfig, "-n", "default", "--tls-cert", plugin.cert,
-                "--tls-key", plugin.key, "--tls-ca", ca.cert_path(), "--agent-server-name", kAgentName};
+                "--tls-key", plugin.key, "--tls-ca", ca.cert_path(), "--agent-server-name", kAgentNameTemplate};
     }
 };
 
@@ -114,10 +118,13 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
 
     ClusterCerts certs;
     // node-a and node-b trust the cluster CA; node-r's agent trusts only the
-    // rogue CA, so it refuses the plugin's certificate in the handshake.
-    AgentProcess agent_a(certs.agent_args(cd.socket(), "node-a", certs.ca.cert_path()));
-    AgentProcess agent_b(certs.agent_args(cd.socket(), "node-b", certs.ca.cert_path()));
-    AgentProcess agent_r(certs.agent_args(cd.socket(), "node-r", certs.rogue.cert_path()));
+    // rogue CA, so it refuses the plugin's certificate in the handshake;
+    // node-m's agent holds node-a's certificate, not its own.
+    const CertFiles cert_a = certs.agent_cert("node-a");
+    AgentProcess agent_a(certs.agent_args(cd.socket(), "node-a", cert_a, certs.ca.cert_path()));
+    AgentProcess agent_b(certs.agent_args(cd.socket(), "node-b", certs.agent_cert("node-b"), certs.ca.cert_path()));
+    AgentProcess agent_r(certs.agent_args(cd.socket(), "node-r", certs.agent_cert("node-r"), certs.rogue.cert_path()));
+    AgentProcess agent_m(certs.agent_args(cd.socket(), "node-m", cert_a, certs.ca.cert_path()));
 
     LocalKubeApi api(certs.api, "e2e-token");
     api.add_pod("default", "pod-a", "node-a", {{"app", "a"}}, a.ip);
@@ -128,6 +135,8 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
     add_agent_pod(api, "node-a", agent_a);
     add_agent_pod(api, "node-b", agent_b);
     add_agent_pod(api, "node-r", agent_r);
+    api.add_pod("default", "pod-m", "node-m", {{"app", "m"}}, "10.197.250.6");  // its agent has node-a's certificate
+    add_agent_pod(api, "node-m", agent_m);
     // node-d's agent pod exists but its port-forward fails (no agent behind it).
     api.add_pod("default", "pod-d", "node-d", {{"app", "d"}}, "10.197.250.5");
     api.add_pod("pwru", "pwru-agent-node-d", "node-d", {{"app.kubernetes.io/name", "pwru-agent"}}, "127.0.0.1");
@@ -138,7 +147,7 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
         auto args = certs.plugin_args();
         const std::string ready = (certs.dir.path / "plugin-ready").string();
         args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "pod/nope", "pod/pending", "pod/pod-c", "pod/pod-r", "pod/pod-d",
-                                 "--output-json", "--max-duration", "6", "--ready-file", ready, "--", "udp or icmp"});
+                                 "pod/pod-m", "--output-json", "--max-duration", "6", "--ready-file", ready, "--", "udp or icmp"});
         ChildProcess plugin(args);
         // --ready-file: written once both good agents sent their start
         // record, although node-r and node-d failed; it lists the attached
@@ -170,6 +179,12 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
         CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-r", "node-r", "refused the TLS handshake",
                                 "--tls-cert " + certs.plugin.cert}) == 1);
         CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-d", "node-d", "port-forward to pwru/pwru-agent-node-d"}) ==
+              1);
+        // Per-node certificates: node-m's agent shows node-a's, and the line
+        // says which node, which name was expected, and which it carries.
+        CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-m", "the agent on node node-m (pwru/pwru-agent-node-m)",
+                                "does not carry the name node-m.pwru-agent.pwru.svc",
+                                "DNS:node-a.pwru-agent.pwru.svc", "--agent-server-name '{node}.pwru-agent.pwru.svc'"}) ==
               1);
         // The exit summary names both traced nodes.
         CHECK(count_lines(err, {"  node-a: ", " events "}) == 1);

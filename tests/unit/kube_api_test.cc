@@ -213,9 +213,14 @@ TEST_CASE("port-forward: the agent's mutual TLS runs end to end through the API 
         auto pf = PortForward::open(k, "pwru", "pwru-agent-x1", 4443, 5000);
         REQUIRE(pf);
         TlsConfig t = alice_to("someone-else");
+        t.peer = "the agent on node x1";
+        t.server_name_source = "--agent-server-name";
         auto conn = TlsConnection::over_fd((*pf)->take_fd(), t, 5000);
         REQUIRE_FALSE(conn);
-        CHECK(conn.error().message().find("is not trusted") != std::string::npos);
+        // Which peer, the name expected, the names it has, and the flag to check.
+        CHECK(conn.error().message() ==
+              "the certificate of the agent on node x1 does not carry the name someone-else (it has DNS:pwru-agent, "
+              "CN=pwru-agent); check --agent-server-name");
     }
     SECTION("a pod without a forward: the API's message") {
         auto pf = PortForward::open(k, "pwru", "pwru-agent-zz", 4443, 5000);
