@@ -1,5 +1,7 @@
 #include "kubectl-plugin/plugin_options.h"
 
+#include <algorithm>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -64,6 +66,9 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     app.add_option("--output-limit-lines", o.limit_lines, "stop after this many events (0: no limit)");
     app.add_option("--ready-file", o.ready_file,
                    "write this file (the attached nodes, one per line) once every target's trace is attached");
+    app.add_flag("--correlate", o.correlate,
+                 "group each packet's events across nodes (IP ID, TCP seq/ack, length survive NAT) and report "
+                 "which node saw it first and where it ended");
     app.add_flag("--summary,!--no-summary", o.summary, "per-node summary on exit")->default_val(true);
     app.add_flag("--version", o.version, "print the version");
     app.allow_extras();
@@ -91,6 +96,9 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     o.output.skb_cb = skb_cb;
     o.output.node_columns = true;
     if (stack) o.agent_args.push_back("--output-stack");
+    // --correlate matches overlay packets by their inner headers: the agents must record them.
+    if (o.correlate && std::find(o.agent_args.begin(), o.agent_args.end(), "--output-tunnel") == o.agent_args.end())
+        o.agent_args.push_back("--output-tunnel");
     if (caller) o.agent_args.push_back("--output-caller");
     if (skb_cb) o.agent_args.push_back("--output-skb-cb");
     if (o.timestamp == "none") o.output.timestamp = TimestampMode::None;

@@ -37,6 +37,7 @@ struct PluginOptions {
     double max_duration_s = 0;  // 0: the agents' ceiling
     uint64_t max_events = 0;
     bool summary = true;
+    bool correlate = false;  // --correlate: one packet across nodes (packet_correlation.h)
     std::string ready_file;  // written once every node's trace is attached (ready_file.h)
     std::vector<std::string> agent_args;  // pwru flags for the agents
     bool help = false, version = false;

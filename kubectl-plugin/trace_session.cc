@@ -11,7 +11,9 @@ int64_t wall_now_ns() {
 }
 
 TraceSession::TraceSession(const PluginOptions& o, std::ostream& out, std::ostream& err)
-    : o_(o), out_(out), err_(err), fmt_(o.output), ready_(o.ready_file, 0), t0_(wall_now_ns()) {}
+    : o_(o), out_(out), err_(err), fmt_(o.output), ready_(o.ready_file, 0), t0_(wall_now_ns()) {
+    if (o.correlate) correlator_.emplace();
+}
 
 TraceSession::~TraceSession() {
     stop_all();
@@ -59,11 +61,18 @@ void TraceSession::run(const std::atomic<bool>& interrupted) {
         if (std::chrono::steady_clock::now() > deadline_after_stop) break;
         wait_for_messages();
         print(merge_.drain(wall_now_ns()));
+        // A packet is reported once nothing of it can still arrive: a
+        // window after its last event, counted from the newest event shown
+        // or, when the nodes are quiet, from the merge's longest hold.
+        if (correlator_)
+            print_trajectories(correlator_->close_idle(
+                std::max(newest_event_ns_, wall_now_ns() - TimelineMerge::Options{}.max_delay_ns)));
         write_ready_file_when_due();
     }
     stop_all();
     queue_.close();
     print(merge_.finish());
+    if (correlator_) print_trajectories(correlator_->close_all());
     streams_.clear();  // joins the threads
 }
 
@@ -178,6 +187,13 @@ void TraceSession::print_event(const MergedItem& it) {
     ++nt.events;
     if (it.late) ++nt.late;
     std::string line = fmt_.format(it.event);
+    if (correlator_) {
+        // The trajectory each event belongs to: its summary line follows later.
+        const uint64_t id = correlator_->add(it.event);
+        newest_event_ns_ = std::max(newest_event_ns_, it.event.wall_ns);
+        if (o_.output.json && !line.empty() && line.back() == '}')
+            line.insert(line.size() - 1, ",\"trajectory\":" + std::to_string(id));
+    }
     if (it.late) {
         if (o_.output.json && !line.empty() && line.back() == '}') line.insert(line.size() - 1, ",\"late\":true");
         else if (!o_.output.json) line += "  (late)";
@@ -186,8 +202,20 @@ void TraceSession::print_event(const MergedItem& it) {
     if (++printed_ == o_.limit_lines) stop_all();
 }
 
+void TraceSession::print_trajectories(const std::vector<PacketTrajectory>& done) {
+    for (const auto& t : done) {
+        ++trajectories_;
+        if (t.nodes.size() > 1) ++multi_node_trajectories_;
+        out_ << (o_.output.json ? t.json().dump() : t.text()) << "\n";
+    }
+    out_.flush();
+}
+
 void TraceSession::print_summary() {
     err_ << fmt::format("kubectl-pwru: {:.1f} s\n", double(wall_now_ns() - t0_) / 1e9);
+    if (correlator_)
+        err_ << fmt::format("  {} packets, {} of them seen on more than one node\n", trajectories_,
+                            multi_node_trajectories_);
     for (const auto& [node, nt] : tally_) {
         err_ << fmt::format("  {}: {} events ({} late), lost: {} ring buffer full, {} over the rate limit; {}{}\n", node,
                             nt.events, nt.late, nt.ringbuf_full, nt.rate_limited, nt.state,

@@ -8,11 +8,13 @@
 #include <map>
 #include <set>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "kubectl-plugin/agent_stream.h"
+#include "kubectl-plugin/packet_correlation.h"
 #include "kubectl-plugin/plugin_options.h"
 #include "kubectl-plugin/ready_file.h"
 #include "kubectl-plugin/timeline_merge.h"
@@ -55,6 +57,7 @@ class TraceSession {
     void print(const std::vector<MergedItem>& items);
     void print_status(const MergedItem& it);
     void print_event(const MergedItem& it);
+    void print_trajectories(const std::vector<PacketTrajectory>& done);
     bool past_hard_deadline() const;
     const TraceTarget& target_of(size_t stream) const { return streams_.at(stream)->target(); }
 
@@ -68,6 +71,9 @@ class TraceSession {
     std::set<std::string> pod_namespaces_;  // of the pod targets
     OutputFormatter fmt_;
     ReadyFile ready_;
+    std::optional<PacketCorrelator> correlator_;  // --correlate
+    int64_t newest_event_ns_ = INT64_MIN;
+    uint64_t trajectories_ = 0, multi_node_trajectories_ = 0;
     const int64_t t0_;
     std::chrono::steady_clock::time_point hard_deadline_ = std::chrono::steady_clock::time_point::max();
     uint64_t printed_ = 0;

@@ -24,6 +24,7 @@
 #include "cri/pod_helpers.h"
 #include "support/child_process.h"
 #include "support/local_kube_api.h"
+#include "support/netns_fixture.h"
 #include "support/test_certs.h"
 #include "support/test_files.h"
 
@@ -90,6 +91,23 @@ std::vector<std::string> lines_of(const std::string& text) {
     for (std::string l; std::getline(in, l);) out.push_back(l);
     return out;
 }
+
+// A DNAT rule in the host's nat PREROUTING, as kube-proxy makes for a
+// Service: `vip` (UDP) to `to`. Deleted again by the destructor.
+struct HostDnat {
+    std::vector<std::string> rule;
+    HostDnat(const std::string& vip, const std::string& to)
+        : rule{"PREROUTING", "-d", vip + "/32", "-p", "udp", "-j", "DNAT", "--to-destination", to} {
+        std::vector<std::string> add{"iptables", "-w", "5", "-t", "nat", "-A"};
+        add.insert(add.end(), rule.begin(), rule.end());
+        run_checked(add);
+    }
+    ~HostDnat() {
+        std::vector<std::string> del{"iptables", "-w", "5", "-t", "nat", "-D"};
+        del.insert(del.end(), rule.begin(), rule.end());
+        (void)run_command(del);
+    }
+};
 
 // How many lines of `text` contain every one of `parts`.
 size_t count_lines(const std::string& text, const std::vector<std::string>& parts) {
@@ -261,6 +279,52 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
         const auto seen = api.requests();
         for (size_t i = requests_before; i < seen.size(); ++i) CHECK_THAT(seen[i], !Contains("/portforward"));
     }
+    // ---- --correlate: one packet across both nodes, through a Service-like DNAT ----
+    {
+        // pod-a sends to a virtual address that the host rewrites to pod-b in
+        // PREROUTING (kube-proxy's DNAT on the client's node). node-b's agent
+        // (pod-b's netns or IP) sees each datagram only from the rewrite on;
+        // node-a's (pod-a's) from pod-a's socket: node-a's hop comes first.
+        const std::string third = a.ip.substr(a.ip.find('.', 3) + 1, a.ip.rfind('.') - a.ip.find('.', 3) - 1);
+        const std::string vip = "10.196." + third + ".9";
+        run_checked({"ip", "route", "add", vip + "/32", "via", cd.pod_ip_prefix() + "1"}, 10s, a.netns_path);
+        HostDnat dnat(vip, b.ip);
+        const std::string ready = (certs.dir.path / "correlate-ready").string();
+        auto args = certs.plugin_args();
+        args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "--correlate", "--output-json", "--max-duration", "4",
+                                 "--ready-file", ready, "--", "udp"});
+        ChildProcess plugin(args);
+        INFO("stdout: " << plugin.stdout_text().substr(0, 3000) << "\nstderr: " << plugin.stderr_text());
+        REQUIRE(plugin.wait_for_file(ready, 60s));
+        send_udp_connected(vip, 20, a.netns_path);
+        auto code = plugin.wait(60s);
+        REQUIRE(code);
+        CHECK(*code == 0);
+        size_t a_then_b = 0, trajectories = 0, tagged_events = 0;
+        for (const auto& l : lines_of(plugin.stdout_text())) {
+            auto j = json::parse(l, nullptr, false);
+            REQUIRE(j.is_object());
+            if (j.contains("func")) tagged_events += j.contains("trajectory");
+            if (!j.contains("nodes")) continue;
+            ++trajectories;
+            INFO(l);
+            // Both nodes' hops of one datagram, matched across the DNAT:
+            // node-a's first event still has the virtual address, node-b
+            // only ever saw pod-b's.
+            if (j["nodes"] == json::array({"node-a", "node-b"}) && j["first"]["node"] == "node-a" &&
+                j["first"].value("tuple", "").find("->" + vip + ":9") != std::string::npos) {
+                ++a_then_b;
+                CHECK(j["fingerprint"].contains("ip_id"));
+                CHECK(j["fingerprint"]["payload_len"] == 4);
+                CHECK(j["last"].value("tuple", "").find("->" + b.ip + ":9") != std::string::npos);
+                CHECK(j["dropped"]["drop_reason"] == "SKB_DROP_REASON_NO_SOCKET");  // nothing listens on pod-b's port 9
+            }
+        }
+        CHECK(tagged_events > 0);
+        CHECK(a_then_b > 0);
+        WARN("--correlate: " << trajectories << " packets, " << a_then_b << " seen on node-a then node-b");
+    }
+
     // ---- nothing resolves to a scheduled pod: bad input, exit 2 ----
     {
         auto args = certs.plugin_args();

@@ -22,7 +22,9 @@ PodView view(agent::CriClient& cri, const std::string& ns, const std::string& na
     return {p->ips[0], p->netns_inode, p->netns_path};
 }
 
-void send_udp(const std::string& ip, int count, const std::string& netns_path) {
+namespace {
+
+void send_udp_from(const std::string& ip, int count, const std::string& netns_path, bool connected) {
     auto body = [&] {
         if (!netns_path.empty()) {
             int fd = ::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -36,8 +38,10 @@ void send_udp(const std::string& ip, int count, const std::string& netns_path) {
         to.sin_family = AF_INET;
         to.sin_port = htons(9);
         REQUIRE(inet_pton(AF_INET, ip.c_str(), &to.sin_addr) == 1);
+        if (connected) REQUIRE(::connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
         for (int i = 0; i < count; ++i) {
-            (void)::sendto(s, "pwru", 4, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+            if (connected) (void)::send(s, "pwru", 4, 0);
+            else (void)::sendto(s, "pwru", 4, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
             std::this_thread::sleep_for(20ms);
         }
         ::close(s);
@@ -45,6 +49,16 @@ void send_udp(const std::string& ip, int count, const std::string& netns_path) {
     if (netns_path.empty()) return body();
     std::thread t(body);  // setns changes only this thread's netns
     t.join();
+}
+
+}  // namespace
+
+void send_udp(const std::string& ip, int count, const std::string& netns_path) {
+    send_udp_from(ip, count, netns_path, false);
+}
+
+void send_udp_connected(const std::string& ip, int count, const std::string& netns_path) {
+    send_udp_from(ip, count, netns_path, true);
 }
 
 }  // namespace pwru::test

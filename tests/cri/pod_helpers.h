@@ -24,6 +24,9 @@ PodView view(agent::CriClient& cri, const std::string& ns, const std::string& na
 // pod answers with ICMP port unreachable: traffic into and out of its netns).
 // From the netns at `netns_path` when given (a thread of its own enters it).
 void send_udp(const std::string& ip, int count, const std::string& netns_path = "");
+// The same from a connected socket: Linux then gives each datagram its own
+// IP ID (unconnected DF datagrams all carry 0), as --correlate needs.
+void send_udp_connected(const std::string& ip, int count, const std::string& netns_path = "");
 
 }  // namespace pwru::test
 
