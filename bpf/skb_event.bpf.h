@@ -58,6 +58,7 @@ static __always_inline bool tuple_at(unsigned char *ip, struct pwru_tuple *t)
 	__u8 ver_ihl = 0;
 	__u64 l4;
 	__u8 l4_hdr[14];
+	__u32 ip_payload;  /* bytes after the IP header (IPv6: its payload length) */
 
 	if (bpf_probe_read_kernel(&ver_ihl, 1, ip))
 		return false;
@@ -69,8 +70,12 @@ static __always_inline bool tuple_at(unsigned char *ip, struct pwru_tuple *t)
 			return false;
 		t->l3 = 4;
 		t->l4_proto = ip4.protocol;
+		t->ip_id = bpf_ntohs(ip4.id);
 		__builtin_memcpy(t->saddr, ip4.saddr, 4);
 		__builtin_memcpy(t->daddr, ip4.daddr, 4);
+		ip_payload = bpf_ntohs(ip4.tot_len);
+		ip_payload = ip_payload > (ver_ihl & 0xf) * 4 ? ip_payload - (ver_ihl & 0xf) * 4 : 0;
+		t->payload_len = ip_payload;
 		/* a non-first fragment has no L4 header */
 		if (bpf_ntohs(ip4.frag_off) & 0x1fff)
 			return true;
@@ -82,6 +87,8 @@ static __always_inline bool tuple_at(unsigned char *ip, struct pwru_tuple *t)
 			return false;
 		t->l3 = 6;
 		t->l4_proto = ip6.nexthdr;
+		ip_payload = bpf_ntohs(ip6.payload_len);
+		t->payload_len = ip_payload;
 		__builtin_memcpy(t->saddr, ip6.saddr, 16);
 		__builtin_memcpy(t->daddr, ip6.daddr, 16);
 		l4 = (__u64)ip + sizeof(ip6);
@@ -92,10 +99,22 @@ static __always_inline bool tuple_at(unsigned char *ip, struct pwru_tuple *t)
 	if (t->l4_proto == PWRU_IPPROTO_TCP || t->l4_proto == PWRU_IPPROTO_UDP ||
 	    t->l4_proto == PWRU_IPPROTO_SCTP) {
 		if (!bpf_probe_read_kernel(l4_hdr, sizeof(l4_hdr), (void *)l4)) {
+			__u32 l4_len = 0;
+
 			t->sport = ((__u16)l4_hdr[0] << 8) | l4_hdr[1];
 			t->dport = ((__u16)l4_hdr[2] << 8) | l4_hdr[3];
-			if (t->l4_proto == PWRU_IPPROTO_TCP)
+			if (t->l4_proto == PWRU_IPPROTO_TCP) {
 				t->tcp_flags = l4_hdr[13];
+				t->tcp_seq = ((__u32)l4_hdr[4] << 24) | ((__u32)l4_hdr[5] << 16) |
+					     ((__u32)l4_hdr[6] << 8) | l4_hdr[7];
+				t->tcp_ack = ((__u32)l4_hdr[8] << 24) | ((__u32)l4_hdr[9] << 16) |
+					     ((__u32)l4_hdr[10] << 8) | l4_hdr[11];
+				l4_len = (l4_hdr[12] >> 4) * 4;
+			} else if (t->l4_proto == PWRU_IPPROTO_UDP) {
+				l4_len = 8;
+			}
+			/* the L4 payload: what NAT leaves alone */
+			t->payload_len = ip_payload > l4_len ? ip_payload - l4_len : 0;
 		}
 	}
 	return true;

@@ -1,5 +1,7 @@
 #include "kubectl-plugin/plugin_options.h"
 
+#include <algorithm>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -27,6 +29,7 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     app.add_option("targets", targets, "pod/NAME, NAME, deploy|ds|sts|rs/NAME, node/NAME");
     app.add_option("-n,--namespace", o.kube.ns, "namespace of the targets (default: the context's)");
     app.add_option("-l,--selector", o.selector, "trace the pods matching this label selector");
+    app.add_flag("-A,--all-namespaces", o.all_namespaces, "with -l: the matching pods in every namespace");
     app.add_option("--kubeconfig", o.kube.kubeconfig, "kubeconfig file (default: $KUBECONFIG, ~/.kube/config)");
     app.add_option("--context", o.kube.context, "kubeconfig context");
     app.add_option("--cluster", o.kube.cluster, "kubeconfig cluster");
@@ -36,7 +39,9 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     auto* port_opt = app.add_option("--agent-port", o.agents.port,
                                     "the agents' HTTPS port (default: the agent pod's container port named https)")
                          ->capture_default_str();
-    app.add_option("--agent-server-name", o.agents.server_name, "the name the agents' certificates carry")
+    app.add_option("--agent-server-name", o.agents.server_name,
+                   "the name the agents' certificates carry; {node} stands for the node's name "
+                   "(per-node certificates, e.g. '{node}.pwru-agent.pwru.svc')")
         ->capture_default_str();
     app.add_flag("--direct", o.agents.direct, "connect to the agent pods' addresses instead of port-forwarding");
     app.add_option("--tls-cert", o.agents.tls_cert, "client certificate for the agents (PEM)");
@@ -59,6 +64,11 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
         ->check(CLI::IsMember({"none", "current", "relative", "absolute"}))
         ->capture_default_str();
     app.add_option("--output-limit-lines", o.limit_lines, "stop after this many events (0: no limit)");
+    app.add_option("--ready-file", o.ready_file,
+                   "write this file (the attached nodes, one per line) once every target's trace is attached");
+    app.add_flag("--correlate", o.correlate,
+                 "group each packet's events across nodes (IP ID, TCP seq/ack, length survive NAT) and report "
+                 "which node saw it first and where it ended");
     app.add_flag("--summary,!--no-summary", o.summary, "per-node summary on exit")->default_val(true);
     app.add_flag("--version", o.version, "print the version");
     app.allow_extras();
@@ -86,6 +96,9 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     o.output.skb_cb = skb_cb;
     o.output.node_columns = true;
     if (stack) o.agent_args.push_back("--output-stack");
+    // --correlate matches overlay packets by their inner headers: the agents must record them.
+    if (o.correlate && std::find(o.agent_args.begin(), o.agent_args.end(), "--output-tunnel") == o.agent_args.end())
+        o.agent_args.push_back("--output-tunnel");
     if (caller) o.agent_args.push_back("--output-caller");
     if (skb_cb) o.agent_args.push_back("--output-skb-cb");
     if (o.timestamp == "none") o.output.timestamp = TimestampMode::None;
@@ -94,12 +107,28 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     else o.output.timestamp = TimestampMode::Absolute;
     if (!o.help && !o.version && o.targets.empty() && o.selector.empty())
         return bad_input("nothing to trace: name a target (pod/NAME, deploy/NAME, node/NAME) or -l SELECTOR");
+    if (o.all_namespaces) {
+        // As kubectl: a name is looked up in one namespace, never across all.
+        for (const auto& t : o.targets)
+            if (t.kind != "node")
+                return bad_input("-A (all namespaces) goes with -l SELECTOR or node/NAME, not with " + t.kind + "/" +
+                                 t.name + "; name its namespace with -n instead");
+        if (!o.kube.ns.empty()) return bad_input("-A and -n " + o.kube.ns + " contradict each other; use one of them");
+    }
     if (!o.agents.tls_dir.empty()) {
         if (o.agents.tls_cert.empty()) o.agents.tls_cert = o.agents.tls_dir + "/tls.crt";
         if (o.agents.tls_key.empty()) o.agents.tls_key = o.agents.tls_dir + "/tls.key";
         if (o.agents.tls_ca.empty()) o.agents.tls_ca = o.agents.tls_dir + "/ca.crt";
     }
     return o;
+}
+
+std::string agent_server_name(const AgentAccess& a, const std::string& node) {
+    static const std::string placeholder = "{node}";
+    std::string name = a.server_name;
+    for (size_t at = name.find(placeholder); at != std::string::npos; at = name.find(placeholder, at + node.size()))
+        name.replace(at, placeholder.size(), node);
+    return name;
 }
 
 uint16_t agent_port_of(const AgentAccess& a, const PodInfo& agent_pod) {

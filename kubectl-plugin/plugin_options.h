@@ -18,7 +18,7 @@ struct AgentAccess {
     std::string selector = "app.kubernetes.io/name=pwru-agent";  // the chart's DaemonSet pod labels
     uint16_t port = 4245;                                     // the agent's default --listen port
     bool port_given = false;                                  // --agent-port on the command line
-    std::string server_name = "pwru-agent";                   // the name in the agents' certificates
+    std::string server_name = "pwru-agent";                   // the name in the agents' certificates; {node}: the node's
     bool direct = false;                                      // node/pod addresses instead of port-forward
     std::string tls_cert, tls_key, tls_ca;                    // our client certificate and the agents' CA
     std::string tls_dir;                                      // tls.crt, tls.key, ca.crt (a Secret's layout)
@@ -28,6 +28,7 @@ struct PluginOptions {
     KubeconfigFlags kube;
     std::vector<TargetSpec> targets;
     std::string selector;  // -l
+    bool all_namespaces = false;  // -A: -l across every namespace
     std::string filter;    // after --
     AgentAccess agents;
     OutputOptions output;
@@ -36,6 +37,8 @@ struct PluginOptions {
     double max_duration_s = 0;  // 0: the agents' ceiling
     uint64_t max_events = 0;
     bool summary = true;
+    bool correlate = false;  // --correlate: one packet across nodes (packet_correlation.h)
+    std::string ready_file;  // written once every node's trace is attached (ready_file.h)
     std::vector<std::string> agent_args;  // pwru flags for the agents
     bool help = false, version = false;
     std::string help_text;
@@ -46,6 +49,11 @@ struct PluginOptions {
 // Reading the pod spec lets agents listen on any port (one per pod, even)
 // without every user passing --agent-port.
 uint16_t agent_port_of(const AgentAccess& a, const PodInfo& agent_pod);
+
+// The name node's agent certificate must carry: --agent-server-name with
+// every {node} replaced by the node's name (per-node certificates, so that one
+// node's key cannot stand in for another node's agent).
+std::string agent_server_name(const AgentAccess& a, const std::string& node);
 
 Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv);
 

@@ -41,6 +41,12 @@ void add_pod(const PodInfo& p, ResolvedTargets& out, std::set<std::string>& seen
 
 }  // namespace
 
+void label_event(EventRecord& e, const TraceTarget& t) {
+    e.node = t.node;
+    e.pod = t.pod;
+    e.pod_namespace = t.ns;
+}
+
 ResolvedTargets resolve_targets(const KubeApi& api, const std::string& ns, const std::vector<TargetSpec>& specs,
                                 const std::string& label_selector) {
     ResolvedTargets out;
@@ -50,7 +56,8 @@ ResolvedTargets resolve_targets(const KubeApi& api, const std::string& ns, const
         if (!pods) {
             out.problems.push_back(what + ": " + pods.error().message());
         } else if (pods->empty()) {
-            out.problems.push_back(what + ": no pods in namespace " + ns + " match " + selector);
+            out.problems.push_back(what + ": no pods " + (ns.empty() ? "in any namespace" : "in namespace " + ns) +
+                                   " match " + selector);
         } else {
             for (const auto& p : *pods) add_pod(p, out, seen);
         }

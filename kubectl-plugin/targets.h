@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kubectl-plugin/kube_api.h"
+#include "tracer/event_record.h"
 #include "tracer/result.h"
 
 namespace pwru::plugin {
@@ -28,11 +29,16 @@ struct TraceTarget {
     std::string label() const { return pod.empty() ? "node/" + node : ns + "/" + pod; }
 };
 
+// Every event of a target's stream says where it comes from: the node,
+// namespace and pod the plugin asked that agent for (whatever the agent put).
+void label_event(EventRecord& e, const TraceTarget& t);
+
 struct ResolvedTargets {
     std::vector<TraceTarget> targets;
     std::vector<std::string> problems;  // one line each, for stderr
 };
 
+// `ns` empty: -l SELECTOR across all namespaces (-A).
 ResolvedTargets resolve_targets(const KubeApi& api, const std::string& ns, const std::vector<TargetSpec>& specs,
                                 const std::string& label_selector);
 

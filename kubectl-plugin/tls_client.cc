@@ -37,6 +37,7 @@ struct TlsConnection::Impl {
     std::atomic<int> fd{-1};
     std::string peer;  // "host:port" or "tunnel", for messages
     TlsConfig tls;
+    std::string leaf_names;  // the names in the server's certificate, for a name mismatch
 
     // Runs the io_context until `done` or the timeout (<= 0: no timeout).
     // On timeout the socket is shut down, which fails the pending operation.
@@ -78,6 +79,29 @@ bool is_ip_literal(const std::string& host) {
     in6_addr a6;
     in_addr a4;
     return inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
+}
+
+// "DNS:a, IP:10.0.0.1, CN=b": what a certificate is for, to show next to the name we expected.
+std::string certificate_names(X509* cert) {
+    std::string out;
+    auto add = [&](const std::string& s) { out += (out.empty() ? "" : ", ") + s; };
+    auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); ++i) {
+        const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
+        if (n->type == GEN_DNS) {
+            add("DNS:" + std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(n->d.dNSName)),
+                                     ASN1_STRING_length(n->d.dNSName)));
+        } else if (n->type == GEN_IPADD && (n->d.iPAddress->length == 4 || n->d.iPAddress->length == 16)) {
+            char buf[INET6_ADDRSTRLEN] = {};
+            inet_ntop(n->d.iPAddress->length == 4 ? AF_INET : AF_INET6, n->d.iPAddress->data, buf, sizeof buf);
+            add(std::string("IP:") + buf);
+        }
+    }
+    if (sans) GENERAL_NAMES_free(sans);
+    char cn[256] = {};
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0)
+        add(std::string("CN=") + cn);
+    return out.empty() ? "no names" : out;
 }
 
 }  // namespace
@@ -131,7 +155,7 @@ Result<std::unique_ptr<TlsConnection>> TlsConnection::connect(const std::string&
 Result<std::unique_ptr<TlsConnection>> TlsConnection::over_fd(int fd, const TlsConfig& tls, int timeout_ms) {
     auto impl = std::make_unique<Impl>();
     impl->tls = tls;
-    impl->peer = tls.server_name.empty() ? "the peer" : tls.server_name;
+    impl->peer = !tls.peer.empty() ? tls.peer : tls.server_name.empty() ? "the peer" : tls.server_name;
     boost::system::error_code ec;
     impl->ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                           ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
@@ -161,9 +185,22 @@ Result<std::unique_ptr<TlsConnection>> TlsConnection::over_fd(int fd, const TlsC
     if (ec) { ::close(fd); return fail("cannot use the connection: " + ec.message()); }
     impl->fd = fd;
     if (!tls.server_name.empty()) {
-        if (!is_ip_literal(tls.server_name))
-            SSL_set_tlsext_host_name(impl->stream->native_handle(), tls.server_name.c_str());
-        if (!tls.insecure_skip_verify) impl->stream->set_verify_callback(ssl::host_name_verification(tls.server_name));
+        SSL* ssl = impl->stream->native_handle();
+        const bool ip = is_ip_literal(tls.server_name);
+        if (!ip) SSL_set_tlsext_host_name(ssl, tls.server_name.c_str());
+        if (!tls.insecure_skip_verify) {
+            // OpenSSL's own name check (RFC 6125, as Boost's host_name_verification):
+            // a mismatch is then its own verify result, X509_V_ERR_HOSTNAME_MISMATCH.
+            if (ip) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), tls.server_name.c_str());
+            else SSL_set1_host(ssl, tls.server_name.c_str());
+            Impl* im = impl.get();
+            impl->stream->set_verify_callback([im](bool preverified, ssl::verify_context& vc) {
+                X509_STORE_CTX* sc = vc.native_handle();
+                if (X509_STORE_CTX_get_error_depth(sc) == 0)
+                    if (X509* leaf = X509_STORE_CTX_get_current_cert(sc)) im->leaf_names = certificate_names(leaf);
+                return preverified;
+            });
+        }
     }
 
     bool done = false;
@@ -177,6 +214,9 @@ Result<std::unique_ptr<TlsConnection>> TlsConnection::over_fd(int fd, const TlsC
     if (hs_ec) {
         long vr = SSL_get_verify_result(impl->stream->native_handle());
         std::string why = openssl_reason(hs_ec);
+        if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
+            return fail("the certificate of " + impl->peer + " does not carry the name " + tls.server_name + " (it has " +
+                        impl->leaf_names + "); check " + tls.server_name_source);
         if (vr != X509_V_OK)
             return fail("the certificate of " + impl->peer + " is not trusted: " +
                         X509_verify_cert_error_string(vr) + "; check " + tls.ca_source);

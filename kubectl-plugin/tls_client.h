@@ -23,6 +23,8 @@ struct TlsConfig {
     std::string cert_pem, key_pem;      // our client certificate, if any
     bool insecure_skip_verify = false;  // kubeconfig's insecure-skip-tls-verify
     std::string server_name;            // SNI and the name the certificate must carry
+    std::string peer;                   // who we talk to, for messages (default: server_name)
+    std::string server_name_source = "the server name";  // where server_name came from, for a mismatch
     // Where each PEM came from, for errors ("the client key in FILE ...").
     std::string ca_source = "the CA", cert_source = "the client certificate", key_source = "the client key";
 };

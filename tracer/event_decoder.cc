@@ -31,6 +31,10 @@ TupleRecord decode_tuple(const pwru_tuple& t) {
     r.tcp_flags = t.tcp_flags;
     r.sport = t.sport;
     r.dport = t.dport;
+    r.ip_id = t.ip_id;
+    r.payload_len = t.payload_len;
+    r.tcp_seq = t.tcp_seq;
+    r.tcp_ack = t.tcp_ack;
     if (t.l3 == 4 || t.l3 == 6) {
         r.saddr = format_addr(t.l3, t.saddr);
         r.daddr = format_addr(t.l3, t.daddr);

@@ -18,7 +18,12 @@ std::string EventRecord::iface_display() const {
 
 void to_json(nlohmann::json& j, const TupleRecord& t) {
     j = nlohmann::json{{"saddr", t.saddr}, {"daddr", t.daddr}, {"sport", t.sport}, {"dport", t.dport},
-                       {"l3", t.l3},       {"proto", t.l4_proto}, {"flags", t.tcp_flags}};
+                       {"l3", t.l3},       {"proto", t.l4_proto}, {"flags", t.tcp_flags}, {"payload_len", t.payload_len}};
+    if (t.l3 == 4) j["ip_id"] = t.ip_id;
+    if (t.l4_proto == 6) {
+        j["tcp_seq"] = t.tcp_seq;
+        j["tcp_ack"] = t.tcp_ack;
+    }
 }
 
 void from_json(const nlohmann::json& j, TupleRecord& t) {
@@ -29,6 +34,10 @@ void from_json(const nlohmann::json& j, TupleRecord& t) {
     t.l3 = j.value("l3", uint8_t{0});
     t.l4_proto = j.value("proto", uint8_t{0});
     t.tcp_flags = j.value("flags", uint8_t{0});
+    t.ip_id = j.value("ip_id", uint16_t{0});
+    t.payload_len = j.value("payload_len", uint16_t{0});
+    t.tcp_seq = j.value("tcp_seq", uint32_t{0});
+    t.tcp_ack = j.value("tcp_ack", uint32_t{0});
 }
 
 // The transport form (agent -> plugin): every field, lossless. The
@@ -60,6 +69,7 @@ void to_json(nlohmann::json& j, const EventRecord& e) {
     if (!e.shinfo_dump.empty()) j["skb_shared_info"] = e.shinfo_dump;
     if (!e.node.empty()) j["node"] = e.node;
     if (!e.pod.empty()) j["pod"] = e.pod;
+    if (!e.pod_namespace.empty()) j["namespace"] = e.pod_namespace;
 }
 
 void from_json(const nlohmann::json& j, EventRecord& e) {
@@ -91,6 +101,7 @@ void from_json(const nlohmann::json& j, EventRecord& e) {
     e.shinfo_dump = j.value("skb_shared_info", "");
     e.node = j.value("node", "");
     e.pod = j.value("pod", "");
+    e.pod_namespace = j.value("namespace", "");
 }
 
 }  // namespace pwru

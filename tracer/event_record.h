@@ -17,6 +17,11 @@ struct TupleRecord {
     uint8_t tcp_flags = 0;
     std::string saddr, daddr;  // printable, IPv6 without brackets
     uint16_t sport = 0, dport = 0;
+    // What survives NAT and overlays (kubectl pwru --correlate); in the
+    // transport JSON, not in pwru's --output-json.
+    uint16_t ip_id = 0;        // IPv4 identification; 0 for IPv6
+    uint16_t payload_len = 0;  // L4 payload bytes
+    uint32_t tcp_seq = 0, tcp_ack = 0;
 };
 
 struct EventRecord {
@@ -48,6 +53,7 @@ struct EventRecord {
     std::string shinfo_dump;         // --output-skb-shared-info
     std::string node;  // filled by the agent / plugin
     std::string pod;
+    std::string pod_namespace;  // the pod's namespace (JSON "namespace"); "" node-wide and in pwru
 
     // What the FUNC column shows: "kfree_skb_reason(SKB_DROP_REASON_X)",
     // then " at LOCATION" when asked and known.

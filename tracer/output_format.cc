@@ -96,7 +96,10 @@ uint64_t OutputFormatter::relative_ns(const EventRecord& e) {
 std::string OutputFormatter::text_line(const EventRecord& e) {
     std::string l;
     if (opts_.timestamp == TimestampMode::Absolute) l += absolute_time(e.wall_ns) + " ";
-    if (opts_.node_columns) l += fmt::format("{:<16} {:<24} ", e.node, e.pod);
+    if (opts_.node_columns) {
+        const bool qualify = opts_.pod_with_namespace && !e.pod.empty() && !e.pod_namespace.empty();
+        l += fmt::format("{:<16} {:<24} ", e.node, qualify ? e.pod_namespace + "/" + e.pod : e.pod);
+    }
     l += fmt::format("{:<18} {:<3} {:<16}", fmt::format("{:#x}", e.skb), e.cpu, shorten_left(e.process, 16));
     if (opts_.timestamp == TimestampMode::Current) l += fmt::format(" {:<16}", e.ktime_ns);
     if (opts_.timestamp == TimestampMode::Relative) l += fmt::format(" {:<16}", relative_ns(e));
@@ -178,6 +181,7 @@ std::string OutputFormatter::json_line(const EventRecord& e) {
     if (!e.location.empty()) j["location"] = e.location;
     if (!e.node.empty()) j["node"] = e.node;
     if (!e.pod.empty()) j["pod"] = e.pod;
+    if (!e.pod_namespace.empty()) j["namespace"] = e.pod_namespace;
     return j.dump();
 }
 

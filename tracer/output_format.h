@@ -25,6 +25,7 @@ struct OutputOptions {
     size_t netns_name_width = 16;
     TimestampMode timestamp = TimestampMode::None;
     bool node_columns = false;  // NODE and POD (the kubectl plugin)
+    bool pod_with_namespace = false;  // POD as NAMESPACE/POD (targets in several namespaces)
 };
 
 // "~" + the last width-1 characters when s is longer than width.

@@ -73,6 +73,12 @@ struct pwru_tuple {
 	__u8 l4_proto;      /* IPPROTO_* */
 	__u8 tcp_flags;     /* byte 13 of the TCP header */
 	__u8 _pad;
+	/* What survives NAT and overlays, for matching one packet across nodes
+	 * (kubectl pwru --correlate); all host byte order. */
+	__u16 ip_id;        /* IPv4 identification; 0 for IPv6 */
+	__u16 payload_len;  /* L4 payload bytes, from the IP header's length */
+	__u32 tcp_seq;      /* TCP sequence number */
+	__u32 tcp_ack;      /* TCP acknowledgement number */
 };
 
 struct pwru_meta {
@@ -248,9 +254,9 @@ struct pwru_counters {
 #else
 #define PWRU_STATIC_ASSERT _Static_assert
 #endif
-PWRU_STATIC_ASSERT(sizeof(struct pwru_tuple) == 40, "pwru_tuple layout");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_tuple) == 52, "pwru_tuple layout");
 PWRU_STATIC_ASSERT(sizeof(struct pwru_meta) == 64, "pwru_meta layout");
-PWRU_STATIC_ASSERT(sizeof(struct pwru_event) == 72 + 16 + 64 + 40 + 40, "pwru_event layout");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_event) == 72 + 16 + 64 + 52 + 52, "pwru_event layout");
 PWRU_STATIC_ASSERT(sizeof(struct pwru_pkt_window) == PWRU_PKT_WINDOW + 32, "pwru_pkt_window layout");
 PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, copied) == PWRU_PKT_WINDOW_OFF_COPIED, "copied");
 PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, len) == PWRU_PKT_WINDOW_OFF_LEN, "len");

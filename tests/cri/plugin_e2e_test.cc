@@ -24,6 +24,7 @@
 #include "cri/pod_helpers.h"
 #include "support/child_process.h"
 #include "support/local_kube_api.h"
+#include "support/netns_fixture.h"
 #include "support/test_certs.h"
 #include "support/test_files.h"
 
@@ -34,7 +35,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kAgentName = "pwru-agent.pwru.svc";  // the DNS name in every agent's certificate
+// Each agent has its own certificate, for its node's name; the plugin checks
+// each against --agent-server-name with {node} filled in.
+constexpr const char* kAgentNameTemplate = "{node}.pwru-agent.pwru.svc";
+std::string agent_dns_name(const std::string& node) { return node + ".pwru-agent.pwru.svc"; }
 
 // One CA for the cluster (API server, agents, the plugin's client identity)
 // and one the agents do not trust.
@@ -43,7 +47,6 @@ struct ClusterCerts {
     TestCa ca{dir.path, "cluster"};
     TestCa rogue{dir.path, "rogue"};
     CertFiles api = ca.issue("kube-apiserver", {"IP:127.0.0.1"});
-    CertFiles agent = ca.issue("pwru-agent", {std::string("DNS:") + kAgentName});
     CertFiles plugin = ca.issue("kubectl-pwru", {"URI:spiffe://test/kubectl-pwru"});
     std::string authz = (dir.path / "authz.json").string();
     std::string kubeconfig = (dir.path / "kubeconfig").string();
@@ -51,10 +54,12 @@ struct ClusterCerts {
     ClusterCerts() {
         std::ofstream(authz) << R"({"clients":[{"identity":"spiffe://test/kubectl-pwru","namespaces":["default"]}]})";
     }
-    // An agent for `node`, trusting client certificates of `client_ca`.
-    std::vector<std::string> agent_args(const std::string& cri_socket, const std::string& node,
+    // The certificate of the agent on `node` (and only that node).
+    CertFiles agent_cert(const std::string& node) { return ca.issue("pwru-agent", {"DNS:" + agent_dns_name(node)}); }
+    // An agent for `node` holding `cert`, trusting client certificates of `client_ca`.
+    std::vector<std::string> agent_args(const std::string& cri_socket, const std::string& node, const CertFiles& cert,
                                         const std::string& client_ca) const {
-        return {"--tls-cert", agent.cert, "--tls-key", agent.key, "--client-ca", client_ca, "--authz-config", authz,
+        return {"--tls-cert", cert.cert, "--tls-key", cert.key, "--client-ca", client_ca, "--authz-config", authz,
                 "--cri-socket", cri_socket, "--node-name", node};
     }
     void write_kubeconfig(const std::string& server, const std::string& token) const {
@@ -67,7 +72,7 @@ struct ClusterCerts {
     }
     std::vector<std::string> plugin_args() const {
         return {PWRU_PLUGIN_BIN, "--kubeconfig", kubeconfig, "-n", "default", "--tls-cert", plugin.cert,
-                "--tls-key", plugin.key, "--tls-ca", ca.cert_path(), "--agent-server-name", kAgentName};
+                "--tls-key", plugin.key, "--tls-ca", ca.cert_path(), "--agent-server-name", kAgentNameTemplate};
     }
 };
 
@@ -86,6 +91,23 @@ std::vector<std::string> lines_of(const std::string& text) {
     for (std::string l; std::getline(in, l);) out.push_back(l);
     return out;
 }
+
+// A DNAT rule in the host's nat PREROUTING, as kube-proxy makes for a
+// Service: `vip` (UDP) to `to`. Deleted again by the destructor.
+struct HostDnat {
+    std::vector<std::string> rule;
+    HostDnat(const std::string& vip, const std::string& to)
+        : rule{"PREROUTING", "-d", vip + "/32", "-p", "udp", "-j", "DNAT", "--to-destination", to} {
+        std::vector<std::string> add{"iptables", "-w", "5", "-t", "nat", "-A"};
+        add.insert(add.end(), rule.begin(), rule.end());
+        run_checked(add);
+    }
+    ~HostDnat() {
+        std::vector<std::string> del{"iptables", "-w", "5", "-t", "nat", "-D"};
+        del.insert(del.end(), rule.begin(), rule.end());
+        (void)run_command(del);
+    }
+};
 
 // How many lines of `text` contain every one of `parts`.
 size_t count_lines(const std::string& text, const std::vector<std::string>& parts) {
@@ -114,10 +136,13 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
 
     ClusterCerts certs;
     // node-a and node-b trust the cluster CA; node-r's agent trusts only the
-    // rogue CA, so it refuses the plugin's certificate in the handshake.
-    AgentProcess agent_a(certs.agent_args(cd.socket(), "node-a", certs.ca.cert_path()));
-    AgentProcess agent_b(certs.agent_args(cd.socket(), "node-b", certs.ca.cert_path()));
-    AgentProcess agent_r(certs.agent_args(cd.socket(), "node-r", certs.rogue.cert_path()));
+    // rogue CA, so it refuses the plugin's certificate in the handshake;
+    // node-m's agent holds node-a's certificate, not its own.
+    const CertFiles cert_a = certs.agent_cert("node-a");
+    AgentProcess agent_a(certs.agent_args(cd.socket(), "node-a", cert_a, certs.ca.cert_path()));
+    AgentProcess agent_b(certs.agent_args(cd.socket(), "node-b", certs.agent_cert("node-b"), certs.ca.cert_path()));
+    AgentProcess agent_r(certs.agent_args(cd.socket(), "node-r", certs.agent_cert("node-r"), certs.rogue.cert_path()));
+    AgentProcess agent_m(certs.agent_args(cd.socket(), "node-m", cert_a, certs.ca.cert_path()));
 
     LocalKubeApi api(certs.api, "e2e-token");
     api.add_pod("default", "pod-a", "node-a", {{"app", "a"}}, a.ip);
@@ -128,6 +153,8 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
     add_agent_pod(api, "node-a", agent_a);
     add_agent_pod(api, "node-b", agent_b);
     add_agent_pod(api, "node-r", agent_r);
+    api.add_pod("default", "pod-m", "node-m", {{"app", "m"}}, "10.197.250.6");  // its agent has node-a's certificate
+    add_agent_pod(api, "node-m", agent_m);
     // node-d's agent pod exists but its port-forward fails (no agent behind it).
     api.add_pod("default", "pod-d", "node-d", {{"app", "d"}}, "10.197.250.5");
     api.add_pod("pwru", "pwru-agent-node-d", "node-d", {{"app.kubernetes.io/name", "pwru-agent"}}, "127.0.0.1");
@@ -136,13 +163,22 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
     // ---- one JSON run over port-forwards, with every kind of bad target ----
     {
         auto args = certs.plugin_args();
+        const std::string ready = (certs.dir.path / "plugin-ready").string();
         args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "pod/nope", "pod/pending", "pod/pod-c", "pod/pod-r", "pod/pod-d",
-                                 "--output-json", "--max-duration", "6", "--", "udp or icmp"});
+                                 "pod/pod-m", "--output-json", "--max-duration", "6", "--ready-file", ready, "--", "udp or icmp"});
         ChildProcess plugin(args);
-        const bool connected = plugin.wait_for_stdout(
-            {R"("node":"node-a","node_status":"connected")", R"("node":"node-b","node_status":"connected")"}, 60s);
+        // --ready-file: written once both good agents sent their start
+        // record, although node-r and node-d failed; it lists the attached
+        // nodes only. Their "connected" lines (the start records) are printed
+        // before it appears, never after.
+        const bool is_ready = plugin.wait_for_file(ready, 60s);
+        const std::string out_at_ready = plugin.stdout_text();
         INFO("stdout: " << plugin.stdout_text().substr(0, 3000) << "\nstderr: " << plugin.stderr_text());
-        REQUIRE(connected);
+        REQUIRE(is_ready);
+        CHECK(read_file_text(ready) == "node-a\nnode-b\n");
+        CHECK(count_lines(out_at_ready, {R"("node":"node-a","node_status":"connected")", "functions attached"}) == 1);
+        CHECK(count_lines(out_at_ready, {R"("node":"node-b","node_status":"connected")", "functions attached"}) == 1);
+        CHECK_FALSE(std::filesystem::exists(ready + ".tmp"));
         send_udp(b.ip, 100, a.netns_path);  // pod-a -> pod-b for 2 s, and pod-b's ICMP answers
         // A live timeline: events are printed while the traces still run,
         // during a steady flow, not held until the streams end.
@@ -162,6 +198,12 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
                                 "--tls-cert " + certs.plugin.cert}) == 1);
         CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-d", "node-d", "port-forward to pwru/pwru-agent-node-d"}) ==
               1);
+        // Per-node certificates: node-m's agent shows node-a's, and the line
+        // says which node, which name was expected, and which it carries.
+        CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-m", "the agent on node node-m (pwru/pwru-agent-node-m)",
+                                "does not carry the name node-m.pwru-agent.pwru.svc",
+                                "DNS:node-a.pwru-agent.pwru.svc", "--agent-server-name '{node}.pwru-agent.pwru.svc'"}) ==
+              1);
         // The exit summary names both traced nodes.
         CHECK(count_lines(err, {"  node-a: ", " events "}) == 1);
         CHECK(count_lines(err, {"  node-b: ", " events "}) == 1);
@@ -175,10 +217,12 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
             auto j = json::parse(l, nullptr, false);
             INFO(l);
             REQUIRE(j.is_object());
+            REQUIRE(j.contains("node"));  // every line says which node: events and node status alike
             if (j.contains("node_status")) continue;  // in-band node status
             REQUIRE(j.contains("func"));
             REQUIRE(j.contains("node"));
             REQUIRE(j.contains("pod"));
+            CHECK(j["namespace"] == "default");
             REQUIRE(j.contains("wall_ns"));
             const std::string node = j["node"];
             CHECK(j["pod"] == (node == "node-a" ? "pod-a" : "pod-b"));
@@ -235,6 +279,52 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
         const auto seen = api.requests();
         for (size_t i = requests_before; i < seen.size(); ++i) CHECK_THAT(seen[i], !Contains("/portforward"));
     }
+    // ---- --correlate: one packet across both nodes, through a Service-like DNAT ----
+    {
+        // pod-a sends to a virtual address that the host rewrites to pod-b in
+        // PREROUTING (kube-proxy's DNAT on the client's node). node-b's agent
+        // (pod-b's netns or IP) sees each datagram only from the rewrite on;
+        // node-a's (pod-a's) from pod-a's socket: node-a's hop comes first.
+        const std::string third = a.ip.substr(a.ip.find('.', 3) + 1, a.ip.rfind('.') - a.ip.find('.', 3) - 1);
+        const std::string vip = "10.196." + third + ".9";
+        run_checked({"ip", "route", "add", vip + "/32", "via", cd.pod_ip_prefix() + "1"}, 10s, a.netns_path);
+        HostDnat dnat(vip, b.ip);
+        const std::string ready = (certs.dir.path / "correlate-ready").string();
+        auto args = certs.plugin_args();
+        args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "--correlate", "--output-json", "--max-duration", "4",
+                                 "--ready-file", ready, "--", "udp"});
+        ChildProcess plugin(args);
+        INFO("stdout: " << plugin.stdout_text().substr(0, 3000) << "\nstderr: " << plugin.stderr_text());
+        REQUIRE(plugin.wait_for_file(ready, 60s));
+        send_udp_connected(vip, 20, a.netns_path);
+        auto code = plugin.wait(60s);
+        REQUIRE(code);
+        CHECK(*code == 0);
+        size_t a_then_b = 0, trajectories = 0, tagged_events = 0;
+        for (const auto& l : lines_of(plugin.stdout_text())) {
+            auto j = json::parse(l, nullptr, false);
+            REQUIRE(j.is_object());
+            if (j.contains("func")) tagged_events += j.contains("trajectory");
+            if (!j.contains("nodes")) continue;
+            ++trajectories;
+            INFO(l);
+            // Both nodes' hops of one datagram, matched across the DNAT:
+            // node-a's first event still has the virtual address, node-b
+            // only ever saw pod-b's.
+            if (j["nodes"] == json::array({"node-a", "node-b"}) && j["first"]["node"] == "node-a" &&
+                j["first"].value("tuple", "").find("->" + vip + ":9") != std::string::npos) {
+                ++a_then_b;
+                CHECK(j["fingerprint"].contains("ip_id"));
+                CHECK(j["fingerprint"]["payload_len"] == 4);
+                CHECK(j["last"].value("tuple", "").find("->" + b.ip + ":9") != std::string::npos);
+                CHECK(j["dropped"]["drop_reason"] == "SKB_DROP_REASON_NO_SOCKET");  // nothing listens on pod-b's port 9
+            }
+        }
+        CHECK(tagged_events > 0);
+        CHECK(a_then_b > 0);
+        WARN("--correlate: " << trajectories << " packets, " << a_then_b << " seen on node-a then node-b");
+    }
+
     // ---- nothing resolves to a scheduled pod: bad input, exit 2 ----
     {
         auto args = certs.plugin_args();

@@ -27,6 +27,10 @@ PodView view(agent::CriClient& cri, const std::string& ns, const std::string& na
 // enters it). gap 0: a burst, as fast as the socket takes them.
 void send_udp(const std::string& ip, int count, const std::string& netns_path = "", uint16_t port = 9,
               std::chrono::milliseconds gap = std::chrono::milliseconds(20));
+// The same from a connected socket to ip:9, 20 ms apart: Linux then gives
+// each datagram its own IP ID (unconnected DF datagrams all carry 0), as
+// --correlate needs.
+void send_udp_connected(const std::string& ip, int count, const std::string& netns_path = "");
 
 }  // namespace pwru::test
 

@@ -9,10 +9,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <set>
 #include <thread>
 
 #include "kubectl-plugin/kube_api.h"
 #include "kubectl-plugin/port_forward.h"
+#include "kubectl-plugin/targets.h"
 #include "kubectl-plugin/tls_client.h"
 #include "support/local_kube_api.h"
 #include "support/test_certs.h"
@@ -211,13 +213,42 @@ TEST_CASE("port-forward: the agent's mutual TLS runs end to end through the API 
         auto pf = PortForward::open(k, "pwru", "pwru-agent-x1", 4443, 5000);
         REQUIRE(pf);
         TlsConfig t = alice_to("someone-else");
+        t.peer = "the agent on node x1";
+        t.server_name_source = "--agent-server-name";
         auto conn = TlsConnection::over_fd((*pf)->take_fd(), t, 5000);
         REQUIRE_FALSE(conn);
-        CHECK(conn.error().message().find("is not trusted") != std::string::npos);
+        // Which peer, the name expected, the names it has, and the flag to check.
+        CHECK(conn.error().message() ==
+              "the certificate of the agent on node x1 does not carry the name someone-else (it has DNS:pwru-agent, "
+              "CN=pwru-agent); check --agent-server-name");
     }
     SECTION("a pod without a forward: the API's message") {
         auto pf = PortForward::open(k, "pwru", "pwru-agent-zz", 4443, 5000);
         REQUIRE_FALSE(pf);
         CHECK(pf.error().message().find("pods \"pwru-agent-zz\" not found") != std::string::npos);
     }
+}
+
+TEST_CASE("targets: -l across all namespaces (-A) finds pods in each, one problem line when none match",
+          "[kubeapi]") {
+    TempDir dir;
+    TestCa ca(dir.path, "test-cluster");
+    LocalKubeApi api(ca.issue("kube-apiserver", {"IP:127.0.0.1", "DNS:localhost"}), "tok");
+    api.add_pod("shop", "web-0", "node-a", {{"app", "web"}}, "10.244.1.5");
+    api.add_pod("blog", "web-0", "node-b", {{"app", "web"}}, "10.244.2.7");
+    api.add_pod("blog", "db-0", "node-b", {{"app", "db"}}, "10.244.2.8");
+    KubeApi k(access_for(api, ca, "tok"));
+
+    auto all = resolve_targets(k, "", {}, "app=web");
+    CHECK(all.problems.empty());
+    REQUIRE(all.targets.size() == 2);
+    std::set<std::string> labels;
+    for (const auto& t : all.targets) labels.insert(t.label());
+    CHECK(labels == std::set<std::string>{"shop/web-0", "blog/web-0"});
+    CHECK(api.requests().back() == "GET /api/v1/pods?labelSelector=app%3Dweb");
+
+    auto none = resolve_targets(k, "", {}, "app=nothing");
+    CHECK(none.targets.empty());
+    REQUIRE(none.problems.size() == 1);
+    CHECK(none.problems[0] == "-l app=nothing: no pods in any namespace match app=nothing");
 }

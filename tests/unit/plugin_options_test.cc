@@ -93,3 +93,15 @@ TEST_CASE("kubectl pwru: the agent's port comes from --agent-port, else the agen
     REQUIRE(given);
     CHECK(agent_port_of(given->agents, pod) == 4245);  // the command line wins, even when equal to the default
 }
+
+TEST_CASE("kubectl pwru: --agent-server-name with {node} names each node's own certificate", "[plugin]") {
+    AgentAccess shared;
+    CHECK(agent_server_name(shared, "node-a") == "pwru-agent");  // the chart's one shared name
+    auto o = parse_plugin_options({"pod/x", "--agent-server-name", "{node}.pwru-agent.pwru.svc"});
+    REQUIRE(o);
+    CHECK(agent_server_name(o->agents, "node-a") == "node-a.pwru-agent.pwru.svc");
+    CHECK(agent_server_name(o->agents, "ip-10-0-0-1.ec2.internal") == "ip-10-0-0-1.ec2.internal.pwru-agent.pwru.svc");
+    AgentAccess twice;
+    twice.server_name = "{node}-{node}";
+    CHECK(agent_server_name(twice, "n{node}") == "n{node}-n{node}");  // a node name is never re-expanded
+}
