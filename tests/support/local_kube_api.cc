@@ -274,6 +274,8 @@ void LocalKubeApi::add_pod(const std::string& ns, const std::string& name, const
         {"metadata", {{"name", name}, {"namespace", ns}, {"labels", labels}, {"uid", name + "-uid"}}},
         {"spec", {{"nodeName", node}, {"containers", {{{"name", "c"}, {"image", "busybox"}}}}}},
         {"status", {{"phase", node.empty() ? "Pending" : "Running"}}}};
+    // A scheduled pod is Ready, as the kubelet would report it (kind-trace.sh waits for it).
+    if (!node.empty()) pod["status"]["conditions"] = {{{"type", "Ready"}, {"status", "True"}}};
     if (!ip.empty()) {
         pod["status"]["podIP"] = ip;
         pod["status"]["podIPs"] = {{{"ip", ip}}};
@@ -289,6 +291,17 @@ void LocalKubeApi::add_container_port(const std::string& ns, const std::string& 
         if (p["metadata"]["namespace"] == ns && p["metadata"]["name"] == pod)
             p["spec"]["containers"][0]["ports"].push_back(
                 {{"name", name}, {"containerPort", port}, {"protocol", "TCP"}});
+}
+
+void LocalKubeApi::set_pod_ready(const std::string& ns, const std::string& pod, bool ready,
+                                 const std::string& waiting_reason) {
+    std::lock_guard lock(impl_->mu);
+    for (auto& p : impl_->pods)
+        if (p["metadata"]["namespace"] == ns && p["metadata"]["name"] == pod) {
+            p["status"]["conditions"] = {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}};
+            if (!waiting_reason.empty())
+                p["status"]["containerStatuses"] = {{{"name", "c"}, {"state", {{"waiting", {{"reason", waiting_reason}}}}}}};
+        }
 }
 
 void LocalKubeApi::add_object(const std::string& path, nlohmann::json obj) {
