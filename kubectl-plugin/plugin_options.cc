@@ -59,6 +59,8 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
         ->check(CLI::IsMember({"none", "current", "relative", "absolute"}))
         ->capture_default_str();
     app.add_option("--output-limit-lines", o.limit_lines, "stop after this many events (0: no limit)");
+    app.add_option("--ready-file", o.ready_file,
+                   "write this file (the attached nodes, one per line) once every target's trace is attached");
     app.add_flag("--summary,!--no-summary", o.summary, "per-node summary on exit")->default_val(true);
     app.add_flag("--version", o.version, "print the version");
     app.allow_extras();

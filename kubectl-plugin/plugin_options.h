@@ -36,6 +36,7 @@ struct PluginOptions {
     double max_duration_s = 0;  // 0: the agents' ceiling
     uint64_t max_events = 0;
     bool summary = true;
+    std::string ready_file;  // written once every node's trace is attached (ready_file.h)
     std::vector<std::string> agent_args;  // pwru flags for the agents
     bool help = false, version = false;
     std::string help_text;

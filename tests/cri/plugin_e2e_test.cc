@@ -136,13 +136,22 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
     // ---- one JSON run over port-forwards, with every kind of bad target ----
     {
         auto args = certs.plugin_args();
+        const std::string ready = (certs.dir.path / "plugin-ready").string();
         args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "pod/nope", "pod/pending", "pod/pod-c", "pod/pod-r", "pod/pod-d",
-                                 "--output-json", "--max-duration", "6", "--", "udp or icmp"});
+                                 "--output-json", "--max-duration", "6", "--ready-file", ready, "--", "udp or icmp"});
         ChildProcess plugin(args);
-        const bool connected = plugin.wait_for_stdout(
-            {R"("node":"node-a","node_status":"connected")", R"("node":"node-b","node_status":"connected")"}, 60s);
+        // --ready-file: written once both good agents sent their start
+        // record, although node-r and node-d failed; it lists the attached
+        // nodes only. Their "connected" lines (the start records) are printed
+        // before it appears, never after.
+        const bool is_ready = plugin.wait_for_file(ready, 60s);
+        const std::string out_at_ready = plugin.stdout_text();
         INFO("stdout: " << plugin.stdout_text().substr(0, 3000) << "\nstderr: " << plugin.stderr_text());
-        REQUIRE(connected);
+        REQUIRE(is_ready);
+        CHECK(read_file_text(ready) == "node-a\nnode-b\n");
+        CHECK(count_lines(out_at_ready, {R"("node":"node-a","node_status":"connected")", "functions attached"}) == 1);
+        CHECK(count_lines(out_at_ready, {R"("node":"node-b","node_status":"connected")", "functions attached"}) == 1);
+        CHECK_FALSE(std::filesystem::exists(ready + ".tmp"));
         send_udp(b.ip, 100, a.netns_path);  // pod-a -> pod-b for 2 s, and pod-b's ICMP answers
         // A live timeline: events are printed while the traces still run,
         // during a steady flow, not held until the streams end.
