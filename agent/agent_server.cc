@@ -87,6 +87,10 @@ Result<std::unique_ptr<AgentServer>> AgentServer::create(AgentConfig cfg) {
     std::unique_ptr<AgentServer> self(new AgentServer());
     self->cfg_ = std::move(cfg);
     self->sessions_ = std::make_unique<SessionManager>(self->cfg_.max_sessions);
+    if (self->cfg_.node_scope == "cri")
+        self->node_netns_ = std::make_unique<NodeNetns>(self->cfg_.cri_socket, self->cfg_.node_refresh);
+    else if (self->cfg_.node_scope != "kernel")
+        return bad_input("--node-scope '" + self->cfg_.node_scope + "' is not one of: cri, kernel");
 
     std::string tls_error;
     const AgentConfig& c = self->cfg_;
@@ -223,7 +227,7 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
     }
 
     StreamLimits limits{tr.max_duration_s, tr.max_events, cfg.max_event_rate};
-    auto stream = TraceStream::start(tr.cli, st, limits, self.metrics_);
+    auto stream = TraceStream::start(tr.cli, st, limits, self.metrics_, self.node_netns_.get());
     if (!stream) {
         const Error& e = stream.error();
         spdlog::warn("trace {}: {}", target, e.message());

@@ -12,6 +12,7 @@
 #include "agent/authz.h"
 #include "agent/kube_rbac.h"
 #include "agent/metrics.h"
+#include "agent/node_netns.h"
 #include "agent/session_manager.h"
 #include "agent/trace_request.h"
 #include "agent/trace_stream.h"
@@ -35,6 +36,11 @@ struct AgentConfig {
     size_t max_sessions = 4;
     RequestLimits request_limits;
     double max_event_rate = 10'000;
+    // "cri": a trace covers this node's netns only (the agent's own and its
+    // pods', from CRI, refreshed every node_refresh); "kernel": every netns
+    // of the kernel. See docs/agent-api.md "Node scope".
+    std::string node_scope = "cri";
+    std::chrono::milliseconds node_refresh{2000};
 };
 
 class AgentServer {
@@ -66,6 +72,7 @@ private:
     Features features_;
     Metrics metrics_;
     std::unique_ptr<SessionManager> sessions_;
+    std::unique_ptr<NodeNetns> node_netns_;  // null with --node-scope kernel
     std::unique_ptr<httplib::Server> https_;
     std::unique_ptr<httplib::Server> health_;
     int health_port_ = 0;

@@ -166,26 +166,44 @@ Result<PodInfo> CriClient::find_pod(const std::string& ns, const std::string& na
     const auto& newest = *std::max_element(list.items().begin(), list.items().end(),
                                            [](const auto& a, const auto& b) { return a.created_at() < b.created_at(); });
 
+    auto info = sandbox(newest.id());
+    if (!info) return fail("pod " + pod + ": " + info.error().what, info.error().err, info.error().context);
+    info->ns = ns;
+    info->name = name;
+    return info;
+}
+
+Result<std::vector<std::string>> CriClient::ready_sandboxes() {
+    cri::ListPodSandboxRequest req;
+    req.mutable_filter()->mutable_state()->set_state(cri::SANDBOX_READY);
+    cri::ListPodSandboxResponse list;
+    grpc::Status st = stub_->rpc->ListPodSandbox(call_context(timeout_).get(), req, &list);
+    if (!st.ok()) return fail("CRI ListPodSandbox on " + socket_ + ": " + status_text(st) + "; is the runtime healthy?");
+    std::vector<std::string> ids;
+    for (const auto& item : list.items()) ids.push_back(item.id());
+    return ids;
+}
+
+Result<PodInfo> CriClient::sandbox(const std::string& id) {
     cri::PodSandboxStatusRequest status_req;
-    status_req.set_pod_sandbox_id(newest.id());
+    status_req.set_pod_sandbox_id(id);
     status_req.set_verbose(true);
     cri::PodSandboxStatusResponse status;
-    st = stub_->rpc->PodSandboxStatus(call_context(timeout_).get(), status_req, &status);
-    if (!st.ok()) return fail("CRI PodSandboxStatus for pod " + pod + ": " + status_text(st) + "; retry (was it just deleted?)");
+    grpc::Status st = stub_->rpc->PodSandboxStatus(call_context(timeout_).get(), status_req, &status);
+    if (!st.ok()) return fail("CRI PodSandboxStatus: " + status_text(st) + "; retry (was it just deleted?)");
 
     PodInfo info;
-    info.id = newest.id();
-    info.ns = ns;
-    info.name = name;
+    info.id = id;
     const auto& s = status.status();
+    info.ns = s.metadata().namespace_();
+    info.name = s.metadata().name();
     if (!s.network().ip().empty()) info.ips.push_back(s.network().ip());
     for (const auto& ip : s.network().additional_ips()) info.ips.push_back(ip.ip());
     info.host_network = s.linux().namespaces().options().network() == cri::NODE;
 
     if (auto it = status.info().find("info"); it != status.info().end()) {
         auto path = netns_path_from_info(it->second);
-        if (!path) return fail("pod " + pod + ": " + path.error().message() + "; report the runtime and its version",
-                               0, path.error().context);
+        if (!path) return fail(path.error().message() + "; report the runtime and its version", 0, path.error().context);
         info.netns_path = *path;
     }
     // hostNetwork sandboxes have no network entry; when no pid says where the
@@ -193,13 +211,13 @@ Result<PodInfo> CriClient::find_pod(const std::string& ns, const std::string& na
     // host PID namespace or mounts the host's /proc).
     if (info.netns_path.empty() && info.host_network) info.netns_path = "/proc/1/ns/net";
     if (info.netns_path.empty())
-        return fail("pod " + pod + ": the runtime's PodSandboxStatus names no network namespace (no runtimeSpec "
+        return fail("the runtime's PodSandboxStatus names no network namespace (no runtimeSpec "
                     "netns path, no pid); report the runtime and its version");
 
     struct stat nst{};
     if (::stat(info.netns_path.c_str(), &nst) != 0)
-        return fail("pod " + pod + ": cannot open its netns " + info.netns_path +
-                    " (mount the host's /run/netns and /proc into the agent)", errno);
+        return fail("cannot open its netns " + info.netns_path + " (mount the host's /run/netns and /proc into the agent)",
+                    errno);
     info.netns_inode = static_cast<uint32_t>(nst.st_ino);
     return info;
 }

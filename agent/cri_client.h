@@ -64,6 +64,11 @@ public:
     // every other failure is not bad_input.
     Result<PodInfo> find_pod(const std::string& ns, const std::string& name);
 
+    // The IDs of every READY sandbox of this runtime (the node's pods).
+    Result<std::vector<std::string>> ready_sandboxes();
+    // One sandbox by ID, as find_pod describes it (ns and name from its metadata).
+    Result<PodInfo> sandbox(const std::string& id);
+
 private:
     CriClient(std::string socket, std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout);
 

@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
     app.add_option("--kube-ca", kube_ca, "RBAC mode: the API server's CA")->capture_default_str();
     app.add_option("--kube-token-file", kube_token, "RBAC mode: the agent's own token")->capture_default_str();
     app.add_option("--cri-socket", cfg.cri_socket, "CRI socket (default: auto-detect containerd, k3s, k0s, CRI-O)");
+    app.add_option("--node-scope", cfg.node_scope,
+                   "cri: trace this node's netns only (own + CRI pod sandboxes; several nodes on one kernel, "
+                   "e.g. kind); kernel: every netns of the kernel")
+        ->capture_default_str()->check(CLI::IsMember({"cri", "kernel"}));
     app.add_option("--node-name", cfg.node_name, "this node's name in records (default $NODE_NAME or hostname)")
         ->capture_default_str();
     app.add_option("--max-sessions", cfg.max_sessions, "concurrent trace sessions")->capture_default_str()

@@ -29,7 +29,7 @@ uint64_t mono_now_ns() {
 }  // namespace
 
 Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTarget target, StreamLimits limits,
-                                                        Metrics& metrics) {
+                                                        Metrics& metrics, NodeNetns* node) {
     if (auto r = resolve_cli(cfg); !r) return std::unexpected(r.error());
     if (!target.pod.empty()) {
         PodScope scope;
@@ -47,6 +47,17 @@ Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTar
     s->target_ = std::move(target);
     s->limits_ = limits;
     s->metrics_ = &metrics;
+    if (node) {
+        // Only this node's netns: on a shared kernel (kind) the other nodes'
+        // agents report what happens in theirs.
+        NodeNetnsSnapshot snap = node->snapshot();
+        s->node_ = node;
+        s->node_generation_ = snap.generation;
+        cfg.trace.node_netns = s->node_set(snap);
+        s->node_netns_count_ = cfg.trace.node_netns->size();
+        if (!snap.warning.empty())
+            s->target_.warning += (s->target_.warning.empty() ? "" : "; ") + snap.warning;
+    }
 
     auto session = Session::create(cfg.trace);
     if (!session) return std::unexpected(session.error());
@@ -81,6 +92,28 @@ TraceStream::~TraceStream() {
     if (session_ && !detached_) session_->detach();
 }
 
+std::set<uint32_t> TraceStream::node_set(const NodeNetnsSnapshot& snap) const {
+    std::set<uint32_t> set = snap.netns;
+    // The traced pod is this node's even before the next refresh lists it.
+    if (target_.netns && !target_.host_network) set.insert(target_.netns);
+    return set;
+}
+
+// Pods created or deleted while the trace runs join or leave the node scope.
+void TraceStream::refresh_node_scope(std::vector<std::string>& out) {
+    if (!node_ || detached_) return;
+    NodeNetnsSnapshot snap = node_->snapshot();
+    if (snap.generation == node_generation_) return;
+    node_generation_ = snap.generation;
+    auto set = node_set(snap);
+    if (auto r = session_->set_node_netns(set); !r) {
+        spdlog::warn("node scope: {}", r.error().message());
+        out.push_back(json{{"type", "warning"}, {"node", target_.node}, {"message", r.error().message()}}.dump());
+        return;
+    }
+    node_netns_count_ = set.size();
+}
+
 int64_t TraceStream::wall_now() const { return decoder_->clock().to_wall_ns(mono_now_ns()); }
 
 std::string TraceStream::start_record() const {
@@ -91,6 +124,8 @@ std::string TraceStream::start_record() const {
               {"netns", target_.netns},
               {"pod_ips", target_.ips},
               {"host_network", target_.host_network},
+              {"node_scope", node_ ? "cri" : "kernel"},
+              {"node_netns", node_netns_count_},
               {"backend", backend_name(session_->plan().backend)},
               {"attached", attach_.attached},
               {"ignored", attach_.ignored},
@@ -165,6 +200,7 @@ std::vector<std::string> TraceStream::step(bool shutting_down) {
     }
     watermark_ns_ = drain_start - kWatermarkMarginNs;
     add_loss_record(out, false);
+    refresh_node_scope(out);
 
     auto now = Clock::now();
     if (now - last_clock_refresh_ > std::chrono::seconds(10)) {

@@ -8,11 +8,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "agent/metrics.h"
+#include "agent/node_netns.h"
 #include "tracer/cli_options.h"
 #include "tracer/event_decoder.h"
 #include "tracer/result.h"
@@ -39,9 +41,11 @@ struct StreamLimits {
 class TraceStream {
 public:
     // Builds, loads and attaches the Session (pod scope from `target` when it
-    // names a pod). Bad filter/flags: a bad_input Error (the caller answers 400).
+    // names a pod; node scope from `node`, null = every netns of the kernel,
+    // kept current while the trace runs). Bad filter/flags: a bad_input
+    // Error (the caller answers 400).
     static Result<std::unique_ptr<TraceStream>> start(CliConfig cfg, StreamTarget target, StreamLimits limits,
-                                                      Metrics& metrics);
+                                                      Metrics& metrics, NodeNetns* node = nullptr);
     ~TraceStream();  // detaches (if finish() did not)
 
     // The first line: what was attached.
@@ -62,8 +66,13 @@ private:
     void finish(const std::string& why, std::vector<std::string>& out);
     void add_loss_record(std::vector<std::string>& out, bool force);
     int64_t wall_now() const;
+    std::set<uint32_t> node_set(const NodeNetnsSnapshot& snap) const;
+    void refresh_node_scope(std::vector<std::string>& out);
 
     StreamTarget target_;
+    NodeNetns* node_ = nullptr;
+    uint64_t node_generation_ = 0;
+    size_t node_netns_count_ = 0;
     StreamLimits limits_;
     Metrics* metrics_ = nullptr;
     std::unique_ptr<Session> session_;

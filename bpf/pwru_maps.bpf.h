@@ -48,6 +48,16 @@ struct {
 	__type(value, __u8);
 } tracked_skbs SEC(".maps");
 
+/* pwru-agent's node scope (CFG.scope_node): the netns inodes that make up
+ * this node, the agent's own and its pods'. A map, not CFG: pods come and go
+ * while a trace runs, and the agent refreshes the set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PWRU_NODE_NETNS_MAX);
+	__type(key, __u32);
+	__type(value, __u8);
+} node_netns SEC(".maps");
+
 /* --filter-track-skb-by-stackid (pwru's semantics: calls in the call context
  * of a selected skb belong to it). The context is the kernel stack the call
  * runs on; pwru walks frame pointers to the outermost frame for the same

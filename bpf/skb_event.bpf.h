@@ -243,6 +243,10 @@ static __always_inline enum skb_selection skb_selected(struct sk_buff *skb, __u6
 	__u64 key = (__u64)skb;
 	__u8 one = 1;
 
+	/* pwru-agent's node scope: outside this node nothing is ours, not even
+	 * an skb tracked here before (another node's agent reports it there) */
+	if (CFG.scope_node && !in_node_scope(skb))
+		return SKB_NOT_SELECTED;
 	if (CFG.track_skb && bpf_map_lookup_elem(&tracked_skbs, &key))
 		return SKB_SELECTED;
 	if (CFG.track_xdp) {
@@ -316,6 +320,11 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe
 		cnt = this_cpu_counters();
 		if (cnt)
 			cnt->filtered_out++;
+		/* node scope: a tracked skb freed on another node must be
+		 * forgotten all the same, or a new skb at its address would be
+		 * taken for it */
+		if (CFG.scope_node && CFG.track_skb && frees)
+			bpf_map_delete_elem(&tracked_skbs, &key);
 		return 0;
 	}
 	if (CFG.track_skb && frees)

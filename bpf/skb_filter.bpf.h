@@ -32,6 +32,8 @@ static __always_inline __u32 skb_netns(struct sk_buff *skb)
 
 static __always_inline bool filter_meta(struct sk_buff *skb)
 {
+	if (CFG.scope_node && !in_node_scope(skb))
+		return false;
 	if (CFG.scope_pod && !in_pod_scope(skb))
 		return false;
 	if (CFG.filter_mark) {

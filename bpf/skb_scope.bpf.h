@@ -5,6 +5,13 @@
  * The address half catches the trajectory outside the pod's netns (node NIC,
  * bridge, host side of the veth); user space also turns on skb tracking, so
  * an skb that matched once is followed wherever it goes next (NAT, encap).
+ *
+ * Node scope: several Kubernetes nodes can share one kernel (kind: every node
+ * is a container), and each node's agent then sees every packet of the
+ * cluster. With CFG.scope_node an skb is only this node's when its netns is in
+ * the node_netns map (the agent's own netns and its pods'), whatever else
+ * matches; skb_selected() applies the same to tracked skbs, so a packet
+ * followed out of this node is not reported here.
  * Included by skb_filter.bpf.h after skb_netns().
  */
 #ifndef PWRU_SKB_SCOPE_BPF_H
@@ -50,6 +57,14 @@ static __always_inline unsigned char *scope_ip_header(struct sk_buff *skb)
 	if (mac != (__u16)~0U && (proto == PWRU_ETH_P_IP || proto == PWRU_ETH_P_IPV6))
 		return head + mac + 14;
 	return 0;
+}
+
+static __always_inline bool in_node_scope(struct sk_buff *skb)
+{
+	__u32 ns = skb_netns(skb);
+
+	/* an skb with neither device nor socket is nobody's for sure: not ours */
+	return ns && bpf_map_lookup_elem(&node_netns, &ns);
 }
 
 static __always_inline bool in_pod_scope(struct sk_buff *skb)

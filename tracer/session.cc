@@ -224,6 +224,7 @@ Result<void> Session::load() {
     if (!skel_) return fail("cannot open the BPF object", errno);
     if (auto r = configure(); !r) return r;
     if (auto r = write_pod_scope(opts_.pod_scope, *const_cast<pwru_config*>(&skel_->rodata->CFG)); !r) return r;
+    if (opts_.node_netns) const_cast<pwru_config*>(&skel_->rodata->CFG)->scope_node = 1;
 
     take_libbpf_messages();
     int err;
@@ -253,6 +254,25 @@ Result<void> Session::load() {
 
     ringbuf_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &Session::on_sample, this, nullptr));
     if (!ringbuf_) return fail("cannot open the event ring buffer", errno);
+    if (opts_.node_netns)
+        if (auto r = set_node_netns(*opts_.node_netns); !r) return r;
+    return {};
+}
+
+Result<void> Session::set_node_netns(const std::set<uint32_t>& netns) {
+    if (!skel_ || !opts_.node_netns) return fail("set_node_netns without a loaded node-scoped session");
+    if (netns.size() > PWRU_NODE_NETNS_MAX)
+        return fail("the node has " + std::to_string(netns.size()) + " network namespaces; the node scope holds " +
+                    std::to_string(PWRU_NODE_NETNS_MAX));
+    const int fd = bpf_map__fd(skel_->maps.node_netns);
+    // Additions first: a netns is never briefly missing while the set changes.
+    const __u8 one = 1;
+    for (uint32_t ns : netns)
+        if (!node_netns_.count(ns) && bpf_map_update_elem(fd, &ns, &one, BPF_ANY) != 0)
+            return fail("cannot add netns " + std::to_string(ns) + " to the node scope", errno);
+    for (uint32_t ns : node_netns_)
+        if (!netns.count(ns)) bpf_map_delete_elem(fd, &ns);
+    node_netns_ = netns;
     return {};
 }
 

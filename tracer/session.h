@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,9 @@ class Session {
     // Waits up to timeout_ms for events and hands each to `fn`. Returns how many.
     Result<int> poll(int timeout_ms, const EventFn& fn);
     LossCounters counters() const;
+    // pwru-agent's node scope (options().node_netns set, after load()): makes
+    // `netns` the node's set of netns inodes, at run time.
+    Result<void> set_node_netns(const std::set<uint32_t>& netns);
     // The kernel stack of an event (--output-stack): return addresses, innermost first.
     std::vector<uint64_t> stack(int32_t stack_id) const;
     // Stops events and destroys every link (in parallel for kprobes: see kprobe_teardown.h).
@@ -144,6 +148,7 @@ class Session {
 
     TraceOptions opts_;
     Plan plan_;
+    std::set<uint32_t> node_netns_;  // what the node_netns map holds
     struct Filters;
     std::unique_ptr<Filters> filters_;
     std::unique_ptr<pwru_bpf, void (*)(pwru_bpf*)> skel_{nullptr, nullptr};

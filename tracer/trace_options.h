@@ -57,6 +57,10 @@ struct TraceOptions {
     bool tunnel_filter() const { return !tunnel_pcap_l2.empty() || !tunnel_pcap_l3.empty(); }
     uint32_t ringbuf_bytes = 8u << 20;  // power of two
     std::optional<PodScope> pod_scope;  // pwru-agent only
+    // pwru-agent's node scope: the netns inodes of this node (its own and its
+    // pods'); only skbs in one of them are selected (bpf/skb_scope.bpf.h).
+    // Unset: every netns of the kernel. Session::set_node_netns updates it.
+    std::optional<std::set<uint32_t>> node_netns;
 };
 
 }  // namespace pwru

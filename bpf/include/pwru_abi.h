@@ -135,6 +135,9 @@ struct pwru_packet {
 
 /* pwru-agent's pod scope: up to this many pod addresses. */
 #define PWRU_SCOPE_ADDRS 4
+/* pwru-agent's node scope: up to this many netns in the node's set (the
+ * agent's own and one per pod sandbox; kubelet's default is 110 pods). */
+#define PWRU_NODE_NETNS_MAX 4096
 
 struct pwru_scope_addr {
 	__u8 addr[16];      /* IPv4 in the first 4 bytes */
@@ -181,7 +184,10 @@ struct pwru_config {
 	 * its netns is scope_netns (0: none, e.g. hostNetwork pods) or its IP
 	 * source or destination is one of scope_addrs. */
 	__u8 scope_pod;
-	__u8 _pad4[3];
+	/* pwru-agent's node scope: only skbs whose netns is in the node_netns
+	 * map (updated at run time) are selected, tracked skbs included. */
+	__u8 scope_node;
+	__u8 _pad4[2];
 	__u32 scope_netns;
 	struct pwru_scope_addr scope_addrs[PWRU_SCOPE_ADDRS];
 };

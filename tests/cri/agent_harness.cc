@@ -1,6 +1,8 @@
 #include "cri/agent_harness.h"
 
 #include <bpf/bpf.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include <catch2/catch.hpp>
 #include <httplib.h>
 
 namespace fs = std::filesystem;
@@ -16,14 +19,16 @@ using nlohmann::json;
 
 namespace pwru::test {
 
-AgentProcess::AgentProcess(std::vector<std::string> args) {
+AgentProcess::AgentProcess(std::vector<std::string> args, const std::string& netns_path) {
     // The ready file lives in a dir we own until the child exists.
     char tmpl[] = "/tmp/pwru-agent-ready-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     fs::path ready = fs::path(tmpl) / "port";
     std::vector<std::string> argv{PWRU_AGENT_BIN, "--listen", "127.0.0.1:0", "--ready-file", ready.string()};
     argv.insert(argv.end(), args.begin(), args.end());
-    child_ = std::make_unique<ChildProcess>(argv);
+    ChildOptions options;
+    options.netns_path = netns_path;
+    child_ = std::make_unique<ChildProcess>(argv, options);
     bool up = child_->wait_for_file(ready, std::chrono::seconds(60));
     std::string text = read_file_text(ready);
     fs::remove_all(tmpl);
@@ -94,6 +99,59 @@ HttpReply get(int port, const std::string& ca, const CertFiles* client, const st
     reply.status = res->status;
     reply.body = res->body;
     return reply;
+}
+
+std::vector<json> of_type(const HttpReply& r, const std::string& type) {
+    std::vector<json> out;
+    for (const auto& l : r.lines)
+        if (l.value("type", "") == type) out.push_back(l);
+    return out;
+}
+
+AgentCerts::AgentCerts() {
+    // alice: the default namespace and the node; bob (by SAN): "other" only.
+    std::ofstream(authz) << R"({"clients":[
+        {"identity":"spiffe://test/alice","namespaces":["default"],"node":true},
+        {"identity":"bob.example","namespaces":["other"]}]})";
+}
+
+std::vector<std::string> AgentCerts::agent_args(const std::string& cri_socket, const std::string& node) const {
+    return {"--tls-cert", server.cert, "--tls-key", server.key, "--client-ca", ca.cert_path(),
+            "--authz-config", authz, "--cri-socket", cri_socket, "--node-name", node};
+}
+
+TraceCall::TraceCall(int port, const std::string& ca, const CertFiles& who, json body, LineFn extra,
+                     std::string netns_path) {
+    fut_ = std::async(std::launch::async, [=, this] {
+        // std::async's own thread: entering the agent's netns moves only it.
+        if (!netns_path.empty()) {
+            int fd = ::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+                if (fd >= 0) ::close(fd);
+                HttpReply r;
+                r.transport = "cannot enter " + netns_path;
+                return r;
+            }
+            ::close(fd);
+        }
+        return post_trace(port, ca, &who, body, [this, extra](const json& j) {
+            if (j.value("type", "") == "start") started_ = true;
+            return extra ? extra(j) : true;
+        });
+    });
+}
+
+bool TraceCall::wait_started(std::chrono::seconds timeout) {
+    for (auto end = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < end;) {
+        if (started_) return true;
+        if (fut_.wait_for(std::chrono::milliseconds(20)) == std::future_status::ready) return started_;
+    }
+    return started_;
+}
+
+HttpReply TraceCall::result(std::chrono::seconds timeout) {
+    REQUIRE(fut_.wait_for(timeout) == std::future_status::ready);
+    return fut_.get();
 }
 
 std::set<uint32_t> bpf_links_held_by(pid_t pid) {

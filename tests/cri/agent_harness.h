@@ -6,8 +6,11 @@
 
 #include <sys/types.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <set>
 #include <string>
@@ -17,6 +20,7 @@
 
 #include "support/child_process.h"
 #include "support/test_certs.h"
+#include "support/test_files.h"
 
 namespace pwru::test {
 
@@ -24,7 +28,9 @@ class AgentProcess {
 public:
     // Starts PWRU_AGENT_BIN with `args` plus --listen 127.0.0.1:0 and a ready
     // file; waits (bounded) until it serves. Throws with its stderr if not.
-    explicit AgentProcess(std::vector<std::string> args);
+    // With netns_path, the agent runs in that network namespace (a node's,
+    // as hostNetwork), and clients must connect from inside it (in_netns).
+    explicit AgentProcess(std::vector<std::string> args, const std::string& netns_path = "");
     int port() const { return port_; }
     pid_t pid() const { return child_->pid(); }
     ChildProcess& child() { return *child_; }
@@ -49,6 +55,42 @@ using LineFn = std::function<bool(const nlohmann::json&)>;
 HttpReply post_trace(int port, const std::string& ca, const CertFiles* client, const nlohmann::json& body,
                      const LineFn& on_line = nullptr);
 HttpReply get(int port, const std::string& ca, const CertFiles* client, const std::string& path);
+
+// The records of one type ("event", "start", "loss", ...) of a stream.
+std::vector<nlohmann::json> of_type(const HttpReply& r, const std::string& type);
+
+// One CA with the agent's server certificate and the clients the agent tests
+// use: alice (namespace default and the node), bob (namespace other only),
+// and alice's certificate from another CA and expired.
+struct AgentCerts {
+    TempDir dir{"pwru-agent-certs"};
+    TestCa ca{dir.path, "agent"};
+    TestCa rogue{dir.path, "rogue"};
+    CertFiles server = ca.issue("pwru-agent", {"DNS:localhost", "IP:127.0.0.1"});
+    CertFiles alice = ca.issue("alice", {"URI:spiffe://test/alice"});
+    CertFiles bob = ca.issue("bob", {"DNS:bob.example"});
+    CertFiles alice_from_rogue = rogue.issue("alice", {});
+    CertFiles alice_expired = ca.issue("alice", {}, /*expired=*/true);
+    std::string authz = (dir.path / "authz.json").string();
+    AgentCerts();
+    // The agent's flags for these certificates and authz file, on `cri_socket`.
+    std::vector<std::string> agent_args(const std::string& cri_socket, const std::string& node = "test-node") const;
+};
+
+// A trace running on its own thread (from inside `netns_path` when given, for
+// an agent running there); wait_started() returns once the "start" line came.
+class TraceCall {
+public:
+    TraceCall(int port, const std::string& ca, const CertFiles& who, nlohmann::json body, LineFn extra = nullptr,
+              std::string netns_path = "");
+    bool wait_started(std::chrono::seconds timeout);
+    // The whole reply (fails the test when it does not come within `timeout`).
+    HttpReply result(std::chrono::seconds timeout);
+
+private:
+    std::atomic<bool> started_{false};
+    std::future<HttpReply> fut_;
+};
 
 // IDs of the BPF links whose fds process `pid` holds (its fdinfo), and how
 // many BPF objects (maps, programs, links) it holds at all.

@@ -29,62 +29,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Certs {
-    TempDir dir{"pwru-agent-certs"};
-    TestCa ca{dir.path, "agent"};
-    TestCa rogue{dir.path, "rogue"};
-    CertFiles server = ca.issue("pwru-agent", {"DNS:localhost", "IP:127.0.0.1"});
-    CertFiles alice = ca.issue("alice", {"URI:spiffe://test/alice"});
-    CertFiles bob = ca.issue("bob", {"DNS:bob.example"});
-    CertFiles alice_from_rogue = rogue.issue("alice", {});
-    CertFiles alice_expired = ca.issue("alice", {}, /*expired=*/true);
-    std::string authz = (dir.path / "authz.json").string();
-    Certs() {
-        // alice: the default namespace and the node; bob (by SAN): "other" only.
-        std::ofstream(authz) << R"({"clients":[
-            {"identity":"spiffe://test/alice","namespaces":["default"],"node":true},
-            {"identity":"bob.example","namespaces":["other"]}]})";
-    }
-    std::vector<std::string> agent_args(const std::string& cri_socket) const {
-        return {"--tls-cert", server.cert, "--tls-key", server.key, "--client-ca", ca.cert_path(),
-                "--authz-config", authz, "--cri-socket", cri_socket, "--node-name", "test-node"};
-    }
-};
-
-// Runs a trace on its own thread; start() returns once the "start" line came.
-class TraceCall {
-public:
-    TraceCall(int port, const std::string& ca, const CertFiles& who, json body, LineFn extra = nullptr) {
-        fut_ = std::async(std::launch::async, [=, this] {
-            return post_trace(port, ca, &who, body, [this, extra](const json& j) {
-                if (j.value("type", "") == "start") started_ = true;
-                return extra ? extra(j) : true;
-            });
-        });
-    }
-    bool wait_started(std::chrono::seconds timeout) {
-        for (auto end = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < end;) {
-            if (started_) return true;
-            if (fut_.wait_for(20ms) == std::future_status::ready) return started_;
-        }
-        return started_;
-    }
-    HttpReply result(std::chrono::seconds timeout) {
-        REQUIRE(fut_.wait_for(timeout) == std::future_status::ready);
-        return fut_.get();
-    }
-
-private:
-    std::atomic<bool> started_{false};
-    std::future<HttpReply> fut_;
-};
-
-std::vector<json> of_type(const HttpReply& r, const std::string& type) {
-    std::vector<json> out;
-    for (const auto& l : r.lines)
-        if (l.value("type", "") == type) out.push_back(l);
-    return out;
-}
+using Certs = AgentCerts;
 
 bool links_gone(pid_t agent, const std::set<uint32_t>& ids) {
     if (!bpf_links_held_by(agent).empty()) return false;

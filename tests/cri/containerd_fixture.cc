@@ -187,8 +187,8 @@ void cleanup_dir(const fs::path& dir, pid_t owner) noexcept {
     }
 }
 
-// Pods get an IP from a bridge of their own. No masquerade (ipMasq false):
-// nothing is added to the host's iptables.
+// Pods get an IP from a bridge of their own, and a default route through it.
+// No masquerade (ipMasq false): nothing is added to the host's iptables.
 std::string cni_conflist(const fs::path& dir, const std::string& bridge, const std::string& subnet) {
     return nlohmann::json{
         {"cniVersion", "0.4.0"},
@@ -197,6 +197,9 @@ std::string cni_conflist(const fs::path& dir, const std::string& bridge, const s
             {"type", "bridge"}, {"bridge", bridge}, {"isGateway", true}, {"ipMasq", false},
             {"ipam", {{"type", "host-local"},
                       {"ranges", {{{{"subnet", subnet}}}}},
+                      // A default route via the bridge, as pods have on a real
+                      // node: another node's pods are reachable through it.
+                      {"routes", {{{"dst", "0.0.0.0/0"}}}},
                       {"dataDir", (dir / "cni/ipam").string()}}},
         }}},
     }.dump(2);
@@ -286,7 +289,7 @@ int ContainerdFixture::sweep_stale() {
     return removed;
 }
 
-ContainerdFixture::ContainerdFixture() {
+ContainerdFixture::ContainerdFixture(ContainerdOptions options) : options_(std::move(options)) {
     sweep_stale();
     const pid_t self = ::getpid();
     std::string tmpl = (fs::temp_directory_path() / (kDirPrefix + std::to_string(self) + "-XXXXXX")).string();
@@ -296,7 +299,7 @@ ContainerdFixture::ContainerdFixture() {
     // Unix socket paths are limited to 108 bytes (containerd adds ".ttrpc").
     if (socket_.size() > 90) throw std::runtime_error("temp dir path too long for a unix socket: " + socket_);
     bridge_ = bridge_name(self);
-    ip_prefix_ = "10.197." + std::to_string(20 + self % 200) + ".";
+    ip_prefix_ = "10.197." + std::to_string(20 + (self + 97 * options_.instance) % 200) + ".";
 
     try {
         for (const char* sub : {"root", "state", "runc", "cni/conf", "cni/ipam", "logs", "opt", "image/rootfs"})
@@ -304,8 +307,12 @@ ContainerdFixture::ContainerdFixture() {
 
         write_text(dir_ / "cni/conf/10-pwru.conflist", cni_conflist(dir_, bridge_, ip_prefix_ + "0/24"));
         write_text(dir_ / "config.toml", containerd_config(dir_, socket_));
+        // The node's netns, not a new mount namespace (as `ip netns exec`
+        // would make): the pods' netns mounts stay visible to the tests.
+        ChildOptions child;
+        child.netns_path = options_.netns_path;
         containerd_ = std::make_unique<ChildProcess>(
-            std::vector<std::string>{"containerd", "--config", (dir_ / "config.toml").string()});
+            std::vector<std::string>{"containerd", "--config", (dir_ / "config.toml").string()}, child);
         rpc_ = std::make_unique<Rpc>(socket_);
 
         // Up = the CRI plugin answers Version (it refuses calls until initialized).

@@ -31,6 +31,14 @@ namespace pwru::test {
 
 class ChildProcess;
 
+// Where the private containerd runs. Several at once stand for several
+// Kubernetes nodes on one kernel (kind): each in its own network namespace
+// (the node's), with its own pod subnet.
+struct ContainerdOptions {
+    std::string netns_path;  // the node's netns ("" = the test's): containerd, the CNI bridge, hostNetwork pods
+    int instance = 0;        // 0, 1, ...: a distinct pod subnet per instance of one test process
+};
+
 class ContainerdFixture {
 public:
     // "" when the fixture can run here; otherwise why not (not root; containerd,
@@ -40,7 +48,7 @@ public:
 
     // Starts containerd and imports the pause image. Throws std::runtime_error
     // with containerd's log tail when it does not come up within 30 s.
-    ContainerdFixture();
+    explicit ContainerdFixture(ContainerdOptions options = {});
     ~ContainerdFixture();  // never throws
     ContainerdFixture(const ContainerdFixture&) = delete;
     ContainerdFixture& operator=(const ContainerdFixture&) = delete;
@@ -49,6 +57,7 @@ public:
     const std::filesystem::path& dir() const { return dir_; }
     // "10.197.N." : every pod IP from the fixture's CNI starts with it.
     const std::string& pod_ip_prefix() const { return ip_prefix_; }
+    const std::string& netns_path() const { return options_.netns_path; }
 
     // RunPodSandbox with the metadata, labels and annotations the kubelet
     // sets; host_network = NamespaceOption network NODE. Returns the sandbox
@@ -75,6 +84,7 @@ private:
     // removes what the run left: processes, mounts, cgroups, bridge, dir.
     void cleanup(bool graceful) noexcept;
 
+    ContainerdOptions options_;
     std::filesystem::path dir_;
     std::string socket_;
     std::string bridge_;
