@@ -1,14 +1,15 @@
 // e2e/kind-trace.sh (issue #11) end to end without kind: the script's own
 // `start` and `collect`, with the chart install off, against what a kind
-// cluster would offer it: a real containerd with pod-a and pod-b, two real
-// pwru-agent processes as node-a and node-b, the local API server
+// cluster would offer it: two nodes on one kernel (each a netns with its own
+// containerd, pod and pwru-agent, as node scope needs), the local API server
 // (tests/support/local_kube_api) answering the real kubectl (discovery, nodes,
 // the agent pods' Ready condition, the client certificate Secret) and the real
 // kubectl-pwru (pods, selectors, port-forward). Traffic from pod-a to pod-b is
 // dropped by iptables inside pod-b; the summary must name both nodes and the
-// drop with its reason, function and node. Also: collect after the trace died
-// (a warning, exit 0), and start when one node's agent is not Ready (an error
-// naming that node; collect then still exits 0).
+// drop with its reason, function and node (node-b only), and no netns's
+// events may come from two nodes (no doubling on a shared kernel). Also:
+// collect after the trace died (a warning, exit 0), and start when one node's
+// agent is not Ready (an error naming that node; collect still exits 0).
 //
 // What only a real kind run checks (the repository's kind-trace-example
 // workflow): helm, kind load, the chart's Secret and DaemonSet, a real API
@@ -21,7 +22,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 #include <thread>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -31,6 +36,7 @@
 #include "cri/pod_helpers.h"
 #include "support/child_process.h"
 #include "support/local_kube_api.h"
+#include "support/netns_fixture.h"
 #include "support/test_certs.h"
 #include "support/test_files.h"
 #include "support/text_lines.h"
@@ -43,7 +49,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kAgentName = "pwru-agent.pwru.svc";  // the DNS name in the agents' certificate
 const std::string kScript = std::string(PWRU_SOURCE_DIR) + "/e2e/kind-trace.sh";
 
 std::string base64(const std::string& s) {
@@ -91,11 +96,13 @@ void add_nodes(LocalKubeApi& api, const std::vector<std::string>& nodes) {
 }
 
 // An agent pod of the DaemonSet on `node`, its port declared and forwarded.
-void add_agent_pod(LocalKubeApi& api, const std::string& node, const AgentProcess& agent) {
+// An agent pod of the DaemonSet on `node`, its port declared and forwarded
+// (into the node's netns, where the agent listens).
+void add_agent_pod(LocalKubeApi& api, const std::string& node, const AgentProcess& agent, const std::string& netns) {
     const std::string name = "pwru-agent-" + node;
     api.add_pod("pwru", name, node, {{"app.kubernetes.io/name", "pwru-agent"}}, "127.0.0.1");
     api.add_container_port("pwru", name, "https", uint16_t(agent.port()));
-    api.forward("pwru", name, uint16_t(agent.port()), uint16_t(agent.port()));
+    api.forward("pwru", name, uint16_t(agent.port()), uint16_t(agent.port()), netns);
 }
 
 // The script as CI would run it: kubectl and KUBECONFIG from the environment,
@@ -145,54 +152,56 @@ TEST_CASE("kind-trace.sh: start attaches on every node, collect summarizes the d
           "a node without a ready agent is a warning for collect",
           "[cri][kind-trace]") {
     REQUIRE_CONTAINERD();
-    if (::access("/usr/bin/kubectl", X_OK) != 0 && std::system("command -v kubectl >/dev/null") != 0) {
+    if (std::system("command -v kubectl >/dev/null") != 0) {
         WARN("SKIPPED: kubectl is not installed (scripts/install-deps.sh installs it)");
         return;
     }
     const auto t0 = std::chrono::steady_clock::now();
-    ContainerdFixture cd;
-    cd.run_pod("default", "pod-a");
-    cd.run_pod("default", "pod-b");
-    auto cri = pwru::agent::CriClient::connect(cd.socket());
-    REQUIRE(cri);
-    const PodView a = view(*cri, "default", "pod-a");
-    const PodView b = view(*cri, "default", "pod-b");
+    // Two nodes on one kernel, as kind's: each a netns with its own containerd
+    // (its pods) and its own agent (hostNetwork), joined by a veth and routing
+    // each other's pod subnet.
+    NetnsPair nodes;
+    ContainerdFixture cd_a({nodes.ns_path_a(), 0});
+    ContainerdFixture cd_b({nodes.ns_path_b(), 1});
+    for (const auto& [ns, peer_pods, peer] : {std::tuple{nodes.a(), cd_b.pod_ip_prefix(), nodes.addr_b()},
+                                              std::tuple{nodes.b(), cd_a.pod_ip_prefix(), nodes.addr_a()}}) {
+        REQUIRE(nodes.run_in(ns, {"sysctl", "-qw", "net.ipv4.ip_forward=1"}).ok());
+        REQUIRE(nodes.run_in(ns, {"ip", "route", "add", peer_pods + "0/24", "via", peer}).ok());
+    }
+    cd_a.run_pod("default", "pod-a");
+    cd_b.run_pod("default", "pod-b");
+    auto cri_a = pwru::agent::CriClient::connect(cd_a.socket());
+    auto cri_b = pwru::agent::CriClient::connect(cd_b.socket());
+    REQUIRE(cri_a);
+    REQUIRE(cri_b);
+    const PodView a = view(*cri_a, "default", "pod-a");
+    const PodView b = view(*cri_b, "default", "pod-b");
+
+    AgentCerts certs;  // the agents' certificate names localhost; the client is alice
+    AgentProcess agent_a(certs.agent_args(cd_a.socket(), "node-a"), nodes.ns_path_a());
+    AgentProcess agent_b(certs.agent_args(cd_b.socket(), "node-b"), nodes.ns_path_b());
 
     TempDir dir{"pwru-kind-trace"};
-    TestCa ca{dir.path, "cluster"};
-    const CertFiles api_cert = ca.issue("kube-apiserver", {"IP:127.0.0.1"});
-    const CertFiles agent_cert = ca.issue("pwru-agent", {std::string("DNS:") + kAgentName});
-    const CertFiles client = ca.issue("kubectl-pwru", {"URI:spiffe://test/kubectl-pwru"});
-    const std::string authz = (dir.path / "authz.json").string();
-    std::ofstream(authz) << R"({"clients":[{"identity":"spiffe://test/kubectl-pwru","namespaces":["default"]}]})";
-    auto agent_args = [&](const std::string& node) {
-        return std::vector<std::string>{"--tls-cert", agent_cert.cert, "--tls-key", agent_cert.key, "--client-ca",
-                                        ca.cert_path(), "--authz-config", authz, "--cri-socket", cd.socket(),
-                                        "--node-name", node};
-    };
-    AgentProcess agent_a(agent_args("node-a"));
-    AgentProcess agent_b(agent_args("node-b"));
-
-    LocalKubeApi api(api_cert, "ci-token");
+    LocalKubeApi api(certs.ca.issue("kube-apiserver", {"IP:127.0.0.1"}), "ci-token");
     add_discovery(api);
     add_nodes(api, {"node-a", "node-b"});
-    add_client_secret(api, client, ca.cert_path());
+    add_client_secret(api, certs.alice, certs.ca.cert_path());
     api.add_pod("default", "pod-a", "node-a", {{"tier", "web"}}, a.ip);
     api.add_pod("default", "pod-b", "node-b", {{"tier", "web"}}, b.ip);
-    add_agent_pod(api, "node-a", agent_a);
-    add_agent_pod(api, "node-b", agent_b);
+    add_agent_pod(api, "node-a", agent_a, nodes.ns_path_a());
+    add_agent_pod(api, "node-b", agent_b, nodes.ns_path_b());
 
     ScriptEnv env{(dir.path / "kubeconfig").string(), (dir.path / "home").string()};
     fs::create_directories(env.home);
     std::ofstream(env.kubeconfig) << "apiVersion: v1\nkind: Config\ncurrent-context: ci\n"
                                   << "clusters:\n- name: ci\n  cluster:\n    server: " << api.url()
-                                  << "\n    certificate-authority: " << ca.cert_path() << "\n"
+                                  << "\n    certificate-authority: " << certs.ca.cert_path() << "\n"
                                   << "users:\n- name: ci\n  user:\n    token: ci-token\n"
                                   << "contexts:\n- name: ci\n  context:\n    cluster: ci\n    user: ci\n"
                                   << "    namespace: default\n";
     const std::vector<std::string> start_opts{
         "--install", "false", "--selector", "tier=web", "--filter", "udp", "--ready-timeout", "30",
-        "--attach-timeout", "60", "--pwru-options", std::string("--agent-server-name ") + kAgentName};
+        "--attach-timeout", "60", "--pwru-options", "--agent-server-name localhost"};
 
     // pod-b drops UDP to its discard port: the drop happens inside pod-b's netns (node-b).
     {
@@ -231,9 +240,11 @@ TEST_CASE("kind-trace.sh: start attaches on every node, collect summarizes the d
         };
         CHECK_THAT(row("node-a", "pod-a"), !Contains("unknown") && Contains("| 0 | 0 |"));
         CHECK_THAT(row("node-b", "pod-b"), !Contains("unknown") && Contains("| 0 | 0 |"));
-        // The drop, on node-b, with its function and reason, and the packet's tuple.
+        // The drop, on node-b only (node scope: pod-b's netns is node-b's),
+        // with its function and reason, and the packet's tuple.
         auto on_b = lines_with(out, "- **node-b**: ");
         REQUIRE(on_b.size() == 1);
+        CHECK(lines_with(out, "- **node-a**: ").empty());
         CHECK_THAT(on_b.front(), Contains("dropped in nft_do_chain") && Contains("SKB_DROP_REASON_NETFILTER_DROP"));
         CHECK_THAT(out, Contains("e.g. " + a.ip + ":") && Contains("->" + b.ip + ":9(udp)"));
         // The text rendering has pwru's header with the node columns and both nodes' events.
@@ -243,6 +254,21 @@ TEST_CASE("kind-trace.sh: start attaches on every node, collect summarizes the d
         CHECK(lines_with(text, " node-a ").size() > 0);
         CHECK(lines_with(text, " node-b ").size() > 0);
         CHECK(lines_with(text, "SKB_DROP_REASON_NETFILTER_DROP").size() > 0);
+        // Not doubled: each netns's events come from one node only (on one
+        // kernel, unscoped agents would both report every packet).
+        std::map<uint32_t, std::set<std::string>> nodes_of_netns;
+        std::istringstream ndjson(read_file_text(out_dir / "trace.ndjson"));
+        for (std::string l; std::getline(ndjson, l);) {
+            auto j = json::parse(l, nullptr, false);
+            if (j.is_object() && j.contains("func")) nodes_of_netns[j.value("netns", 0u)].insert(j.value("node", ""));
+        }
+        CHECK(nodes_of_netns.size() >= 3);  // pod-a's, the nodes', pod-b's
+        for (const auto& [netns, seen_by] : nodes_of_netns) {
+            INFO("netns " << netns);
+            CHECK(seen_by.size() == 1);
+        }
+        CHECK(nodes_of_netns[a.netns] == std::set<std::string>{"node-a"});
+        CHECK(nodes_of_netns[b.netns] == std::set<std::string>{"node-b"});
         WARN("summary:\n" << out);
     }
 

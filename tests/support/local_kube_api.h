@@ -42,8 +42,10 @@ class LocalKubeApi {
                        const std::string& waiting_reason = "");
     // Any other object, by its exact path (e.g. an apps/v1 deployment).
     void add_object(const std::string& path, nlohmann::json obj);
-    // pods/portforward to ns/pod:port goes to 127.0.0.1:local_port.
-    void forward(const std::string& ns, const std::string& pod, uint16_t port, uint16_t local_port);
+    // pods/portforward to ns/pod:port goes to 127.0.0.1:local_port, in the
+    // network namespace at netns_path when given (an agent in a node's netns).
+    void forward(const std::string& ns, const std::string& pod, uint16_t port, uint16_t local_port,
+                 const std::string& netns_path = "");
 
     // Request targets seen so far ("GET /api/v1/...").
     std::vector<std::string> requests() const;
