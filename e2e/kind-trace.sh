@@ -247,7 +247,7 @@ start() {
         log "error: a trace started earlier still runs in $out_dir (pid $(<"$state/pid")): collect it first, or use another --output-dir"
         exit 1
     fi
-    rm -f "$out_dir/start-error.txt" "$out_dir/attached.txt" "$state/pid" "$state/exit"
+    rm -f "$out_dir/start-error.txt" "$out_dir/attached.txt" "$state/pid" "$state/exit" "$state/exit.tmp"
     [[ -n $plugin && -x $plugin ]] || fail "kubectl-pwru not found (put it on PATH or pass --plugin PATH)"
     command -v kubectl >/dev/null || fail "kubectl not found on PATH"
     [[ $install == true ]] && install_chart
@@ -282,9 +282,10 @@ start() {
     printf '%s\n' "$plugin" >"$state/plugin"
     log "kubectl-pwru ${args[*]}"
     # A session of its own (setsid), so that it outlives this step; the small
-    # shell around it records its exit status for collect.
+    # shell around it records its exit status for collect (written whole:
+    # temp file, then rename).
     # shellcheck disable=SC2016  # expanded by the inner shell
-    setsid bash -c 'set -m; "$@" & echo $! >"$0/pid"; wait $!; echo $? >"$0/exit"' "$state" \
+    setsid bash -c 'set -m; "$@" & echo $! >"$0/pid"; wait $!; echo $? >"$0/exit.tmp"; mv "$0/exit.tmp" "$0/exit"' "$state" \
         "$plugin" "${args[@]}" >"$out_dir/trace.ndjson" 2>"$out_dir/kubectl-pwru.log" </dev/null &
     local deadline=$((SECONDS + attach_timeout))
     while [[ ! -s $out_dir/attached.txt ]]; do
