@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "kubectl-plugin/plugin_run.h"
+#include "kubectl-plugin/trace_report.h"
 
 namespace {
 std::atomic<bool> interrupted{false};
@@ -12,6 +13,8 @@ void on_signal(int) { interrupted = true; }
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
+    // A recorded timeline, rendered and summarized (e2e/kind-trace.sh collect).
+    if (!args.empty() && args[0].rfind("--report", 0) == 0) return pwru::plugin::run_report(args, std::cout, std::cerr);
     auto opts = pwru::plugin::parse_plugin_options(args);
     if (!opts) {
         std::cerr << "kubectl-pwru: " << opts.error().message() << "\n";

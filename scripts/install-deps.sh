@@ -33,6 +33,10 @@ PACKAGES=(
   bpftrace tcpdump iperf3 openssl curl jq
 )
 
+# tests/cri/kind_trace_test.cc runs e2e/kind-trace.sh, which runs kubectl: any
+# kubectl on PATH does (Debian's kubernetes-client when there is none).
+command -v kubectl >/dev/null || PACKAGES+=(kubernetes-client)
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -7,7 +7,13 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <sstream>
+#include <tuple>
 
 namespace pwru::test {
 
@@ -61,6 +67,26 @@ bool labels_match(const nlohmann::json& labels, const std::string& selector) {
     return true;
 }
 
+// Opens `sock` in the network namespace at `netns_path` ("" = ours): a
+// socket belongs to the netns it was created in, so only this thread visits
+// it, and comes back before connecting.
+void open_in_netns(tcp::socket& sock, const std::string& netns_path, boost::system::error_code& ec) {
+    if (netns_path.empty()) {
+        sock.open(tcp::v4(), ec);
+        return;
+    }
+    int target = ::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    int home = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (target < 0 || home < 0 || ::setns(target, CLONE_NEWNET) != 0) {
+        ec = boost::system::error_code(errno, boost::system::system_category());
+    } else {
+        sock.open(tcp::v4(), ec);
+        if (::setns(home, CLONE_NEWNET) != 0) ec = boost::system::error_code(errno, boost::system::system_category());
+    }
+    if (target >= 0) ::close(target);
+    if (home >= 0) ::close(home);
+}
+
 }  // namespace
 
 struct LocalKubeApi::Impl {
@@ -71,7 +97,7 @@ struct LocalKubeApi::Impl {
     mutable std::mutex mu;
     std::vector<nlohmann::json> pods;
     std::map<std::string, nlohmann::json> objects;
-    std::map<std::string, uint16_t> forwards;  // "ns/pod:port" -> local port
+    std::map<std::string, std::pair<uint16_t, std::string>> forwards;  // "ns/pod:port" -> local port, netns
     std::vector<std::string> seen;
     std::atomic<bool> stopping{false};
     std::thread accept_thread;
@@ -119,7 +145,7 @@ struct LocalKubeApi::Impl {
     }
 
     void serve_port_forward(asio::io_context& ioc, ssl::stream<tcp::socket>& tls, http::request<http::string_body>& req,
-                            uint16_t local_port, uint16_t remote_port) {
+                            uint16_t local_port, uint16_t remote_port, const std::string& netns_path) {
         websocket::stream<ssl::stream<tcp::socket>&> ws(tls);
         ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
             res.set(http::field::sec_websocket_protocol, "v4.channel.k8s.io");
@@ -133,7 +159,8 @@ struct LocalKubeApi::Impl {
         ws.write(asio::buffer(pre0), ec);
         ws.write(asio::buffer(pre1), ec);
         tcp::socket upstream(ws.get_executor());
-        upstream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), local_port), ec);
+        open_in_netns(upstream, netns_path, ec);
+        if (!ec) upstream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), local_port), ec);
         if (ec) {
             std::string msg = "\x01" "error forwarding port " + std::to_string(remote_port) + ": connection refused";
             ws.write(asio::buffer(msg), ec);
@@ -214,13 +241,15 @@ struct LocalKubeApi::Impl {
             std::string key = pod_path.substr(std::string("/api/v1/namespaces/").size());
             key.replace(key.find("/pods/"), 6, "/");
             uint16_t local = 0;
+            std::string netns_path;
             {
                 std::lock_guard lock(mu);
-                if (auto it = forwards.find(key + ":" + std::to_string(rport)); it != forwards.end()) local = it->second;
+                if (auto it = forwards.find(key + ":" + std::to_string(rport)); it != forwards.end())
+                    std::tie(local, netns_path) = it->second;
             }
             if (!websocket::is_upgrade(req)) return reply(400, status_error(400, "BadRequest", "Upgrade request required"));
             if (local == 0) return reply(404, status_error(404, "NotFound", "pods \"" + key.substr(key.find('/') + 1) + "\" not found"));
-            return serve_port_forward(conn_ioc, tls, req, local, rport);
+            return serve_port_forward(conn_ioc, tls, req, local, rport, netns_path);
         }
         if (req.method() != http::verb::get) return reply(405, status_error(405, "MethodNotAllowed", "only GET here"));
         auto [code, body] = route(path, query);
@@ -274,6 +303,8 @@ void LocalKubeApi::add_pod(const std::string& ns, const std::string& name, const
         {"metadata", {{"name", name}, {"namespace", ns}, {"labels", labels}, {"uid", name + "-uid"}}},
         {"spec", {{"nodeName", node}, {"containers", {{{"name", "c"}, {"image", "busybox"}}}}}},
         {"status", {{"phase", node.empty() ? "Pending" : "Running"}}}};
+    // A scheduled pod is Ready, as the kubelet would report it (kind-trace.sh waits for it).
+    if (!node.empty()) pod["status"]["conditions"] = {{{"type", "Ready"}, {"status", "True"}}};
     if (!ip.empty()) {
         pod["status"]["podIP"] = ip;
         pod["status"]["podIPs"] = {{{"ip", ip}}};
@@ -291,14 +322,26 @@ void LocalKubeApi::add_container_port(const std::string& ns, const std::string& 
                 {{"name", name}, {"containerPort", port}, {"protocol", "TCP"}});
 }
 
+void LocalKubeApi::set_pod_ready(const std::string& ns, const std::string& pod, bool ready,
+                                 const std::string& waiting_reason) {
+    std::lock_guard lock(impl_->mu);
+    for (auto& p : impl_->pods)
+        if (p["metadata"]["namespace"] == ns && p["metadata"]["name"] == pod) {
+            p["status"]["conditions"] = {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}};
+            if (!waiting_reason.empty())
+                p["status"]["containerStatuses"] = {{{"name", "c"}, {"state", {{"waiting", {{"reason", waiting_reason}}}}}}};
+        }
+}
+
 void LocalKubeApi::add_object(const std::string& path, nlohmann::json obj) {
     std::lock_guard lock(impl_->mu);
     impl_->objects[path] = std::move(obj);
 }
 
-void LocalKubeApi::forward(const std::string& ns, const std::string& pod, uint16_t port, uint16_t local_port) {
+void LocalKubeApi::forward(const std::string& ns, const std::string& pod, uint16_t port, uint16_t local_port,
+                           const std::string& netns_path) {
     std::lock_guard lock(impl_->mu);
-    impl_->forwards[ns + "/" + pod + ":" + std::to_string(port)] = local_port;
+    impl_->forwards[ns + "/" + pod + ":" + std::to_string(port)] = {local_port, netns_path};
 }
 
 std::vector<std::string> LocalKubeApi::requests() const {

@@ -36,10 +36,16 @@ class LocalKubeApi {
                  const std::map<std::string, std::string>& labels, const std::string& ip);
     // Declares a TCP container port (name, number) on an added pod's first container.
     void add_container_port(const std::string& ns, const std::string& pod, const std::string& name, uint16_t port);
+    // The pod's Ready condition (added pods on a node start Ready), and the
+    // reason its container waits (e.g. "ImagePullBackOff") when not empty.
+    void set_pod_ready(const std::string& ns, const std::string& pod, bool ready,
+                       const std::string& waiting_reason = "");
     // Any other object, by its exact path (e.g. an apps/v1 deployment).
     void add_object(const std::string& path, nlohmann::json obj);
-    // pods/portforward to ns/pod:port goes to 127.0.0.1:local_port.
-    void forward(const std::string& ns, const std::string& pod, uint16_t port, uint16_t local_port);
+    // pods/portforward to ns/pod:port goes to 127.0.0.1:local_port, in the
+    // network namespace at netns_path when given (an agent in a node's netns).
+    void forward(const std::string& ns, const std::string& pod, uint16_t port, uint16_t local_port,
+                 const std::string& netns_path = "");
 
     // Request targets seen so far ("GET /api/v1/...").
     std::vector<std::string> requests() const;
