@@ -28,7 +28,19 @@ PACKAGES=(
   python3
   # the cri test layer (a private containerd, runc, the CNI bridge plugins)
   containerd runc containernetworking-plugins
+  # the packaging layer: chart-render (Go, sprig and YAML/JSON-schema libraries
+  # as Debian packages, built offline), openssl for the chart's certificates,
+  # PyYAML for the chart test, shellcheck for the scripts
+  golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
+  golang-gopkg-yaml.v2-dev golang-github-xeipuuv-gojsonschema-dev
+  openssl python3-yaml shellcheck
 )
+
+# The packaging layer validates manifests with Node.js (tools/k8s-validate).
+# Any node >= 14 and npm will do; Debian's when there is none.
+if ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -37,7 +49,18 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+# tools/k8s-validate's npm packages, as pinned by its package-lock.json.
+npm_deps() {
+  local dir
+  dir="$(dirname "$0")/../tools/k8s-validate"
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "install-deps: npm ci in tools/k8s-validate"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  npm_deps
   echo "install-deps: everything is installed"
   exit 0
 fi
@@ -50,3 +73,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+npm_deps
