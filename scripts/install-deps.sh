@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
 # Installs what building and testing pwru-k8s needs on Debian bookworm, and
 # only what is missing (apt is not touched when everything is there).
+#   scripts/install-deps.sh         everything (build and every test layer)
+#   scripts/install-deps.sh build   only what building pwru, pwru-agent and
+#                                   kubectl-pwru needs (the Dockerfile's builder)
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
   # build
   build-essential cmake pkg-config clang llvm
   # libraries
   libbpf-dev libelf-dev zlib1g-dev libpcap-dev libre2-dev
-  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev catch2
+  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   # BPF skeletons
   bpftool
+  # the agent: CRI client (gRPC C++ and protoc with its gRPC plugin)
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  # the agent: HTTPS with mTLS (cpp-httplib built with OpenSSL)
+  libcpp-httplib-dev libssl-dev
+  # kubectl-pwru: kubeconfig (yaml-cpp), the API and agent connections (Boost.Beast)
+  libyaml-cpp-dev libboost-dev libboost-system-dev
+)
+
+TEST_PACKAGES=(
+  catch2
   # the demo and the netns tests: namespaces, veth, iptables
   iproute2 iptables
   # the vm test layer
@@ -18,12 +31,6 @@ PACKAGES=(
   # kmod's modinfo for module dependencies, xz for the guest kernel's .ko.xz;
   # the guest kernel itself is fetched and cached by tests/vm/run-in-vm.sh)
   qemu-system-x86 busybox-static cpio kmod xz-utils
-  # the agent: CRI client (gRPC C++ and protoc with its gRPC plugin)
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  # the agent: HTTPS with mTLS (cpp-httplib built with OpenSSL)
-  libcpp-httplib-dev libssl-dev
-  # kubectl-pwru: kubeconfig (yaml-cpp), the API and agent connections (Boost.Beast)
-  libyaml-cpp-dev libboost-dev libboost-system-dev
   # the vm layer's clone case opens a packet socket from python3
   python3
   # the cri test layer (a private containerd, runc, the CNI bridge plugins)
@@ -36,10 +43,21 @@ PACKAGES=(
   openssl python3-yaml shellcheck
 )
 
-# The packaging layer validates manifests with Node.js (tools/k8s-validate).
-# Any node >= 14 and npm will do; Debian's when there is none.
-if ! command -v npm >/dev/null 2>&1; then
-  PACKAGES+=(nodejs npm)
+only_build=false
+case "${1:-}" in
+  build) only_build=true ;;
+  "") ;;
+  *) echo "usage: $0 [build]" >&2; exit 2 ;;
+esac
+
+PACKAGES=("${BUILD_PACKAGES[@]}")
+if ! $only_build; then
+  PACKAGES+=("${TEST_PACKAGES[@]}")
+  # The packaging layer validates manifests with Node.js (tools/k8s-validate).
+  # Any node >= 14 and npm will do; Debian's when there is none.
+  if ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
+  fi
 fi
 
 missing=()
@@ -52,6 +70,7 @@ done
 # tools/k8s-validate's npm packages, as pinned by its package-lock.json.
 npm_deps() {
   local dir
+  if $only_build; then return 0; fi
   dir="$(dirname "$0")/../tools/k8s-validate"
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     echo "install-deps: npm ci in tools/k8s-validate"
