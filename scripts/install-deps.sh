@@ -41,6 +41,8 @@ TEST_PACKAGES=(
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
   golang-gopkg-yaml.v2-dev golang-github-xeipuuv-gojsonschema-dev
   openssl python3-yaml shellcheck
+  # the image layer: the Dockerfile built with buildah on a debootstrap'd base
+  buildah debootstrap
 )
 
 only_build=false

@@ -243,7 +243,7 @@ bad = {
     "custom runtime without socket": (["--set", "cri.runtime=custom"], "cri.socket"),
     "socket without custom runtime": (["--set", "cri.socket=/x.sock"], "cri.socket"),
     "CAP_ prefix": (["--set", "securityContext.capabilities={CAP_BPF}"], "securityContext.capabilities.0"),
-    "authz client with unknown key": (["--set", "authz.clients[0].identity=x"], "not supported by chart-render"),
+    "--set index syntax (not implemented: refused, not misread)": (["--set", "authz.clients[0].identity=x"], "not supported by chart-render"),
     "string for a boolean": (["--set-string", "hostNetwork=yes"], "hostNetwork: Invalid type. Expected: boolean, given: string"),
 }
 with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
