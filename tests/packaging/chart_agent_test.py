@@ -91,6 +91,26 @@ try:
     if absent:
         print(f"note: this machine lacks {absent}; the agent runs without them")
     bset = "-all," + ",".join("+" + c.lower() for c in granted)
+
+    # Why SYS_PTRACE and SYSLOG are in the list: a pod netns as /proc/PID/ns/net of a
+    # root process with more capabilities (hostNetwork pods, CRI-O), and kallsyms
+    # addresses (skb tracking, kprobes). With the chart's set both work; without them not.
+    def as_caps(caps, *cmd):
+        return subprocess.run(["setpriv", "--bounding-set=-all," + ",".join("+" + c.lower() for c in caps),
+                               "--inh-caps=-all", "--", *cmd], capture_output=True, text=True)
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        ns = f"/proc/{holder.pid}/ns/net"
+        without = [c for c in granted if c != "SYS_PTRACE"]
+        check(as_caps(granted, "stat", "-L", "-c", "%i", ns).returncode == 0
+              and as_caps(without, "stat", "-L", "-c", "%i", ns).returncode != 0,
+              "SYS_PTRACE: /proc/PID/ns/net of a root process opens with the chart's set, not without it")
+    finally:
+        holder.kill()
+        holder.wait()
+    first = lambda caps: as_caps(caps, "head", "-n1", "/proc/kallsyms").stdout.split(" ")[0]
+    check(first(granted).strip("0") != "" and first([c for c in granted if c != "SYSLOG"]).strip("0") == "",
+          "SYSLOG: /proc/kallsyms shows addresses with the chart's set, zeros without it")
     agent = subprocess.Popen(["setpriv", f"--bounding-set={bset}", "--inh-caps=-all", "--", AGENT, *args],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 20
