@@ -4,12 +4,16 @@
 #   scripts/runtime-packages.sh build/pwru build/agent/pwru-agent ...
 set -euo pipefail
 [ $# -gt 0 ] || { echo "usage: $0 BINARY..." >&2; exit 2; }
-ldd "$@" | awk '/=> \// { print $3 }' | sort -u | while read -r lib; do
-  # /lib is /usr/lib on merged-/usr systems: dpkg knows one of the two names.
-  pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$(realpath "$lib")" 2>/dev/null || true)
-  if [ -z "$pkg" ]; then
+mapfile -t libs < <(ldd "$@" | awk '/=> \// { print $3 }' | sort -u)
+[ ${#libs[@]} -gt 0 ] || { echo "runtime-packages: ldd found no shared libraries in $*" >&2; exit 1; }
+# /lib is /usr/lib on merged-/usr systems: dpkg knows one of the two names.
+paths=()
+for lib in "${libs[@]}"; do paths+=("$lib" "$(realpath "$lib")"); done
+owners=$(dpkg -S "${paths[@]}" 2>/dev/null || true)   # "pkg:arch: /path" for the names it knows
+for lib in "${libs[@]}"; do
+  if ! awk -F': ' -v a="$lib" -v b="$(realpath "$lib")" '$2 == a || $2 == b { found = 1 } END { exit !found }' <<<"$owners"; then
     echo "runtime-packages: no Debian package holds $lib; install it from a package, not by hand" >&2
     exit 1
   fi
-  echo "${pkg%%:*}"
-done | sort -u
+done
+sed -E 's/: .*//; s/:[a-z0-9]+$//' <<<"$owners" | tr ',' '\n' | sed 's/^ *//' | sort -u
