@@ -46,6 +46,8 @@ if ! bah inspect --type image "$base" >/dev/null 2>&1; then
   bah add "$ctr" "$cache/rootfs.tar" /
   bah config --cmd /bin/bash --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ctr"
   bah commit -q "$ctr" "$base" >/dev/null
+  bah rm "$ctr" >/dev/null
+  trap - EXIT
 fi
 
 echo "build-image-offline: buildah bud -t $tag (DEBIAN_IMAGE=$base)"
