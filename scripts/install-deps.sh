@@ -35,6 +35,9 @@ TEST_PACKAGES=(
   python3
   # the cri test layer (a private containerd, runc, the CNI bridge plugins)
   containerd runc containernetworking-plugins
+  # bench/run.sh: the peers (bpftrace, tcpdump), traffic (iperf3), certificates
+  # and the agent's stream (openssl, curl), reading JSON (jq)
+  bpftrace tcpdump iperf3 openssl curl jq
   # the packaging layer: chart-render (Go, sprig and YAML/JSON-schema libraries
   # as Debian packages, built offline), openssl for the chart's certificates,
   # PyYAML for the chart test, shellcheck for the scripts

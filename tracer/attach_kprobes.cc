@@ -45,11 +45,13 @@ void raise_nofile_limit(size_t needed) {
         spdlog::warn("cannot raise the open-file limit to {}: {}", want, std::strerror(errno));
 }
 
-// One kprobe.multi target: the name (for reports) and, when kallsyms shows
-// addresses, where it is.
+// One kprobe.multi target: the name (for reports), where it is when kallsyms
+// shows addresses, and its cookie: the position of its skb argument, which
+// the one kprobe_multi_skb program reads with bpf_get_attach_cookie().
 struct MultiTarget {
     const char* name;
     unsigned long addr;  // 0: attach by name
+    __u64 cookie;
 };
 
 class MultiAttacher {
@@ -91,17 +93,22 @@ class MultiAttacher {
     // every kernel symbol once per link (ftrace_lookup_symbols), seconds under
     // emulation; addresses it only sorts.
     bpf_link* open(const std::vector<MultiTarget>& targets) {
+        std::vector<__u64> cookies;
+        cookies.reserve(targets.size());
+        for (const auto& t : targets) cookies.push_back(t.cookie);
         if (targets.front().addr != 0) {
             std::vector<unsigned long> addrs;
             addrs.reserve(targets.size());
             for (const auto& t : targets) addrs.push_back(t.addr);
-            LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .addrs = addrs.data(), .cnt = addrs.size());
+            LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .addrs = addrs.data(), .cookies = cookies.data(),
+                        .cnt = addrs.size());
             return bpf_program__attach_kprobe_multi_opts(prog_, nullptr, &opts);
         }
         std::vector<const char*> names;
         names.reserve(targets.size());
         for (const auto& t : targets) names.push_back(t.name);
-        LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .syms = names.data(), .cnt = names.size());
+        LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .syms = names.data(), .cookies = cookies.data(),
+                    .cnt = names.size());
         return bpf_program__attach_kprobe_multi_opts(prog_, nullptr, &opts);
     }
 
@@ -119,24 +126,22 @@ Result<AttachStats> Session::attach_kprobe_multi(const ProgressFn& progress) {
     auto ks = kallsyms();
     const Kallsyms* by_addr = ks && (*ks)->addresses_visible() ? ks->get() : nullptr;
     if (!by_addr) spdlog::debug("kprobe-multi: attaching by name (kallsyms shows no addresses)");
-    size_t done = 0;
-    for (int pos = 1; pos <= PWRU_MAX_SKB_POS; ++pos) {
-        std::vector<MultiTarget> targets;
-        for (const auto& f : plan_.functions) {
-            if (f.skb_pos != pos) continue;
-            if (!by_addr) {
-                targets.push_back({f.name.c_str(), 0});
-            } else if (auto addr = by_addr->address_of(f.name)) {
-                targets.push_back({f.name.c_str(), static_cast<unsigned long>(*addr)});
-            } else {
-                ++st.ignored;
-                st.failures.push_back(f.name + ": not in /proc/kallsyms");
-            }
+    // Every function in one link: the kernel's fixed cost per link (an ftrace
+    // update on attach, an RCU grace period on detach) is paid once.
+    std::vector<MultiTarget> targets;
+    for (const auto& f : plan_.functions) {
+        const auto cookie = static_cast<__u64>(f.skb_pos);
+        if (!by_addr) {
+            targets.push_back({f.name.c_str(), 0, cookie});
+        } else if (auto addr = by_addr->address_of(f.name)) {
+            targets.push_back({f.name.c_str(), static_cast<unsigned long>(*addr), cookie});
+        } else {
+            ++st.ignored;
+            st.failures.push_back(f.name + ": not in /proc/kallsyms");
         }
-        MultiAttacher(program_for(skel_.get(), "kprobe_multi_skb_", pos), st, links_).attach(targets);
-        done += targets.size();
-        if (progress) progress(done, plan_.functions.size());
     }
+    MultiAttacher(skel_->progs.kprobe_multi_skb, st, links_).attach(targets);
+    if (progress) progress(plan_.functions.size(), plan_.functions.size());
     take_libbpf_messages();
     st.threads = 1;
     st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

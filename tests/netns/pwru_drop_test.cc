@@ -33,12 +33,7 @@ class PwruRun {
 
     // Waits (bounded) until stdout holds `needle`, or the time is up.
     bool wait_for_output(const std::string& needle, std::chrono::milliseconds timeout) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < deadline) {
-            if (proc_.stdout_text().find(needle) != std::string::npos) return true;
-            std::this_thread::sleep_for(50ms);
-        }
-        return false;
+        return proc_.wait_for_stdout({needle}, timeout);
     }
 
     // SIGINT, as a user's Ctrl-C; returns stdout. pwru must exit 0.

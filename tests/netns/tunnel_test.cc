@@ -122,9 +122,7 @@ std::string trace_traffic(NetnsPair& ns, const Tunnel& t, const std::vector<std:
         send_udp(t.inner_b, 7002, 3);
         send_udp(ns.addr_b(), 7003, 1);
     });
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline && !contains(pwru.stdout_text(), expect))
-        std::this_thread::sleep_for(50ms);
+    pwru.wait_for_stdout({expect}, 10s);
     std::this_thread::sleep_for(300ms);  // the rest of the trajectories
     pwru.interrupt();
     REQUIRE(pwru.wait(30s));
@@ -232,10 +230,8 @@ TEST_CASE("tunnel filter and inner tuple on Geneve packets sent from a socket", 
     });
     const std::string want = inner_a + ":5555->" + inner_b + ":7001(udp)";
     const std::string want_vlan = inner_a + ":6666->" + inner_b + ":7001(udp)";
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline && !contains(pwru.stdout_text(), want))
-        std::this_thread::sleep_for(50ms);
-    std::this_thread::sleep_for(300ms);
+    pwru.wait_for_stdout({want}, 10s);
+    std::this_thread::sleep_for(300ms);  // the rest of the trajectories
     pwru.interrupt();
     REQUIRE(pwru.wait(30s));
     std::remove(ready.c_str());

@@ -79,9 +79,7 @@ TEST_CASE("tuples for TCP with flags, UDP, ICMP, IPv6 UDP and ICMPv6", "[netns]"
         send_one(AF_INET6, SOCK_DGRAM, 0, "::1", 9999);
         send_one(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6, "::1", 0);
     });
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (std::chrono::steady_clock::now() < deadline && !has_line(pwru.stdout_text(), "(icmp6)"))
-        std::this_thread::sleep_for(50ms);
+    pwru.wait_for_stdout({"(icmp6)"}, 5s);
     pwru.interrupt();
     REQUIRE(pwru.wait(30s));
     std::string out = pwru.stdout_text();
