@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+"""The Dockerfile, checked without a container engine (ctest label packaging):
+
+- every COPY source from the build context exists and is not excluded by .dockerignore;
+- every COPY --from=builder source is made by the builder stage;
+- the builder installs with scripts/install-deps.sh and configures / builds with
+  scripts/dev.sh's cmake commands (only -DPWRU_BUILD_TESTS=OFF and --target added);
+- the copied binaries are where CMake puts them (the built targets' paths);
+- scripts/runtime-packages.sh finds a Debian package for every library they load;
+- the runtime image's user is not root.
+(scripts/build-image-offline.sh builds the image for real with buildah: ctest label image.)
+
+usage: dockerfile_test.py SOURCE_DIR [PWRU PWRU_AGENT KUBECTL_PWRU BUILD_DIR]
+"""
+import fnmatch
+import glob
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+SRC = sys.argv[1]
+BINS = sys.argv[2:5]
+BUILD = sys.argv[5] if len(sys.argv) > 5 else ""
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def instructions(path):
+    """(stage, instruction, arguments) with continuations joined and comments dropped."""
+    out, stage, buf = [], None, ""
+    for line in open(path):
+        if line.lstrip().startswith("#") and not buf:
+            continue
+        line = line.rstrip("\n")
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        line = (buf + line).strip()
+        buf = ""
+        if not line:
+            continue
+        ins, _, rest = line.partition(" ")
+        ins = ins.upper()
+        if ins == "FROM":
+            m = re.match(r"(\S+)(?:\s+AS\s+(\S+))?", rest, re.I)
+            stage = m.group(2) or "final"
+        out.append((stage, ins, rest.strip()))
+    return out
+
+
+ins = instructions(os.path.join(SRC, "Dockerfile"))
+ignore = [l.strip() for l in open(os.path.join(SRC, ".dockerignore")) if l.strip() and not l.startswith("#")]
+
+
+def ignored(rel):
+    parts = rel.split("/")
+    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(parts[0], p) or rel.startswith(p.rstrip("/") + "/")
+               for p in ignore)
+
+
+froms = [rest for _, i, rest in ins if i == "FROM"]
+arg_default = dict(re.match(r"(\w+)=(\S+)", rest).groups() for _, i, rest in ins if i == "ARG" and "=" in rest)
+check(all(f.split()[0] == "${DEBIAN_IMAGE}" for f in froms) and arg_default.get("DEBIAN_IMAGE", "").startswith("debian:bookworm"),
+      f"every stage is Debian bookworm (DEBIAN_IMAGE={arg_default.get('DEBIAN_IMAGE')})")
+check(ignored("build/CMakeCache.txt") and ignored(".git/config"), ".dockerignore keeps build/ and .git out of the context")
+
+builder_runs = " && ".join(rest for s, i, rest in ins if s == "builder" and i == "RUN")
+for stage, i, rest in ins:
+    if i != "COPY":
+        continue
+    words = shlex.split(rest)
+    flags = [w for w in words if w.startswith("--")]
+    paths = [w for w in words if not w.startswith("--")]
+    srcs = paths[:-1]
+    if any(f.startswith("--from=") for f in flags):
+        for s in srcs:
+            check(s in builder_runs or os.path.dirname(s) in builder_runs, f"COPY --from=builder {s}: made by the builder's RUN")
+        continue
+    for s in srcs:
+        matches = glob.glob(os.path.join(SRC, s))
+        check(bool(matches), f"COPY {s}: exists in the repository")
+        if s != ".":
+            check(not ignored(os.path.relpath(matches[0], SRC)) if matches else False, f"COPY {s}: not excluded by .dockerignore")
+
+# The builder's commands against scripts/dev.sh's.
+dev = open(os.path.join(SRC, "scripts/dev.sh")).read()
+build_fn = re.search(r"build\(\) \{\n(.*?)\n\}", dev, re.S).group(1)
+dev_cmds = [shlex.split(l.strip().replace('"$BUILD_DIR"', "build")) for l in build_fn.splitlines() if l.strip()]
+docker_cmds = [shlex.split(c.strip()) for c in builder_runs.split("&&")]
+check(any(c[:1] == ["scripts/install-deps.sh"] for c in dev_cmds)
+      and any(c == ["scripts/install-deps.sh", "build"] for c in docker_cmds),
+      "builder installs with scripts/install-deps.sh (its build set), as dev.sh does")
+dev_configure = next(c for c in dev_cmds if c[:2] == ["cmake", "-S"])
+dev_build = next(c for c in dev_cmds if c[:2] == ["cmake", "--build"])
+d_configure = next((c for c in docker_cmds if c[:2] == ["cmake", "-S"]), [])
+d_build = next((c for c in docker_cmds if c[:2] == ["cmake", "--build"]), [])
+check(d_configure[:len(dev_configure)] == dev_configure and d_configure[len(dev_configure):] == ["-DPWRU_BUILD_TESTS=OFF"],
+      f"configure is dev.sh's {' '.join(dev_configure)} (+ -DPWRU_BUILD_TESTS=OFF): {' '.join(d_configure)}")
+check(d_build[:len(dev_build)] == dev_build and d_build[len(dev_build):] == ["--target", "pwru", "pwru-agent", "kubectl-pwru"],
+      f"build is dev.sh's {' '.join(dev_build)} (+ --target of the three binaries): {' '.join(d_build)}")
+readme = open(os.path.join(SRC, "README.md")).read()
+check("scripts/dev.sh" in readme and "Dockerfile" in readme, "README names scripts/dev.sh and the Dockerfile")
+
+cp = next((c for c in docker_cmds if c[:1] == ["cp"]), [])
+if BINS and BUILD:
+    rel = sorted(os.path.relpath(b, BUILD) for b in BINS)
+    check(sorted(p.removeprefix("build/") for p in cp[1:-1]) == rel, f"the builder copies CMake's binaries {rel}: {cp[1:-1]}")
+    p = subprocess.run([os.path.join(SRC, "scripts/runtime-packages.sh"), *BINS], capture_output=True, text=True)
+    pkgs = p.stdout.split()
+    check(p.returncode == 0 and {"libbpf1", "libgrpc++1.51", "libyaml-cpp0.7"} <= set(pkgs),
+          f"scripts/runtime-packages.sh names the binaries' library packages: {' '.join(pkgs)} {p.stderr.strip()}")
+
+users = [rest for s, i, rest in ins if s == "final" and i == "USER"]
+check(users and users[-1].split(":")[0] not in ("0", "root"), f"the image's user is not root: {users}")
+entry = [rest for s, i, rest in ins if s == "final" and i == "COPY" and "/usr/local/bin" in rest]
+check(entry and all(b in entry[0] for b in ("/out/pwru ", "/out/pwru-agent", "/out/kubectl-pwru")),
+      "the image has pwru, pwru-agent, kubectl-pwru in /usr/local/bin (the chart runs /usr/local/bin/pwru-agent)")
+
+print(f"\n{len(failures)} failed" if failures else "\nall passed")
+sys.exit(1 if failures else 0)
