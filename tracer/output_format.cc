@@ -1,9 +1,12 @@
 #include "tracer/output_format.h"
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include <ctime>
-#include <nlohmann/json.hpp>
+#include <iterator>
+
+#include "tracer/json_writer.h"
 
 namespace pwru {
 
@@ -58,10 +61,53 @@ std::string cb_string(const std::vector<uint32_t>& cb) {
 std::string tuple_string(const EventRecord& e, bool with_tcp_flags) { return tuple_string(e.tuple, with_tcp_flags); }
 
 std::string tuple_string(const TupleRecord& t, bool with_tcp_flags) {
-    auto addr = [&](const std::string& a) { return t.l3 == 6 ? "[" + a + "]" : t.l3 == 4 ? a : std::string(); };
-    std::string l4 = l4_proto_name(t.l4_proto);
-    if (with_tcp_flags && t.l4_proto == 6 && t.tcp_flags != 0) l4 += ":" + tcp_flags_string(t.tcp_flags);
-    return fmt::format("{}:{}->{}:{}({})", addr(t.saddr), t.sport, addr(t.daddr), t.dport, l4);
+    std::string out;
+    append_tuple(out, t, with_tcp_flags);
+    return out;
+}
+
+void append_tuple(std::string& out, const TupleRecord& t, bool with_tcp_flags) {
+    auto addr = [&](const std::string& a) {
+        if (t.l3 == 6) {
+            out += '[';
+            out += a;
+            out += ']';
+        } else if (t.l3 == 4) {
+            out += a;
+        }
+    };
+    auto it = std::back_inserter(out);
+    addr(t.saddr);
+    fmt::format_to(it, FMT_COMPILE(":{}->"), t.sport);
+    addr(t.daddr);
+    fmt::format_to(it, FMT_COMPILE(":{}("), t.dport);
+    out += l4_proto_name(t.l4_proto);
+    if (with_tcp_flags && t.l4_proto == 6 && t.tcp_flags != 0) {
+        out += ':';
+        out += tcp_flags_string(t.tcp_flags);
+    }
+    out += ')';
+}
+
+void append_func(std::string& out, const EventRecord& e, bool with_location) {
+    out += e.func;
+    if (!e.drop_reason.empty()) {
+        out += '(';
+        out += e.drop_reason;
+        out += ')';
+    }
+    if (with_location && !e.location.empty()) {
+        out += " at ";
+        out += e.location;
+    }
+}
+
+void append_iface(std::string& out, const EventRecord& e) {
+    if (!e.ifname.empty()) {
+        out += e.ifname;
+        out += ':';
+    }
+    fmt::format_to(std::back_inserter(out), FMT_COMPILE("{}"), e.ifindex);
 }
 
 std::string OutputFormatter::header() const {
@@ -93,100 +139,180 @@ uint64_t OutputFormatter::relative_ns(const EventRecord& e) {
     return delta;
 }
 
-std::string OutputFormatter::text_line(const EventRecord& e) {
-    std::string l;
-    if (opts_.timestamp == TimestampMode::Absolute) l += absolute_time(e.wall_ns) + " ";
+// The hot path: one call per event. Everything is appended to `l` (the
+// caller's buffer, reused across events) with compile-time fmt formats;
+// scratch_ holds the few pieces that are padded as a whole.
+void OutputFormatter::append_text(std::string& l, const EventRecord& e) {
+    auto out = std::back_inserter(l);
+    if (opts_.timestamp == TimestampMode::Absolute) {
+        l += absolute_time(e.wall_ns);
+        l += ' ';
+    }
     if (opts_.node_columns) {
-        const bool qualify = opts_.pod_with_namespace && !e.pod.empty() && !e.pod_namespace.empty();
-        l += fmt::format("{:<16} {:<24} ", e.node, qualify ? e.pod_namespace + "/" + e.pod : e.pod);
+        // kubectl-pwru: POD as NAMESPACE/POD when its targets span namespaces
+        if (opts_.pod_with_namespace && !e.pod.empty() && !e.pod_namespace.empty()) {
+            scratch_ = e.pod_namespace;
+            scratch_ += '/';
+            scratch_ += e.pod;
+            fmt::format_to(out, FMT_COMPILE("{:<16} {:<24} "), e.node, std::string_view(scratch_));
+        } else {
+            fmt::format_to(out, FMT_COMPILE("{:<16} {:<24} "), e.node, e.pod);
+        }
     }
-    l += fmt::format("{:<18} {:<3} {:<16}", fmt::format("{:#x}", e.skb), e.cpu, shorten_left(e.process, 16));
-    if (opts_.timestamp == TimestampMode::Current) l += fmt::format(" {:<16}", e.ktime_ns);
-    if (opts_.timestamp == TimestampMode::Relative) l += fmt::format(" {:<16}", relative_ns(e));
+    char skb[24];
+    auto skb_end = fmt::format_to_n(skb, sizeof(skb), FMT_COMPILE("{:#x}"), e.skb).out;
+    const std::string_view process =
+        e.process.size() <= 16 ? std::string_view(e.process) : std::string_view(scratch_ = shorten_left(e.process, 16));
+    fmt::format_to(out, FMT_COMPILE("{:<18} {:<3} {:<16}"), std::string_view(skb, skb_end - skb), e.cpu, process);
+    if (opts_.timestamp == TimestampMode::Current) fmt::format_to(out, FMT_COMPILE(" {:<16}"), e.ktime_ns);
+    if (opts_.timestamp == TimestampMode::Relative) fmt::format_to(out, FMT_COMPILE(" {:<16}"), relative_ns(e));
     if (opts_.meta) {
-        l += fmt::format(" {:<10} {:<8} {:>16} 0x{:04x} {:<5} {:<5}", e.netns, fmt::format("{:x}", e.mark),
-                         center(e.iface_display(), 16), e.proto, e.mtu, e.len);
-        if (opts_.skb_cb) l += " " + cb_string(e.cb);
+        char mark[12];
+        auto mark_end = fmt::format_to_n(mark, sizeof(mark), FMT_COMPILE("{:x}"), e.mark).out;
+        scratch_.clear();
+        append_iface(scratch_, e);
+        if (scratch_.size() < 16) {  // center(): extra space on the right
+            size_t left = (16 - scratch_.size()) / 2, right = 16 - scratch_.size() - left;
+            scratch_.insert(0, left, ' ');
+            scratch_.append(right, ' ');
+        }
+        fmt::format_to(out, FMT_COMPILE(" {:<10} {:<8} {:>16} 0x{:04x} {:<5} {:<5}"), e.netns,
+                       std::string_view(mark, mark_end - mark), std::string_view(scratch_), e.proto, e.mtu, e.len);
+        if (opts_.skb_cb) {
+            l += ' ';
+            l += cb_string(e.cb);
+        }
     }
-    if (opts_.netns_names)
-        l += center(e.netns_name.substr(0, opts_.netns_name_width), opts_.netns_name_width);
+    if (opts_.netns_names) l += center(e.netns_name.substr(0, opts_.netns_name_width), opts_.netns_name_width);
     if (opts_.tuple) {
-        std::string t = tuple_string(e, opts_.tcp_flags);
-        tuple_width_ = std::max(tuple_width_, t.size());
-        l += fmt::format(" {:<{}}", t, tuple_width_);
+        scratch_.clear();
+        append_tuple(scratch_, e.tuple, opts_.tcp_flags);
+        tuple_width_ = std::max(tuple_width_, scratch_.size());
+        fmt::format_to(out, FMT_COMPILE(" {:<{}}"), std::string_view(scratch_), tuple_width_);
     }
     if (opts_.caller) {
-        std::string f = e.func_display();
-        func_width_ = std::max(func_width_, f.size());
-        l += fmt::format(" {:<{}} {}", f, func_width_, e.caller);
+        scratch_.clear();
+        append_func(scratch_, e, true);
+        func_width_ = std::max(func_width_, scratch_.size());
+        fmt::format_to(out, FMT_COMPILE(" {:<{}} {}"), std::string_view(scratch_), func_width_, e.caller);
     } else {
-        l += " " + e.func_display();
+        l += ' ';
+        append_func(l, e, true);
     }
     // pwru appends the inner tuple after everything else of the event; here it
     // ends the event's own line, under the TUNNEL header.
-    if (opts_.tunnel) l += " " + tuple_string(e.tunnel_tuple, opts_.tcp_flags);
+    if (opts_.tunnel) {
+        l += ' ';
+        append_tuple(l, e.tunnel_tuple, opts_.tcp_flags);
+    }
     // pwru prints the stack under its event, one frame a line, then the dumps.
-    for (const auto& frame : e.stack) l += "\n" + frame;
-    if (!e.skb_dump.empty()) l += "\n" + e.skb_dump;
-    if (!e.shinfo_dump.empty()) l += "\n" + e.shinfo_dump;
-    return l;
+    for (const auto& frame : e.stack) {
+        l += '\n';
+        l += frame;
+    }
+    if (!e.skb_dump.empty()) {
+        l += '\n';
+        l += e.skb_dump;
+    }
+    if (!e.shinfo_dump.empty()) {
+        l += '\n';
+        l += e.shinfo_dump;
+    }
 }
 
 // pwru's --output-json fields and types (iface "name:idx", tuple.flags as
 // text, stack as one string, time as --timestamp says), plus ours: the
 // drop reason on its own, its location, and the event's clock in ns.
-std::string OutputFormatter::json_line(const EventRecord& e) {
-    nlohmann::json j{{"skb", fmt::format("{:#x}", e.skb)},
-                     {"cpu", e.cpu},
-                     {"process", e.process},
-                     {"func", e.func_display(false)},
-                     {"ktime_ns", e.ktime_ns},
-                     {"wall_ns", e.wall_ns}};
+//
+// Written directly, not through a nlohmann::json object (a std::map per
+// event was most of the cost): the bytes are what nlohmann's dump() gives,
+// keys in its (sorted) order, strings escaped as it does. A new key must go
+// in its sorted place; tests/unit/output_format_test.cc compares this with a
+// nlohmann-built object on generated events.
+void OutputFormatter::append_json(std::string& l, const EventRecord& e) {
+    JsonWriter w(l);
+    if (!e.caller.empty()) w.key("caller_func").string(e.caller);
+    if (opts_.meta && !e.cb.empty()) {
+        w.key("cb");
+        l += '[';
+        for (size_t i = 0; i < e.cb.size(); ++i) {
+            if (i) l += ',';
+            w.number(e.cb[i]);
+        }
+        l += ']';
+    }
+    w.key("cpu").number(e.cpu);
+    if (!e.drop_reason.empty()) w.key("drop_reason").string(e.drop_reason);
+    scratch_.clear();
+    append_func(scratch_, e, false);
+    w.key("func").string(scratch_);
+    if (opts_.meta) {
+        scratch_.clear();
+        append_iface(scratch_, e);
+        w.key("iface").string(scratch_);
+    }
+    w.key("ktime_ns").number(e.ktime_ns);
+    if (opts_.meta) w.key("len").number(e.len);
+    if (!e.location.empty()) w.key("location").string(e.location);
+    if (opts_.meta) {
+        w.key("mark").number(e.mark);
+        w.key("mtu").number(e.mtu);
+    }
+    if (!e.pod_namespace.empty()) w.key("namespace").string(e.pod_namespace);  // kubectl-pwru's
+    if (opts_.meta) w.key("netns").number(e.netns);
+    if (!e.netns_name.empty()) w.key("netns_name").string(e.netns_name);
+    if (!e.node.empty()) w.key("node").string(e.node);
+    if (!e.pod.empty()) w.key("pod").string(e.pod);
+    w.key("process").string(e.process);
+    if (opts_.meta) w.key("proto").number(e.proto);
+    char skb[24];
+    auto skb_end = fmt::format_to_n(skb, sizeof(skb), FMT_COMPILE("{:#x}"), e.skb).out;
+    w.key("skb").string(std::string_view(skb, skb_end - skb));
+    if (!e.skb_dump.empty()) w.key("skb_metadata").string(e.skb_dump);
+    if (!e.shinfo_dump.empty()) w.key("skb_shared_info").string(e.shinfo_dump);
+    if (!e.stack.empty()) {
+        scratch_.clear();
+        for (const auto& f : e.stack) {
+            scratch_ += '\n';
+            scratch_ += f;
+        }
+        w.key("stack").string(scratch_);
+    }
     switch (opts_.timestamp) {
         case TimestampMode::None: break;
-        case TimestampMode::Current: j["time"] = e.ktime_ns; break;
-        case TimestampMode::Relative: j["time"] = relative_ns(e); break;
-        case TimestampMode::Absolute: j["time"] = absolute_time(e.wall_ns); break;
+        case TimestampMode::Current: w.key("time").number(e.ktime_ns); break;
+        case TimestampMode::Relative: w.key("time").number(relative_ns(e)); break;
+        case TimestampMode::Absolute: w.key("time").string(absolute_time(e.wall_ns)); break;
     }
-    if (!e.caller.empty()) j["caller_func"] = e.caller;
-    if (opts_.meta) {
-        j["netns"] = e.netns;
-        j["mark"] = e.mark;
-        j["iface"] = e.iface_display();
-        j["proto"] = e.proto;
-        j["mtu"] = e.mtu;
-        j["len"] = e.len;
-        if (!e.cb.empty()) j["cb"] = e.cb;
-    }
-    if (!e.netns_name.empty()) j["netns_name"] = e.netns_name;
-    if (opts_.tuple) {
-        const TupleRecord& t = e.tuple;
-        j["tuple"] = {{"saddr", t.saddr}, {"daddr", t.daddr}, {"sport", t.sport}, {"dport", t.dport}, {"proto", t.l4_proto}};
-        if (opts_.tcp_flags) j["tuple"]["flags"] = tcp_flags_string(t.tcp_flags);
-    }
-    if (opts_.tunnel) {
-        const TupleRecord& t = e.tunnel_tuple;
-        j["tunnel_tuple"] = {{"saddr", t.saddr}, {"daddr", t.daddr}, {"sport", t.sport}, {"dport", t.dport},
-                             {"proto", t.l4_proto}};
-        if (opts_.tcp_flags) j["tunnel_tuple"]["flags"] = tcp_flags_string(t.tcp_flags);
-    }
-    if (!e.stack.empty()) {
-        std::string stack;
-        for (const auto& f : e.stack) stack += "\n" + f;
-        j["stack"] = stack;
-    }
-    if (!e.skb_dump.empty()) j["skb_metadata"] = e.skb_dump;
-    if (!e.shinfo_dump.empty()) j["skb_shared_info"] = e.shinfo_dump;
-    if (!e.drop_reason.empty()) j["drop_reason"] = e.drop_reason;
-    if (!e.location.empty()) j["location"] = e.location;
-    if (!e.node.empty()) j["node"] = e.node;
-    if (!e.pod.empty()) j["pod"] = e.pod;
-    if (!e.pod_namespace.empty()) j["namespace"] = e.pod_namespace;
-    return j.dump();
+    // "tunnel_tuple" sorts before "tuple" ('n' < 'p').
+    if (opts_.tunnel) append_json_tuple(w.key("tunnel_tuple"), e.tunnel_tuple);
+    if (opts_.tuple) append_json_tuple(w.key("tuple"), e.tuple);
+    w.key("wall_ns").number(e.wall_ns);
+    w.end();
+}
+
+void OutputFormatter::append_json_tuple(JsonWriter& parent, const TupleRecord& t) {
+    JsonWriter w(parent.buffer());
+    w.key("daddr").string(t.daddr);
+    w.key("dport").number(t.dport);
+    if (opts_.tcp_flags) w.key("flags").string(tcp_flags_string(t.tcp_flags));
+    w.key("proto").number(t.l4_proto);
+    w.key("saddr").string(t.saddr);
+    w.key("sport").number(t.sport);
+    w.end();
+}
+
+void OutputFormatter::format_to(std::string& out, const EventRecord& e) {
+    if (opts_.json)
+        append_json(out, e);
+    else
+        append_text(out, e);
 }
 
 std::string OutputFormatter::format(const EventRecord& e) {
-    return opts_.json ? json_line(e) : text_line(e);
+    std::string out;
+    format_to(out, e);
+    return out;
 }
 
 }  // namespace pwru

@@ -44,6 +44,13 @@ std::string cb_string(const std::vector<uint32_t>& cb);
 std::string tuple_string(const EventRecord& e, bool with_tcp_flags);
 // The same for any tuple (the TUNNEL column); an empty one is ":0->:0()", as pwru.
 std::string tuple_string(const TupleRecord& t, bool with_tcp_flags);
+// The same, appended to out (no temporary).
+void append_tuple(std::string& out, const TupleRecord& t, bool with_tcp_flags);
+// EventRecord::func_display(with_location) and iface_display(), appended to out.
+void append_func(std::string& out, const EventRecord& e, bool with_location);
+void append_iface(std::string& out, const EventRecord& e);
+
+class JsonWriter;
 
 class OutputFormatter {
   public:
@@ -54,17 +61,22 @@ class OutputFormatter {
     // One event, without the trailing newline (text: its stack frames, if
     // any, follow on their own indented lines).
     std::string format(const EventRecord& e);
+    // The same, appended to out: a caller that reuses out across events
+    // formats without allocating (the tracer's event loop).
+    void format_to(std::string& out, const EventRecord& e);
 
   private:
-    std::string text_line(const EventRecord& e);
-    std::string json_line(const EventRecord& e);
+    void append_text(std::string& out, const EventRecord& e);
+    void append_json(std::string& out, const EventRecord& e);
+    void append_json_tuple(JsonWriter& parent, const TupleRecord& t);
     uint64_t relative_ns(const EventRecord& e);
 
     OutputOptions opts_;
     // pwru pads TUPLE (and FUNC before CALLER) to the widest seen so far.
     size_t tuple_width_ = 0;
     size_t func_width_ = 0;
-    std::unordered_map<uint64_t, uint64_t> last_seen_;  // skb -> ktime of its last event
+    std::unordered_map<uint64_t, uint64_t> last_seen_;
+    std::string scratch_;  // one padded piece at a time (reused: no allocation per event)  // skb -> ktime of its last event
 };
 
 }  // namespace pwru

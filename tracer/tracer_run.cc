@@ -223,6 +223,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
         if (!w) return report(w.error());
         pcap.emplace(std::move(*w));
     }
+    std::string line;
     EventFn on_event = [&](const pwru_event& ev, const RecordExtras& extras) {
         if (limit_reached) return;
         EventRecord rec = decoder.decode(ev, extras.dumps);
@@ -230,7 +231,8 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
             if (auto w = pcap->write(rec, *extras.packet); !w && !write_error) write_error = w.error();
         }
         if (cfg.summary) summary.add(rec);
-        std::string line = formatter.format(rec);
+        line.clear();  // reused: no allocation per event once it has grown
+        formatter.format_to(line, rec);
         if (auto w = out.write_line(line); !w && !write_error) write_error = w.error();
         ++printed;
         if (cfg.output_limit_lines && printed >= cfg.output_limit_lines) limit_reached = true;

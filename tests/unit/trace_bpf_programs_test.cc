@@ -3,6 +3,8 @@
 // "bpf_prog_<tag>_<func>(tc)"), in the text and the JSON output.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -95,4 +97,24 @@ TEST_CASE("--filter-non-skb-funcs takes a list and implies --filter-track-skb-by
     CHECK(n->trace.non_skb_funcs ==
           std::vector<std::string>{"nft_do_chain", "ip_route_output_key_hash", "tcp_connect"});
     CHECK(n->trace.pcap_expr == "tcp");
+}
+
+TEST_CASE("IPv4 tuple addresses are written as inet_ntop writes them", "[unit]") {
+    Plan plan;
+    EventDecoder decoder(plan, nullptr, nullptr);
+    pwru_event ev = event_of(PWRU_PROBE_TC, 0);
+    ev.flags |= PWRU_EV_HAS_TUPLE;
+    ev.tuple.l3 = 4;
+    for (const auto& [s, d] : {std::pair<uint32_t, uint32_t>{0x00000000u, 0xffffffffu},
+                               {0x0a00010au, 0xc0a86401u}, {0x7f000001u, 0x01020304u}, {0x09630a64u, 0x6300c8ffu}}) {
+        uint32_t sn = htonl(s), dn = htonl(d);
+        std::memcpy(ev.tuple.saddr, &sn, 4);
+        std::memcpy(ev.tuple.daddr, &dn, 4);
+        char want_s[INET_ADDRSTRLEN], want_d[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &sn, want_s, sizeof(want_s));
+        inet_ntop(AF_INET, &dn, want_d, sizeof(want_d));
+        EventRecord r = decoder.decode(ev);
+        CHECK(r.tuple.saddr == want_s);
+        CHECK(r.tuple.daddr == want_d);
+    }
 }
