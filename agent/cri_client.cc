@@ -86,31 +86,34 @@ CriClient::CriClient(CriClient&&) noexcept = default;
 CriClient& CriClient::operator=(CriClient&&) noexcept = default;
 CriClient::~CriClient() = default;
 
-Result<CriClient> CriClient::connect(const std::string& socket, std::chrono::milliseconds timeout) {
-    // One candidate: the socket exists and answers Version.
-    auto try_one = [&](const std::string& path) -> Result<CriClient> {
-        if (auto ok = check_socket_path(path); !ok) return std::unexpected(ok.error());
-        auto channel = grpc::CreateChannel("unix:" + path, grpc::InsecureChannelCredentials());
-        CriClient client(path, channel, timeout);
-        if (auto v = call_version(*client.stub_->rpc, timeout); !v)
-            return fail("cannot reach the CRI socket " + path + ": " + v.error().message());
-        return client;
-    };
+// One candidate: the socket exists and answers Version.
+Result<CriClient> CriClient::try_socket(const std::string& path, std::chrono::milliseconds timeout) {
+    if (auto ok = check_socket_path(path); !ok) return std::unexpected(ok.error());
+    auto channel = grpc::CreateChannel("unix:" + path, grpc::InsecureChannelCredentials());
+    CriClient client(path, channel, timeout);
+    if (auto v = call_version(*client.stub_->rpc, timeout); !v)
+        return fail("cannot reach the CRI socket " + path + ": " + v.error().message());
+    return client;
+}
 
-    if (!socket.empty()) {
-        auto c = try_one(socket);
-        if (!c) return fail(c.error().message() + "; pass the right --cri-socket");
-        return c;
-    }
+Result<CriClient> CriClient::connect(const std::string& socket, std::chrono::milliseconds timeout) {
+    if (socket.empty()) return connect_first(default_cri_sockets(), timeout);
+    auto c = try_socket(socket, timeout);
+    if (!c) return fail(c.error().message() + "; pass the right --cri-socket");
+    return c;
+}
+
+Result<CriClient> CriClient::connect_first(const std::vector<std::string>& candidates,
+                                           std::chrono::milliseconds timeout) {
     std::vector<std::string> tried;
-    for (const auto& path : default_cri_sockets()) {
-        auto c = try_one(path);
+    for (const auto& path : candidates) {
+        auto c = try_socket(path, timeout);
         if (c) return c;
         // Absent sockets are expected; one that exists but fails is worth naming.
         if (c.error().err != ENOENT) tried.push_back(c.error().message());
     }
     if (tried.empty())
-        return fail("no CRI socket found (tried " + joined(default_cri_sockets()) +
+        return fail("no CRI socket found (tried " + joined(candidates) +
                     "); pass --cri-socket PATH (mount it into the agent's pod)");
     return fail(joined(tried) + "; pass --cri-socket PATH");
 }

@@ -48,6 +48,11 @@ public:
     // tries default_cri_sockets() and takes the first that does.
     static Result<CriClient> connect(const std::string& socket,
                                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+    // Auto-detection: the first of `candidates` that exists and answers
+    // Version (connect("") passes default_cri_sockets()). Absent ones are
+    // skipped silently; ones that exist but fail are named in the error.
+    static Result<CriClient> connect_first(const std::vector<std::string>& candidates,
+                                           std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
     CriClient(CriClient&&) noexcept;
     CriClient& operator=(CriClient&&) noexcept;
@@ -74,6 +79,7 @@ public:
     Result<PodInfo> sandbox(const std::string& id);
 
 private:
+    static Result<CriClient> try_socket(const std::string& path, std::chrono::milliseconds timeout);
     CriClient(std::string socket, std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout);
 
     struct Stub;

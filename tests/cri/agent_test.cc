@@ -195,6 +195,31 @@ TEST_CASE("pwru-agent refuses bad clients at the handshake and bad requests with
     CHECK(get(agent.port(), ca, &certs.alice, "/healthz").status == 200);
     CHECK_THAT(get(agent.port(), ca, &certs.alice, "/metrics").body, Contains("pwru_agent_sessions_active 0\n"));
 
+    // mTLS is not optional: without the client CA (or server certificate),
+    // or with a file that is no CA, the agent does not start, naming the flag.
+    for (const auto& [drop, why] : std::vector<std::pair<std::string, std::string>>{
+             {"--client-ca", "--client-ca"}, {"--tls-cert", "--tls-cert"}}) {
+        auto args = certs.agent_args(cd.socket());
+        auto it = std::find(args.begin(), args.end(), drop);
+        args.erase(it, it + 2);
+        args.insert(args.begin(), PWRU_AGENT_BIN);
+        auto run = run_command(args, 30s);
+        INFO(drop << " missing: " << run.err);
+        CHECK(run.exit_code == 2);
+        CHECK_THAT(run.err, Contains(why));
+    }
+    {
+        auto args = certs.agent_args(cd.socket());
+        *(std::find(args.begin(), args.end(), "--client-ca") + 1) = certs.authz;  // JSON, not a PEM CA
+        args.insert(args.begin(), PWRU_AGENT_BIN);
+        args.insert(args.end(), {"--listen", "127.0.0.1:0"});
+        auto run = run_command(args, 30s);
+        INFO(run.err);
+        CHECK(run.exit_code != 0);
+        CHECK_FALSE(run.timed_out);
+        CHECK_THAT(run.err, Contains("--client-ca " + certs.authz));
+    }
+
     // The runtime unreachable: 503 naming the socket.
     AgentProcess no_cri(certs.agent_args("/nonexistent/pwru-test-cri.sock"));
     auto r = post_trace(no_cri.port(), ca, &certs.alice, req);

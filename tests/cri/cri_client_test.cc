@@ -1,9 +1,11 @@
 // The CRI client against a real containerd (private, see containerd_fixture.h):
 // pods created through CRI as the kubelet would, then resolved by
 // namespace/name to their netns, IPs and hostNetwork flag.
+#include <algorithm>
 #include "agent/cri_client.h"
 #include "cri/containerd_fixture.h"
 #include "cri/pod_helpers.h"
+#include "support/child_process.h"
 #include "support/test_files.h"
 
 #include <sys/socket.h>
@@ -136,6 +138,50 @@ TEST_CASE("connect says which socket failed and which flag fixes it", "[cri]") {
     REQUIRE_FALSE(refused.has_value());
     CHECK_THAT(refused.error().message(),
                StartsWith("cannot reach the CRI socket " + dead.string() + ": ") && Contains("--cri-socket"));
+}
+
+TEST_CASE("auto-detection takes the first candidate socket that answers", "[cri]") {
+    REQUIRE_CONTAINERD();
+    ContainerdFixture cd;
+    TempDir tmp("pwru-crisock");
+    const auto file = tmp.path / "file.sock";
+    std::ofstream(file) << "not a socket";
+    // Absent (skipped), present but not a socket (named if nothing answers), then a runtime.
+    auto c = CriClient::connect_first({(tmp.path / "absent.sock").string(), file.string(), cd.socket()});
+    REQUIRE(c.has_value());
+    CHECK(c->socket() == cd.socket());
+    CHECK_THAT(*c->runtime_version(), StartsWith("containerd "));
+    auto none = CriClient::connect_first({(tmp.path / "absent.sock").string(), file.string()});
+    REQUIRE_FALSE(none.has_value());
+    CHECK_THAT(none.error().message(), Contains(file.string() + " is not a socket") && Contains("--cri-socket"));
+}
+
+TEST_CASE("ContainerdFixture leaves nothing behind when a test fails half-way", "[cri]") {
+    REQUIRE_CONTAINERD();
+    std::filesystem::path dir;
+    std::string netns_path;
+    try {
+        ContainerdFixture cd;
+        dir = cd.dir();
+        cd.run_pod("default", "doomed");
+        auto cri = CriClient::connect(cd.socket());
+        REQUIRE(cri);
+        netns_path = cri->find_pod("default", "doomed")->netns_path;
+        REQUIRE(std::filesystem::exists(netns_path));
+        throw std::runtime_error("a failing test");  // what a failed REQUIRE does
+    } catch (const std::runtime_error&) {
+    }
+    CHECK_FALSE(std::filesystem::exists(dir));
+    CHECK_FALSE(std::filesystem::exists(netns_path));
+    CHECK_FALSE(std::filesystem::exists("/sys/class/net/pwcri" + std::to_string(::getpid())));
+    // No process (containerd, shim, pause) names the dir any more.
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+        std::string cmdline = read_file_text(e.path() / "cmdline");
+        std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+        CHECK(cmdline.find(dir.string()) == std::string::npos);
+    }
+    CHECK(read_file_text("/proc/self/mountinfo").find(dir.string()) == std::string::npos);
 }
 
 TEST_CASE("connect(\"\") names every well-known socket when none exists", "[cri]") {
