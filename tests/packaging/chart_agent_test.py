@@ -30,14 +30,9 @@ SRC, RENDER, AGENT = sys.argv[1:4]
 if os.geteuid() != 0:
     print("SKIPPED: needs root (BPF) to run pwru-agent")
     sys.exit(0)
-failures = []
+from checks import check, finish  # noqa: E402
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def free_port():
@@ -168,5 +163,4 @@ finally:
             agent.wait()
     subprocess.run(["rm", "-rf", tmp])
 
-print(f"\n{len(failures)} failed" if failures else "\nall passed")
-sys.exit(1 if failures else 0)
+finish()

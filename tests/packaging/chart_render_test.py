@@ -15,13 +15,9 @@ import sys
 import tempfile
 
 RENDER = sys.argv[1]
-failures = []
+from checks import check, finish  # noqa: E402
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
 
 
 def write(path, text):
@@ -100,5 +96,4 @@ data:
     p = run()
     check(p.returncode != 0 and "subcharts" in p.stderr, f"subcharts refused: {p.stderr.strip()}")
 
-print(f"\n{len(failures)} failed" if failures else "\nall passed")
-sys.exit(1 if failures else 0)
+finish()

@@ -28,14 +28,9 @@ AGENT = sys.argv[3] if len(sys.argv) > 3 else ""
 PLUGIN = sys.argv[4] if len(sys.argv) > 4 else ""
 CHART = os.path.join(SRC, "charts/pwru")
 VALIDATE = os.path.join(SRC, "tools/k8s-validate/validate.mjs")
-failures = []
+from checks import check, finish  # noqa: E402
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def render(*args, ns="pwru", expect_ok=True):
@@ -265,5 +260,4 @@ cmake_version = re.search(r"project\(pwru-k8s VERSION ([0-9.]+)", open(os.path.j
 chart = yaml.safe_load(open(os.path.join(CHART, "Chart.yaml")))
 check(chart["version"] == chart["appVersion"] == cmake_version, f"Chart version/appVersion = CMake's {cmake_version}")
 
-print(f"\n{len(failures)} failed" if failures else "\nall passed")
-sys.exit(1 if failures else 0)
+finish()

@@ -23,14 +23,9 @@ import sys
 SRC = sys.argv[1]
 BINS = sys.argv[2:5]
 BUILD = sys.argv[5] if len(sys.argv) > 5 else ""
-failures = []
+from checks import check, finish  # noqa: E402
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def instructions(path):
@@ -124,5 +119,4 @@ entry = [rest for s, i, rest in ins if s == "final" and i == "COPY" and "/usr/lo
 check(entry and all(b in entry[0] for b in ("/out/pwru ", "/out/pwru-agent", "/out/kubectl-pwru")),
       "the image has pwru, pwru-agent, kubectl-pwru in /usr/local/bin (the chart runs /usr/local/bin/pwru-agent)")
 
-print(f"\n{len(failures)} failed" if failures else "\nall passed")
-sys.exit(1 if failures else 0)
+finish()

@@ -23,14 +23,9 @@ import yaml
 
 SRC = sys.argv[1]
 PLUGIN = sys.argv[2] if len(sys.argv) > 2 else ""
-failures = []
+from checks import check, finish  # noqa: E402
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 scripts = sorted(glob.glob(os.path.join(SRC, "e2e/kind/*.sh")) + glob.glob(os.path.join(SRC, "scripts/*.sh"))
@@ -106,5 +101,4 @@ with tempfile.TemporaryDirectory() as tmp:
         check(p.returncode == want, f"assert-trace.py on {what}: exit {p.returncode} (want {want})"
               + ("" if p.returncode == want else "\n" + p.stdout))
 
-print(f"\n{len(failures)} failed" if failures else "\nall passed")
-sys.exit(1 if failures else 0)
+finish()

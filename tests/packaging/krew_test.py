@@ -20,14 +20,9 @@ import yaml
 
 SRC = sys.argv[1]
 BIN = sys.argv[2] if len(sys.argv) > 2 else ""
-failures = []
+from checks import check, finish  # noqa: E402
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def structure(m, version):
@@ -81,5 +76,4 @@ with tempfile.TemporaryDirectory() as tmp:
     bad = subprocess.run([os.path.join(SRC, "krew/release.sh"), "--manifest", copy, "9.8", binary], capture_output=True, text=True)
     check(bad.returncode == 2 and "not vX.Y.Z" in bad.stderr, f"release.sh refuses a bad version: {bad.stderr.strip()}")
 
-print(f"\n{len(failures)} failed" if failures else "\nall passed")
-sys.exit(1 if failures else 0)
+finish()
