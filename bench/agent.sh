@@ -90,8 +90,8 @@ for r in $(seq "$ROUNDS"); do
     log "round $r $mode: $got events, ${lost:-0} lost (reported), $rate/s"
   done
 done
-med() { awk -v c="$2" '{ print $c }' "res.$1" | median; }
-tot() { awk -v c="$2" '{ s += $c } END { print s + 0 }' "res.$1"; }
+med() { column_median "res.$1" "$2"; }
+tot() { column_total "res.$1" "$2"; }
 L=$(load_note)
 IDLE_MB=$(awk -v k="$IDLE_KB" 'BEGIN { printf "%.1f", k / 1024 }')
 result agent "pwru-agent idle RSS" "$IDLE_MB MB" "30 MB target" "$(ratio "$IDLE_MB" 30)" "<= 1 meets the target; peak RSS while streaming $(awk -v k="${HWM:-0}" 'BEGIN { printf "%.1f", k / 1024 }') MB"

@@ -88,8 +88,8 @@ for r in $(seq "$ROUNDS"); do
     log "round $r $mode: $got delivered, $lost reported lost, $unreported unreported (expected $expect), $rate/s"
   done
 done
-med() { awk -v c="$2" '{ print $c }' "$WORK/res.$1" | median; }
-tot() { awk -v c="$2" '{ s += $c } END { print s + 0 }' "$WORK/res.$1"; }
+med() { column_median "$WORK/res.$1" "$2"; }
+tot() { column_total "$WORK/res.$1" "$2"; }
 L=$(load_note)
 for mode in text json; do
   result events "pwru $mode events/s delivered vs tcpdump packets/s written (median of $ROUNDS)" "$(med "$mode" 1)/s" "$(med tcpdump 1)/s" "$(ratio "$(med "$mode" 1)" "$(med tcpdump 1)")" \

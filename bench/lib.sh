@@ -18,6 +18,9 @@ log() { echo "bench: $*" >&2; }
 # median of the numbers on stdin (one a line)
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit }
   if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# column COL of a results file (one round a line): its median, its total
+column_median() { awk -v c="$2" '{ print $c }' "$1" | median; }
+column_total() { awk -v c="$2" '{ s += $c } END { print s + 0 }' "$1"; }
 # a / b with 3 decimals; "n/a" when b is 0 or either is not a number
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0 || a !~ /^[0-9.e+-]+$/) print "n/a"; else printf "%.3f", a / b }'; }
 
