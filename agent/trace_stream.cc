@@ -19,6 +19,8 @@ using Clock = std::chrono::steady_clock;
 // every event stamped before T minus this margin.
 constexpr int64_t kWatermarkMarginNs = 20'000'000;
 constexpr auto kHeartbeatEvery = std::chrono::milliseconds(500);
+// Records taken from the ring buffer per step (a few MB of lines at most).
+constexpr size_t kMaxRecordsPerStep = 4096;
 
 uint64_t mono_now_ns() {
     timespec ts{};
@@ -217,13 +219,19 @@ std::vector<std::string> TraceStream::step(bool shutting_down) {
     }
     const int64_t drain_start = wall_now();
     EventFn fn = [&](const pwru_event& ev, const RecordExtras& x) { on_event(ev, x, out); };
-    auto n = session_->poll(100, fn);
+    // At most kMaxRecordsPerStep: `out` is held until the step returns, and
+    // under a flood one unbounded poll keeps draining while the ring refills
+    // (the agent's RSS grew with the flood). The rest waits in the ring
+    // buffer, where an overflow is counted as loss.
+    auto n = session_->poll(100, fn, kMaxRecordsPerStep);
     if (!n) {
         out.push_back(json{{"type", "error"}, {"node", target_.node}, {"message", n.error().message()}}.dump());
         finish("error", out);
         return out;
     }
-    watermark_ns_ = drain_start - kWatermarkMarginNs;
+    // Only a poll that emptied the ring proves that nothing older than its
+    // start is still to come.
+    if (static_cast<size_t>(*n) < kMaxRecordsPerStep) watermark_ns_ = drain_start - kWatermarkMarginNs;
     add_loss_record(out, false);
     refresh_node_scope(out);
 

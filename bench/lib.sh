@@ -60,12 +60,13 @@ p = b"x" * 32
 for _ in range(int(sys.argv[1])):
     s.sendto(p, ("10.78.0.2", 9))' "$1"
 }
-# settle FILE: waits until FILE stops growing (0.5 s), prints when it last grew
+# settle FILE [PATTERN]: waits until FILE stops growing (0.5 s), prints when it
+# last grew; with PATTERN, growth is of the lines matching it
 settle() {
   local last=-1 size t_last
   t_last=$(now)
   for _ in $(seq 1200); do
-    size=$(stat -c %s "$1" 2>/dev/null || echo 0)
+    if [ -n "${2:-}" ]; then size=$(grep -c -- "$2" "$1" 2>/dev/null); else size=$(stat -c %s "$1" 2>/dev/null || echo 0); fi
     if [ "$size" != "$last" ]; then last=$size; t_last=$(now); elif awk -v a="$t_last" -v b="$(now)" 'BEGIN { exit !(b - a > 0.5) }'; then break; fi
     sleep 0.05
   done

@@ -320,6 +320,11 @@ void Session::start() {
     if (skel_) skel_->bss->ready = 1;
 }
 
+namespace {
+// on_sample's "max_records reached": no libbpf or kernel error is -ECANCELED here.
+constexpr int kPollBatchFull = -ECANCELED;
+}  // namespace
+
 int Session::on_sample(void* ctx, void* data, size_t size) {
     auto* self = static_cast<Session*>(ctx);
     if (size < sizeof(pwru_event) || !self->current_fn_) return 0;
@@ -336,14 +341,20 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
     if (self->opts_.output_pcap && size >= off + sizeof(pwru_packet))
         extras.packet = reinterpret_cast<const pwru_packet*>(p + off);
     (*self->current_fn_)(ev, extras);
+    // A negative return ends libbpf's ring_buffer__poll() after this record
+    // (already consumed); poll() tells it from a real error.
+    if (self->poll_limit_ && ++self->polled_ >= self->poll_limit_) return kPollBatchFull;
     return 0;
 }
 
-Result<int> Session::poll(int timeout_ms, const EventFn& fn) {
+Result<int> Session::poll(int timeout_ms, const EventFn& fn, size_t max_records) {
     if (!ringbuf_) return fail("poll before load");
     current_fn_ = &fn;
+    poll_limit_ = max_records;
+    polled_ = 0;
     int n = ring_buffer__poll(ringbuf_.get(), timeout_ms);
     current_fn_ = nullptr;
+    if (n == kPollBatchFull) return static_cast<int>(polled_);
     if (n == -EINTR) return 0;
     if (n < 0) return fail("reading the event ring buffer failed", n);
     return n;

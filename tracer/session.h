@@ -120,7 +120,10 @@ class Session {
     // Lets the programs emit events (set after attach: no half-attached trajectories).
     void start();
     // Waits up to timeout_ms for events and hands each to `fn`. Returns how many.
-    Result<int> poll(int timeout_ms, const EventFn& fn);
+    // max_records > 0 stops after that many: the rest wait in the ring buffer
+    // (whose overflow the programs count), so a caller that holds what it got
+    // until the poll returns (pwru-agent) holds a bounded amount under a flood.
+    Result<int> poll(int timeout_ms, const EventFn& fn, size_t max_records = 0);
     LossCounters counters() const;
     // pwru-agent's node scope (options().node_netns set, after load()): makes
     // `netns` the node's set of netns inodes, at run time.
@@ -157,6 +160,8 @@ class Session {
     RingBufferPtr ringbuf_;
     std::optional<Result<std::shared_ptr<const Kallsyms>>> kallsyms_;
     const EventFn* current_fn_ = nullptr;
+    size_t poll_limit_ = 0;  // poll()'s max_records (0: none) and the records seen so far
+    size_t polled_ = 0;
     size_t max_insns_ = 0;
 
     static int on_sample(void* ctx, void* data, size_t size);
