@@ -10,6 +10,10 @@ BUILD_DIR=${BUILD_DIR:-build}
 
 build() {
   scripts/install-deps.sh
+  # ccache (found by CMakeLists.txt): one cache for every clone and build folder
+  # of this machine, keyed on paths relative to the checkout.
+  export CCACHE_DIR=${CCACHE_DIR:-/var/cache/pwru-ccache}
+  export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
   cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
   cmake --build "$BUILD_DIR" -j"$(nproc)"
 }

@@ -9,6 +9,8 @@ set -euo pipefail
 BUILD_PACKAGES=(
   # build
   build-essential cmake pkg-config clang llvm
+  # a second build of the same sources is a cache read (CMakeLists.txt, dev.sh)
+  ccache
   # libraries
   libbpf-dev libelf-dev zlib1g-dev libpcap-dev libre2-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
