@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Installs what building and testing pwru-k8s needs on Debian bookworm, and
-# only what is missing (apt is not touched when everything is there).
-#   scripts/install-deps.sh         everything (build and every test layer)
+# Installs what building, the demo and testing pwru-k8s need on Debian bookworm,
+# and only what is missing (apt is not touched when everything is there).
+#   scripts/install-deps.sh [test]  everything: build, the demo, every test layer
+#                                   (also tools/k8s-validate's npm packages)
+#   scripts/install-deps.sh demo    the build set and what e2e/demo.sh runs
+#                                   (scripts/dev.sh demo)
 #   scripts/install-deps.sh build   only what building pwru, pwru-agent and
 #                                   kubectl-pwru needs (the Dockerfile's builder)
+#   scripts/install-deps.sh --print [SET]   print what SET needs, install nothing:
+#                                   `apt: PACKAGE` lines, `npm: DIR` for npm ci
 set -euo pipefail
 
 BUILD_PACKAGES=(
@@ -24,10 +29,17 @@ BUILD_PACKAGES=(
   libyaml-cpp-dev libboost-dev libboost-system-dev
 )
 
-TEST_PACKAGES=(
-  catch2
-  # the demo and the netns tests: namespaces, veth, iptables
+# What e2e/demo.sh runs beyond bash and coreutils (its e2e_require_root checks
+# them): ip (namespaces, veth) and iptables (the DROP). Nothing test-only here:
+# tests/packaging/install_deps_test.py fails when a test package moves in.
+DEMO_PACKAGES=(
   iproute2 iptables
+)
+
+# The test layers; also needs DEMO_PACKAGES (the netns tests: namespaces, veth, iptables).
+TEST_PACKAGES=(
+  # the test binaries (the demo builds with -DPWRU_BUILD_TESTS=OFF)
+  catch2
   # the vm test layer
   # (qemu under software emulation, a static busybox and cpio for the initramfs,
   # kmod's modinfo for module dependencies, xz for the guest kernel's .ko.xz;
@@ -50,16 +62,17 @@ TEST_PACKAGES=(
   buildah debootstrap
 )
 
-only_build=false
-case "${1:-}" in
-  build) only_build=true ;;
-  "") ;;
-  *) echo "usage: $0 [build]" >&2; exit 2 ;;
+print_only=false
+if [ "${1:-}" = --print ]; then print_only=true; shift; fi
+set_name=${1:-test}
+case "$set_name" in
+  build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+  demo) PACKAGES=("${BUILD_PACKAGES[@]}" "${DEMO_PACKAGES[@]}") ;;
+  test) PACKAGES=("${BUILD_PACKAGES[@]}" "${DEMO_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+  *) echo "install-deps: unknown set '$set_name'; usage: $0 [--print] [build|demo|test]" >&2; exit 2 ;;
 esac
-
-PACKAGES=("${BUILD_PACKAGES[@]}")
-if ! $only_build; then
-  PACKAGES+=("${TEST_PACKAGES[@]}")
+[ $# -le 1 ] || { echo "install-deps: one set at most; usage: $0 [--print] [build|demo|test]" >&2; exit 2; }
+if [ "$set_name" = test ]; then
   # The packaging layer validates manifests with Node.js (tools/k8s-validate).
   # Any node >= 14 and npm will do; Debian's when there is none.
   if ! command -v npm >/dev/null 2>&1; then
@@ -69,6 +82,21 @@ if ! $only_build; then
   # kubectl on PATH does (Debian's kubernetes-client when there is none).
   command -v kubectl >/dev/null || PACKAGES+=(kubernetes-client)
 fi
+# Once each (a package several layers need is listed with each of them).
+declare -A listed=()
+unique=()
+for p in "${PACKAGES[@]}"; do
+  [ -n "${listed[$p]:-}" ] || unique+=("$p")
+  listed[$p]=1
+done
+PACKAGES=("${unique[@]}")
+K8S_VALIDATE=tools/k8s-validate
+
+if $print_only; then
+  printf 'apt: %s\n' "${PACKAGES[@]}"
+  [ "$set_name" != test ] || echo "npm: $K8S_VALIDATE"
+  exit 0
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -77,11 +105,11 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-# tools/k8s-validate's npm packages, as pinned by its package-lock.json.
+# tools/k8s-validate's npm packages, as pinned by its package-lock.json (tests only).
 npm_deps() {
   local dir
-  if $only_build; then return 0; fi
-  dir="$(dirname "$0")/../tools/k8s-validate"
+  [ "$set_name" = test ] || return 0
+  dir="$(dirname "$0")/../$K8S_VALIDATE"
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     echo "install-deps: npm ci in tools/k8s-validate"
     npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error

@@ -3,8 +3,10 @@
 
 - every COPY source from the build context exists and is not excluded by .dockerignore;
 - every COPY --from=builder source is made by the builder stage;
-- the builder installs with scripts/install-deps.sh and configures / builds with
-  scripts/dev.sh's cmake commands (only -DPWRU_BUILD_TESTS=OFF and --target added);
+- the builder installs scripts/install-deps.sh's build set (which the demo's set
+  contains: tests/packaging/install_deps_test.py) and configures / builds with
+  `scripts/dev.sh demo`'s cmake commands (tests off; only pwru-agent and kubectl-pwru
+  added to its --target), which are `scripts/dev.sh test`'s but for the tests option;
 - the copied binaries are where CMake puts them (the built targets' paths);
 - scripts/runtime-packages.sh finds a Debian package for every library they load;
 - the runtime image's user is not root.
@@ -87,20 +89,36 @@ for stage, i, rest in ins:
 
 # The builder's commands against scripts/dev.sh's.
 dev = open(os.path.join(SRC, "scripts/dev.sh")).read()
-build_fn = re.search(r"build\(\) \{\n(.*?)\n\}", dev, re.S).group(1)
-dev_cmds = [shlex.split(l.strip().replace('"$BUILD_DIR"', "build")) for l in build_fn.splitlines() if l.strip()]
+
+
+def dev_branch(name):
+    """The commands of dev.sh's `NAME)` case branch (its last case), one word list each."""
+    body = re.findall(r"^  " + name + r"\)\n(.*?)\n    ;;", dev, re.S | re.M)[-1]
+    return [shlex.split(l.strip().replace('"$BUILD_DIR"', "build"))
+            for l in body.splitlines() if l.strip() and not l.strip().startswith("#")]
+
+
+def first(cmds, prefix):
+    return next((c for c in cmds if c[:len(prefix)] == prefix), [])
+
+
+demo_cmds, test_cmds = dev_branch("demo"), dev_branch("test")
 docker_cmds = [shlex.split(c.strip()) for c in builder_runs.split("&&")]
-check(any(c[:1] == ["scripts/install-deps.sh"] for c in dev_cmds)
-      and any(c == ["scripts/install-deps.sh", "build"] for c in docker_cmds),
-      "builder installs with scripts/install-deps.sh (its build set), as dev.sh does")
-dev_configure = next(c for c in dev_cmds if c[:2] == ["cmake", "-S"])
-dev_build = next(c for c in dev_cmds if c[:2] == ["cmake", "--build"])
-d_configure = next((c for c in docker_cmds if c[:2] == ["cmake", "-S"]), [])
-d_build = next((c for c in docker_cmds if c[:2] == ["cmake", "--build"]), [])
-check(d_configure[:len(dev_configure)] == dev_configure and d_configure[len(dev_configure):] == ["-DPWRU_BUILD_TESTS=OFF"],
-      f"configure is dev.sh's {' '.join(dev_configure)} (+ -DPWRU_BUILD_TESTS=OFF): {' '.join(d_configure)}")
-check(d_build[:len(dev_build)] == dev_build and d_build[len(dev_build):] == ["--target", "pwru", "pwru-agent", "kubectl-pwru"],
-      f"build is dev.sh's {' '.join(dev_build)} (+ --target of the three binaries): {' '.join(d_build)}")
+check(["scripts/install-deps.sh", "demo"] in demo_cmds and ["scripts/install-deps.sh", "test"] in test_cmds
+      and ["scripts/install-deps.sh", "build"] in docker_cmds,
+      "builder installs with scripts/install-deps.sh build, dev.sh with its demo / test sets")
+demo_configure, test_configure = first(demo_cmds, ["cmake", "-S"]), first(test_cmds, ["cmake", "-S"])
+demo_build, test_build = first(demo_cmds, ["cmake", "--build"]), first(test_cmds, ["cmake", "--build"])
+d_configure, d_build = first(docker_cmds, ["cmake", "-S"]), first(docker_cmds, ["cmake", "--build"])
+check(demo_configure[-1:] == ["-DPWRU_BUILD_TESTS=OFF"] and test_configure[-1:] == ["-DPWRU_BUILD_TESTS=ON"]
+      and demo_configure[:-1] == test_configure[:-1] and len(demo_configure) > 4,
+      f"dev.sh demo and test configure alike but for the tests: {' '.join(demo_configure)} / {' '.join(test_configure)}")
+check(d_configure == demo_configure,
+      f"configure is dev.sh demo's {' '.join(demo_configure)}: {' '.join(d_configure)}")
+check(demo_build[-2:] == ["--target", "pwru"] and test_build == demo_build[:-2] and len(test_build) > 2,
+      f"dev.sh demo builds test's {' '.join(test_build)} with --target pwru: {' '.join(demo_build)}")
+check(d_build == test_build + ["--target", "pwru", "pwru-agent", "kubectl-pwru"],
+      f"build is dev.sh's {' '.join(test_build)} (+ --target of the three binaries): {' '.join(d_build)}")
 readme = open(os.path.join(SRC, "README.md")).read()
 check("scripts/dev.sh" in readme and "Dockerfile" in readme, "README names scripts/dev.sh and the Dockerfile")
 

@@ -4,7 +4,7 @@
 # kernel (kprobes, kprobe.multi/fprobe, BTF), for the code paths that the host's
 # own kernel cannot exercise.
 #
-#   tests/vm/run-in-vm.sh [--timeout S] -- COMMAND [ARGS...]
+#   tests/vm/run-in-vm.sh [--timeout S] [--share DIR]... -- COMMAND [ARGS...]
 #   tests/vm/run-in-vm.sh --prepare      # fetch the kernel, build the initramfs, nothing else
 #
 # The guest mounts the host's root read-only over virtio-9p with a tmpfs overlay on
@@ -12,6 +12,13 @@
 # bash/iproute2/iptables, in the same working directory as here. No network leaves the
 # VM (-nic none). COMMAND's stdout and stderr (merged, through a pipe as under CI)
 # stream to our stdout; the guest kernel's console goes to our stderr, prefixed.
+#
+# The guest has its own empty /tmp, /run and /dev/shm, so the host's are not seen
+# through the root share. The working directory and every --share DIR (the files
+# COMMAND reads: a checkout, a build dir) are therefore exported on their own when
+# they lie under one of those, and mounted at the same path in the guest (read-only,
+# with a tmpfs overlay, as the root). Paths under /proc, /sys or the rest of /dev
+# cannot be shared: refused before the VM boots.
 #
 # Exit status: COMMAND's; 77 when qemu or the kernel cannot be had (nothing ran);
 # 124 on timeout (qemu is killed); 125 when the VM failed before reporting a status.
@@ -51,17 +58,20 @@ now() { echo "${EPOCHREALTIME/,/.}"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 usage() {
-  echo "usage: $0 [--timeout SECONDS] -- COMMAND [ARGS...]" >&2
+  echo "usage: $0 [--timeout SECONDS] [--share DIR]... -- COMMAND [ARGS...]" >&2
   echo "       $0 --prepare" >&2
   exit 2
 }
 
 TIMEOUT=600
 PREPARE_ONLY=0
+SHARE_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --timeout) [ $# -ge 2 ] || usage; TIMEOUT=$2; shift 2 ;;
     --timeout=*) TIMEOUT=${1#--timeout=}; shift ;;
+    --share) [ $# -ge 2 ] || usage; SHARE_ARGS+=("$2"); shift 2 ;;
+    --share=*) SHARE_ARGS+=("${1#--share=}"); shift ;;
     --prepare) PREPARE_ONLY=1; shift ;;
     --) shift; break ;;
     -h|--help) usage ;;
@@ -72,6 +82,46 @@ done
 if [ "$PREPARE_ONLY" -eq 0 ] && [ $# -eq 0 ]; then usage; fi
 
 T_START=$(now)
+
+# ---------------------------------------------------------------------------
+# What the guest must see beyond its root share (see the header). Decided before
+# anything is fetched or booted, so a path that cannot be shared costs nothing.
+
+# The guest's own mounts that hide the host's directories of the same name.
+guest_private() {  # $1 = absolute, resolved path; 0 when the guest hides it
+  case "$1" in
+    /tmp|/tmp/*|/run|/run/*|/dev/shm|/dev/shm/*) return 0 ;;
+  esac
+  return 1
+}
+SHARES=()  # resolved directories to export, none inside another
+add_share() {  # $1 = a directory (or a file: its directory) the command needs
+  local p=$1 q i
+  [ -e "$p" ] || { log "--share $p: no such file or directory"; exit 2; }
+  [ -d "$p" ] || p=$(dirname -- "$p")
+  p=$(cd -- "$p" && pwd -P) || { log "--share $1: cannot enter it"; exit 2; }
+  case "$p" in
+    /proc|/proc/*|/sys|/sys/*|/dev|/dev/*)
+      if ! guest_private "$p"; then
+        log "$p is under /proc, /sys or /dev, which the guest mounts itself: move the checkout and build dir elsewhere (e.g. under /var/tmp)"
+        exit 2
+      fi ;;
+  esac
+  case "$p" in
+    *$'\n'*|*,*) log "$p: a directory whose name has a newline or a comma cannot be shared with the guest (qemu's -virtfs): move it"; exit 2 ;;
+  esac
+  guest_private "$p" || return 0  # the root share shows it
+  for i in "${!SHARES[@]}"; do
+    q=${SHARES[$i]}
+    case "$p/" in "$q"/*) return 0 ;; esac                # inside a share already
+    case "$q/" in "$p"/*) unset 'SHARES[i]' ;; esac        # contains a share: replaces it
+  done
+  SHARES=("${SHARES[@]}" "$p")
+}
+if [ "$PREPARE_ONLY" -eq 0 ]; then
+  add_share "$PWD"
+  for s in "${SHARE_ARGS[@]}"; do add_share "$s"; done
+fi
 
 # ---------------------------------------------------------------------------
 # Host tools
@@ -294,6 +344,18 @@ mount -t bpf bpf $R/sys/fs/bpf
 mount -t tracefs tracefs $R/sys/kernel/tracing
 mount -t debugfs debugfs $R/sys/kernel/debug
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
+# The host directories under the guest's own /tmp, /run, /dev/shm that the command
+# needs (run-in-vm.sh --share), each read-only with its own tmpfs overlay.
+i=0
+while read -r tag dir; do
+  [ -n "$tag" ] || continue
+  i=$((i + 1))
+  mkdir -p /share/$i /rw/share$i/upper /rw/share$i/work "$R$dir"
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose "$tag" /share/$i ||
+    fail "cannot mount the host's $dir over 9p"
+  mount -t overlay overlay -o lowerdir=/share/$i,upperdir=/rw/share$i/upper,workdir=/rw/share$i/work "$R$dir" ||
+    fail "cannot mount the overlay on $dir"
+done </pwru-vm/shares
 mkdir -p $R/run/pwru-vm
 cp /pwru-vm/cmd.sh $R/run/pwru-vm/cmd.sh
 
@@ -387,9 +449,17 @@ fi
 mkdir -p "$TMP/cmd/pwru-vm"
 {
   echo "# generated by tests/vm/run-in-vm.sh"
-  printf 'cd -- %q || exit 125\n' "$PWD"
+  printf 'cd -- %q || { echo "run-in-vm: the guest cannot see %q (pass it with --share)"; exit 125; }\n' \
+    "$(pwd -P)" "$(pwd -P)"
   printf 'exec'; printf ' %q' "$@"; printf '\n'
 } >"$TMP/cmd/pwru-vm/cmd.sh"
+# "TAG DIR" per extra 9p export, read by /init.
+VIRTFS=()
+: >"$TMP/cmd/pwru-vm/shares"
+for i in "${!SHARES[@]}"; do
+  echo "pwrushare$i ${SHARES[$i]}" >>"$TMP/cmd/pwru-vm/shares"
+  VIRTFS+=(-virtfs "local,path=${SHARES[$i]},mount_tag=pwrushare$i,security_model=none,readonly=on,multidevs=remap")
+done
 (cd "$TMP/cmd" && find . -print0 | cpio --null -o -H newc --quiet -R 0:0) | gzip -1 >"$TMP/cmd.cpio.gz"
 cat "$INITRD" "$TMP/cmd.cpio.gz" >"$TMP/initrd.cpio.gz"
 
@@ -399,6 +469,7 @@ CONSOLE=$TMP/console.log
 OUTPUT=$TMP/output.log
 : >"$CONSOLE"; : >"$OUTPUT"
 APPEND="console=ttyS0 panic=-1 quiet rcupdate.rcu_expedited=1 ${PWRU_VM_APPEND:-}"
+[ ${#SHARES[@]} -eq 0 ] || log "sharing with the guest (hidden by its own /tmp, /run, /dev/shm): ${SHARES[*]}"
 log "booting $KVER under qemu (TCG, ${PWRU_VM_SMP:-2} vCPUs, ${PWRU_VM_MEM:-2048} MiB; timeout ${TIMEOUT}s): $*"
 T_BOOT=$(now)
 "$QEMU" -nodefaults -no-user-config -machine q35,accel=tcg -cpu max \
@@ -406,6 +477,7 @@ T_BOOT=$(now)
   -display none -no-reboot -nic none \
   -kernel "$VMLINUZ" -initrd "$TMP/initrd.cpio.gz" -append "$APPEND" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+  "${VIRTFS[@]}" \
   -chardev file,id=con,path="$CONSOLE" -serial chardev:con \
   -chardev file,id=out,path="$OUTPUT" -serial chardev:out \
   </dev/null >"$TMP/qemu.log" 2>&1 &

@@ -11,7 +11,7 @@
 # guest_tests.sh read (PWRU_VM_CACHE, VM_CASES, VM_READY_TIMEOUT, VM_STOP_TIMEOUT...).
 set -uo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 if [ $# -ne 1 ]; then
   echo "usage: $0 PATH_TO_PWRU" >&2
   exit 2
@@ -38,7 +38,9 @@ fi
 
 log=$(mktemp "${TMPDIR:-/tmp}/pwru-vm-tests.XXXXXX")
 trap 'rm -f "$log"' EXIT
-"$here/run-in-vm.sh" --timeout "${VM_TIMEOUT:-840}" -- \
+# The guest reads the checkout (guest_tests.sh, tests/bpf_progs) and pwru's build dir:
+# shared explicitly, for when they lie under a directory the guest has its own of (/tmp).
+"$here/run-in-vm.sh" --timeout "${VM_TIMEOUT:-840}" --share "$here/../.." --share "$pwru" -- \
   env ${VM_CASES:+VM_CASES="$VM_CASES"} ${VM_READY_TIMEOUT:+VM_READY_TIMEOUT="$VM_READY_TIMEOUT"} \
   ${VM_STOP_TIMEOUT:+VM_STOP_TIMEOUT="$VM_STOP_TIMEOUT"} \
   bash "$here/guest_tests.sh" "$pwru" | tee "$log"
