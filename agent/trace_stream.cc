@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tracer/drop_reasons.h"
+#include "tracer/drop_verdict.h"
 #include "tracer/kallsyms.h"
 #include "tracer/log.h"
 
@@ -88,6 +89,7 @@ Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTar
     auto session = Session::create(cfg.trace);
     if (!session) return std::unexpected(session.error());
     s->session_ = std::move(*session);
+    s->first_drops_.emplace(skb_end_functions(s->session_->plan().backend == Backend::Tracepoint));
     auto kallsyms = Kallsyms::load();
     if (!kallsyms) spdlog::warn("{}: function names will be addresses", kallsyms.error().message());
     auto reasons = DropReasons::load(cfg.trace.discovery.kernel_btf);
@@ -180,7 +182,8 @@ void TraceStream::on_event(const pwru_event& ev, const RecordExtras& extras, std
     EventRecord rec = decoder_->decode(ev, extras.dumps);
     rec.node = target_.node;
     rec.pod = target_.pod;
-    if (!rec.drop_reason.empty()) ++drops_[{rec.func, rec.drop_reason}];
+    // A packet's drop is its first verdict (drop_verdict.h), as in pwru's summary.
+    if (first_drops_->add(rec)) ++drops_[{rec.func, rec.drop_reason}];
     json j = rec;
     j["type"] = "event";
     j["namespace"] = target_.ns;

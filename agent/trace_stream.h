@@ -10,12 +10,14 @@
 #include <map>
 #include <set>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "agent/metrics.h"
 #include "agent/node_netns.h"
 #include "tracer/cli_options.h"
+#include "tracer/drop_verdict.h"
 #include "tracer/event_decoder.h"
 #include "tracer/result.h"
 #include "tracer/session.h"
@@ -90,6 +92,7 @@ private:
     uint64_t reported_ringbuf_full_ = 0, reported_rate_limited_ = 0, reported_recursion_misses_ = 0;
     int64_t watermark_ns_ = 0;
     std::map<std::pair<std::string, std::string>, uint64_t> drops_;  // (func, reason) -> count
+    std::optional<FirstDropVerdict> first_drops_;  // set once the backend is known
     bool detached_ = false, done_ = false;
     std::string ended_;
 };

@@ -30,9 +30,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* kprobe: one program per position of the skb argument.
  * The IP can sit a few bytes past the symbol (ENDBR), hence the range test
  * for kfree_skbmem (0 when unset: never in range).
- * The argument after the skb travels along: it is the drop reason of
+ * The argument after the skb travels along: it is the drop verdict of
  * kfree_skb_reason(skb, reason) and sk_skb_reason_drop(sk, skb, reason);
- * user space decides from BTF whether to decode it. */
+ * user space decodes it only for the drop functions of tracer/drop_verdict.cc
+ * (elsewhere, e.g. 6.12's static skb_release_data, it is no verdict). */
 #define KPROBE_SKB_AT(sec, prefix, pos, next)                                      \
 	SEC(sec) int prefix##_skb_##pos(struct pt_regs *ctx)                       \
 	{                                                                          \

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "tracer/drop_verdict.h"
 #include "tracer/output_format.h"
 
 namespace pwru::plugin {
@@ -131,7 +132,8 @@ uint64_t PacketCorrelator::add(const EventRecord& e) {
     const TrajectoryHop h = hop_of(e);
     if (t.events == 0 || h.wall_ns < t.first.wall_ns) t.first = h;
     if (t.events == 0 || h.wall_ns >= t.last.wall_ns) t.last = h;
-    if (!h.drop_reason.empty()) t.drop = h;
+    // Its drop is its first verdict in time (events may come late); SKB_CONSUMED is none.
+    if (is_drop_reason(h.drop_reason) && (!t.drop || h.wall_ns < t.drop->wall_ns)) t.drop = h;
     if (std::find(t.nodes.begin(), t.nodes.end(), e.node) == t.nodes.end()) t.nodes.push_back(e.node);
     ++t.events;
     return t.id;

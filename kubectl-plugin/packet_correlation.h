@@ -66,7 +66,7 @@ struct PacketTrajectory {
     std::vector<std::string> nodes;  // in the order they first saw it
     size_t events = 0;
     TrajectoryHop first, last;
-    std::optional<TrajectoryHop> drop;  // the (last) drop event, if any
+    std::optional<TrajectoryHop> drop;  // its first drop verdict (drop_verdict.h), if any
 
     std::string text() const;
     nlohmann::json json() const;

@@ -34,7 +34,8 @@ struct NodeReport {
     // From kubectl-pwru's exit summary (its stderr); unknown when it never printed one.
     bool losses_known = false;
     uint64_t ringbuf_full = 0, rate_limited = 0;
-    TrajectorySummary trajectories{{"kfree_skbmem", "kfree_skb", "consume_skb"}};
+    // A recorded timeline does not say which backend traced it.
+    TrajectorySummary trajectories{skb_end_functions_any_backend()};
 };
 
 class TraceReport {

@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "pwru_abi.h"
+#include "tracer/drop_verdict.h"
 
 namespace pwru {
 
@@ -142,14 +143,17 @@ void collect_functions(const struct btf* b, uint32_t first_id, const std::string
         const struct btf_param* params = btf_params(proto);
         const int nargs = std::min<int>(btf_vlen(proto), PWRU_MAX_SKB_POS);
         SkbFunction fn;
-        for (int i = 0; i < nargs; ++i) {
+        for (int i = 0; i < nargs; ++i)
             if (!fn.skb_pos && is_skb(params[i].type)) fn.skb_pos = i + 1;
-            if (!fn.reason_pos && is_drop_reason(b, params[i].type)) fn.reason_pos = i + 1;
-        }
         if (!fn.skb_pos) continue;
         // Cheap tests first: the regex only sees the ~2k skb functions, not all 60k.
         std::string_view name = type_name(b, t);
         if (filter && !RE2::FullMatch(name, *filter)) continue;
+        // A reason only where it is the drop verdict (drop_verdict.cc says why
+        // an skb_drop_reason parameter alone is not: skb_release_data).
+        if (function_reports_drop_reason(name))
+            for (int i = 0; i < nargs && !fn.reason_pos; ++i)
+                if (is_drop_reason(b, params[i].type)) fn.reason_pos = i + 1;
         fn.name = name;
         fn.module = module;
         out.push_back(std::move(fn));
@@ -226,17 +230,18 @@ Result<std::vector<SkbTracepoint>> discover_skb_tracepoints(const DiscoveryOptio
         const struct btf_param* params = btf_params(proto);
         const int nparams = btf_vlen(proto);
         SkbTracepoint tp;
-        for (int i = 1; i < nparams; ++i) {
+        for (int i = 1; i < nparams; ++i)
             if (tp.skb_arg < 0 && is_skb_pointer(b, params[i].type)) tp.skb_arg = i - 1;
-            if (tp.reason_arg < 0 && is_drop_reason(b, params[i].type)) tp.reason_arg = i - 1;
-        }
         if (tp.skb_arg < 0) continue;
         tp.name = name.substr(kPrefix.size());
         if (*filter && !RE2::FullMatch(tp.name, **filter)) continue;
+        if (tracepoint_reports_drop_reason(tp.name))
+            for (int i = 1; i < nparams && tp.reason_arg < 0; ++i)
+                if (is_drop_reason(b, params[i].type)) tp.reason_arg = i - 1;
         // Only these two are known to pass the caller's address right after the
         // skb; elsewhere a void * there means something else.
         const int after = tp.skb_arg + 2;  // params index of the argument after skb
-        if ((tp.name == "kfree_skb" || tp.name == "consume_skb") && after < nparams &&
+        if (tracepoint_ends_skb(tp.name) && after < nparams &&
             is_void_pointer(b, params[after].type))
             tp.location_arg = tp.skb_arg + 1;
         out.push_back(std::move(tp));

@@ -32,7 +32,7 @@ std::vector<std::string> list_module_btfs(const std::string& btf_dir);
 struct SkbFunction {
     std::string name;
     int skb_pos = 0;     // 1..5: which argument is the struct sk_buff *
-    int reason_pos = 0;  // 1..5 position of an `enum skb_drop_reason` argument, 0 if none
+    int reason_pos = 0;  // 1..5 position of its drop verdict (a drop function of drop_verdict.h), 0 if none
     std::string module;  // "" for vmlinux, else the module name
 };
 
@@ -52,7 +52,7 @@ Result<std::vector<SkbFunction>> discover_skb_functions(const DiscoveryOptions&)
 struct SkbTracepoint {
     std::string name;       // e.g. "kfree_skb"
     int skb_arg = -1;       // 0-based index among the TP_PROTO args (without `void *__data`)
-    int reason_arg = -1;    // index of an `enum skb_drop_reason` arg, -1 if none
+    int reason_arg = -1;    // index of its drop verdict (kfree_skb: drop_verdict.h), -1 if none
     int location_arg = -1;  // kfree_skb / consume_skb: the `void *location` after skb, else -1
 };
 

@@ -53,7 +53,7 @@ class EventDecoder {
   private:
     struct FuncInfo {
         std::string name;
-        bool reason_after_skb = false;  // the argument after the skb is a drop reason
+        bool reason_after_skb = false;  // the argument after the skb is its drop verdict (drop_verdict.h)
     };
     const FuncInfo& func_info(uint64_t addr);
     std::string process_name(uint32_t pid, const char* comm);

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "tracer/pwru_skel.h"
+#include "tracer/drop_verdict.h"
 #include "tracer/filter_injector.h"
 #include "tracer/filter_programs.h"
 #include "tracer/kallsyms.h"
@@ -187,7 +188,7 @@ Result<void> Session::configure() {
             if (tp.reason_arg >= 0) cfg->tp[i].reason_arg = static_cast<__u8>(tp.reason_arg);
             if (tp.location_arg >= 0) cfg->tp[i].location_arg = static_cast<__u8>(tp.location_arg);
             // The last tracepoints an skb passes: freed (kfree_skb) or consumed.
-            cfg->tp[i].frees_skb = tp.name == "kfree_skb" || tp.name == "consume_skb";
+            cfg->tp[i].frees_skb = tracepoint_ends_skb(tp.name);
             std::string prog_name = "tp_slot_" + std::to_string(i);
             bpf_program* p = bpf_object__find_program_by_name(skel_->obj, prog_name.c_str());
             if (!p) return fail("BPF object lacks program " + prog_name);

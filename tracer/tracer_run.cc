@@ -210,9 +210,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     if (!cfg.output.json) (void)out.write_line(formatter.header());
     out.flush();
 
-    TrajectorySummary summary(plan.backend == Backend::Tracepoint
-                                  ? std::set<std::string>{"kfree_skb", "consume_skb"}
-                                  : std::set<std::string>{"kfree_skbmem"});
+    TrajectorySummary summary(skb_end_functions(plan.backend == Backend::Tracepoint));
     uint64_t printed = 0, reported_lost = 0;
     auto last_clock_refresh = Clock::now();
     bool limit_reached = false;

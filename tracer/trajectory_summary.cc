@@ -3,15 +3,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "tracer/drop_verdict.h"
 #include "tracer/output_format.h"
 
 namespace pwru {
 namespace {
-
-// The enum's first two values are not drops.
-bool is_drop(const EventRecord& e) {
-    return !e.drop_reason.empty() && e.drop_reason != "SKB_CONSUMED" && e.drop_reason != "SKB_NOT_DROPPED_YET";
-}
 
 // The function part of "nft_do_chain+0x46f [mod]".
 std::string function_of(const std::string& location) {
@@ -21,9 +17,12 @@ std::string function_of(const std::string& location) {
 }  // namespace
 
 std::string drop_line(const EventRecord& e) {
-    // The tracepoint's location names the function that dropped it; a probed
-    // drop function (sk_skb_reason_drop) is itself the place.
-    std::string where = e.location.empty() ? e.func : function_of(e.location);
+    // The tracepoint's location names the function that dropped it. A probed
+    // drop function (sk_skb_reason_drop) is itself the place, unless its caller
+    // is known (--output-caller): that is where the kernel dropped it.
+    std::string where = !e.location.empty()                                   ? function_of(e.location)
+                        : !e.caller.empty() && function_reports_drop_reason(e.func) ? e.caller
+                                                                              : e.func;
     std::string iface = e.ifname.empty() ? std::to_string(e.ifindex) : e.ifname + ":" + std::to_string(e.ifindex);
     return "dropped in " + where + " at " + iface + " in netns " + std::to_string(e.netns) + ": " +
            e.drop_reason;
@@ -43,7 +42,9 @@ void TrajectorySummary::add(const EventRecord& e) {
     Trajectory& t = open_list_[it->second];
     if (t.tuple.empty() && e.has_tuple) t.tuple = tuple_string(e, false);
     if (t.path.empty() || t.path.back() != e.func) t.path.push_back(e.func);
-    if (is_drop(e)) {
+    // The packet's drop is its first verdict: what follows it (another drop
+    // function it calls, the frees) does not move the place or the reason.
+    if (is_drop(e) && !t.dropped) {
         t.dropped = true;
         t.drop_line = drop_line(e);
     }

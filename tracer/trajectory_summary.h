@@ -4,9 +4,9 @@
 //
 // A "packet" is the run of events of one skb address until the skb is
 // freed: kernel addresses are reused, so the free ends the trajectory. Where
-// that is depends on the backend: kfree_skbmem for kprobes (after the drop
-// function, the release functions still run), the kfree_skb / consume_skb
-// tracepoints for the tracepoint backend.
+// that is depends on the backend (skb_end_functions() in drop_verdict.h).
+// What a drop is, and that a packet's drop is its FIRST verdict (never the
+// frees after it), is drop_verdict.h's rule too.
 #pragma once
 
 #include <cstddef>
@@ -18,6 +18,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "tracer/drop_verdict.h"
 #include "tracer/event_record.h"
 
 namespace pwru {
@@ -26,13 +27,13 @@ struct Trajectory {
     uint64_t skb = 0;
     std::string tuple;                // of its first event with one
     std::vector<std::string> path;    // functions, consecutive repeats folded
-    bool dropped = false;
-    std::string drop_line;            // "dropped in ... : REASON"
+    bool dropped = false;             // its first drop verdict, if any
+    std::string drop_line;            // "dropped in ... : REASON" of that verdict
 };
 
 class TrajectorySummary {
   public:
-    explicit TrajectorySummary(std::set<std::string> end_functions = {"kfree_skbmem"}, size_t max_kept = 10000)
+    explicit TrajectorySummary(std::set<std::string> end_functions = skb_end_functions(false), size_t max_kept = 10000)
         : end_functions_(std::move(end_functions)), max_kept_(max_kept) {}
 
     void add(const EventRecord& e);

@@ -321,3 +321,163 @@ TEST_CASE("--output-pcap writes the traced packets, commented with their functio
     CHECK(static_cast<uint8_t>(raw[ip + 2 + 22]) == 0);
     CHECK(static_cast<uint8_t>(raw[ip + 2 + 23]) == 80);
 }
+
+// ---------------------------------------------------------------------------
+// What is a drop (tracer/drop_verdict.h): only the kernel's verdict, and a
+// packet's first. On this host's tracepoint backend the verdict is the
+// kfree_skb tracepoint's reason; the vm layer checks the same on kprobes.
+namespace {
+
+const std::string kTraffic = std::string(PWRU_SOURCE_DIR) + "/tests/support/traffic.py";
+
+// The exit summary on stderr: "Trajectories: N packets, M dropped" and its
+// "  dropped in ..." lines.
+struct ExitSummary {
+    long packets = -1, dropped = -1;
+    std::vector<std::string> drop_lines;
+};
+
+ExitSummary exit_summary(const std::string& err) {
+    ExitSummary s;
+    auto at = err.rfind("Trajectories: ");
+    if (at == std::string::npos) return s;
+    std::sscanf(err.c_str() + at, "Trajectories: %ld packets, %ld dropped", &s.packets, &s.dropped);
+    for (const auto& l : lines_with(err.substr(at), "  dropped in ")) s.drop_lines.push_back(l);
+    return s;
+}
+
+// Event lines (not the header) that show a drop reason in their FUNC column.
+std::vector<std::string> lines_with_reason(const std::string& out) {
+    std::vector<std::string> got;
+    for (const auto& l : lines_with(out, "(SKB_"))
+        if (l.starts_with("0x")) got.push_back(l);
+    return got;
+}
+
+// B forwards: 192.0.2.0/24 behind a link of MTU 1000 (too small for a
+// 1428-byte DF datagram), 198.51.100.0/24 nowhere (no route). A routes both via B.
+void make_b_a_router(const NetnsPair& ns) {
+    auto must = [](const CommandResult& r, const char* what) {
+        INFO(what << ": " << r.err);
+        REQUIRE(r.ok());
+    };
+    must(ns.run_in(ns.b(), {"sysctl", "-qw", "net.ipv4.ip_forward=1"}), "ip_forward in B");
+    // A veth pair inside B (not a dummy: this host's kernel has no dummy driver).
+    must(ns.run_in(ns.b(), {"ip", "link", "add", "d0", "mtu", "1000", "type", "veth", "peer", "name", "d1", "mtu",
+                            "1000"}),
+         "small-MTU veth in B");
+    must(ns.run_in(ns.b(), {"ip", "link", "set", "d0", "up"}), "d0 up");
+    must(ns.run_in(ns.b(), {"ip", "link", "set", "d1", "up"}), "d1 up");
+    must(ns.run_in(ns.b(), {"ip", "route", "add", "192.0.2.0/24", "dev", "d0"}), "route via d0");
+    for (const char* net : {"192.0.2.0/24", "198.51.100.0/24"})
+        must(ns.run_in(ns.a(), {"ip", "route", "add", net, "via", ns.addr_b()}), "route in A via B");
+}
+
+}  // namespace
+
+TEST_CASE("drops: TCP, UDP and ICMP both ways, nothing dropped, no reason on any line", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    PwruRun pwru({"--output-tuple", "ip and host " + ns.addr_b()});
+    auto r = run_command({"python3", kTraffic, "exchange", ns.ns_path_a(), ns.ns_path_b(), ns.addr_b(), "5555"},
+                         30s);
+    INFO("traffic.py: " << r.out << r.err);
+    REQUIRE(r.ok());
+    std::this_thread::sleep_for(300ms);
+    std::string out = pwru.stop();
+    std::string err = pwru.stderr_text();
+    INFO("pwru output:\n" << out << "\nstderr:\n" << err);
+    // All three were traced, both ways ...
+    for (const std::string& flow : std::vector<std::string>{"->" + ns.addr_b() + ":5555(tcp)",
+                                                             ns.addr_b() + ":5555->" + ns.addr_a(),
+                                                             "->" + ns.addr_b() + ":5555(udp)", "(icmp)"})
+        CHECK_FALSE(lines_with(out, flow).empty());
+    CHECK_FALSE(lines_with(out, "consume_skb").empty());
+    // ... and none of it is called dropped.
+    CHECK(lines_with_reason(out).empty());
+    ExitSummary s = exit_summary(err);
+    CHECK(s.packets >= 3);
+    CHECK(s.dropped == 0);
+    CHECK(s.drop_lines.empty());
+}
+
+TEST_CASE("drops: a closed port, an iptables DROP, a too-big DF datagram and no route, each with the kernel's reason and place",
+          "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    const std::string b_netns = " in netns " + std::to_string(ns.netns_inode_b()) + ": ";
+
+    SECTION("a SYN to a closed port: NO_SOCKET in tcp_v4_rcv, once") {
+        PwruRun pwru({"--output-tuple", "tcp and dst port 81"});
+        CHECK_FALSE(ns.tcp_connect_from_a(81, 1200));  // refused by the RST
+        std::this_thread::sleep_for(300ms);
+        std::string out = pwru.stop();
+        std::string err = pwru.stderr_text();
+        INFO("pwru output:\n" << out << "\nstderr:\n" << err);
+        auto reasons = lines_with_reason(out);
+        REQUIRE(reasons.size() == 1);
+        CHECK(reasons[0].find("kfree_skb(SKB_DROP_REASON_NO_SOCKET)") != std::string::npos);
+        ExitSummary s = exit_summary(err);
+        CHECK(s.dropped == 1);
+        REQUIRE(s.drop_lines.size() == 1);
+        CHECK(s.drop_lines[0].starts_with("  dropped in tcp_v4_rcv at veth-b:"));
+        CHECK(s.drop_lines[0].ends_with(b_netns + "SKB_DROP_REASON_NO_SOCKET"));
+    }
+    SECTION("iptables DROP: every SYN (and retransmit) dropped by netfilter, nothing else") {
+        ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
+        PwruRun pwru({"--output-tuple", "tcp and dst port 80"});
+        send_dropped_syn(ns);
+        std::this_thread::sleep_for(300ms);
+        std::string out = pwru.stop();
+        std::string err = pwru.stderr_text();
+        INFO("pwru output:\n" << out << "\nstderr:\n" << err);
+        auto reasons = lines_with_reason(out);
+        REQUIRE_FALSE(reasons.empty());
+        for (const auto& l : reasons) CHECK(l.find("kfree_skb(SKB_DROP_REASON_NETFILTER_DROP)") != std::string::npos);
+        ExitSummary s = exit_summary(err);
+        CHECK(s.dropped == long(reasons.size()));
+        REQUIRE(s.drop_lines.size() == reasons.size());
+        for (const auto& l : s.drop_lines) {
+            CHECK(l.starts_with("  dropped in nf"));
+            CHECK(l.ends_with(b_netns + "SKB_DROP_REASON_NETFILTER_DROP"));
+        }
+    }
+    SECTION("a DF datagram too big for the next hop: PKT_TOO_BIG in ip_forward") {
+        make_b_a_router(ns);
+        PwruRun pwru({"--output-tuple", "udp and dst port 4444"});
+        auto r = run_command({"python3", kTraffic, "udp", ns.ns_path_a(), "192.0.2.7", "4444", "1400", "df"}, 10s);
+        INFO("traffic.py: " << r.out << r.err);
+        REQUIRE(r.ok());
+        std::this_thread::sleep_for(300ms);
+        std::string out = pwru.stop();
+        std::string err = pwru.stderr_text();
+        INFO("pwru output:\n" << out << "\nstderr:\n" << err);
+        auto reasons = lines_with_reason(out);
+        REQUIRE(reasons.size() == 1);
+        CHECK(reasons[0].find("kfree_skb(SKB_DROP_REASON_PKT_TOO_BIG)") != std::string::npos);
+        ExitSummary s = exit_summary(err);
+        CHECK(s.dropped == 1);
+        REQUIRE(s.drop_lines.size() == 1);
+        CHECK(s.drop_lines[0].starts_with("  dropped in ip_forward at veth-b:"));
+        CHECK(s.drop_lines[0].ends_with(b_netns + "SKB_DROP_REASON_PKT_TOO_BIG"));
+    }
+    SECTION("no route in the forwarding netns: IP_INNOROUTES in ip_error") {
+        make_b_a_router(ns);
+        PwruRun pwru({"--output-tuple", "udp and dst port 4444"});
+        auto r = run_command({"python3", kTraffic, "udp", ns.ns_path_a(), "198.51.100.7", "4444", "64"}, 10s);
+        INFO("traffic.py: " << r.out << r.err);
+        REQUIRE(r.ok());
+        std::this_thread::sleep_for(300ms);
+        std::string out = pwru.stop();
+        std::string err = pwru.stderr_text();
+        INFO("pwru output:\n" << out << "\nstderr:\n" << err);
+        auto reasons = lines_with_reason(out);
+        REQUIRE(reasons.size() == 1);
+        CHECK(reasons[0].find("kfree_skb(SKB_DROP_REASON_IP_INNOROUTES)") != std::string::npos);
+        ExitSummary s = exit_summary(err);
+        CHECK(s.dropped == 1);
+        REQUIRE(s.drop_lines.size() == 1);
+        CHECK(s.drop_lines[0].starts_with("  dropped in ip_error at veth-b:"));
+        CHECK(s.drop_lines[0].ends_with(b_netns + "SKB_DROP_REASON_IP_INNOROUTES"));
+    }
+}

@@ -16,6 +16,7 @@
 #include <map>
 
 #include "tracer/btf_discovery.h"
+#include "tracer/drop_verdict.h"
 
 using namespace pwru;
 using pwru::test::TempDir;
@@ -64,6 +65,10 @@ struct SyntheticKernel {
         add_func(b, "first", {skb_ptr});
         add_func(b, "const_second", {int_t, const_skb_ptr});
         add_func(b, "typedef_fifth_reason", {int_t, int_t, reason, int_t, skb_ptr_typedef});
+        // A drop function (drop_verdict.cc): its reason is the verdict.
+        add_func(b, "sk_skb_reason_drop", {void_ptr, skb_ptr, reason});
+        // 6.12's static skb_release_data(skb, reason, napi_safe): not a verdict.
+        add_func(b, "skb_release_data", {skb_ptr, reason, int_t});
         add_func(b, "sixth", {int_t, int_t, int_t, int_t, int_t, skb_ptr});
         add_func(b, "no_skb", {int_t, void_ptr});
         add_func(b, "dup", {skb_ptr});
@@ -137,6 +142,17 @@ TEST_CASE("discover_skb_functions finds the skb functions of the live kernel", "
         CHECK(drop->reason_pos == 3);
     }
     CHECK(std::any_of(fns->begin(), fns->end(), [](const auto& f) { return f.skb_pos >= 2; }));
+    // Functions with an skb_drop_reason parameter that is not the verdict.
+    for (const char* name : {"skb_release_data", "skb_release_all", "__napi_kfree_skb", "tcp_drop_reason"})
+        if (const SkbFunction* f = find_fn(*fns, name)) {
+            INFO(name);
+            CHECK(f->reason_pos == 0);
+        }
+    // Every function with a decoded reason is one of the drop functions.
+    for (const auto& f : *fns) {
+        INFO(f.name);
+        if (f.reason_pos) CHECK(function_reports_drop_reason(f.name));
+    }
 }
 
 TEST_CASE("--filter-func must match the whole function name", "[unit]") {
@@ -194,14 +210,17 @@ TEST_CASE("discover_skb_functions reads arguments 1..5, modifiers and module BTF
                      {"const_second", {2, 0}},
                      {"dup", {1, 0}},  // the first of the two kept
                      {"first", {1, 0}},
-                     {"typedef_fifth_reason", {5, 3}},
+                     // A reason parameter is decoded only on the drop functions.
+                     {"sk_skb_reason_drop", {2, 3}},
+                     {"skb_release_data", {1, 0}},
+                     {"typedef_fifth_reason", {5, 0}},
                  });
 
     auto opts = k.options();
     opts.kmods = {"mymod"};
     fns = discover_skb_functions(opts);
     REQUIRE(fns.has_value());
-    CHECK(fns->size() == 6);
+    CHECK(fns->size() == 8);
     const SkbFunction* third = find_fn(*fns, "mod_third");
     REQUIRE(third);
     CHECK(third->skb_pos == 3);
@@ -227,7 +246,8 @@ TEST_CASE("discover_skb_tracepoints reads the btf_trace_ prototypes", "[unit]") 
     CHECK((kfree.skb_arg == 0 && kfree.location_arg == 1 && kfree.reason_arg == 2));
     const auto& lookalike = (*tps)[1];
     CHECK(lookalike.name == "lookalike");
-    CHECK((lookalike.skb_arg == 0 && lookalike.location_arg == -1 && lookalike.reason_arg == 2));
+    // Same prototype, but only the kfree_skb tracepoint's reason is a verdict.
+    CHECK((lookalike.skb_arg == 0 && lookalike.location_arg == -1 && lookalike.reason_arg == -1));
     const auto& second = (*tps)[2];
     CHECK(second.name == "second_const");
     CHECK((second.skb_arg == 1 && second.location_arg == -1 && second.reason_arg == -1));

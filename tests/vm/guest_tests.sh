@@ -29,6 +29,10 @@
 #                       in XDP is followed although its mark fails --filter-mark
 #   non_skb_funcs       --filter-non-skb-funcs nft_do_chain with the iptables DROP: its line
 #                       carries the dropped SYN's skb
+#   no_drops            TCP (connect, bytes both ways, close), UDP both ways, ICMP echo and
+#                       reply: 0 dropped in the summary, no reason on any event line
+#   real_drops          a closed port, an iptables DROP, a too-big DF datagram, no route:
+#                       exactly those drops, with the kernel's reason and place (--output-caller)
 # Each prints `PASS name` or `FAIL name: why`; the last line is
 # `vm: N passed, M failed`. Exit status 0 only when nothing failed.
 #
@@ -39,7 +43,7 @@ set -uo pipefail
 PWRU=${1:-}
 READY_TIMEOUT=${VM_READY_TIMEOUT:-240}
 STOP_TIMEOUT=${VM_STOP_TIMEOUT:-240}
-CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi track_skb_dnat mtu_meta multi_split output_stack trace_tc track_xdp non_skb_funcs track_skb_clone drop_kprobe}
+CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi no_drops real_drops track_skb_dnat mtu_meta multi_split output_stack trace_tc track_xdp non_skb_funcs track_skb_clone drop_kprobe}
 
 PASSED=0
 FAILED=0
@@ -782,6 +786,140 @@ case_non_skb_funcs() {
   fi
   note "in the dropped skb's trajectory: $(awk -v s="$drop_skb" '$1 == s { print $NF }' "$out" |
     grep -m1 -B1 -A1 -x 'nft_do_chain' | tr '\n' ' ')"
+  pass "$name"
+}
+
+# ---------------------------------------------------------------------------
+# What is a drop (tracer/drop_verdict.h) on the kprobe backends. Helpers for the
+# two cases: the exit summary's counts and drop lines, and event lines that show
+# a reason in their FUNC column.
+TRAFFIC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../support" && pwd)/traffic.py
+summary_dropped() {  # summary_dropped ERRFILE: M of "Trajectories: N packets, M dropped"
+  sed -n 's/^Trajectories: [0-9]* packets, \([0-9]*\) dropped.*/\1/p' "$1" | tail -n 1
+}
+summary_drop_lines() {  # summary_drop_lines ERRFILE: the "  dropped in ..." lines, trimmed
+  sed -n '/^Trajectories: /,$p' "$1" | sed -n 's/^  \(dropped in .*\)$/\1/p'
+}
+reason_lines() {  # reason_lines OUTFILE: event lines with a drop reason
+  grep -E '^0x' "$1" | grep -E '\(SKB_' || true
+}
+
+# Nothing dropped: root 10.99.14.1 (vh14) <-> netns 10.99.14.2; a full TCP exchange
+# (connect, 5 bytes each way, both close), UDP each way, an ICMP echo and its reply
+# (tests/support/traffic.py). The summary must say 0 dropped and no line may carry a
+# reason, although skb_release_data (a reason parameter in 6.12's BTF, fed
+# SKB_DROP_REASON_NOT_SPECIFIED by every __kfree_skb) runs for the freed packets.
+case_no_drops() {
+  local name=no_drops dir=$WORK/no_drops
+  mkdir -p "$dir"
+  if ! make_pair 14; then fail "$name" "could not build the veth/netns pair"; return; fi
+  local WHY=""
+  if ! pwru_start "$dir" "$PWRU" --output-tuple "ip and host $B"; then fail "$name" "$WHY"; return; fi
+  timeout 60 python3 "$TRAFFIC" exchange - "/run/netns/$NS" "$B" 5555 >"$dir/traffic.out" 2>&1
+  local trc=$?
+  sleep 1
+  pwru_stop
+  note_timings "$dir/pwru.err"
+  local out=$dir/pwru.out err=$dir/pwru.err why dropped reasons
+  why=$(stop_verdict)
+  dropped=$(summary_dropped "$err")
+  reasons=$(reason_lines "$out")
+  note "traffic: $(tr '\n' ' ' <"$dir/traffic.out")"
+  note "summary: $(grep -m1 '^Trajectories: ' "$err" || echo 'none')"
+  if [ -n "$why" ]; then :
+  elif [ "$trc" -ne 0 ]; then why="traffic.py exchange failed (exit $trc): $(tr '\n' ' ' <"$dir/traffic.out")"
+  elif ! grep -qF -- "->$B:5555(tcp)" "$out" || ! grep -qF -- "$B:5555->$A:" "$out"; then why="no TCP lines both ways"
+  elif ! grep -qF -- "->$B:5555(udp)" "$out"; then why="no UDP line to $B:5555"
+  elif ! grep -qF -- "(icmp)" "$out"; then why="no ICMP line"
+  elif ! grep -qE ' skb_release_data$' "$out"; then why="no skb_release_data line (the frees were not traced)"
+  elif [ -z "$dropped" ]; then why="no 'Trajectories: N packets, M dropped' summary"
+  elif [ "$dropped" -ne 0 ]; then why="the summary says $dropped dropped, expected 0"
+  elif [ -n "$(summary_drop_lines "$err")" ]; then why="the summary has drop lines"
+  elif [ -n "$reasons" ]; then why="$(grep -c . <<<"$reasons") event line(s) show a drop reason, e.g. $(head -n 1 <<<"$reasons" | awk '{print $NF}')"
+  fi
+  if [ -n "$why" ]; then
+    show "$err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
+  fi
+  note "events: $(grep -c '^0x' "$out"), none with a reason; skb_release_data lines: $(grep -cE ' skb_release_data$' "$out")"
+  pass "$name"
+}
+
+# Real drops, one pwru run (one attach under emulation), --output-caller so that the
+# summary names the kernel's place: root 10.99.15.1 (vh15) <-> netns 10.99.15.2, which
+# forwards (192.0.2.0/24 behind a veth of MTU 1000; no route to 198.51.100.0/24).
+#   a SYN to closed port 81          NO_SOCKET        tcp_v4_rcv
+#   SYNs to 8080, iptables DROP      NETFILTER_DROP   nf_hook_slow (nft_do_chain where
+#                                                     nf_tables drops itself, as on 6.18)
+#   1428-byte DF UDP to 192.0.2.7    PKT_TOO_BIG      ip_forward
+#   UDP to 198.51.100.7 (no route)   IP_INNOROUTES    ip_error
+# Exactly these, each once per packet, and every reason on an event line is one of them.
+case_real_drops() {
+  local name=real_drops dir=$WORK/real_drops
+  mkdir -p "$dir"
+  if ! make_pair 15 ||
+    ! ip netns exec "$NS" sysctl -qw net.ipv4.ip_forward=1 ||
+    ! ip -n "$NS" link add d0 mtu 1000 type veth peer name d1 mtu 1000 ||
+    ! ip -n "$NS" link set d0 up || ! ip -n "$NS" link set d1 up ||
+    ! ip -n "$NS" route add 192.0.2.0/24 dev d0 ||
+    ! ip route add 192.0.2.0/24 via "$B" || ! ip route add 198.51.100.0/24 via "$B"; then
+    fail "$name" "could not build the forwarding netns"; return
+  fi
+  if ! ip netns exec "$NS" iptables -w 5 -A INPUT -p tcp --dport 8080 -j DROP 2>"$dir/ipt.err"; then
+    show "$dir/ipt.err" "iptables stderr"; fail "$name" "iptables -A INPUT ... -j DROP failed in $NS"; return
+  fi
+  local WHY="" ino
+  ino=$(stat -L -c %i "/run/netns/$NS")
+  if ! pwru_start "$dir" "$PWRU" --output-caller --output-tuple \
+      "(tcp and dst host $B and (dst port 81 or dst port 8080)) or (udp and (dst port 4444 or dst port 4445))"; then
+    fail "$name" "$WHY"; return
+  fi
+  local trc=0
+  timeout 3 bash -c "exec 3<>/dev/tcp/$B/81" 2>/dev/null || trc=$?
+  note "connection to the closed port $B:81 ended with $trc (1: refused)"
+  send_syn "$B" 8080
+  # Bounded generously: python starts slowly under TCG with 1600 probes attached.
+  local src
+  for src in "192.0.2.7 4444 1400 df" "198.51.100.7 4445 64"; do
+    trc=0
+    # shellcheck disable=SC2086  # the arguments are split on purpose
+    timeout 60 python3 "$TRAFFIC" udp - $src >"$dir/traffic.out" 2>&1 || trc=$?
+    [ "$trc" -eq 0 ] || note "sender to $src: exit $trc: $(tr '\n' ' ' <"$dir/traffic.out")"
+  done
+  sleep 1
+  pwru_stop
+  note_timings "$dir/pwru.err"
+  local out=$dir/pwru.out err=$dir/pwru.err why dropped lines reasons syns
+  why=$(stop_verdict)
+  dropped=$(summary_dropped "$err")
+  lines=$(summary_drop_lines "$err")
+  reasons=$(reason_lines "$out")
+  syns=$(grep -cE "^dropped in nf(_hook_slow|t_do_chain) at $VN:" <<<"$lines" || true)
+  note "summary: $(grep -m1 '^Trajectories: ' "$err" || echo 'none')"
+  while read -r l; do [ -n "$l" ] && note "$l"; done <<<"$lines"
+  local want
+  if [ -n "$why" ]; then :
+  elif [ -z "$dropped" ]; then why="no 'Trajectories: N packets, M dropped' summary"
+  fi
+  for want in "tcp_v4_rcv:SKB_DROP_REASON_NO_SOCKET" "ip_forward:SKB_DROP_REASON_PKT_TOO_BIG" \
+    "ip_error:SKB_DROP_REASON_IP_INNOROUTES"; do
+    [ -n "$why" ] && break
+    local n
+    n=$(grep -cE "^dropped in ${want%%:*} at $VN:[0-9]+ in netns $ino: ${want#*:}\$" <<<"$lines" || true)
+    [ "$n" -eq 1 ] || why="expected one 'dropped in ${want%%:*} ... in netns $ino: ${want#*:}', got $n"
+  done
+  if [ -n "$why" ]; then :
+  elif [ "$syns" -lt 1 ] || [ "$(grep -cE "^dropped in nf(_hook_slow|t_do_chain) at $VN:[0-9]+ in netns $ino: SKB_DROP_REASON_NETFILTER_DROP\$" <<<"$lines")" -ne "$syns" ]; then
+    why="expected the SYNs to 8080 dropped in nf_hook_slow / nft_do_chain with NETFILTER_DROP, got $syns"
+  elif [ "$dropped" -ne $((syns + 3)) ] || [ "$(grep -c . <<<"$lines")" -ne "$dropped" ]; then
+    why="expected exactly $((syns + 3)) drops ($syns SYNs + 3), the summary says $dropped with $(grep -c . <<<"$lines") lines"
+  elif [ "$(grep -c . <<<"$reasons")" -ne "$dropped" ]; then
+    why="expected $dropped event lines with a reason (one verdict per packet), got $(grep -c . <<<"$reasons")"
+  elif grep -vE ' sk_skb_reason_drop\(SKB_DROP_REASON_(NO_SOCKET|NETFILTER_DROP|PKT_TOO_BIG|IP_INNOROUTES)\) ' <<<"$reasons" | grep -q .; then
+    why="an event line shows another reason or function: $(grep -vE ' sk_skb_reason_drop\(SKB_DROP_REASON_(NO_SOCKET|NETFILTER_DROP|PKT_TOO_BIG|IP_INNOROUTES)\) ' <<<"$reasons" | head -n 1)"
+  fi
+  if [ -n "$why" ]; then
+    show "$err" "pwru stderr"; show "$out" "pwru stdout" 80; fail "$name" "$why"; return
+  fi
   pass "$name"
 }
 
