@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -150,6 +151,58 @@ Result<std::string> netns_path_from_info(const std::string& info_json) {
     return std::string();
 }
 
+int64_t sandbox_pid_from_info(const std::string& info_json) {
+    json info = json::parse(info_json, nullptr, /*allow_exceptions=*/false);
+    if (info.is_discarded() || !info.is_object()) return 0;
+    auto pid = info.find("pid");
+    return pid != info.end() && pid->is_number_integer() && pid->get<int64_t>() > 0 ? pid->get<int64_t>() : 0;
+}
+
+namespace {
+
+// /var/run/X <-> /run/X ("" for any other path).
+std::string other_run_name(const std::string& path) {
+    if (path.rfind("/var/run/", 0) == 0) return path.substr(4);
+    if (path.rfind("/run/", 0) == 0) return "/var" + path;
+    return "";
+}
+
+}  // namespace
+
+std::vector<std::string> netns_candidates(const std::string& reported, int64_t sandbox_pid) {
+    std::vector<std::string> out;
+    auto add = [&](const std::string& p) {
+        if (!p.empty() && std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+    };
+    add(reported);
+    add(other_run_name(reported));
+    if (sandbox_pid > 0) add(fmt::format("/proc/{}/ns/net", sandbox_pid));
+    return out;
+}
+
+Result<ResolvedNetns> resolve_netns(const std::string& reported, int64_t sandbox_pid, bool host_network,
+                                    const std::string& root) {
+    struct stat own{};
+    const bool know_own = ::stat("/proc/self/ns/net", &own) == 0;
+    std::string tried;
+    for (const auto& path : netns_candidates(reported, sandbox_pid)) {
+        struct stat st{};
+        std::string why;
+        if (::stat((root + path).c_str(), &st) != 0) {
+            why = std::strerror(errno);
+        } else if (path.rfind("/proc/", 0) == 0 && !host_network && know_own && st.st_ino == own.st_ino &&
+                   st.st_dev == own.st_dev) {
+            why = "the agent's own netns, not the pod's: is the agent without hostPID?";
+        } else {
+            return ResolvedNetns{path, static_cast<uint32_t>(st.st_ino)};
+        }
+        tried += (tried.empty() ? "" : ", ") + path + " (" + why + ")";
+    }
+    return fail("cannot open the pod's netns: tried " + tried +
+                "; mount the host's /var/run/netns into the agent at /run/netns (hostPath, mountPropagation "
+                "HostToContainer) and run it with hostPID, as charts/pwru does");
+}
+
 Result<std::vector<ScopePort>> ports_from_info(const std::string& info_json) {
     json info = json::parse(info_json, nullptr, /*allow_exceptions=*/false);
     if (info.is_discarded() || !info.is_object())
@@ -237,10 +290,12 @@ Result<PodInfo> CriClient::sandbox(const std::string& id) {
     for (const auto& ip : s.network().additional_ips()) info.ips.push_back(ip.ip());
     info.host_network = s.linux().namespaces().options().network() == cri::NODE;
 
+    int64_t pid = 0;
     if (auto it = status.info().find("info"); it != status.info().end()) {
         auto path = netns_path_from_info(it->second);
         if (!path) return fail(path.error().message() + "; report the runtime and its version", 0, path.error().context);
         info.netns_path = *path;
+        pid = sandbox_pid_from_info(it->second);
         auto ports = ports_from_info(it->second);
         if (ports) info.ports = std::move(*ports);
     }
@@ -252,11 +307,11 @@ Result<PodInfo> CriClient::sandbox(const std::string& id) {
         return fail("the runtime's PodSandboxStatus names no network namespace (no runtimeSpec "
                     "netns path, no pid); report the runtime and its version");
 
-    struct stat nst{};
-    if (::stat(info.netns_path.c_str(), &nst) != 0)
-        return fail("cannot open its netns " + info.netns_path + " (mount the host's /run/netns and /proc into the agent)",
-                    errno);
-    info.netns_inode = static_cast<uint32_t>(nst.st_ino);
+    // The reported path is as the runtime sees the node; ours may differ.
+    auto netns = resolve_netns(info.netns_path, pid, info.host_network);
+    if (!netns) return std::unexpected(netns.error());
+    info.netns_path = netns->path;
+    info.netns_inode = netns->inode;
     return info;
 }
 

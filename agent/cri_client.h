@@ -67,8 +67,8 @@ public:
 
     // The READY sandbox labelled io.kubernetes.pod.namespace=ns and
     // io.kubernetes.pod.name=name (the newest if several), with its netns
-    // path and inode (stat'ed here, so the path must be visible to us: mount
-    // the host's /run/netns and /proc into the agent's pod) and its IPs.
+    // path and inode (resolved by resolve_netns: the reported path, its
+    // /run <-> /var/run twin, or /proc/PID/ns/net of the sandbox) and its IPs.
     // No such pod here: a bad_input Error (the name is at fault) naming ns/name;
     // every other failure is not bad_input.
     Result<PodInfo> find_pod(const std::string& ns, const std::string& name);
@@ -96,6 +96,31 @@ private:
 // JSON that does not parse. Separate from find_pod so tests can feed it
 // either runtime's layout.
 Result<std::string> netns_path_from_info(const std::string& info_json);
+
+// The sandbox process's pid in a verbose PodSandboxStatus's info["info"]
+// JSON (containerd and CRI-O: "pid"), 0 when absent or not JSON.
+int64_t sandbox_pid_from_info(const std::string& info_json);
+
+// The paths, in the order tried, that may open a pod's netns from the agent's
+// mount namespace: the path the runtime reported; the same path under the
+// other name of /run (/var/run/X <-> /run/X: runtimes report
+// /var/run/netns/cni-..., the chart mounts the host's folder at /run/netns,
+// and an image without the /var/run -> /run link has no /var/run/netns);
+// then /proc/PID/ns/net of the sandbox's process (the chart's hostPID).
+std::vector<std::string> netns_candidates(const std::string& reported, int64_t sandbox_pid);
+
+struct ResolvedNetns {
+    std::string path;  // the candidate that opened (without the root prefix)
+    uint32_t inode = 0;
+};
+
+// The first of netns_candidates() that stat()s under `root` (a prefix for
+// tests; "" in the agent). A /proc candidate of a pod that is not
+// hostNetwork must not be the agent's own netns: without hostPID that pid
+// is some other process of the agent's PID namespace. None: an error naming
+// every path tried and why, and the mounts to add.
+Result<ResolvedNetns> resolve_netns(const std::string& reported, int64_t sandbox_pid, bool host_network,
+                                    const std::string& root = "");
 
 // The ports of a verbose PodSandboxStatus's info["info"] JSON: the sandbox
 // config's port_mappings (containerd: config.port_mappings[].{protocol,

@@ -68,9 +68,15 @@ TlsConfig KubeApi::tls() const {
     return t;
 }
 
+Headers KubeApi::credential_headers() const {
+    Headers h;
+    if (!access_.bearer_token.empty()) h.emplace_back("Authorization", "Bearer " + access_.bearer_token);
+    return h;
+}
+
 Headers KubeApi::auth_headers() const {
     Headers h{{"Accept", "application/json"}};
-    if (!access_.bearer_token.empty()) h.emplace_back("Authorization", "Bearer " + access_.bearer_token);
+    for (auto& kv : credential_headers()) h.push_back(std::move(kv));
     return h;
 }
 

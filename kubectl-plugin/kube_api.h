@@ -44,9 +44,15 @@ class KubeApi {
     Result<std::string> workload_selector(const std::string& kind, const std::string& ns,
                                           const std::string& name) const;
 
-    // The TLS settings and headers every request uses (the port-forward reuses them).
+    // The TLS settings every connection uses (the port-forward reuses them).
     TlsConfig tls() const;
+    // The headers of a JSON GET: Accept: application/json and the credentials.
     Headers auth_headers() const;
+    // The credentials alone (a bearer token, when the context has one): what
+    // the port-forward upgrade sends. No Accept there: the kubelet's streaming
+    // route produces no media type, and it answers 406 Not Acceptable to an
+    // Accept it cannot match, which the API server passes back.
+    Headers credential_headers() const;
     const ApiAccess& access() const { return access_; }
     std::string host() const { return host_; }
     uint16_t port() const { return port_; }

@@ -1,4 +1,5 @@
 #include "kubectl-plugin/port_forward.h"
+#include "kubectl-plugin/port_forward_refusal.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,6 +31,11 @@ using Socket = asio::generic::stream_protocol::socket;
 using Ws = websocket::stream<ssl::stream<Socket>>;
 
 namespace {
+
+// Binary frames, a channel byte first: what kubelets answer since Kubernetes
+// 1.6, and current API servers still pass it through (their own WebSocket
+// translation only takes the SPDY-tunnelling subprotocol kubectl uses).
+constexpr const char* kChannelProtocol = "v4.channel.k8s.io";
 
 // Shuts a socket down if not disarmed in time: bounds the blocking handshakes.
 class Watchdog {
@@ -192,22 +198,44 @@ Result<std::unique_ptr<PortForward>> PortForward::open(const KubeApi& api, const
 
     const std::string target = "/api/v1/namespaces/" + url_escape(ns) + "/pods/" + url_escape(pod) +
                                "/portforward?ports=" + std::to_string(port);
-    Headers auth = api.auth_headers();
+    // The upgrade as client-go's WebSocket clients send it: the credentials,
+    // the channel subprotocol, and no Accept (the kubelet's streaming route
+    // produces no media type and answers an Accept it cannot match with 406,
+    // through the API server). No Origin: a browser's header, and an API
+    // server that checks it would refuse ours. Host carries the port when it
+    // is not 443, as Go's client sends it.
+    Headers credentials = api.credential_headers();
+    const std::string host_header = (api.host().find(':') != std::string::npos ? "[" + api.host() + "]" : api.host()) +
+                                    (api.port() == 443 ? "" : ":" + std::to_string(api.port()));
     impl->ws->set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
-        for (const auto& [k, v] : auth) req.set(k, v);
-        req.set(http::field::sec_websocket_protocol, "v4.channel.k8s.io");
+        for (const auto& [k, v] : credentials) req.set(k, v);
+        req.set(http::field::sec_websocket_protocol, kChannelProtocol);
         req.set(http::field::user_agent, "kubectl-pwru");
     }));
-    impl->ws->handshake(api.host(), target, ec);
+    // Asynchronous only to keep the answer of a declined upgrade: Beast 1.74's
+    // blocking handshake drops it, its asynchronous one hands it over.
+    websocket::response_type res;
+    impl->ws->async_handshake(res, host_header, target, [&ec](boost::system::error_code e) { ec = e; });
+    impl->ioc.run();
+    impl->ioc.restart();
     if (watchdog.disarm()) return fail(timed_out);
+    if (ec == websocket::error::upgrade_declined) {
+        return fail(port_forward_refusal({ns, pod, port, res.result_int(), std::string(res.reason()), res.body(),
+                                          api.access().context_name}));
+    }
     if (ec) {
-        // Beast 1.74 drops the response of a declined upgrade (it returns
-        // before handing it over): ask for the pod itself to get the API's
-        // reason (not found, forbidden), else say the upgrade was declined.
+        // No HTTP answer to show (the connection ended, or the answer was not
+        // a WebSocket upgrade): ask for the pod itself to get the API's reason
+        // (not found, forbidden), else say what broke.
         std::string why = ec.message();
         if (auto p = api.get_pod(ns, pod); !p) why = p.error().message();
         return fail("port-forward to " + ns + "/" + pod + ":" + std::to_string(port) + " refused: " + why);
     }
+    // The server picks one of the offered subprotocols, or none (the kubelet's
+    // unnamed protocol: the same binary channels and port preamble).
+    if (auto chosen = std::string(res[http::field::sec_websocket_protocol]); !chosen.empty() && chosen != kChannelProtocol)
+        return fail("port-forward to " + ns + "/" + pod + ":" + std::to_string(port) + ": the API server chose the "
+                    "subprotocol '" + chosen + "', not " + kChannelProtocol + "; use --direct");
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return fail("socketpair", errno);
     impl->local = std::make_unique<asio::local::stream_protocol::socket>(impl->ioc);

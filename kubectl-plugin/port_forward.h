@@ -7,6 +7,9 @@
 // Wire format: binary frames, first byte the channel (0 = data, 1 = error for
 // the first port); the first frame on each channel from the server carries
 // the port number (2 bytes, little endian) and nothing else.
+//
+// A declined upgrade is one line with the HTTP status, the API server's reason
+// and what to do next (port_forward_refusal.h).
 #pragma once
 
 #include <memory>

@@ -228,3 +228,69 @@ TEST_CASE("netns_path_from_info reads containerd's and CRI-O's sandbox info", "[
     REQUIRE_FALSE(bad.has_value());
     CHECK_THAT(bad.error().message(), Contains("not a JSON object"));
 }
+
+// The agent's image need not have /var/run -> /run: containerd reports
+// /var/run/netns/cni-..., the chart mounts the host's folder at /run/netns.
+// `root` stands for the agent's filesystem without that link.
+TEST_CASE("resolve_netns: the reported path, its /run twin, then the sandbox's /proc/PID/ns/net", "[cri]") {
+    TempDir root("pwru-netns-root");
+    auto touch = [&](const std::string& p) {
+        std::filesystem::create_directories((root.path / p.substr(1)).parent_path());
+        std::ofstream(root.path / p.substr(1)) << "x";
+        return inode_of((root.path / p.substr(1)).string());
+    };
+    CHECK(netns_candidates("/var/run/netns/cni-1234", 4242) ==
+          std::vector<std::string>{"/var/run/netns/cni-1234", "/run/netns/cni-1234", "/proc/4242/ns/net"});
+    CHECK(netns_candidates("/run/netns/cni-1", 0) == std::vector<std::string>{"/run/netns/cni-1", "/var/run/netns/cni-1"});
+    CHECK(netns_candidates("/proc/77/ns/net", 77) == std::vector<std::string>{"/proc/77/ns/net"});
+    CHECK(sandbox_pid_from_info(R"({"pid": 4242})") == 4242);
+    CHECK(sandbox_pid_from_info(R"({"runtimeSpec": {}})") == 0);
+    CHECK(sandbox_pid_from_info("not json") == 0);
+
+    SECTION("nothing there: every path tried, why, and the mounts to add") {
+        auto r = resolve_netns("/var/run/netns/cni-1234", 4242, false, root.path.string());
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message() ==
+              "cannot open the pod's netns: tried /var/run/netns/cni-1234 (No such file or directory), "
+              "/run/netns/cni-1234 (No such file or directory), /proc/4242/ns/net (No such file or directory); mount "
+              "the host's /var/run/netns into the agent at /run/netns (hostPath, mountPropagation HostToContainer) "
+              "and run it with hostPID, as charts/pwru does");
+    }
+    SECTION("the chart's mount at /run/netns, no /var/run link: the /run twin") {
+        uint64_t ino = touch("/run/netns/cni-1234");
+        auto r = resolve_netns("/var/run/netns/cni-1234", 4242, false, root.path.string());
+        REQUIRE(r);
+        CHECK(r->path == "/run/netns/cni-1234");
+        CHECK(r->inode == ino);
+    }
+    SECTION("the reported path first when it is there") {
+        touch("/run/netns/cni-1234");
+        uint64_t ino = touch("/var/run/netns/cni-1234");
+        auto r = resolve_netns("/var/run/netns/cni-1234", 4242, false, root.path.string());
+        REQUIRE(r);
+        CHECK(r->path == "/var/run/netns/cni-1234");
+        CHECK(r->inode == ino);
+    }
+    SECTION("no netns folder mounted at all: the sandbox process's netns (hostPID)") {
+        uint64_t ino = touch("/proc/4242/ns/net");
+        auto r = resolve_netns("/var/run/netns/cni-1234", 4242, false, root.path.string());
+        REQUIRE(r);
+        CHECK(r->path == "/proc/4242/ns/net");
+        CHECK(r->inode == ino);
+    }
+}
+
+TEST_CASE("resolve_netns: a pid that opens the agent's own netns is not taken for a pod's", "[cri]") {
+    // Without hostPID the runtime's pid names some process of the agent's own
+    // PID namespace: here, the test itself.
+    const int64_t self = ::getpid();
+    auto pod = resolve_netns("/var/run/netns/cni-absent-0000", self, /*host_network=*/false);
+    REQUIRE_FALSE(pod);
+    CHECK_THAT(pod.error().message(),
+               Contains("/proc/" + std::to_string(self) + "/ns/net (the agent's own netns, not the pod's: is the "
+                        "agent without hostPID?)"));
+    // A hostNetwork pod's netns is the node's, which may well be ours.
+    auto host = resolve_netns("", self, /*host_network=*/true);
+    REQUIRE(host);
+    CHECK(host->inode == inode_of("/proc/self/ns/net"));
+}

@@ -5,7 +5,8 @@ values.yaml numbers are float64 as in helm (1000000 prints as 1e+06 unless
 `int`), --set integers are int64, user values coalesce over defaults (null
 deletes), include/tpl/required/toYaml, helm's kind order and "# Source:" lines,
 and what it does not implement is refused rather than rendered differently
-(hooks, .Capabilities, subcharts, --set index syntax).
+(hooks, .Capabilities other than KubeVersion, subcharts, --set index syntax);
+.Capabilities.KubeVersion and Chart.yaml's kubeVersion as helm's.
 
 usage: chart_render_test.py CHART_RENDER
 """
@@ -84,10 +85,31 @@ data:
     check(p.returncode != 0 and "execution error at (demo/templates/req.yaml:1:3): set .Values.must: it names the thing" in p.stderr,
           f"required: helm's message form: {p.stderr.strip()}")
     os.unlink(f"{c}/templates/req.yaml")
-    write(f"{c}/templates/cap.yaml", "v: {{ .Capabilities.KubeVersion.Version }}\n")
+    # .Capabilities.KubeVersion as helm's: --kube-version parsed like its
+    # ParseKubeVersion, helm 3.17's default, semverCompare on it; the rest of
+    # .Capabilities is refused (not faked).
+    write(f"{c}/templates/cap.yaml", "v: {{ .Capabilities.KubeVersion.Version }} {{ .Capabilities.KubeVersion.Major }}"
+          " {{ .Capabilities.KubeVersion.Minor }} {{ .Capabilities.KubeVersion }}"
+          " {{ semverCompare \">=1.30-0\" .Capabilities.KubeVersion.Version }}\n")
     p = run()
-    check(p.returncode != 0 and "Capabilities" in p.stderr, f".Capabilities refused (not faked): {p.stderr.strip()[:120]}")
+    check("v: v1.32.0 1 32 v1.32.0 true" in p.stdout, f"default kube version v1.32.0 (helm 3.17): {p.stdout.strip()[-60:]}")
+    p = run("--kube-version", "1.20")
+    check("v: v1.20.0 1 20 v1.20.0 false" in p.stdout, f"--kube-version 1.20 is v1.20.0: {p.stdout.strip()[-60:]}")
+    p = run("--kube-version=v1.30.2")
+    check("v: v1.30.2 1 30 v1.30.2 true" in p.stdout, f"--kube-version=v1.30.2: {p.stdout.strip()[-60:]}")
+    p = run("--kube-version", "one.twenty")
+    check(p.returncode != 0 and "invalid kube version 'one.twenty'" in p.stderr, f"bad --kube-version refused: {p.stderr.strip()}")
+    write(f"{c}/templates/cap.yaml", "v: {{ .Capabilities.APIVersions }}\n")
+    p = run()
+    check(p.returncode != 0 and "APIVersions" in p.stderr, f".Capabilities.APIVersions refused: {p.stderr.strip()[:160]}")
     os.unlink(f"{c}/templates/cap.yaml")
+    # Chart.yaml's kubeVersion, in helm's words.
+    write(f"{c}/Chart.yaml", "apiVersion: v2\nname: demo\nversion: 1.2.3\nappVersion: \"4.5\"\nkubeVersion: \">=1.22.0-0\"\n")
+    p = run("--kube-version", "1.21.3")
+    check(p.returncode != 0 and "chart requires kubeVersion: >=1.22.0-0 which is incompatible with Kubernetes v1.21.3"
+          in p.stderr, f"kubeVersion refuses 1.21.3: {p.stderr.strip()}")
+    check(run("--kube-version", "1.22").returncode == 0 and run().returncode == 0, "kubeVersion accepts 1.22 and the default")
+    write(f"{c}/Chart.yaml", "apiVersion: v2\nname: demo\nversion: 1.2.3\nappVersion: \"4.5\"\n")
     write(f"{c}/templates/hook.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: t\n  annotations:\n    helm.sh/hook: test\n")
     p = run()
     check(p.returncode != 0 and "hooks are not supported" in p.stderr, f"hooks refused: {p.stderr.strip()}")

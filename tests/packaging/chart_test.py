@@ -1,10 +1,16 @@
 #!/usr/bin/python3
 """charts/pwru checks (ctest label packaging), with chart-render standing in for helm:
 
-- manifests/pwru.yaml is the default render (release pwru, namespace pwru),
-  certificate data normalized (scripts/chart-normalize.sh);
-- every committed manifest and renders with non-default values pass the
-  Kubernetes API schemas (tools/k8s-validate, kubernetes-models);
+- manifests/pwru.yaml is the default render for Kubernetes 1.20 (release pwru,
+  namespace pwru), certificate data normalized (scripts/chart-normalize.sh);
+- every committed manifest and renders with non-default values, each for
+  Kubernetes 1.20 and for chart-render's default (current) version, pass the
+  Kubernetes API schemas (tools/k8s-validate, kubernetes-models); the 1.20
+  renders have no field unknown to Kubernetes 1.20's OpenAPI spec (when one is
+  on this machine: the k8s layer's cache, or $PWRU_K8S_OPENAPI_1_20) and none
+  of the fields added later that the chart could carry;
+- what differs by version (AppArmor) is chosen at 1.30, and a version below
+  Chart.yaml's kubeVersion is refused;
 - the objects carry what pwru-agent and kubectl-pwru need (labels, port names,
   probes, mounts, Secret names and keys), the agent flags exist in the built
   pwru-agent, the plugin's defaults are the chart's;
@@ -29,12 +35,16 @@ PLUGIN = sys.argv[4] if len(sys.argv) > 4 else ""
 CHART = os.path.join(SRC, "charts/pwru")
 VALIDATE = os.path.join(SRC, "tools/k8s-validate/validate.mjs")
 from checks import check, finish  # noqa: E402
+from openapi_fields import Spec, find_spec_1_20  # noqa: E402
+
+LOWEST = "1.20.0"  # Chart.yaml's kubeVersion floor, and what manifests/pwru.yaml is rendered for
 
 
 
 
-def render(*args, ns="pwru", expect_ok=True):
-    p = subprocess.run([RENDER, "pwru", CHART, "--namespace", ns, *args], capture_output=True, text=True)
+def render(*args, ns="pwru", expect_ok=True, kube=LOWEST):
+    kube_args = ["--kube-version", kube] if kube else []
+    p = subprocess.run([RENDER, "pwru", CHART, "--namespace", ns, *kube_args, *args], capture_output=True, text=True)
     if expect_ok and p.returncode != 0:
         raise SystemExit(f"FAIL render {' '.join(args)}: {p.stderr.strip()}")
     return p
@@ -68,7 +78,7 @@ default = render().stdout
 with open(os.path.join(SRC, "manifests/pwru.yaml")) as f:
     committed = f.read()
 if not check(normalize(default) == committed,
-             "manifests/pwru.yaml is the chart's default render (else run scripts/render-manifests.sh)"):
+             "manifests/pwru.yaml is the chart's default render for Kubernetes 1.20 (else run scripts/render-manifests.sh)"):
     d = subprocess.run(["diff", "-u", os.path.join(SRC, "manifests/pwru.yaml"), "-"], input=normalize(default),
                        capture_output=True, text=True)
     print(d.stdout[:4000])
@@ -94,9 +104,12 @@ variants = {
                                          "--set", "agent.extraArgs={--debug}", "--set", "priorityClassName=system-node-critical"],
 }
 renders = {}
+current_renders = {}  # for chart-render's default version (helm 3.17's: v1.32.0)
 for what, args in variants.items():
     renders[what] = render(*args).stdout
-    validate(renders[what], "render with " + what)
+    validate(renders[what], f"render for {LOWEST} with " + what)
+    current_renders[what] = render(*args, kube=None).stdout
+    validate(current_renders[what], "render for the default version with " + what)
 with tempfile.TemporaryDirectory() as tmp:
     paths = {}
     for i, (what, text) in enumerate(to_validate.items()):
@@ -108,6 +121,85 @@ with tempfile.TemporaryDirectory() as tmp:
         errors = [line for line in (p.stdout + p.stderr).splitlines() if line.startswith(path + ":")]
         check(not errors and p.returncode in (0, 1), f"Kubernetes API schemas: {what} {errors}")
     check(p.returncode == 0, f"validator: {p.stdout.strip().splitlines()[-1:]} {p.stderr.strip()[:500]}")
+
+# ---- Kubernetes versions: 1.20 through current ---------------------------------------------
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/pwru-agent"
+
+
+def agent_pod(text):
+    return find(objects(text), "DaemonSet", "pwru-agent")["spec"]["template"]
+
+
+def apparmor_of(text):
+    tpl = agent_pod(text)
+    return (tpl["metadata"].get("annotations", {}).get(APPARMOR_ANNOTATION),
+            tpl["spec"]["containers"][0]["securityContext"].get("appArmorProfile"))
+
+
+for kube, want in (("1.20.0", ("unconfined", None)), ("v1.29.15", ("unconfined", None)),
+                   ("1.30", (None, {"type": "Unconfined"})), (None, (None, {"type": "Unconfined"}))):
+    got = apparmor_of(render(kube=kube).stdout)
+    check(got == want, f"AppArmor for Kubernetes {kube or 'the default version'}: "
+                       f"{'the annotation' if want[0] else 'securityContext.appArmorProfile'} (got {got})")
+for what, text in renders.items():
+    check(apparmor_of(text)[1] is None, f"render for {LOWEST} with {what}: no securityContext.appArmorProfile")
+local = render("--set", "securityContext.appArmorProfile.type=Localhost",
+               "--set", "securityContext.appArmorProfile.localhostProfile=pwru-agent").stdout
+check(apparmor_of(local) == ("localhost/pwru-agent", None), f"a Localhost profile as the annotation: {apparmor_of(local)}")
+check(apparmor_of(render("--set", "securityContext.appArmorProfile=null").stdout) == (None, None),
+      "appArmorProfile: null: neither annotation nor field")
+p = render(kube="1.19.16", expect_ok=False)
+check(p.returncode != 0 and p.stdout == "" and
+      "chart requires kubeVersion: >=1.20.0-0 which is incompatible with Kubernetes v1.19.16" in p.stderr,
+      f"a version below Chart.yaml's kubeVersion is refused as helm does: {p.stderr.strip()}")
+
+# Fields added to the API after 1.20 that objects like these could carry:
+# none in a render for 1.20 (checked even without a 1.20 spec here).
+NEWER_THAN_1_20 = [re.compile(r) for r in (
+    r"\.appArmorProfile$",                                                    # 1.30
+    r"^spec\.template\.spec\.(hostUsers|os|schedulingGates|resourceClaims|resources)$",  # 1.23..1.32
+    r"\.(initContainers|containers)\[\d+\]\.(resizePolicy|restartPolicy)$",  # 1.27, 1.28 (sidecars)
+    r"\.(livenessProbe|readinessProbe|startupProbe)\.grpc$",                 # 1.23
+    r"\.lifecycle\.(postStart|preStop)\.sleep$",                             # 1.29
+    r"\.securityContext\.(supplementalGroupsPolicy|seLinuxChangePolicy)$",    # 1.31, 1.32
+    r"^spec\.updateStrategy\.rollingUpdate\.maxSurge$",                      # DaemonSet: 1.21
+    r"^spec\.(internalTrafficPolicy|trafficDistribution)$",                   # Service: 1.21, 1.30
+)]
+
+
+def field_paths(value, where=""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            path = f"{where}.{k}" if where else k
+            yield path
+            yield from field_paths(v, path)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from field_paths(v, f"{where}[{i}]")
+
+
+for what, text in renders.items():
+    found = [f"{o['kind']}: {p}" for o in objects(text) for p in field_paths(o) if any(r.search(p) for r in NEWER_THAN_1_20)]
+    check(not found, f"render for {LOWEST} with {what}: no field newer than Kubernetes 1.20 ({found})")
+found = [p for p in field_paths(find(objects(current_renders["defaults"]), "DaemonSet", "pwru-agent"))
+         if any(r.search(p) for r in NEWER_THAN_1_20)]
+check(found == ["spec.template.spec.containers[0].securityContext.appArmorProfile"],
+      f"the newer-field check finds the 1.30 field in a current render ({found})")
+spec_path = find_spec_1_20()
+if spec_path:
+    spec_1_20 = Spec(spec_path)
+    for what, text in list(renders.items()) + [("manifests/pwru.yaml", committed)]:
+        unknown = [f"{o['kind']}/{o['metadata']['name']}: {f}" for o in objects(text.replace("<generated>", "Z2Vu"))
+                   if spec_1_20.knows(o) for f in spec_1_20.unknown_fields(o)]
+        check(not unknown, f"Kubernetes 1.20's OpenAPI spec knows every field of the render for {LOWEST} with {what} "
+                           f"({unknown})")
+    # And the check can fail: the current render's field is unknown to 1.20.
+    cur_unknown = spec_1_20.unknown_fields(find(objects(current_renders["defaults"]), "DaemonSet", "pwru-agent"))
+    check(cur_unknown == ["spec.template.spec.containers[0].securityContext.appArmorProfile"],
+          f"the 1.20 spec check finds the 1.30 field in a current render ({cur_unknown})")
+else:
+    print("NOTE: no OpenAPI spec of Kubernetes 1.20 here (set PWRU_K8S_OPENAPI_1_20, or run the k8s layer once): "
+          "renders for 1.20 checked against the list of newer fields only")
 
 # ---- what the agent and the plugin need ---------------------------------------------------
 objs = objects(default)

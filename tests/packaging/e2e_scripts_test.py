@@ -51,7 +51,7 @@ text = open(wf_path).read()
 paths = set(re.findall(r"(?:e2e/kind|scripts|charts|manifests)/[\w./-]+", text))
 for p in sorted(paths):
     check(os.path.exists(os.path.join(SRC, p.rstrip("."))), f"workflow names {p}: exists")
-check("e2e/kind/run.sh" in text and "helm template pwru charts/pwru --namespace pwru | scripts/chart-normalize.sh" in text,
+check("e2e/kind/run.sh" in text and "helm template pwru charts/pwru --namespace pwru --kube-version 1.20.0 | scripts/chart-normalize.sh" in text,
       "workflow runs e2e/kind/run.sh and diffs helm template (normalized) against manifests/")
 run_sh = open(os.path.join(SRC, "e2e/kind/run.sh")).read()
 for step in ("cluster-up.sh", "image.sh", "install-chart.sh", "workloads.sh", "drop.sh", "trace.sh", "assert-trace.py"):

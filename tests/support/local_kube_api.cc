@@ -67,6 +67,22 @@ bool labels_match(const nlohmann::json& labels, const std::string& selector) {
     return true;
 }
 
+// go-restful's Accept check for a route that declares no Produces (the
+// kubelet's and the CRI streaming server's port-forward routes): only an
+// absent Accept or one listing */* matches.
+bool accept_matches_streaming_route(const std::string& accept) {
+    if (accept.empty()) return true;
+    std::stringstream ss(accept);
+    std::string type;
+    while (std::getline(ss, type, ',')) {
+        type = type.substr(0, type.find(';'));
+        type.erase(0, type.find_first_not_of(" \t"));
+        type.erase(type.find_last_not_of(" \t") + 1);
+        if (type == "*/*") return true;
+    }
+    return false;
+}
+
 // Opens `sock` in the network namespace at `netns_path` ("" = ours): a
 // socket belongs to the netns it was created in, so only this thread visits
 // it, and comes back before connecting.
@@ -99,6 +115,8 @@ struct LocalKubeApi::Impl {
     std::map<std::string, nlohmann::json> objects;
     std::map<std::string, std::pair<uint16_t, std::string>> forwards;  // "ns/pod:port" -> local port, netns
     std::vector<std::string> seen;
+    std::map<std::string, std::string> forbidden_pf;  // ns -> user denied pods/portforward
+    std::map<std::string, std::string> last_pf_headers;
     std::atomic<bool> stopping{false};
     std::thread accept_thread;
     std::mutex threads_mu;
@@ -240,15 +258,38 @@ struct LocalKubeApi::Impl {
             uint16_t rport = uint16_t(std::stoi(q.contains("ports") ? q["ports"] : "0"));
             std::string key = pod_path.substr(std::string("/api/v1/namespaces/").size());
             key.replace(key.find("/pods/"), 6, "/");
+            const std::string pod_ns = key.substr(0, key.find('/')), pod_name = key.substr(key.find('/') + 1);
             uint16_t local = 0;
-            std::string netns_path;
+            std::string netns_path, denied_user;
             {
                 std::lock_guard lock(mu);
                 if (auto it = forwards.find(key + ":" + std::to_string(rport)); it != forwards.end())
                     std::tie(local, netns_path) = it->second;
+                if (auto it = forbidden_pf.find(pod_ns); it != forbidden_pf.end()) denied_user = it->second;
+                last_pf_headers.clear();
+                for (const auto& f : req) {
+                    std::string name(f.name_string());
+                    for (char& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+                    last_pf_headers[name] = std::string(f.value());
+                }
+            }
+            if (!denied_user.empty())
+                return reply(403, status_error(403, "Forbidden",
+                                               "pods \"" + pod_name + "\" is forbidden: User \"" + denied_user +
+                                                   "\" cannot get resource \"pods/portforward\" in API group \"\" in "
+                                                   "the namespace \"" + pod_ns + "\""));
+            if (local == 0) return reply(404, status_error(404, "NotFound", "pods \"" + pod_name + "\" not found"));
+            if (!accept_matches_streaming_route(std::string(req[http::field::accept]))) {
+                http::response<http::string_body> res{http::status::not_acceptable, 11};
+                res.set(http::field::content_type, "text/plain; charset=utf-8");
+                res.body() = "406: Not Acceptable";
+                res.prepare_payload();
+                res.keep_alive(false);
+                http::write(tls, res, ec);
+                tls.shutdown(ec);
+                return;
             }
             if (!websocket::is_upgrade(req)) return reply(400, status_error(400, "BadRequest", "Upgrade request required"));
-            if (local == 0) return reply(404, status_error(404, "NotFound", "pods \"" + key.substr(key.find('/') + 1) + "\" not found"));
             return serve_port_forward(conn_ioc, tls, req, local, rport, netns_path);
         }
         if (req.method() != http::verb::get) return reply(405, status_error(405, "MethodNotAllowed", "only GET here"));
@@ -342,6 +383,16 @@ void LocalKubeApi::forward(const std::string& ns, const std::string& pod, uint16
                            const std::string& netns_path) {
     std::lock_guard lock(impl_->mu);
     impl_->forwards[ns + "/" + pod + ":" + std::to_string(port)] = {local_port, netns_path};
+}
+
+void LocalKubeApi::forbid_port_forward(const std::string& ns, const std::string& user) {
+    std::lock_guard lock(impl_->mu);
+    impl_->forbidden_pf[ns] = user;
+}
+
+std::map<std::string, std::string> LocalKubeApi::last_port_forward_headers() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->last_pf_headers;
 }
 
 std::vector<std::string> LocalKubeApi::requests() const {

@@ -2,8 +2,12 @@
 // the calls kubectl-pwru makes: pods (get, list with label and field
 // selectors), apps/v1 workloads, Status errors, bearer-token checks, and
 // pods/portforward over WebSocket (v4.channel.k8s.io) bridged to a local TCP
-// port. No kube-apiserver can run on this machine; the response shapes are
-// the API's own (kept small). The kind e2e covers the real one.
+// port. The response shapes are the API's own (kept small); the k8s layer
+// covers a real API server. The port-forward upgrade is answered as a real
+// one answers it: RBAC first (403 Status), then the pod (404 Status), then
+// the kubelet's streaming route, which produces no media type and so answers
+// any Accept but */* with a plain-text "406: Not Acceptable" (go-restful),
+// passed back by the API server.
 #pragma once
 
 #include <atomic>
@@ -47,8 +51,14 @@ class LocalKubeApi {
     void forward(const std::string& ns, const std::string& pod, uint16_t port, uint16_t local_port,
                  const std::string& netns_path = "");
 
+    // RBAC denies `user` pods/portforward in namespace `ns` (403 and the API
+    // server's Status message).
+    void forbid_port_forward(const std::string& ns, const std::string& user);
+
     // Request targets seen so far ("GET /api/v1/...").
     std::vector<std::string> requests() const;
+    // The headers of the last pods/portforward request (lower-case names).
+    std::map<std::string, std::string> last_port_forward_headers() const;
 
   private:
     struct Impl;

@@ -14,6 +14,7 @@
 
 #include "kubectl-plugin/kube_api.h"
 #include "kubectl-plugin/port_forward.h"
+#include "kubectl-plugin/port_forward_refusal.h"
 #include "kubectl-plugin/targets.h"
 #include "kubectl-plugin/tls_client.h"
 #include "support/local_kube_api.h"
@@ -226,7 +227,72 @@ TEST_CASE("port-forward: the agent's mutual TLS runs end to end through the API 
         auto pf = PortForward::open(k, "pwru", "pwru-agent-zz", 4443, 5000);
         REQUIRE_FALSE(pf);
         CHECK(pf.error().message().find("pods \"pwru-agent-zz\" not found") != std::string::npos);
+        CHECK(pf.error().message().find("HTTP 404 Not Found") != std::string::npos);
     }
+    SECTION("the upgrade carries the credentials, the channel subprotocol and Host with the port; no Accept") {
+        auto pf = PortForward::open(k, "pwru", "pwru-agent-x1", 4443, 5000);
+        REQUIRE(pf);
+        auto h = api.last_port_forward_headers();
+        CHECK_FALSE(h.contains("accept"));
+        CHECK_FALSE(h.contains("origin"));
+        CHECK(h["authorization"] == "Bearer tok");
+        CHECK(h["sec-websocket-protocol"] == "v4.channel.k8s.io");
+        CHECK(h["host"] == "127.0.0.1:" + std::to_string(api.port()));
+        CHECK(api.requests().back() == "GET /api/v1/namespaces/pwru/pods/pwru-agent-x1/portforward?ports=4443");
+    }
+    SECTION("RBAC refuses the tunnel: the status, the API server's message and what to do, in one line") {
+        api.forbid_port_forward("pwru", "bob");
+        auto pf = PortForward::open(k, "pwru", "pwru-agent-x1", 4443, 5000);
+        REQUIRE_FALSE(pf);
+        CHECK(pf.error().message() ==
+              "port-forward to pwru/pwru-agent-x1:4443 declined by the API server: HTTP 403 Forbidden: pods "
+              "\"pwru-agent-x1\" is forbidden: User \"bob\" cannot get resource \"pods/portforward\" in API group "
+              "\"\" in the namespace \"pwru\"; your user needs get and create on pods/portforward in namespace pwru "
+              "(check: kubectl auth can-i create pods/portforward -n pwru), or use --direct to reach the agents at "
+              "their pod addresses");
+    }
+}
+
+// The real chain (API server -> kubelet -> CRI streaming server) answers an
+// upgrade with Accept: application/json with 406, as kube-apiserver 1.20 did
+// here: the local server must too, or the tunnel tests above could not fail
+// on that header. A declined upgrade then reads as the user sees it.
+TEST_CASE("port-forward: an upgrade with Accept: application/json gets 406 Not Acceptable, as from a real API server",
+          "[kubeapi]") {
+    TempDir dir;
+    TestCa ca(dir.path, "test-cluster");
+    LocalKubeApi api(ca.issue("kube-apiserver", {"IP:127.0.0.1"}), "tok");
+    api.forward("pwru", "pwru-agent-x1", 4443, 1);
+    TlsConfig t;
+    t.ca_pem = slurp(ca.cert_path());
+    t.server_name = "127.0.0.1";
+    const Headers upgrade{{"Authorization", "Bearer tok"},
+                          {"Connection", "Upgrade"},
+                          {"Upgrade", "websocket"},
+                          {"Sec-WebSocket-Version", "13"},
+                          {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+                          {"Sec-WebSocket-Protocol", "v4.channel.k8s.io"}};
+    const std::string target = "/api/v1/namespaces/pwru/pods/pwru-agent-x1/portforward?ports=4443";
+    auto ask = [&](const Headers& extra) {
+        Headers h = upgrade;
+        h.insert(h.end(), extra.begin(), extra.end());
+        auto conn = TlsConnection::connect("127.0.0.1", api.port(), t, 5000);
+        REQUIRE(conn);
+        auto r = (*conn)->request("GET", target, h);
+        REQUIRE(r);
+        return *r;
+    };
+    auto json_only = ask({{"Accept", "application/json"}});
+    CHECK(json_only.status == 406);
+    CHECK(json_only.body == "406: Not Acceptable");
+    CHECK(ask({{"Accept", "application/json, */*;q=0.8"}}).status != 406);
+    CHECK(ask({}).status != 406);
+
+    DeclinedUpgrade d{"pwru", "pwru-agent-x1", 4443, 406, "Not Acceptable", json_only.body, "test"};
+    CHECK(port_forward_refusal(d) ==
+          "port-forward to pwru/pwru-agent-x1:4443 declined by the API server: HTTP 406 Not Acceptable: 406: Not "
+          "Acceptable; the API server (or a proxy in front of it) would not open the tunnel; use --direct to reach the "
+          "agents at their pod addresses");
 }
 
 TEST_CASE("targets: -l across all namespaces (-A) finds pods in each, one problem line when none match",

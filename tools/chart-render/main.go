@@ -15,13 +15,19 @@
 //     `helm template`); missingkey=zero and "<no value>" removed;
 //   - .Values, .Release (Name, Namespace, Service, IsInstall, IsUpgrade,
 //     Revision), .Chart (Chart.yaml), .Template;
+//   - .Capabilities.KubeVersion (Version, Major, Minor, String, GitVersion)
+//     from --kube-version, parsed as helm's ParseKubeVersion does ("1.20" ->
+//     "v1.20.0"); without it helm 3.17's default, v1.32.0 (the client-go its
+//     release binaries are built with: the kind e2e workflow's HELM_VERSION);
+//   - Chart.yaml's kubeVersion checked against it, refused in helm's words;
 //   - output: templates/ files in path order, split into documents, sorted by
 //     helm's install order of kinds, each "---\n# Source: CHART/templates/F".
 //
 // Refused, so that a render never silently differs from helm's: subcharts
-// (charts/ or dependencies), hooks, .Files, .Capabilities, --set with [index]
-// syntax, toToml. Build (offline, Debian's Go packages, GOPATH mode):
-//   GO111MODULE=off GOPATH=/usr/share/gocode go build -o chart-render ./tools/chart-render
+// (charts/ or dependencies), hooks, .Files, .Capabilities.APIVersions and
+// .HelmVersion (template errors), --set with [index] syntax, toToml. Build (offline, Debian's Go packages, GOPATH mode):
+//
+//	GO111MODULE=off GOPATH=/usr/share/gocode go build -o chart-render ./tools/chart-render
 package main
 
 import (
@@ -39,6 +45,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/Masterminds/semver" // v3 (Debian's golang-github-masterminds-semver-dev), as sprig's semverCompare
 	"github.com/Masterminds/sprig"
 	"github.com/ghodss/yaml"
 	"github.com/xeipuuv/gojsonschema"
@@ -66,17 +73,80 @@ type chartMeta struct {
 
 type options struct {
 	release, chartDir, namespace string
+	kubeVersion                  string
 	valueFiles, sets, setStrings []string
 	notes                        bool
 }
 
+// defaultKubeVersion is what helm 3.17's release binaries assume without
+// --kube-version (chartutil.DefaultCapabilities, from their client-go v0.32).
+const defaultKubeVersion = "v1.32.0"
+
+// kubeVersion is helm's chartutil.KubeVersion: templates read .Version (or
+// .GitVersion, deprecated) and compare it with semverCompare.
+type kubeVersion struct {
+	Version string
+	Major   string
+	Minor   string
+}
+
+func (k kubeVersion) String() string     { return k.Version }
+func (k kubeVersion) GitVersion() string { return k.Version }
+
+// capabilities holds only what chart-render implements of helm's
+// chartutil.Capabilities: a template reading anything else fails.
+type capabilities struct {
+	KubeVersion kubeVersion
+}
+
+var kubeVersionRe = regexp.MustCompile(`^v?([0-9]+)\.([0-9]+)(\.([0-9]+))?`)
+
+// parseKubeVersion is helm's ParseKubeVersion (k8s.io/apimachinery's
+// ParseGeneric): major.minor[.patch] with an optional "v"; the patch
+// defaults to 0 and what follows it is ignored.
+func parseKubeVersion(v string) (kubeVersion, error) {
+	m := kubeVersionRe.FindStringSubmatch(v)
+	if m == nil {
+		return kubeVersion{}, fmt.Errorf("invalid kube version '%s': could not parse '%s' as version (give e.g. 1.20 or v1.30.2)", v, v)
+	}
+	patch := m[4]
+	if patch == "" {
+		patch = "0"
+	}
+	major, _ := strconv.ParseUint(m[1], 10, 32)
+	minor, _ := strconv.ParseUint(m[2], 10, 32)
+	p, _ := strconv.ParseUint(patch, 10, 32)
+	return kubeVersion{
+		Version: fmt.Sprintf("v%d.%d.%d", major, minor, p),
+		Major:   strconv.FormatUint(major, 10),
+		Minor:   strconv.FormatUint(minor, 10),
+	}, nil
+}
+
+// checkKubeVersion refuses a version outside Chart.yaml's kubeVersion range,
+// as helm install/template do (chartutil.IsCompatibleRange).
+func checkKubeVersion(constraint string, kv kubeVersion) error {
+	if constraint == "" {
+		return nil
+	}
+	c, err := semver.NewConstraint(constraint)
+	if err != nil {
+		return fmt.Errorf("Chart.yaml: kubeVersion %q is not a version range: %v", constraint, err)
+	}
+	v, err := semver.NewVersion(kv.Version)
+	if err != nil || !c.Check(v) {
+		return fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", constraint, kv.Version)
+	}
+	return nil
+}
+
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: chart-render [-n NAMESPACE] [-f VALUES.yaml]... [--set K=V]... [--set-string K=V]... [--notes] RELEASE CHART_DIR")
+	fmt.Fprintln(os.Stderr, "usage: chart-render [-n NAMESPACE] [--kube-version V] [-f VALUES.yaml]... [--set K=V]... [--set-string K=V]... [--notes] RELEASE CHART_DIR")
 	os.Exit(2)
 }
 
 func parseArgs(args []string) options {
-	o := options{namespace: "default"}
+	o := options{namespace: "default", kubeVersion: defaultKubeVersion}
 	var pos []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -93,6 +163,10 @@ func parseArgs(args []string) options {
 			o.namespace = next()
 		case strings.HasPrefix(a, "--namespace="):
 			o.namespace = strings.TrimPrefix(a, "--namespace=")
+		case a == "--kube-version":
+			o.kubeVersion = next()
+		case strings.HasPrefix(a, "--kube-version="):
+			o.kubeVersion = strings.TrimPrefix(a, "--kube-version=")
 		case a == "-f" || a == "--values":
 			o.valueFiles = append(o.valueFiles, next())
 		case a == "--set":
@@ -136,6 +210,13 @@ func render(o options) (string, error) {
 	if _, err := os.Stat(filepath.Join(o.chartDir, "charts")); err == nil {
 		return "", errors.New("subcharts (charts/) are not supported by chart-render; use helm")
 	}
+	kv, err := parseKubeVersion(o.kubeVersion)
+	if err != nil {
+		return "", err
+	}
+	if err := checkKubeVersion(meta.KubeVersion, kv); err != nil {
+		return "", err
+	}
 	vals, err := loadValues(o)
 	if err != nil {
 		return "", err
@@ -144,8 +225,9 @@ func render(o options) (string, error) {
 		return "", err
 	}
 	top := values{
-		"Values": vals,
-		"Chart":  meta,
+		"Values":       vals,
+		"Chart":        meta,
+		"Capabilities": capabilities{KubeVersion: kv},
 		"Release": values{
 			"Name": o.release, "Namespace": o.namespace, "Service": "Helm",
 			"IsInstall": true, "IsUpgrade": false, "Revision": 1,

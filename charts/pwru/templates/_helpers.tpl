@@ -33,3 +33,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "pwru.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end }}
+
+{{/* securityContext.appArmorProfile as the annotation Kubernetes before 1.30
+     reads (container.apparmor.security.beta.kubernetes.io/CONTAINER). */}}
+{{- define "pwru.appArmorAnnotation" -}}
+{{- if eq .type "Unconfined" -}}
+unconfined
+{{- else if eq .type "RuntimeDefault" -}}
+runtime/default
+{{- else if eq .type "Localhost" -}}
+localhost/{{ required "securityContext.appArmorProfile.localhostProfile: set it with type Localhost" .localhostProfile }}
+{{- else -}}
+{{- fail (printf "securityContext.appArmorProfile.type %v: use Unconfined, RuntimeDefault or Localhost" .type) -}}
+{{- end -}}
+{{- end }}
