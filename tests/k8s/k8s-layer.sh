@@ -75,7 +75,7 @@ down() {
   # The pods' cgroups (children first: rmdir only removes empty ones).
   for n in "${NODES[@]}"; do
     for h in /sys/fs/cgroup/*/pwru-k8s-"$n"; do
-      [ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
+      if [ -d "$h" ]; then find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
     done
   done
   if [ -f "$K8S_DIR/sysctls.saved" ]; then

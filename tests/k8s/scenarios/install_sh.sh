@@ -9,8 +9,8 @@ export KUBECONFIG="$K8S_DIR/pki/admin.kubeconfig"
 in_cp "$K8S_SRC/manifests/install.sh" >"$WORK/install.out" 2>&1 || true
 require "manifests/install.sh applies manifests/pwru.yaml ($(grep -iE 'error|invalid|unknown' "$WORK/install.out" | head -2 | tr '\n' ' '))" \
   grep -q 'install.sh: applied' "$WORK/install.out"
-check "the agent DaemonSet is Ready on both nodes" wait_until 180 "the pwru-agent DaemonSet" agents_ready ||
-  kc -n pwru get pods -o wide
+check "the agent DaemonSet is Ready on both nodes" wait_until 180 "the pwru-agent DaemonSet" agents_ready
+agents_ready || { kc -n pwru get pods -o wide; kc -n pwru describe pods | grep -A5 -iE 'warning|error' | head -20; }
 
 TLS_DIR=$(client_tls_dir)
 start_plugin default-identity --ready-file "$WORK/ready" --max-duration 20 pod/httpd -- 'tcp port 80'

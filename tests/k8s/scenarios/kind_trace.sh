@@ -9,10 +9,12 @@ drop_rule=(FORWARD -d "$httpd_ip" -p tcp --dport 80 -j DROP)
 trap 'in_node node-b iptables -D "${drop_rule[@]}" 2>/dev/null || true' EXIT
 
 out="$WORK/kind-trace"
-check "kind-trace.sh start attaches to both nodes" \
+kind_trace_start() {
   in_cp "$K8S_SRC/e2e/kind-trace.sh" start --install false --plugin "$PLUGIN" --output-dir "$out" \
-  --targets "pod/httpd pod/client" --filter 'tcp port 80' --attach-timeout 90 --ready-timeout 60 \
-  >"$WORK/start.log" 2>&1 || cat "$WORK/start.log"
+    --targets "pod/httpd pod/client" --filter 'tcp port 80' --attach-timeout 90 --ready-timeout 60 \
+    >"$WORK/start.log" 2>&1 || { cat "$WORK/start.log"; return 1; }
+}
+check "kind-trace.sh start attaches to both nodes" kind_trace_start
 # The tests of the project that uses the action: one GET that works, one that node-b drops.
 client_get "http://$httpd_ip/" || true
 in_node node-b iptables -I "${drop_rule[@]}"
