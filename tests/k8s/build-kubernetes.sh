@@ -95,7 +95,7 @@ export GOPATH="$WORK/gopath" GO111MODULE=off GOFLAGS= GOCACHE="$WORK/gocache"
 cd "$TREE"
 if [ ! -f pkg/generated/openapi/zz_generated.openapi.go ]; then
   echo "build-kubernetes: make generated_files (kube-apiserver's OpenAPI code)" >&2
-  nice -n 19 make generated_files >&2
+  nice -n 10 make generated_files >&2
 fi
 V=k8s.io/kubernetes/vendor/k8s.io
 LDFLAGS="-s -w"
@@ -108,7 +108,7 @@ for b in "${BINARIES[@]}"; do
   [ -x "$WORK/bin/$b" ] && continue
   t0=$(date +%s)
   echo "build-kubernetes: go build $b" >&2
-  nice -n 19 go build -ldflags "$LDFLAGS" -o "$WORK/bin/$b.tmp" "./cmd/$b" >&2
+  nice -n 10 go build -ldflags "$LDFLAGS" -o "$WORK/bin/$b.tmp" "./cmd/$b" >&2
   mv "$WORK/bin/$b.tmp" "$WORK/bin/$b"
   echo "build-kubernetes: $b built in $(( $(date +%s) - t0 )) s" >&2
 done

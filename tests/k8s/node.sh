@@ -104,7 +104,7 @@ done
 
 nsenter --net=/run/netns/"$ns" -- containerd --config "$d/config.toml" >"$d/containerd.log" 2>&1 &
 echo $! >"$d/containerd.pid"
-wait_until 30 "containerd of $node" test -S /run/containerd/containerd.sock ||
+wait_until 30 "containerd of $node" ctr --address /run/containerd/containerd.sock version ||
   { tail -20 "$d/containerd.log" >&2; exit 1; }
 for img in pause busybox agent; do
   ctr --address /run/containerd/containerd.sock -n k8s.io images import --snapshotter native \
