@@ -79,8 +79,10 @@ agents_ready() {
 apply_chart() {
   local out="$WORK/chart.yaml" flags=()
   # The API server's version, for the chart's version-gated fields.
-  if "$CHART_RENDER" --help 2>&1 | grep -q -- --kube-version; then
-    flags+=(--kube-version "$(kc version -o json | jq -r .serverVersion.gitVersion)")
+  local usage
+  usage=$("$CHART_RENDER" --help 2>&1 || true)
+  if [[ $usage == *--kube-version* ]]; then
+    flags+=(--kube-version "$(kc version -o json 2>/dev/null | jq -r .serverVersion.gitVersion)")
   fi
   "$CHART_RENDER" -n pwru -f "$K8S_HERE/values-test.yaml" "${flags[@]}" "$@" pwru "$K8S_SRC/charts/pwru" >"$out"
   kc create namespace pwru --dry-run=client -o yaml | kc apply -f - >/dev/null
@@ -136,8 +138,16 @@ wait_plugin() {
   stop_plugin 10
 }
 
-# client_get URL [TIMEOUT]: one HTTP GET from the client pod (kubectl exec).
-client_get() { kc exec client -- wget -q -O - -T "${2:-3}" "$1" >/dev/null 2>&1; }
+# client_get http://IP/ [TIMEOUT]: one HTTP GET from the client pod (kubectl
+# exec), with busybox nc: the static busybox's wget crashes in getaddrinfo
+# (static glibc without its NSS libraries), even for an IP.
+client_get() {
+  local host=${1#http://}
+  host=${host%/}
+  local reply
+  reply=$(kc exec client -- sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w ${2:-3} $host 80" 2>/dev/null) || true
+  [[ $reply == *"200 OK"* ]]
+}
 client_get_fails() { ! client_get "$@"; }
 
 # JSON checks on a --output-json file.
