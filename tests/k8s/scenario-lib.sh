@@ -162,3 +162,5 @@ json_drop_on() {  # json_drop_on FILE NODE REASON_REGEX
 }
 # summary_line FILE NODE: the exit summary's "  NODE: N events ..." with N > 0.
 summary_has_events() { grep -E "^  $2: [1-9][0-9]* events " "$1" >/dev/null; }
+# jq_true ARGS...: jq -e as a check (its output dropped).
+jq_true() { jq "$@" >/dev/null; }

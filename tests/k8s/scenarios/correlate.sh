@@ -17,8 +17,8 @@ fi
 stop_plugin 30
 out="$WORK/correlate.out"
 check "exit 0 (exit $PLUGIN_RC)" test "$PLUGIN_RC" -eq 0
-check "events carry their trajectory" jq -s -e '[.[] | select(.func != null and .trajectory != null)] | length > 0' "$out"
-check "a trajectory of a client->httpd packet spans node-a then node-b" jq -s -e --arg c "$client_ip" --arg h "$httpd_ip" '
+check "events carry their trajectory" jq_true -s -e '[.[] | select(.func != null and .trajectory != null)] | length > 0' "$out"
+check "a trajectory of a client->httpd packet spans node-a then node-b" jq_true -s -e --arg c "$client_ip" --arg h "$httpd_ip" '
   [.[] | select(.nodes != null) | select((.nodes | index("node-a")) != null and (.nodes | index("node-b")) != null
      and (.nodes | index("node-a")) < (.nodes | index("node-b")))] | length > 0' "$out"
 finish

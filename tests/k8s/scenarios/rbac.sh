@@ -10,6 +10,9 @@
 # leaves it empty.
 . "$(dirname "$0")/../scenario-lib.sh"
 require "the chart with authz.mode=rbac is accepted" apply_chart --set authz.mode=rbac --set "authz.apiServer=$API_URL"
+# chart-render (unlike helm's lookup) makes new certificates on every render:
+# restart the agents so that they serve the Secrets just applied.
+kc -n pwru rollout restart ds/pwru-agent >/dev/null
 check "the agents restart in rbac mode" kc -n pwru rollout status ds/pwru-agent --timeout=180s
 TLS_DIR=$(client_tls_dir)
 

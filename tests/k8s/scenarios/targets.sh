@@ -27,7 +27,7 @@ check "pod/shop-web (namespace shop, asked in default): one line, not found" \
   test "$(count "$err" 'kubectl-pwru: .*shop-web.*not found')" -eq 1
 check "pod/pending: one line, not scheduled" test "$(count "$err" 'kubectl-pwru: .*default/pending.*not scheduled')" -eq 1
 check "exit 1: some targets could not be traced (exit $PLUGIN_RC)" test "$PLUGIN_RC" -eq 1
-check "deploy/web's pod traced on node-b" jq -s -e '[.[] | select(.func != null and .node == "node-b" and (.pod | startswith("web-")))] | length > 0' "$out"
+check "deploy/web's pod traced on node-b" jq_true -s -e '[.[] | select(.func != null and .node == "node-b" and (.pod | startswith("web-")))] | length > 0' "$out"
 check "sts/db: its pod db-0 on node-a was traced (connected)" \
   grep -qE '"node":"node-a","node_status":"connected","target":"default/db-0"' "$out"
 check "ds/echo: its pods on both nodes were traced" test "$(grep -cE '"node_status":"connected","target":"default/echo-' "$out")" -eq 2
