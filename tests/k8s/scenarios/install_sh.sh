@@ -6,6 +6,9 @@
 . "$(dirname "$0")/../scenario-lib.sh"
 
 export KUBECONFIG="$K8S_DIR/pki/admin.kubeconfig"
+# A fresh install, as a new user has (install.sh over a running install makes
+# new certificates that running agents only serve once restarted).
+kc delete namespace pwru --ignore-not-found --wait=true --timeout=120s >/dev/null
 in_cp "$K8S_SRC/manifests/install.sh" >"$WORK/install.out" 2>&1 || true
 require "manifests/install.sh applies manifests/pwru.yaml ($(grep -iE 'error|invalid|unknown' "$WORK/install.out" | head -2 | tr '\n' ' '))" \
   grep -q 'install.sh: applied' "$WORK/install.out"
