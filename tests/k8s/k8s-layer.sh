@@ -41,6 +41,9 @@ up() {
   local s
   for s in "${KUBELET_SYSCTLS[@]}"; do echo "$s $(cat "/proc/sys/$s")"; done >"$K8S_DIR/sysctls.saved"
   bpf_prog_ids >"$K8S_DIR/bpf-progs.before"
+  # The nodes bind their own libcni cache over /var/lib/cni: its mountpoint,
+  # removed by `down` when this run made it.
+  if [ ! -d /var/lib/cni ]; then mkdir -p /var/lib/cni && touch "$K8S_DIR/made-var-lib-cni"; fi
   setsid unshare -m --propagation private "$K8S_HERE/cluster.sh" holder "$bin" "$build" \
     </dev/null >"$K8S_DIR/holder.log" 2>&1 &
   local t0=$SECONDS
@@ -81,6 +84,7 @@ down() {
   if [ -f "$K8S_DIR/sysctls.saved" ]; then
     while read -r s v; do echo "$v" >"/proc/sys/$s" 2>/dev/null || left+=("sysctl $s not restored to $v"); done <"$K8S_DIR/sysctls.saved"
   fi
+  if [ -e "$K8S_DIR/made-var-lib-cni" ]; then rmdir /var/lib/cni 2>/dev/null || left+=("/var/lib/cni not empty"); fi
   # What must be gone.
   for n in "${NODES[@]}"; do
     for h in /sys/fs/cgroup/*/pwru-k8s-"$n"; do [ -d "$h" ] && left+=("cgroup $h"); done

@@ -11,9 +11,9 @@
 #    made later must reach the agent's container. A real node's systemd makes
 #    / shared; here it is done only inside this private namespace, the host's
 #    mounts are untouched.
-#  - /run/containerd and /var/log of its own (bind mounts of folders under
+#  - /run/containerd, /var/log and /var/lib/cni of its own (bind mounts of folders under
 #    $K8S_DIR/NODE): the CRI socket at the path the chart mounts on every node,
-#    the kubelet's /var/log/pods and /var/log/containers.
+#    the kubelet's /var/log/pods and /var/log/containers, libcni's cache.
 set -euo pipefail
 # shellcheck source=tests/k8s/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -25,6 +25,10 @@ mount --make-rshared /
 mkdir -p "$d/run" "$d/log" "$d/root" "$d/opt" "$d/cni/conf" "$d/cni/ipam" "$d/kubelet" /run/containerd
 mount --bind "$d/run" /run/containerd
 mount --bind "$d/log" /var/log
+# libcni's cache (/var/lib/cni/results): killed pods never get their CNI DEL,
+# so it must not be the host's (k8s-layer.sh up makes the mountpoint).
+mkdir -p "$d/cni/cache"
+mount --bind "$d/cni/cache" /var/lib/cni
 
 # The CNI bridge: pods get 10.244.N.x and a default route through cni0; the
 # other node's pods are reached by the routes between the node namespaces.
