@@ -125,39 +125,31 @@ stop() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
-# Every process in a cgroup under /pwru-k8s-NODE (the node's containers).
-kill_cgroup_procs() {
-  local h
-  for h in /sys/fs/cgroup/*/pwru-k8s-"$1"; do
-    [ -d "$h" ] || continue
-    find "$h" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-  done
-}
-
-# Every process whose mount namespace is that of PID (the node's containerd
-# shims, which leave their parent) but PID itself.
-kill_mount_ns_of() {
-  local ns p
-  ns=$(readlink "/proc/$1/ns/mnt" 2>/dev/null) || return 0
+# kill_node NODE: every process in the node's mount namespace (containerd,
+# its shims, the kubelet, node.sh) and their descendants (the containers);
+# the containers' cgroups (containerd's /k8s.io/ID) are listed in
+# $K8S_DIR/cgroups.killed for `down` to remove.
+kill_node() {
+  local ns p pids=() all=()
+  ns=$(cat "$K8S_DIR/$1/mntns" 2>/dev/null) || return 0
   for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$1" ] && continue
-    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && kill -9 "${p#/proc/}" 2>/dev/null
+    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && pids+=("${p#/proc/}")
   done
-  return 0
+  descendants() { local c; echo "$1"; for c in $(pgrep -P "$1"); do descendants "$c"; done; }
+  for p in "${pids[@]}"; do mapfile -t -O "${#all[@]}" all < <(descendants "$p"); done
+  for p in "${all[@]}"; do
+    awk -F: '$2 == "pids" && $3 ~ /^\/k8s.io\// { print $3 }' "/proc/$p/cgroup" 2>/dev/null
+  done | sort -u >>"$K8S_DIR/cgroups.killed"
+  ((${#all[@]} == 0)) || kill -9 "${all[@]}" 2>/dev/null || true
 }
 
 teardown() {
-  local n
+  local n d
+  # The kubelets first, so that they do not restart what is killed next.
   for n in "${NODES[@]}"; do stop "$K8S_DIR/$n/kubelet.pid"; done
-  for n in "${NODES[@]}"; do kill_cgroup_procs "$n"; done
-  for n in "${NODES[@]}"; do
-    stop "$K8S_DIR/$n/containerd.pid"
-    local pid
-    pid=$(cat "$K8S_DIR/pids/$n.pid" 2>/dev/null) || continue
-    kill_mount_ns_of "$pid"
-    kill -9 "$pid" 2>/dev/null || true
-  done
-  for n in "${NODES[@]}"; do kill_cgroup_procs "$n"; done
+  for n in "${NODES[@]}"; do kill_node "$n"; done
+  sleep 1
+  for n in "${NODES[@]}"; do kill_node "$n"; done  # anything forked meanwhile
   for d in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$K8S_DIR/pids/$d.pid"; done
   # Anything else in the cluster's namespace (a trace left running), then the
   # holder: its mount namespace, with the netns files, goes with it.

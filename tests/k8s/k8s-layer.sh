@@ -49,7 +49,7 @@ up() {
   local t0=$SECONDS
   while [ ! -e "$K8S_DIR/ready" ] && [ ! -e "$K8S_DIR/failed" ] && ((SECONDS - t0 < 600)); do sleep 1; done
   if [ ! -e "$K8S_DIR/ready" ]; then
-    tail -40 "$K8S_DIR/logs/up.log" "$K8S_DIR/holder.log" 2>/dev/null
+    tail -n 15 "$K8S_DIR"/logs/*.log "$K8S_DIR/holder.log" "$K8S_DIR"/node-*/kubelet.log 2>&1 || true
     k8s_die "the cluster did not come up (logs in $K8S_DIR/logs; \`down\` removes them)"
   fi
   echo "k8s: cluster up in $((SECONDS - t0)) s: $(in_holder kc get nodes --no-headers | awk '{print $1 "=" $2}' | tr '\n' ' ')"
@@ -74,20 +74,27 @@ down() {
   [ -e "$K8S_DIR/skipped" ] && { rm -rf "$K8S_DIR"; exit 77; }
   local t0=$SECONDS
   "$K8S_HERE/cluster.sh" teardown || true
-  local n h left=()
-  # The pods' cgroups (children first: rmdir only removes empty ones).
-  for n in "${NODES[@]}"; do
-    for h in /sys/fs/cgroup/*/pwru-k8s-"$n"; do
-      if [ -d "$h" ]; then find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+  local n left=()
+  # The containers' cgroups, in every hierarchy (empty once their processes are gone).
+  local c h
+  sleep 1
+  if [ -f "$K8S_DIR/cgroups.killed" ]; then
+    for c in $(sort -u "$K8S_DIR/cgroups.killed"); do
+      for h in /sys/fs/cgroup/*/; do [ -d "$h$c" ] && { rmdir "$h$c" 2>/dev/null || left+=("cgroup $h$c"); }; done
     done
-  done
+    for h in /sys/fs/cgroup/*/k8s.io; do rmdir "$h" 2>/dev/null || true; done
+  fi
   if [ -f "$K8S_DIR/sysctls.saved" ]; then
     while read -r s v; do echo "$v" >"/proc/sys/$s" 2>/dev/null || left+=("sysctl $s not restored to $v"); done <"$K8S_DIR/sysctls.saved"
   fi
   if [ -e "$K8S_DIR/made-var-lib-cni" ]; then rmdir /var/lib/cni 2>/dev/null || left+=("/var/lib/cni not empty"); fi
   # What must be gone.
   for n in "${NODES[@]}"; do
-    for h in /sys/fs/cgroup/*/pwru-k8s-"$n"; do [ -d "$h" ] && left+=("cgroup $h"); done
+    local ns p2
+    ns=$(cat "$K8S_DIR/$n/mntns" 2>/dev/null) || continue
+    for p2 in /proc/[0-9]*; do
+      [ "$(readlink "$p2/ns/mnt" 2>/dev/null)" = "$ns" ] && left+=("process ${p2#/proc/} of $n: $(tr '\0' ' ' <"$p2/cmdline" | cut -c1-80)")
+    done
   done
   local p
   for p in /proc/[0-9]*; do

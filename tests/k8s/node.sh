@@ -24,6 +24,9 @@ ns=${NODE_NS[$node]}
 mount --make-rshared /
 mkdir -p "$d/run" "$d/log" "$d/root" "$d/opt" "$d/cni/conf" "$d/cni/ipam" "$d/kubelet" /run/containerd
 mount --bind "$d/run" /run/containerd
+# The teardown finds this node's processes (containerd's shims leave their
+# parent) by this mount namespace, the containers as their descendants.
+readlink /proc/self/ns/mnt >"$d/mntns"
 mount --bind "$d/log" /var/log
 # libcni's cache (/var/lib/cni/results): killed pods never get their CNI DEL,
 # so it must not be the host's (k8s-layer.sh up makes the mountpoint).
@@ -78,14 +81,13 @@ $cri.cni]
 EOF
 
 # The kubelet as on a node without systemd: cgroupfs, no QoS cgroups (the
-# pods' cgroups go under cgroupRoot, one per node, removed by the teardown),
+# containers' cgroups are containerd's /k8s.io/ID, removed by the teardown),
 # no eviction or image GC (the images cannot be pulled again).
 cat >"$d/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: cgroupfs
 cgroupsPerQOS: false
-cgroupRoot: /pwru-k8s-$node
 enforceNodeAllocatable: []
 failSwapOn: false
 evictionHard: {}
@@ -101,10 +103,6 @@ authentication:
 authorization: {mode: AlwaysAllow}
 serializeImagePulls: false
 EOF
-
-for h in /sys/fs/cgroup/*/; do
-  [ -f "$h/cgroup.procs" ] && mkdir -p "$h/pwru-k8s-$node"
-done
 
 nsenter --net=/run/netns/"$ns" -- containerd --config "$d/config.toml" >"$d/containerd.log" 2>&1 &
 echo $! >"$d/containerd.pid"
