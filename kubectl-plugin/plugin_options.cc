@@ -149,6 +149,7 @@ std::string trace_request_body(const PluginOptions& o, const TraceTarget& t) {
     }
     if (o.max_duration_s > 0) j["max_duration_s"] = o.max_duration_s;
     if (o.max_events > 0) j["max_events"] = o.max_events;
+    if (!o.user_token.empty()) j["bearer_token"] = o.user_token;
     return j.dump();
 }
 

@@ -36,6 +36,11 @@ struct PluginOptions {
     uint64_t limit_lines = 0;
     double max_duration_s = 0;  // 0: the agents' ceiling
     uint64_t max_events = 0;
+    // Not an option: the user's Kubernetes bearer token from the kubeconfig
+    // (static token, token file or exec credential plugin), sent to the agents
+    // as bearer_token: agents in RBAC mode check the user's rights with it
+    // (TokenReview + SubjectAccessReview). Empty for client-certificate users.
+    std::string user_token;
     bool summary = true;
     bool correlate = false;  // --correlate: one packet across nodes (packet_correlation.h)
     std::string ready_file;  // written once every node's trace is attached (ready_file.h)
@@ -57,7 +62,8 @@ std::string agent_server_name(const AgentAccess& a, const std::string& node);
 
 Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv);
 
-// The JSON body of POST /v1/trace for one target.
+// The JSON body of POST /v1/trace for one target (with o.user_token as
+// bearer_token when there is one).
 std::string trace_request_body(const PluginOptions& o, const TraceTarget& t);
 
 }  // namespace pwru::plugin

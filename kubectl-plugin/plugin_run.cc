@@ -109,13 +109,16 @@ size_t add_agent_streams(const PluginOptions& o, const KubeApi& api, const std::
 
 }  // namespace
 
-int run_plugin(const PluginOptions& o, const KubeEnvironment& env, std::ostream& out, std::ostream& err,
+int run_plugin(const PluginOptions& options, const KubeEnvironment& env, std::ostream& out, std::ostream& err,
                const std::atomic<bool>& interrupted) {
-    auto access = cluster_access(o, env);
+    auto access = cluster_access(options, env);
     if (!access) {
         err << "kubectl-pwru: " << access.error().message() << "\n";
         return access.error().bad_input ? 2 : 1;
     }
+    // Agents in RBAC mode decide with the user's own token (docs/agent-api.md).
+    PluginOptions o = options;
+    o.user_token = access->bearer_token;
     auto tls = agent_tls(o.agents);
     if (!tls) {
         err << "kubectl-pwru: " << tls.error().message() << "\n";

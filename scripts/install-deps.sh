@@ -60,6 +60,10 @@ TEST_PACKAGES=(
   openssl python3-yaml shellcheck
   # the image layer: the Dockerfile built with buildah on a debootstrap'd base
   buildah debootstrap
+  # the k8s layer: etcd for the API server; rsync for Kubernetes' `make
+  # generated_files` (tests/k8s/build-kubernetes.sh builds it from Debian's
+  # source package with golang-go); util-linux's unshare/nsenter are essential
+  etcd-server rsync
 )
 
 print_only=false

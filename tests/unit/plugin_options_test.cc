@@ -35,6 +35,20 @@ TEST_CASE("kubectl pwru: targets, the filter after --, output flags here, pwru f
     auto node_body = nlohmann::json::parse(trace_request_body(*o, TraceTarget{"node-a", "", "", {}}));
     CHECK(node_body["node"] == true);
     CHECK_FALSE(node_body.contains("pod"));
+    // A client-certificate user has no token: none is sent.
+    CHECK_FALSE(body.contains("bearer_token"));
+}
+
+// Found by the k8s layer: agents in RBAC mode answered 403 "send the user's
+// bearer token" because the plugin never sent the kubeconfig's token.
+TEST_CASE("kubectl pwru: the kubeconfig user's token goes to the agents as bearer_token", "[plugin]") {
+    auto o = parse_plugin_options({"pod/httpd", "--", "tcp"});
+    REQUIRE(o);
+    o->user_token = "token-of-shop-tracer";
+    auto body = nlohmann::json::parse(trace_request_body(*o, TraceTarget{"node-a", "shop", "httpd", {}}));
+    CHECK(body["bearer_token"] == "token-of-shop-tracer");
+    auto node_body = nlohmann::json::parse(trace_request_body(*o, TraceTarget{"node-a", "", "", {}}));
+    CHECK(node_body["bearer_token"] == "token-of-shop-tracer");
 }
 
 TEST_CASE("kubectl pwru: bad command lines get one line saying what to do", "[plugin]") {
