@@ -354,6 +354,21 @@ std::vector<std::string> lines_with_reason(const std::string& out) {
     return got;
 }
 
+// Exactly one drop, on the event lines and in the exit summary: `reason` on
+// the kfree_skb line, the summary's place starting with `place` in netns B.
+void check_one_drop(const std::string& out, const std::string& err, const std::string& reason,
+                    const std::string& place, const std::string& b_netns) {
+    INFO("pwru output:\n" << out << "\nstderr:\n" << err);
+    auto reasons = lines_with_reason(out);
+    REQUIRE(reasons.size() == 1);
+    CHECK(reasons[0].find("kfree_skb(" + reason + ")") != std::string::npos);
+    ExitSummary s = exit_summary(err);
+    CHECK(s.dropped == 1);
+    REQUIRE(s.drop_lines.size() == 1);
+    CHECK(s.drop_lines[0].starts_with("  dropped in " + place + " at veth-b:"));
+    CHECK(s.drop_lines[0].ends_with(b_netns + reason));
+}
+
 // B forwards: 192.0.2.0/24 behind a link of MTU 1000 (too small for a
 // 1428-byte DF datagram), 198.51.100.0/24 nowhere (no route). A routes both via B.
 void make_b_a_router(const NetnsPair& ns) {
@@ -412,16 +427,7 @@ TEST_CASE("drops: a closed port, an iptables DROP, a too-big DF datagram and no 
         CHECK_FALSE(ns.tcp_connect_from_a(81, 1200));  // refused by the RST
         std::this_thread::sleep_for(300ms);
         std::string out = pwru.stop();
-        std::string err = pwru.stderr_text();
-        INFO("pwru output:\n" << out << "\nstderr:\n" << err);
-        auto reasons = lines_with_reason(out);
-        REQUIRE(reasons.size() == 1);
-        CHECK(reasons[0].find("kfree_skb(SKB_DROP_REASON_NO_SOCKET)") != std::string::npos);
-        ExitSummary s = exit_summary(err);
-        CHECK(s.dropped == 1);
-        REQUIRE(s.drop_lines.size() == 1);
-        CHECK(s.drop_lines[0].starts_with("  dropped in tcp_v4_rcv at veth-b:"));
-        CHECK(s.drop_lines[0].ends_with(b_netns + "SKB_DROP_REASON_NO_SOCKET"));
+        check_one_drop(out, pwru.stderr_text(), "SKB_DROP_REASON_NO_SOCKET", "tcp_v4_rcv", b_netns);
     }
     SECTION("iptables DROP: every SYN (and retransmit) dropped by netfilter, nothing else") {
         ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
@@ -450,16 +456,7 @@ TEST_CASE("drops: a closed port, an iptables DROP, a too-big DF datagram and no 
         REQUIRE(r.ok());
         std::this_thread::sleep_for(300ms);
         std::string out = pwru.stop();
-        std::string err = pwru.stderr_text();
-        INFO("pwru output:\n" << out << "\nstderr:\n" << err);
-        auto reasons = lines_with_reason(out);
-        REQUIRE(reasons.size() == 1);
-        CHECK(reasons[0].find("kfree_skb(SKB_DROP_REASON_PKT_TOO_BIG)") != std::string::npos);
-        ExitSummary s = exit_summary(err);
-        CHECK(s.dropped == 1);
-        REQUIRE(s.drop_lines.size() == 1);
-        CHECK(s.drop_lines[0].starts_with("  dropped in ip_forward at veth-b:"));
-        CHECK(s.drop_lines[0].ends_with(b_netns + "SKB_DROP_REASON_PKT_TOO_BIG"));
+        check_one_drop(out, pwru.stderr_text(), "SKB_DROP_REASON_PKT_TOO_BIG", "ip_forward", b_netns);
     }
     SECTION("no route in the forwarding netns: IP_INNOROUTES in ip_error") {
         make_b_a_router(ns);
@@ -469,15 +466,6 @@ TEST_CASE("drops: a closed port, an iptables DROP, a too-big DF datagram and no 
         REQUIRE(r.ok());
         std::this_thread::sleep_for(300ms);
         std::string out = pwru.stop();
-        std::string err = pwru.stderr_text();
-        INFO("pwru output:\n" << out << "\nstderr:\n" << err);
-        auto reasons = lines_with_reason(out);
-        REQUIRE(reasons.size() == 1);
-        CHECK(reasons[0].find("kfree_skb(SKB_DROP_REASON_IP_INNOROUTES)") != std::string::npos);
-        ExitSummary s = exit_summary(err);
-        CHECK(s.dropped == 1);
-        REQUIRE(s.drop_lines.size() == 1);
-        CHECK(s.drop_lines[0].starts_with("  dropped in ip_error at veth-b:"));
-        CHECK(s.drop_lines[0].ends_with(b_netns + "SKB_DROP_REASON_IP_INNOROUTES"));
+        check_one_drop(out, pwru.stderr_text(), "SKB_DROP_REASON_IP_INNOROUTES", "ip_error", b_netns);
     }
 }
