@@ -115,7 +115,8 @@ void TraceSession::apply(StreamMessage& m) {
         case StreamMessage::Kind::Closed:
             ready_.on_failed(m.stream);
             --open_streams_;
-            if (merge_.stream_state(m.stream) != StreamState::Ended && merge_.stream_state(m.stream) != StreamState::Error)
+            if (merge_.stream_state(m.stream) != StreamState::Ended && merge_.stream_state(m.stream) != StreamState::Error &&
+                !agent_went_.contains(m.stream))
                 merge_.on_status(m.stream, StreamState::Ended, m.message, now);
             break;
     }
@@ -139,7 +140,16 @@ void TraceSession::on_summary(const StreamMessage& m, int64_t now) {
     if (m.record.contains("drops"))
         for (const auto& d : m.record["drops"])
             nt.drops[d.value("func", "?") + ": " + d.value("reason", "?")] += d.value("count", uint64_t{0});
-    merge_.on_status(m.stream, StreamState::Ended, "trace ended (" + m.record.value("ended", "?") + ")", now);
+    const std::string ended = m.record.value("ended", "?");
+    if (ended == "shutdown" && !stopping_) {
+        // The agent went while the user's trace runs (its pod deleted, restarted
+        // or evicted): for the user the node is gone, not done.
+        agent_went_.insert(m.stream);
+        merge_.on_status(m.stream, StreamState::Unavailable,
+                         "its agent shut down mid-trace (pod deleted, restarted or evicted); no longer traced", now);
+        return;
+    }
+    merge_.on_status(m.stream, StreamState::Ended, "trace ended (" + ended + ")", now);
 }
 
 // Called after the batch's status lines are out: a reader of FILE finds the

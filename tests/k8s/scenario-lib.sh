@@ -69,9 +69,18 @@ pwru_plugin() {
   in_cp "$PLUGIN" --kubeconfig "$K8S_DIR/pki/admin.kubeconfig" --tls-dir "$TLS_DIR" "$@"
 }
 
+# The DaemonSet's rollout is complete, not only "N pods ready": after a
+# template change an old pod still counts as ready until the controller gets to
+# its node and replaces it, which would end a trace a scenario has just started.
 agents_ready() {
-  local want=${#NODES[@]}
-  [ "$(kc -n pwru get ds pwru-agent -o jsonpath='{.status.numberReady}' 2>/dev/null)" = "$want" ]
+  local want=${#NODES[@]} status pods gen observed desired updated ready available
+  status=$(kc -n pwru get ds pwru-agent -o jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.desiredNumberScheduled} {.status.updatedNumberScheduled} {.status.numberReady} {.status.numberAvailable}' 2>/dev/null) || return 1
+  read -r gen observed desired updated ready available <<<"$status"
+  [ "$observed" = "$gen" ] && [ "$desired" = "$want" ] && [ "$updated" = "$want" ] &&
+    [ "$ready" = "$want" ] && [ "$available" = "$want" ] || return 1
+  # No pod of an earlier revision still terminating.
+  pods=$(kc -n pwru get pods -l app.kubernetes.io/name=pwru-agent -o name 2>/dev/null | wc -l)
+  [ "$pods" = "$want" ]
 }
 
 # The chart as tests/k8s/values-test.yaml sets it, applied with the real

@@ -12,10 +12,13 @@ start_plugin killed --ready-file "$WORK/killed.ready" --output-json pod/httpd po
 require "attached on both nodes" wait_ready "$WORK/killed.ready" 90
 client_get "http://$httpd_ip/" || true
 kc -n pwru delete "$agent_b" --wait=false >/dev/null
-# A deleted pod gets SIGTERM: the agent ends its traces itself ("trace ended
-# (shutdown)") before it goes; a crashed or unreachable one is "unavailable".
-check "node-b's agent going is reported while the trace runs" \
-  wait_until 60 "node-b's status line" grep -qE '"node":"node-b","node_status":"(unavailable|error|ended)"' "$WORK/killed.out"
+# A deleted pod gets SIGTERM: the agent ends its traces itself (a summary
+# with "ended": "shutdown") before it goes, and kubectl-pwru, whose user did
+# not stop, reports the node unavailable with why.
+check "node-b is reported unavailable while the trace runs" \
+  wait_until 60 "node-b's status line" grep -qE '"node":"node-b","node_status":"unavailable"' "$WORK/killed.out"
+check "node-b's status says its agent shut down" \
+  jq_true -s -e '[.[] | select(.node == "node-b" and .node_status == "unavailable" and ((.message // "") | test("agent shut down")))] | length > 0' "$WORK/killed.out"
 before=$(jq -s '[.[] | select(.func != null and .node == "node-a")] | length' "$WORK/killed.out")
 # The client's GET still crosses node-a (node-b's half is not traced now).
 client_get "http://$httpd_ip/" 3 || true
@@ -25,7 +28,7 @@ check "node-a's events keep flowing after node-b's agent went ($before -> $after
 stop_plugin 30
 check "the trace ends cleanly on SIGINT (exit $PLUGIN_RC, not killed)" test "$PLUGIN_RC" -ne 124
 check "the exit summary still has node-a" summary_has_events "$WORK/killed.err" node-a
-check "the exit summary says why node-b ended (shutdown or unavailable)" grep -qE '^  node-b: .*(shutdown|unavailable)' "$WORK/killed.err"
+check "the exit summary says node-b became unavailable and why" grep -qE '^  node-b: .*unavailable \(its agent shut down' "$WORK/killed.err"
 check "no crash message" sh -c "! grep -qiE 'terminate|abort|segmentation' '$WORK/killed.err'"
 
 check "the DaemonSet recreates node-b's agent" wait_until 180 "the pwru-agent DaemonSet" agents_ready
