@@ -1,8 +1,8 @@
 // The kind-trace GitHub Action (.github/actions/kind-trace/action.yml), its
-// example workflow and the README, checked against each other: every input
-// is documented in the README and used by a step, every script option a step
+// example workflow and its manual (docs/kind-ci.md), checked against each other: every input
+// is documented in docs/kind-ci.md and used by a step, every script option a step
 // passes exists in e2e/kind-trace.sh, the example only passes declared inputs
-// and collects with `if: always()`, and the README's example block is the
+// and collects with `if: always()`, and the manual's example block is the
 // workflow file byte for byte. Plus the script's promise that `collect`
 // never fails a job, even when called wrongly. (The script's real run is
 // tests/cri/kind_trace_test.cc.)
@@ -41,13 +41,11 @@ std::string slurp(const fs::path& p) {
     return ss.str();
 }
 
-// The README's section about the action, up to the next "## " heading.
+// The action's manual page (docs/kind-ci.md), whole.
 std::string readme_section() {
-    const std::string readme = slurp(kSource / "README.md");
-    auto start = readme.find("## Tracing another project's kind CI");
-    REQUIRE(start != std::string::npos);
-    auto end = readme.find("\n## ", start + 3);
-    return readme.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const std::string doc = slurp(kSource / "docs" / "kind-ci.md");
+    REQUIRE(doc.find("# Tracing another project's kind CI") != std::string::npos);
+    return doc;
 }
 
 // Whether `text` mentions `inputs.NAME` (not as the prefix of a longer name).
@@ -60,7 +58,7 @@ std::string dump(const YAML::Node& n) { return YAML::Dump(n); }
 
 }  // namespace
 
-TEST_CASE("kind-trace action: every input documented in the README and used by a step", "[unit][kind-trace]") {
+TEST_CASE("kind-trace action: every input documented in docs/kind-ci.md and used by a step", "[unit][kind-trace]") {
     const YAML::Node action = YAML::LoadFile(kAction.string());
     REQUIRE(action["runs"]["using"].as<std::string>() == "composite");
     const YAML::Node inputs = action["inputs"];
@@ -78,7 +76,7 @@ TEST_CASE("kind-trace action: every input documented in the README and used by a
         INFO("input " << name);
         CHECK_FALSE(kv.second["description"].as<std::string>("").empty());
         CHECK(mentions_input(all_steps, name));
-        // A row of the README's input table: | `name` | default | what |
+        // A row of the manual's input table: | `name` | default | what |
         const auto rows = lines_with(section, "| `" + name + "` |");
         REQUIRE(rows.size() == 1);
         // Its default, as documented.
@@ -88,7 +86,7 @@ TEST_CASE("kind-trace action: every input documented in the README and used by a
         else
             CHECK_THAT(rows.front(), Contains(def.empty() ? "`\"\"`" : "`" + def + "`"));
     }
-    // ... and the README documents no input the action does not have.
+    // ... and the manual documents no input the action does not have.
     std::regex row(R"(^\| `([a-z-]+)` \|)");
     std::istringstream in(section);
     size_t rows = 0;
@@ -144,7 +142,7 @@ TEST_CASE("kind-trace action: start, collect and upload steps run the script as 
     CHECK(upload["with"]["name"].as<std::string>() == "${{ inputs.artifact-name }}");
 }
 
-TEST_CASE("kind-trace example: the README's block is the workflow file; it starts before the tests and always "
+TEST_CASE("kind-trace example: the manual's block is the workflow file; it starts before the tests and always "
           "collects",
           "[unit][kind-trace]") {
     const std::string file = slurp(kExample);
