@@ -38,9 +38,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 	SEC(sec) int prefix##_skb_##pos(struct pt_regs *ctx)                       \
 	{                                                                          \
 		__u64 ip = bpf_get_func_ip(ctx);                                   \
-		return trace_skb(ctx, (struct sk_buff *)PWRU_ARG_##pos(ctx),       \
-				 PWRU_PROBE_KPROBE, 0, ip, PWRU_ARG_##next(ctx),   \
-				 0, 0, 0, ip - CFG.kfree_skbmem_addr < 16);        \
+		struct skb_hit hit = {                                             \
+			.probe_kind = PWRU_PROBE_KPROBE,                           \
+			.func_addr = ip,                                           \
+			.arg_after_skb = PWRU_ARG_##next(ctx),                     \
+			.frees = ip - CFG.kfree_skbmem_addr < 16,                  \
+		};                                                                 \
+		return trace_skb(ctx, (struct sk_buff *)PWRU_ARG_##pos(ctx), &hit); \
 	}
 
 KPROBE_SKB_AT("pwru_kprobe", kprobe, 1, 2)
@@ -72,8 +76,13 @@ SEC("pwru_kprobe_multi") int kprobe_multi_skb(struct pt_regs *ctx)
 	case 5: skb = a5; next = a6; break;
 	default: return 0;
 	}
-	return trace_skb(ctx, (struct sk_buff *)skb, PWRU_PROBE_KPROBE, 0, ip, next,
-			 0, 0, 0, ip - CFG.kfree_skbmem_addr < 16);
+	struct skb_hit hit = {
+		.probe_kind = PWRU_PROBE_KPROBE,
+		.func_addr = ip,
+		.arg_after_skb = next,
+		.frees = ip - CFG.kfree_skbmem_addr < 16,
+	};
+	return trace_skb(ctx, (struct sk_buff *)skb, &hit);
 }
 
 /* --filter-non-skb-funcs: a function without an skb argument is attributed
@@ -89,8 +98,12 @@ int kprobe_non_skb(struct pt_regs *ctx)
 	if (!skb || !*skb)
 		return 0;
 	ip = bpf_get_func_ip(ctx);
-	return trace_skb(ctx, (struct sk_buff *)*skb, PWRU_PROBE_KPROBE, 0, ip, 0, 0, 0, 0,
-			 ip - CFG.kfree_skbmem_addr < 16);
+	struct skb_hit hit = {
+		.probe_kind = PWRU_PROBE_KPROBE,
+		.func_addr = ip,
+		.frees = ip - CFG.kfree_skbmem_addr < 16,
+	};
+	return trace_skb(ctx, (struct sk_buff *)*skb, &hit);
 }
 
 /*
@@ -173,19 +186,21 @@ static __always_inline int trace_tp(__u64 *ctx, const __u32 slot)
 {
 	/* keep the volatile: without it clang folds the zero initializer */
 	const volatile struct pwru_tp_slot *s = &CFG.tp[slot];
-	__u32 flags = 0, reason = 0;
-	__u64 location = 0;
+	struct skb_hit hit = {
+		.probe_kind = PWRU_PROBE_TRACEPOINT,
+		.probe_id = slot,
+		.frees = s->frees_skb,
+	};
 
 	if (s->reason_arg != PWRU_NO_ARG) {
-		reason = (__u32)tp_arg(ctx, s->reason_arg);
-		flags |= PWRU_EV_HAS_REASON;
+		hit.drop_reason = (__u32)tp_arg(ctx, s->reason_arg);
+		hit.flags |= PWRU_EV_HAS_REASON;
 	}
 	if (s->location_arg != PWRU_NO_ARG) {
-		location = tp_arg(ctx, s->location_arg);
-		flags |= PWRU_EV_HAS_LOCATION;
+		hit.drop_location = tp_arg(ctx, s->location_arg);
+		hit.flags |= PWRU_EV_HAS_LOCATION;
 	}
-	return trace_skb(ctx, (struct sk_buff *)tp_arg(ctx, s->skb_arg), PWRU_PROBE_TRACEPOINT, slot,
-			 0, 0, flags, reason, location, s->frees_skb);
+	return trace_skb(ctx, (struct sk_buff *)tp_arg(ctx, s->skb_arg), &hit);
 }
 
 #define TP_SLOT(n) \
@@ -211,8 +226,12 @@ const volatile __u32 traced_prog = 0;
 SEC("pwru_fentry")
 int fentry_tc(__u64 *ctx)
 {
-	return trace_skb(ctx, (struct sk_buff *)CTX_LOAD(ctx, 0), PWRU_PROBE_TC, traced_prog,
-			 bpf_get_func_ip(ctx), 0, 0, 0, 0, false);
+	struct skb_hit hit = {
+		.probe_kind = PWRU_PROBE_TC,
+		.probe_id = traced_prog,
+		.func_addr = bpf_get_func_ip(ctx),
+	};
+	return trace_skb(ctx, (struct sk_buff *)CTX_LOAD(ctx, 0), &hit);
 }
 
 SEC("pwru_fentry")

@@ -317,11 +317,22 @@ static __always_inline struct pwru_event *reserve_event(__u64 object, __u64 func
 	return ev;
 }
 
-/* Filters the skb and, when it passes, emits one event. The probe identity
- * is constant at each call site. `frees` says the skb ends here. */
-static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe_kind, __u32 probe_id,
-				     __u64 func_addr, __u64 arg_after_skb, __u32 flags,
-				     __u32 drop_reason, __u64 drop_location, bool frees)
+/* What a probe knows about one hit besides the skb: which probe (constant at
+ * each call site), the function, and for drop functions the verdict. */
+struct skb_hit {
+	__u32 probe_kind;	/* PWRU_PROBE_* */
+	__u32 probe_id;		/* tracepoint slot or traced tc program */
+	__u64 func_addr;	/* 0 for tracepoints (the slot names it) */
+	__u64 arg_after_skb;	/* kprobes: the next argument (a drop reason for some) */
+	__u32 flags;		/* PWRU_EV_HAS_* */
+	__u32 drop_reason;
+	__u64 drop_location;
+	bool frees;		/* the skb ends here */
+};
+
+/* Filters the skb and, when it passes, emits one event. Always inlined with
+ * a constant-initialised `hit`: the struct costs nothing at run time. */
+static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, const struct skb_hit *hit)
 {
 	struct pwru_counters *cnt;
 	struct pwru_event *ev;
@@ -342,28 +353,28 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, __u32 probe
 		/* node scope: a tracked skb freed on another node must be
 		 * forgotten all the same, or a new skb at its address would be
 		 * taken for it */
-		if (CFG.scope_node && CFG.track_skb && frees)
+		if (CFG.scope_node && CFG.track_skb && hit->frees)
 			bpf_map_delete_elem(&tracked_skbs, &key);
 		return 0;
 	}
-	if (CFG.track_skb && frees)
+	if (CFG.track_skb && hit->frees)
 		bpf_map_delete_elem(&tracked_skbs, &key);
 	if (CFG.track_by_stackid) {
-		if (frees)
+		if (hit->frees)
 			forget_stack(key);
 		else if (sel == SKB_SELECTED)
 			remember_stack(key, stack);
 	}
 
-	ev = reserve_event((__u64)skb, func_addr);
+	ev = reserve_event((__u64)skb, hit->func_addr);
 	if (!ev)
 		return 0;
-	ev->arg_after_skb = arg_after_skb;
-	ev->drop_location = drop_location;
-	ev->probe_kind = probe_kind;
-	ev->probe_id = probe_id;
-	ev->drop_reason = drop_reason;
-	ev->flags = flags;
+	ev->arg_after_skb = hit->arg_after_skb;
+	ev->drop_location = hit->drop_location;
+	ev->probe_kind = hit->probe_kind;
+	ev->probe_id = hit->probe_id;
+	ev->drop_reason = hit->drop_reason;
+	ev->flags = hit->flags;
 	ev->stack_id = CFG.output_stack ? bpf_get_stackid(ctx, &stacks, 0) : -1;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	set_meta(skb, &ev->meta);

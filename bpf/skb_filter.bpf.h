@@ -1,34 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * In-kernel filters: netns / mark / ifindex from the configuration, then the
- * pcap filter. The pcap filter bodies below are stubs: user space replaces
- * them with eBPF translated from libpcap's cBPF right before each program is
- * loaded (tracer/filter_injector.cc finds them by name in the BTF func info).
+ * pcap filter on the packet window (pkt_window.bpf.h), then the tunnel
+ * filters (skb_tunnel.bpf.h). The pcap filter bodies are stubs that user
+ * space replaces at load time (PWRU_PCAP_FILTER_STUB).
  */
 #ifndef PWRU_SKB_FILTER_BPF_H
 #define PWRU_SKB_FILTER_BPF_H
 
 #include "pwru_maps.bpf.h"
-#include <bpf/bpf_core_read.h>
-
-#define PWRU_ETH_HLEN 14
-#define PWRU_NO_HEADER ((__u16)~0U)
-
-/* Which header the pcap filter starts from. Probes decide per skb; the
- * filter test harness forces one. */
-enum pcap_start { PCAP_START_AUTO, PCAP_START_L2, PCAP_START_L3 };
-
-static __always_inline __u32 skb_netns(struct sk_buff *skb)
-{
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-
-	if (dev)
-		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
-	return BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
-}
-
-/* pwru-agent's pod scope (needs skb_netns above) */
+#include "skb_netns.bpf.h"
 #include "skb_scope.bpf.h"
+#include "pkt_window.bpf.h"
+#include "skb_tunnel.bpf.h"
+#include <bpf/bpf_core_read.h>
 
 static __always_inline bool filter_meta(struct sk_buff *skb)
 {
@@ -51,156 +36,8 @@ static __always_inline bool filter_meta(struct sk_buff *skb)
 	return true;
 }
 
-/*
- * Reads `size` (1, 2 or 4) bytes at packet offset `off` as a big-endian
- * number, from the window, else from the linear data. Returns -1 past the
- * packet end (the cBPF program then rejects, as libpcap does) and for bytes
- * in paged fragments (not covered yet: the filter rejects such packets, and
- * counts them so the user is told).
- * Called from the translated filter for loads it cannot do inline.
- *
- * Global, not static: the verifier checks a global function once per
- * program, on its own, and at a call site only matches the arguments to its
- * signature. A static one is walked again at every call, in every state of
- * the caller: with `protochain` loops (a call per load per iteration) that
- * made loading 48 tracepoint programs take seconds.
- */
-__noinline long pkt_load_slow(struct pwru_pkt_window *w, __u32 off, __u32 size)
-{
-	__u8 b[8] = {};
-	__u64 end = (__u64)off + size;
-	__u64 n = size;
-
-	if (!w || size == 0 || size > 4)
-		return -1;
-	if (end > w->len)
-		return -1;
-	if (end <= w->copied && off <= PWRU_PKT_WINDOW - 4) {
-		__u32 i = off;
-
-		/* off <= 124 here, but clang may test one register and index with
-		 * another: hide the value, then a mask (a no-op) bounds the index */
-		asm volatile("" : "+r"(i));
-		__builtin_memcpy(b, &w->data[i & (PWRU_PKT_WINDOW - 1)], 4);
-	} else if (end <= w->linear) {
-		/* As a global function's argument, size reaches the verifier
-		 * unbounded, and clang tests a copy of it: hide the value, then
-		 * a mask (a no-op, size <= 4 here) bounds the helper's length. */
-		asm volatile("" : "+r"(n));
-		if (bpf_probe_read_kernel(b, n & 7, (void *)(w->start + off)))
-			return -1;
-	} else {
-		struct pwru_counters *cnt = this_cpu_counters();
-
-		if (cnt)
-			cnt->filter_nonlinear++;
-		return -1;
-	}
-	if (size == 1)
-		return b[0];
-	if (size == 2)
-		return ((__u32)b[0] << 8) | b[1];
-	return ((__u32)b[0] << 24) | ((__u32)b[1] << 16) | ((__u32)b[2] << 8) | b[3];
-}
-
-/* Stubs replaced at load time; they call pkt_load_slow so that libbpf links
- * it into every program that uses a filter. */
-static __noinline int pcap_filter_l2(struct pwru_pkt_window *w)
-{
-	__u32 off = 0, size = 1;
-
-	/* opaque to clang: with only constant arguments at its call sites it
-	 * would specialise pkt_load_slow for them (the translated filters pass
-	 * any offset and size) */
-	asm volatile("" : "+r"(off), "+r"(size));
-	return pkt_load_slow(w, off, size) >= 0;
-}
-
-static __noinline int pcap_filter_l3(struct pwru_pkt_window *w)
-{
-	__u32 off = 0, size = 1;
-
-	asm volatile("" : "+r"(off), "+r"(size));
-	return pkt_load_slow(w, off, size) >= 0;
-}
-
-/* Where a packet starts for the filter and the capture, and how much of it
- * there is: from the MAC header when the skb has one in front of its network
- * header (L2, DLT_EN10MB), else from the network header (L3, DLT_RAW). */
-struct pkt_bounds {
-	unsigned char *start;
-	__u32 len;     /* bytes from start to the end of the packet */
-	__u32 linear;  /* of which in the linear area */
-	bool l2;
-};
-
-static __always_inline void packet_bounds(struct sk_buff *skb, enum pcap_start mode, struct pkt_bounds *b)
-{
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	unsigned char *data = BPF_CORE_READ(skb, data);
-	__u16 mac = BPF_CORE_READ(skb, mac_header);
-	__u16 net = BPF_CORE_READ(skb, network_header);
-	__s64 start_off, len, linear;
-
-	if (mode == PCAP_START_AUTO)
-		b->l2 = mac != PWRU_NO_HEADER && net != PWRU_NO_HEADER && net >= mac + PWRU_ETH_HLEN;
-	else
-		b->l2 = mode == PCAP_START_L2;
-
-	if (b->l2)
-		start_off = mac;
-	else if (net != PWRU_NO_HEADER)
-		start_off = net;
-	else
-		start_off = data - head;
-
-	len = (__s64)BPF_CORE_READ(skb, len) + (data - head) - start_off;
-	linear = (__s64)BPF_CORE_READ(skb, tail) - start_off;
-	if (len < 0)
-		len = 0;
-	if (linear < 0)
-		linear = 0;
-	if (linear > len)
-		linear = len;
-	b->start = head + start_off;
-	b->len = (__u32)len;
-	b->linear = (__u32)linear;
-}
-
-/* Copies up to `max` (a constant) linear bytes from the packet start; returns
- * how many. 64-bit lengths: a u32's zero-extension would lose the bound the
- * verifier needs for the helper's size. */
-static __always_inline __u64 copy_packet_head(const struct pkt_bounds *b, void *dst, const __u64 max)
-{
-	__u64 n = b->linear;
-
-	if (n > max)
-		n = max;
-	if (bpf_probe_read_kernel(dst, n, b->start))
-		return 0;
-	return n;
-}
-
-/* The per-CPU window, filled from the packet start that `mode` chooses. */
-static __always_inline struct pwru_pkt_window *fill_window(struct sk_buff *skb, enum pcap_start mode,
-							   struct pkt_bounds *b)
-{
-	struct pwru_pkt_window *w;
-	__u32 zero = 0;
-
-	w = bpf_map_lookup_elem(&pkt_windows, &zero);
-	if (!w)
-		return NULL;
-	packet_bounds(skb, mode, b);
-	w->copied = (__u32)copy_packet_head(b, w->data, PWRU_PKT_WINDOW);
-	w->len = b->len;
-	w->linear = b->linear;
-	w->start = (__u64)b->start;
-	w->skb = (__u64)skb;
-	return w;
-}
-
-#include "skb_tunnel.bpf.h"
+PWRU_PCAP_FILTER_STUB(pcap_filter_l2)
+PWRU_PCAP_FILTER_STUB(pcap_filter_l3)
 
 /* Fills the per-CPU window from the skb and runs the matching filter, then
  * the tunnel filters (on VXLAN / Geneve packets only). */

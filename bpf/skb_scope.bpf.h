@@ -15,11 +15,13 @@
  * the node_netns map (the agent's own netns and its pods'), whatever else
  * matches; skb_selected() applies the same to tracked skbs, so a packet
  * followed out of this node is not reported here.
- * Included by skb_filter.bpf.h after skb_netns().
  */
 #ifndef PWRU_SKB_SCOPE_BPF_H
 #define PWRU_SKB_SCOPE_BPF_H
 
+#include "pwru_maps.bpf.h"
+#include "skb_netns.bpf.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
 #define PWRU_ETH_P_IP   0x0800

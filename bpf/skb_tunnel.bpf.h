@@ -10,10 +10,12 @@
  * them on the receive path too, and in any skb whose bytes are a tunnel
  * packet (the filter test harness builds such skbs).
  *
- * Included by skb_filter.bpf.h: it needs pkt_load_slow() and the window.
+ * Reads the packet window (pkt_window.bpf.h) through pkt_load_slow().
  */
 #ifndef PWRU_SKB_TUNNEL_BPF_H
 #define PWRU_SKB_TUNNEL_BPF_H
+
+#include "pkt_window.bpf.h"
 
 #define PWRU_TUNNEL_UDP 17            /* IPPROTO_UDP */
 #define PWRU_TUNNEL_HLEN 16           /* UDP header + VXLAN header or Geneve's fixed part */
@@ -114,22 +116,8 @@ static __always_inline __u64 inner_network_offset(struct pwru_pkt_window *w)
 	return off;
 }
 
-/* Stubs replaced at load time, like pcap_filter_l2/l3 (see there). */
-static __noinline int pcap_tunnel_filter_l2(struct pwru_pkt_window *w)
-{
-	__u32 off = 0, size = 1;
-
-	asm volatile("" : "+r"(off), "+r"(size));
-	return pkt_load_slow(w, off, size) >= 0;
-}
-
-static __noinline int pcap_tunnel_filter_l3(struct pwru_pkt_window *w)
-{
-	__u32 off = 0, size = 1;
-
-	asm volatile("" : "+r"(off), "+r"(size));
-	return pkt_load_slow(w, off, size) >= 0;
-}
+PWRU_PCAP_FILTER_STUB(pcap_tunnel_filter_l2)
+PWRU_PCAP_FILTER_STUB(pcap_tunnel_filter_l3)
 
 /*
  * pwru's semantics: the tunnel filters decide about tunnel traffic only,

@@ -11,7 +11,8 @@
 #define PWRU_ABI_H
 
 #ifdef __bpf__
-/* BPF side: types come from vmlinux_min.h */
+/* BPF side: the kernel's types, without the kernel's headers */
+#include "vmlinux_min.h"
 #else
 #include <linux/types.h>
 #endif
