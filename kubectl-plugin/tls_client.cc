@@ -1,5 +1,7 @@
 #include "kubectl-plugin/tls_client.h"
 
+#include "tracer/unique_fd.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -115,25 +117,23 @@ Result<int> tcp_connect(const std::string& host, uint16_t port, int timeout_ms) 
     std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(res, freeaddrinfo);
     int last_err = 0;
     for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-        int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-        if (fd < 0) { last_err = errno; continue; }
-        if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
+        if (!fd) { last_err = errno; continue; }
+        if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
             last_err = errno;
-            ::close(fd);
             continue;
         }
-        pollfd p{fd, POLLOUT, 0};
+        pollfd p{fd.get(), POLLOUT, 0};
         int n = ::poll(&p, 1, timeout_ms);
         int soerr = 0;
         socklen_t len = sizeof soerr;
-        if (n == 1) getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        if (n == 1) getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &soerr, &len);
         if (n == 1 && soerr == 0) {
-            int flags = fcntl(fd, F_GETFL);
-            fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-            return fd;
+            int flags = fcntl(fd.get(), F_GETFL);
+            fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+            return fd.release();
         }
         last_err = n == 0 ? ETIMEDOUT : soerr;
-        ::close(fd);
     }
     return fail("cannot connect to " + host + ":" + std::to_string(port), last_err);
 }
@@ -152,7 +152,9 @@ Result<std::unique_ptr<TlsConnection>> TlsConnection::connect(const std::string&
     return c;
 }
 
-Result<std::unique_ptr<TlsConnection>> TlsConnection::over_fd(int fd, const TlsConfig& tls, int timeout_ms) {
+Result<std::unique_ptr<TlsConnection>> TlsConnection::over_fd(int fd_in, const TlsConfig& tls, int timeout_ms) {
+    UniqueFd owned(fd_in);  // closed on every early return; the stream takes it at the end
+    const int fd = owned.get();
     auto impl = std::make_unique<Impl>();
     impl->tls = tls;
     impl->peer = !tls.peer.empty() ? tls.peer : tls.server_name.empty() ? "the peer" : tls.server_name;
@@ -161,17 +163,16 @@ Result<std::unique_ptr<TlsConnection>> TlsConnection::over_fd(int fd, const TlsC
                           ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
     if (!tls.ca_pem.empty()) {
         impl->ctx.add_certificate_authority(asio::buffer(tls.ca_pem), ec);
-        if (ec) { ::close(fd); return bad_input(tls.ca_source + " is not a PEM certificate (" + ec.message() + ")"); }
+        if (ec) { return bad_input(tls.ca_source + " is not a PEM certificate (" + ec.message() + ")"); }
     } else {
         impl->ctx.set_default_verify_paths(ec);
     }
     if (!tls.cert_pem.empty() || !tls.key_pem.empty()) {
         impl->ctx.use_certificate_chain(asio::buffer(tls.cert_pem), ec);
-        if (ec) { ::close(fd); return bad_input(tls.cert_source + " is not a PEM certificate (" + ec.message() + ")"); }
+        if (ec) { return bad_input(tls.cert_source + " is not a PEM certificate (" + ec.message() + ")"); }
         impl->ctx.use_private_key(asio::buffer(tls.key_pem), ssl::context::pem, ec);
-        if (ec) { ::close(fd); return bad_input(tls.key_source + " is not a PEM private key (" + ec.message() + ")"); }
+        if (ec) { return bad_input(tls.key_source + " is not a PEM private key (" + ec.message() + ")"); }
         if (SSL_CTX_check_private_key(impl->ctx.native_handle()) != 1) {
-            ::close(fd);
             return bad_input(tls.key_source + " does not belong to " + tls.cert_source);
         }
     }
@@ -182,8 +183,8 @@ Result<std::unique_ptr<TlsConnection>> TlsConnection::over_fd(int fd, const TlsC
     getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
     impl->stream = std::make_unique<ssl::stream<Socket>>(impl->ioc, impl->ctx);
     impl->stream->next_layer().assign(asio::generic::stream_protocol(ss.ss_family, SOCK_STREAM), fd, ec);
-    if (ec) { ::close(fd); return fail("cannot use the connection: " + ec.message()); }
-    impl->fd = fd;
+    if (ec) return fail("cannot use the connection: " + ec.message());
+    impl->fd = owned.release();  // the stream's socket owns it now
     if (!tls.server_name.empty()) {
         SSL* ssl = impl->stream->native_handle();
         const bool ip = is_ip_literal(tls.server_name);

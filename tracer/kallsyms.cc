@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <charconv>
 
-#include "tracer/bpf_owners.h"
+#include "tracer/unique_fd.h"
 
 namespace pwru {
 namespace {

@@ -12,7 +12,7 @@
 #include <fstream>
 #include <thread>
 
-#include "tracer/bpf_owners.h"
+#include "tracer/unique_fd.h"
 
 namespace pwru {
 namespace {

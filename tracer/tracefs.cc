@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <string_view>
 
-#include "tracer/bpf_owners.h"
+#include "tracer/unique_fd.h"
 
 namespace pwru {
 namespace {
