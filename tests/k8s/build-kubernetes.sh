@@ -91,7 +91,7 @@ fi
 
 # 3. Build in GOPATH mode: with modules on (-mod=vendor) Go 1.19 refuses the
 # 1.20 go.mod ("updates to go.mod needed").
-export GOPATH="$WORK/gopath" GO111MODULE=off GOFLAGS= GOCACHE="$WORK/gocache"
+export GOPATH="$WORK/gopath" GO111MODULE=off GOFLAGS="" GOCACHE="$WORK/gocache"
 cd "$TREE"
 if [ ! -f pkg/generated/openapi/zz_generated.openapi.go ]; then
   echo "build-kubernetes: make generated_files (kube-apiserver's OpenAPI code)" >&2
@@ -115,7 +115,7 @@ done
 
 # 4. Cache the binaries; the tree and Go's cache (several GB) go.
 mkdir -p "$OUT"
-rm -rf "$OUT/bin" && mv "$WORK/bin" "$OUT/bin"
+rm -rf "${OUT:?}/bin" && mv "$WORK/bin" "$OUT/bin"
 elapsed=$(( $(date +%s) - started ))
 echo "built from Debian source package kubernetes=$VERSION with $(go version) in $elapsed s on $(date -u +%FT%TZ)" >"$OUT/BUILD-INFO"
 cd / && rm -rf "$WORK"

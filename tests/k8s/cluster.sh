@@ -92,6 +92,7 @@ nodes() {
 holder() {
   local bin=$1 build=$2
   echo $$ >"$K8S_DIR/holder.pid"
+  readlink /proc/$$/ns/mnt >"$K8S_DIR/holder.mntns"
   mkdir -p "$K8S_DIR/logs" "$K8S_DIR/pids"
   mount --make-rprivate /
   mount -t tmpfs -o mode=755 pwru-k8s-run /run
@@ -125,13 +126,12 @@ stop() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
-# kill_node NODE: every process in the node's mount namespace (containerd,
-# its shims, the kubelet, node.sh) and their descendants (the containers);
-# the containers' cgroups (containerd's /k8s.io/ID) are listed in
-# $K8S_DIR/cgroups.killed for `down` to remove.
-kill_node() {
-  local ns p pids=() all=()
-  ns=$(cat "$K8S_DIR/$1/mntns" 2>/dev/null) || return 0
+# kill_mount_ns NS: every process in mount namespace NS (as readlink prints
+# /proc/PID/ns/mnt) and their descendants; the containers' cgroups
+# (containerd's /k8s.io/ID) are listed in $K8S_DIR/cgroups.killed for `down`
+# to remove.
+kill_mount_ns() {
+  local ns=$1 p pids=() all=()
   for p in /proc/[0-9]*; do
     [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && pids+=("${p#/proc/}")
   done
@@ -141,6 +141,14 @@ kill_node() {
     awk -F: '$2 == "pids" && $3 ~ /^\/k8s.io\// { print $3 }' "/proc/$p/cgroup" 2>/dev/null
   done | sort -u >>"$K8S_DIR/cgroups.killed"
   ((${#all[@]} == 0)) || kill -9 "${all[@]}" 2>/dev/null || true
+}
+
+# kill_node NODE: the node's mount namespace (containerd, its shims, the
+# kubelet, node.sh) and the containers below them.
+kill_node() {
+  local ns
+  ns=$(cat "$K8S_DIR/$1/mntns" 2>/dev/null) || return 0
+  kill_mount_ns "$ns"
 }
 
 teardown() {
@@ -153,10 +161,9 @@ teardown() {
   for d in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$K8S_DIR/pids/$d.pid"; done
   # Anything else in the cluster's namespace (a trace left running), then the
   # holder: its mount namespace, with the netns files, goes with it.
-  local holder
-  holder=$(holder_pid) || return 0
-  kill_mount_ns_of "$holder"
-  kill -9 "$holder" 2>/dev/null || true
+  local ns
+  ns=$(cat "$K8S_DIR/holder.mntns" 2>/dev/null) || return 0
+  kill_mount_ns "$ns"
 }
 
 case ${1:-} in

@@ -44,8 +44,16 @@ up() {
   # The nodes bind their own libcni cache over /var/lib/cni: its mountpoint,
   # removed by `down` when this run made it.
   if [ ! -d /var/lib/cni ]; then mkdir -p /var/lib/cni && touch "$K8S_DIR/made-var-lib-cni"; fi
-  setsid unshare -m --propagation private "$K8S_HERE/cluster.sh" holder "$bin" "$build" \
-    </dev/null >"$K8S_DIR/holder.log" 2>&1 &
+  # Without the fds this script inherited: the cluster outlives this test, and
+  # an inherited lock (flock around the layers) would be held as long.
+  (
+    for fd in "/proc/$BASHPID"/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid unshare -m --propagation private "$K8S_HERE/cluster.sh" holder "$bin" "$build" \
+      </dev/null >"$K8S_DIR/holder.log" 2>&1
+  ) &
   local t0=$SECONDS
   while [ ! -e "$K8S_DIR/ready" ] && [ ! -e "$K8S_DIR/failed" ] && ((SECONDS - t0 < 600)); do sleep 1; done
   if [ ! -e "$K8S_DIR/ready" ]; then
@@ -89,11 +97,15 @@ down() {
   fi
   if [ -e "$K8S_DIR/made-var-lib-cni" ]; then rmdir /var/lib/cni 2>/dev/null || left+=("/var/lib/cni not empty"); fi
   # What must be gone.
-  for n in "${NODES[@]}"; do
-    local ns p2
-    ns=$(cat "$K8S_DIR/$n/mntns" 2>/dev/null) || continue
+  # (the holder's namespace too: its last process is a bare `sleep infinity`,
+  # found by nothing else)
+  local ns_file ns p2 what
+  for ns_file in "$K8S_DIR"/node-*/mntns "$K8S_DIR/holder.mntns"; do
+    ns=$(cat "$ns_file" 2>/dev/null) || continue
+    what=$(basename "$(dirname "$ns_file")")
+    [ "$ns_file" = "$K8S_DIR/holder.mntns" ] && what="the cluster's holder"
     for p2 in /proc/[0-9]*; do
-      [ "$(readlink "$p2/ns/mnt" 2>/dev/null)" = "$ns" ] && left+=("process ${p2#/proc/} of $n: $(tr '\0' ' ' <"$p2/cmdline" | cut -c1-80)")
+      [ "$(readlink "$p2/ns/mnt" 2>/dev/null)" = "$ns" ] && left+=("process ${p2#/proc/} of $what: $(tr '\0' ' ' <"$p2/cmdline" | cut -c1-80)")
     done
   done
   local p

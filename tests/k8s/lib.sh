@@ -1,6 +1,7 @@
 # Shared by the k8s layer's scripts (sourced): where the cluster lives, how to
 # run a command inside it, small helpers. See tests/k8s/README.md.
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the globals are for the scripts that source this file
 
 K8S_DIR=${PWRU_K8S_DIR:-/tmp/pwru-k8s}   # one cluster at a time (the layers' lock)
 K8S_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

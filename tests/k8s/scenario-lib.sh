@@ -2,6 +2,7 @@
 # namespace by k8s-layer.sh run): checks that report what failed, and the
 # commands a user of the cluster runs.
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # PLUGIN_RC and the like are read by the scenarios
 # shellcheck source=tests/k8s/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 set -euo pipefail
@@ -37,6 +38,7 @@ finish() {
   echo "$SCENARIO: all checks passed"
   exit 0
 }
+# shellcheck disable=SC2154  # rc is set inside the trap's own text
 trap 'rc=$?; [ $rc -ne 0 ] && [ $FAILURES -eq 0 ] && echo "FAIL $SCENARIO: a command failed (exit $rc, line $LINENO)"' EXIT
 
 # has FILE PATTERN...: FILE has a line matching every (extended regex) PATTERN.

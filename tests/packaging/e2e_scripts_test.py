@@ -37,6 +37,11 @@ for s in scripts:
 if check(shutil.which("shellcheck") is not None, "shellcheck is installed (scripts/install-deps.sh)"):
     p = subprocess.run(["shellcheck", "-x", "-P", "SCRIPTDIR", *scripts], capture_output=True, text=True, cwd=SRC)
     check(p.returncode == 0, "shellcheck: every packaging script\n" + p.stdout[:3000])
+    # The k8s layer's scripts: warnings and errors (their info notes are style).
+    k8s = sorted(glob.glob(os.path.join(SRC, "tests/k8s/*.sh")) + glob.glob(os.path.join(SRC, "tests/k8s/scenarios/*.sh")))
+    check(len(k8s) >= 10, f"{len(k8s)} k8s layer scripts found")
+    p = subprocess.run(["shellcheck", "-x", "-P", "SCRIPTDIR", "-S", "warning", *k8s], capture_output=True, text=True, cwd=SRC)
+    check(p.returncode == 0, "shellcheck -S warning: every k8s layer script\n" + p.stdout[:3000])
 
 wf_path = os.path.join(SRC, ".github/workflows/kind-e2e.yml")
 wf = yaml.safe_load(open(wf_path))
