@@ -2,6 +2,7 @@
 
 #include <bpf/libbpf.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -64,34 +65,59 @@ const FeatureStatus& Features::of(Backend b) const {
     }
 }
 
-Features probe_features(const std::set<std::string>& disabled) {
-    route_libbpf_logs();
-    Features f;
-    auto run = [&](const char* name, auto&& probe) {
-        if (disabled.count(name)) return FeatureStatus{false, "disabled with --no-feature " + std::string(name)};
-        auto s = status(probe());
-        take_libbpf_messages();  // expected failures are not the user's concern
-        return s;
-    };
-    f.kprobe_multi = run("kprobe_multi", [] {
-        return probe_one([](features_bpf* s) { return s->progs.probe_kprobe_multi; }, nullptr,
-                         [](bpf_program* p) {
-                             const char* syms[] = {kProbeFunction};
-                             LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .syms = syms, .cnt = 1);
-                             return bpf_program__attach_kprobe_multi_opts(p, nullptr, &opts);
-                         });
-    });
-    f.kprobe = run("kprobe", [] {
-        return probe_one([](features_bpf* s) { return s->progs.probe_kprobe; }, nullptr,
-                         [](bpf_program* p) { return bpf_program__attach_kprobe(p, false, kProbeFunction); });
-    });
-    f.tp_btf = run("tp_btf", [] {
-        return probe_one([](features_bpf* s) { return s->progs.probe_tp_btf; },
-                         [](bpf_program* p) { bpf_program__set_attach_target(p, 0, kProbeTracepoint); },
-                         [](bpf_program* p) { return bpf_program__attach_trace(p); });
-    });
+namespace {
+
+// The kernel's answer, without any --no-feature: probed on the first call of
+// the process only. Each probe loads and attaches a program (tens of ms, and a
+// BPF object per call); pwru-agent starts many sessions on one kernel.
+std::atomic<unsigned> kernel_probes{0};
+
+const Features& kernel_features() {
+    static const Features f = [] {
+        ++kernel_probes;
+        route_libbpf_logs();
+        Features k;
+        auto run = [](auto&& probe) {
+            auto s = status(probe());
+            take_libbpf_messages();  // expected failures are not the user's concern
+            return s;
+        };
+        k.kprobe_multi = run([] {
+            return probe_one([](features_bpf* s) { return s->progs.probe_kprobe_multi; }, nullptr,
+                             [](bpf_program* p) {
+                                 const char* syms[] = {kProbeFunction};
+                                 LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .syms = syms, .cnt = 1);
+                                 return bpf_program__attach_kprobe_multi_opts(p, nullptr, &opts);
+                             });
+        });
+        k.kprobe = run([] {
+            return probe_one([](features_bpf* s) { return s->progs.probe_kprobe; }, nullptr,
+                             [](bpf_program* p) { return bpf_program__attach_kprobe(p, false, kProbeFunction); });
+        });
+        k.tp_btf = run([] {
+            return probe_one([](features_bpf* s) { return s->progs.probe_tp_btf; },
+                             [](bpf_program* p) { bpf_program__set_attach_target(p, 0, kProbeTracepoint); },
+                             [](bpf_program* p) { return bpf_program__attach_trace(p); });
+        });
+        return k;
+    }();  // thread-safe: C++ static initialisation
     return f;
 }
+
+}  // namespace
+
+Features probe_features(const std::set<std::string>& disabled) {
+    Features f = kernel_features();
+    auto off = [&](const char* name, FeatureStatus& s) {
+        if (disabled.count(name)) s = FeatureStatus{false, "disabled with --no-feature " + std::string(name)};
+    };
+    off("kprobe_multi", f.kprobe_multi);
+    off("kprobe", f.kprobe);
+    off("tp_btf", f.tp_btf);
+    return f;
+}
+
+unsigned kernel_feature_probes() { return kernel_probes.load(); }
 
 Backend choose_backend(const Features& f, std::string& why) {
     if (f.kprobe_multi.available) {

@@ -25,9 +25,13 @@ struct Features {
     const FeatureStatus& of(Backend b) const;
 };
 
-// Probes the kernel. `disabled` names features to report as unavailable
-// ("kprobe_multi", "kprobe", "tp_btf").
+// What the kernel offers: probed once per process (the first call), then
+// the same answer. `disabled` names features to report as unavailable
+// ("kprobe_multi", "kprobe", "tp_btf"), per call.
 Features probe_features(const std::set<std::string>& disabled = {});
+
+// How many times this process probed the kernel (0 or 1): for tests.
+unsigned kernel_feature_probes();
 
 // The auto choice: kprobe-multi > kprobe > tracepoint. Fills `why` with a
 // one-line explanation of the choice.

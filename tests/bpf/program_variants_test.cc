@@ -97,6 +97,23 @@ TEST_CASE("--no-feature forces the fallback", "[bpf]") {
     CHECK(choose_backend(f, why) == Backend::Tracepoint);
 }
 
+TEST_CASE("features are probed once per process; --no-feature still applies per call", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    Features first = probe_features();
+    Features masked = probe_features({"tp_btf"});
+    Features again = probe_features();
+    CHECK(kernel_feature_probes() == 1);
+    CHECK_FALSE(masked.tp_btf.available);
+    CHECK(again.tp_btf.available == first.tp_btf.available);
+    CHECK(again.kprobe.available == first.kprobe.available);
+    // Sessions ask too (pwru-agent starts one per trace): still one probe.
+    TraceOptions opts;
+    opts.backend = Backend::Tracepoint;
+    auto s = Session::create(opts);
+    REQUIRE(s);
+    CHECK(kernel_feature_probes() == 1);
+}
+
 TEST_CASE("an explicit backend that cannot attach is a clear error", "[bpf]") {
     PWRU_REQUIRE_ROOT();
     TraceOptions opts;
