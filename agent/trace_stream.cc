@@ -90,12 +90,14 @@ Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTar
     if (!session) return std::unexpected(session.error());
     s->session_ = std::move(*session);
     s->first_drops_.emplace(skb_end_functions(s->session_->plan().backend == Backend::Tracepoint));
-    auto kallsyms = Kallsyms::load();
+    // The session's own copy (it read it already for --filter-track-skb): one
+    // read of /proc/kallsyms per trace, as pwru does.
+    auto kallsyms = s->session_->kallsyms();
     if (!kallsyms) spdlog::warn("{}: function names will be addresses", kallsyms.error().message());
     auto reasons = DropReasons::load(cfg.trace.discovery.kernel_btf);
     if (!reasons) spdlog::warn("{}: drop reasons will be numbers", reasons.error().message());
     s->decoder_ = std::make_unique<EventDecoder>(
-        s->session_->plan(), kallsyms ? std::make_shared<const Kallsyms>(std::move(*kallsyms)) : nullptr,
+        s->session_->plan(), kallsyms ? *kallsyms : nullptr,
         reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
 
     if (auto r = s->session_->load(); !r) return std::unexpected(r.error());
