@@ -248,13 +248,15 @@ TEST_CASE("pwru-agent: a client hanging up mid-stream ends its session and every
     REQUIRE(r.status == 200);
     REQUIRE_FALSE(links.empty());
     for (uint32_t id : links) CHECK(kernel_has_link(id));
-    while (!links_gone(agent.pid(), links) && std::chrono::steady_clock::now() - hung_up < 5s)
-        std::this_thread::sleep_for(10ms);
+    // The links go first, then the programs and maps (the session's teardown
+    // order): wait for both, and both must be done within the second.
+    auto released = [&] { return links_gone(agent.pid(), links) && bpf_objects_held_by(agent.pid()) == baseline; };
+    while (!released() && std::chrono::steady_clock::now() - hung_up < 5s) std::this_thread::sleep_for(10ms);
     const auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - hung_up).count();
-    INFO("links gone after " << took << " s");
+    INFO("links, programs and maps released after " << took << " s");
     CHECK(links_gone(agent.pid(), links));
-    CHECK(took < 1.0);
     CHECK(bpf_objects_held_by(agent.pid()) == baseline);
+    CHECK(took < 1.0);
 
     // Still serving, and serving traces.
     CHECK(get(agent.port(), ca, &certs.alice, "/healthz").status == 200);
