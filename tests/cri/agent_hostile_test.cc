@@ -1,0 +1,129 @@
+// pwru-agent against hostile clients (issue #23): bodies, names, ports and
+// the HTTP layer's own answers. No pods needed: every request here is refused
+// before the runtime would be asked, so the agent points at no CRI socket.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <future>
+#include <string>
+#include <thread>
+
+#include <httplib.h>
+
+#include "cri/agent_harness.h"
+#include "support/netns_fixture.h"
+#include "support/test_certs.h"
+
+using namespace pwru::test;
+using Catch::Matchers::Contains;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* kNoCri = "/nonexistent/pwru-test-cri.sock";
+
+// Resident memory of a process, in KiB (/proc/PID/status VmRSS).
+long rss_kib(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+std::unique_ptr<httplib::SSLClient> client(int port, const AgentCerts& certs, const CertFiles& who) {
+    ::signal(SIGPIPE, SIG_IGN);
+    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port, who.cert, who.key);
+    c->set_ca_cert_path(certs.ca.cert_path().c_str());
+    c->enable_server_certificate_verification(true);
+    c->set_connection_timeout(10);
+    c->set_read_timeout(30);
+    c->set_write_timeout(30);
+    return c;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+TEST_CASE("pwru-agent: a 10 MB body is refused with 413 before it is read, a client without rights with 403 "
+          "before it is parsed, and the agent's memory does not grow",
+          "[cri][agent]") {
+    AgentCerts certs;
+    const CertFiles carol = certs.ca.issue("carol", {"DNS:carol.example"});  // in no grant of the authz file
+    AgentProcess agent(certs.agent_args(kNoCri));
+    REQUIRE(get(agent.port(), certs.ca.cert_path(), &certs.alice, "/healthz").status == 200);
+    const long rss_before = rss_kib(agent.pid());
+    REQUIRE(rss_before > 0);
+
+    const std::string big(10u << 20, '[');
+    // Declared length above the limit: 413 from the headers alone.
+    for (int round = 0; round < 4; ++round) {
+        auto t0 = std::chrono::steady_clock::now();
+        auto r = client(agent.port(), certs, certs.alice)->Post("/v1/trace", big, "application/json");
+        REQUIRE(r);
+        INFO(r->body);
+        CHECK(r->status == 413);
+        auto j = json::parse(r->body, nullptr, false);
+        CHECK(j["status"] == 413);
+        CHECK_THAT(j["error"].get<std::string>(), Contains("65536 bytes"));
+        CHECK(seconds_since(t0) < 5);
+    }
+    // Chunked, so no length to judge by: refused once 64 KiB have come.
+    {
+        auto t0 = std::chrono::steady_clock::now();
+        auto r = client(agent.port(), certs, certs.alice)
+                     ->Post(
+                         "/v1/trace",
+                         [&](size_t offset, httplib::DataSink& sink) {
+                             if (offset >= big.size()) {
+                                 sink.done();
+                                 return true;
+                             }
+                             return sink.write(big.data() + offset, 64 * 1024);
+                         },
+                         "application/json");
+        REQUIRE(r);
+        INFO(r->body);
+        CHECK(r->status == 413);
+        CHECK(json::parse(r->body, nullptr, false)["status"] == 413);
+        CHECK(seconds_since(t0) < 5);
+    }
+    // Four at once, from a client holding no grant: 403, the body never
+    // parsed (a parsed `[[[` would be a 400 "not valid JSON").
+    // (Catch2 asserts on this thread only: the calls return what they got.)
+    std::vector<std::future<std::pair<int, std::string>>> calls;
+    for (int i = 0; i < 4; ++i)
+        calls.push_back(std::async(std::launch::async, [&] {
+            auto r = client(agent.port(), certs, carol)->Post("/v1/trace", big, "application/json");
+            return r ? std::make_pair(r->status, r->body) : std::make_pair(-1, httplib::to_string(r.error()));
+        }));
+    for (auto& c : calls) {
+        auto [status, body] = c.get();
+        INFO(body);
+        CHECK(status == 403);
+        CHECK_THAT(body, Contains("carol.example"));
+    }
+
+    const long rss_after = rss_kib(agent.pid());
+    INFO("RSS before " << rss_before << " KiB, after " << rss_after << " KiB");
+    CHECK(rss_after - rss_before < 16 * 1024);  // unbounded, it grew by ~700 MB per such body
+    CHECK(agent.child().running());
+    CHECK_THAT(get(agent.port(), certs.ca.cert_path(), &certs.alice, "/metrics").body,
+               Contains("pwru_agent_sessions_active 0\n"));
+    // The refusal is logged with who asked.
+    CHECK_THAT(agent.child().stderr_text(), Contains("carol.example"));
+}
