@@ -15,6 +15,7 @@
 
 #include "agent/cri_client.h"
 #include "agent/http_gate.h"
+#include "agent/input_checks.h"
 #include "agent/peer_identity.h"
 #include "tracer/log.h"
 
@@ -202,7 +203,7 @@ bool AgentServer::Handlers::gate(AgentServer& self, const httplib::Request& req,
     if (self.cfg_.authz && !self.cfg_.kube) {
         const ClientIdentity who = peer_identity(req.ssl);
         if (!self.cfg_.authz->may_trace_anything(who)) {
-            spdlog::warn("refused 403: client {} holds no grant in the authz config", who.display());
+            spdlog::warn("refused 403: client {} holds no grant in the authz config", log_escape(who.display()));
             close_after_reply(res);
             send_error(res, 403,
                        "client " + who.display() +
@@ -235,7 +236,8 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
     auto parsed = parse_trace_request(body, cfg.request_limits);
     if (!parsed) return send_error(res, 400, parsed.error().what);
     TraceRequest& tr = *parsed;
-    const std::string target = tr.node_wide ? "node " + cfg.node_name : tr.ns + "/" + tr.pod;
+    // For log lines: the names are checked Kubernetes names, escaped all the same.
+    const std::string target = log_escape(tr.node_wide ? "node " + cfg.node_name : tr.ns + "/" + tr.pod);
 
     // Who may trace this: Kubernetes RBAC with the user's token, else the file.
     const ClientIdentity who = peer_identity(req.ssl);
@@ -244,16 +246,22 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
                        cfg.node_name};
         auto d = KubeRbac(*cfg.kube).review(rr);
         if (!d) return send_error(res, 503, d.error().message());
-        if (!d->allowed) return send_error(res, 403, d->reason);
-        spdlog::info("trace {} for {} (client {})", target, d->user, who.display());
+        if (!d->allowed) {
+            spdlog::warn("refused 403: trace {} for {} (client {}): {}", target, log_escape(d->user),
+                         log_escape(who.display()), log_escape(d->reason));
+            return send_error(res, 403, d->reason);
+        }
+        spdlog::info("trace {} for {} (client {})", target, log_escape(d->user), log_escape(who.display()));
     } else {
         bool ok = tr.node_wide ? cfg.authz->may_trace_node(who) : cfg.authz->may_trace_namespace(who, tr.ns);
-        if (!ok)
+        if (!ok) {
+            spdlog::warn("refused 403: trace {} for client {}", target, log_escape(who.display()));
             return send_error(res, 403,
                               "client " + who.display() + " may not trace " +
                                   (tr.node_wide ? "the whole node" : "pods in namespace " + tr.ns) +
                                   "; ask the agent's operator to grant it in the authz config");
-        spdlog::info("trace {} for client {}", target, who.display());
+        }
+        spdlog::info("trace {} for client {}", target, log_escape(who.display()));
     }
 
     auto slot = self.sessions_->try_acquire();
@@ -304,7 +312,7 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
     auto stream = TraceStream::start(tr.cli, st, limits, self.metrics_, self.node_netns_.get());
     if (!stream) {
         const Error& e = stream.error();
-        spdlog::warn("trace {}: {}", target, e.message());
+        spdlog::warn("trace {}: {}", target, log_escape(e.message()));
         if (e.bad_input) return send_error(res, 400, e.message() + "; fix \"filter\" or \"args\" and retry");
         return send_error(res, 500, "cannot start the trace: " + e.message());
     }
