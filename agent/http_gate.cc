@@ -51,6 +51,11 @@ void send_error(httplib::Response& res, int status, const std::string& message) 
 void close_after_reply(httplib::Response& res) { res.set_header(kCloseMark, "close"); }
 
 void harden(httplib::Server& s, bool tls) {
+    // httplib sets SO_REUSEPORT on Linux: a second agent would share the port.
+    s.set_socket_options([](int sock) {
+        int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     s.set_payload_max_length(kMaxTraceBodyBytes);
     if (!tls) {
         // Plain HTTP (probes): one request per connection, so nothing unread is parsed.

@@ -1,5 +1,5 @@
 // What the agent's HTTP servers do around the handlers, against hostile
-// clients (issue #23): a bounded request body read through a counting
+// clients (issue #23): one listener per port (no SO_REUSEPORT), a bounded request body read through a counting
 // receiver, and refusals that close the connection without reading what the
 // client still sends.
 #pragma once
@@ -22,7 +22,8 @@ void send_error(httplib::Response& res, int status, const std::string& message);
 // (an unread body) is drained for at most a moment, never parsed.
 void close_after_reply(httplib::Response& res);
 
-// The library's own body ceiling and the close-after-reply mechanics. `tls`: the connection's fd is reachable
+// Socket options (SO_REUSEADDR only: a second agent on the port fails to
+// bind), the library's own body ceiling and the close-after-reply mechanics. `tls`: the connection's fd is reachable
 // through the request's SSL; without TLS every connection serves one request.
 void harden(httplib::Server& s, bool tls);
 

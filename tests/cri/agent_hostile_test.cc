@@ -127,3 +127,18 @@ TEST_CASE("pwru-agent: a 10 MB body is refused with 413 before it is read, a cli
     // The refusal is logged with who asked.
     CHECK_THAT(agent.child().stderr_text(), Contains("carol.example"));
 }
+
+TEST_CASE("pwru-agent: a second agent on a port already taken fails to start with one line", "[cri][agent]") {
+    AgentCerts certs;
+    AgentProcess first(certs.agent_args(kNoCri));
+    const std::string listen = "127.0.0.1:" + std::to_string(first.port());
+    auto args = certs.agent_args(kNoCri);
+    args.insert(args.begin(), {PWRU_AGENT_BIN, "--listen", listen});
+    auto second = run_command(args, 30s);
+    INFO(second.err);
+    CHECK_FALSE(second.timed_out);  // with SO_REUSEPORT it bound and served
+    CHECK(second.exit_code == 1);
+    CHECK_THAT(second.err, Contains("cannot listen on " + listen) && Contains("--listen"));
+    CHECK(std::count(second.err.begin(), second.err.end(), '\n') <= 2);  // start-up info line at most, and the error
+    CHECK(first.child().running());
+}
