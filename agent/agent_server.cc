@@ -347,7 +347,11 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
             metrics->sessions_active.fetch_sub(1);
             slot.reset();
         };
-    res.set_chunked_content_provider("application/x-ndjson", std::move(provider), std::move(release));
+    // HTTP/1.0 has no chunked encoding: the stream ends with the connection.
+    if (req.version == "HTTP/1.0")
+        res.set_content_provider("application/x-ndjson", std::move(provider), std::move(release));
+    else
+        res.set_chunked_content_provider("application/x-ndjson", std::move(provider), std::move(release));
 }
 
 Result<int> AgentServer::bind() {

@@ -22,6 +22,17 @@ constexpr auto kLingerDrain = std::chrono::seconds(2);
 // Marks the reply for the logger hook, which runs once it is written.
 constexpr const char* kCloseMark = "Connection";
 
+std::string default_message(const httplib::Request& req, int status) {
+    switch (status) {
+    case 400: return "malformed HTTP request (request line, headers or chunked body); see docs/agent-api.md";
+    case 404: return "no endpoint " + req.path + " on this port; see docs/agent-api.md";
+    case 413: return "request body above " + std::to_string(kMaxTraceBodyBytes) + " bytes; send a smaller request";
+    case 414: return "request line too long; see docs/agent-api.md";
+    case 416: return "Range requests are not supported; drop the Range header";
+    default: return "HTTP status " + std::to_string(status) + "; see docs/agent-api.md";
+    }
+}
+
 // Half-closes, reads and discards what the client still sends for at most
 // kLingerDrain, then shuts reading too so the server's loop ends the connection.
 void linger_close(int fd) {
@@ -57,6 +68,13 @@ void harden(httplib::Server& s, bool tls) {
         ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
     s.set_payload_max_length(kMaxTraceBodyBytes);
+    // The library's own refusals (parser 400/414, 404, 413) get the documented body.
+    s.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty() || res.content_length_ > 0) return httplib::Server::HandlerResponse::Unhandled;
+        if (res.status == 400 || res.status == 413 || res.status == 414) close_after_reply(res);
+        send_error(res, res.status, default_message(req, res.status));
+        return httplib::Server::HandlerResponse::Handled;
+    }));
     if (!tls) {
         // Plain HTTP (probes): one request per connection, so nothing unread is parsed.
         s.set_keep_alive_max_count(1);

@@ -1,7 +1,8 @@
 // What the agent's HTTP servers do around the handlers, against hostile
-// clients (issue #23): one listener per port (no SO_REUSEPORT), a bounded request body read through a counting
-// receiver, and refusals that close the connection without reading what the
-// client still sends.
+// clients (issue #23): one listener per port (no SO_REUSEPORT), a bounded
+// request body read through a counting receiver, refusals that close the
+// connection without reading what the client still sends, and the
+// documented JSON error body on every non-2xx answer, the library's own too.
 #pragma once
 
 #include <cstddef>
@@ -23,7 +24,8 @@ void send_error(httplib::Response& res, int status, const std::string& message);
 void close_after_reply(httplib::Response& res);
 
 // Socket options (SO_REUSEADDR only: a second agent on the port fails to
-// bind), the library's own body ceiling and the close-after-reply mechanics. `tls`: the connection's fd is reachable
+// bind), the library's own body ceiling, JSON error bodies, and the
+// close-after-reply mechanics. `tls`: the connection's fd is reachable
 // through the request's SSL; without TLS every connection serves one request.
 void harden(httplib::Server& s, bool tls);
 
