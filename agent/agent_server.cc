@@ -6,12 +6,16 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <thread>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "agent/cri_client.h"
+#include "agent/http_gate.h"
+#include "agent/input_checks.h"
 #include "agent/peer_identity.h"
 #include "tracer/log.h"
 
@@ -19,11 +23,6 @@ namespace pwru::agent {
 namespace {
 
 using nlohmann::json;
-
-void send_error(httplib::Response& res, int status, const std::string& message) {
-    res.status = status;
-    res.set_content(json{{"error", message}, {"status", status}}.dump() + "\n", "application/json");
-}
 
 std::string openssl_error() {
     unsigned long e = ERR_get_error();
@@ -76,7 +75,11 @@ Result<std::pair<std::string, int>> parse_listen(const std::string& s) {
 }
 
 struct AgentServer::Handlers {
-    static void trace(AgentServer& self, const httplib::Request& req, httplib::Response& res);
+    // Before the body is read: unknown paths and methods, clients without any
+    // right, declared bodies above the limit. false: refused (reply set).
+    static bool gate(AgentServer& self, const httplib::Request& req, httplib::Response& res, bool with_trace);
+    static void trace(AgentServer& self, const httplib::Request& req, const std::string& body,
+                      httplib::Response& res);
 };
 
 Result<std::unique_ptr<AgentServer>> AgentServer::create(AgentConfig cfg) {
@@ -125,9 +128,11 @@ Result<std::unique_ptr<AgentServer>> AgentServer::create(AgentConfig cfg) {
     // Streams hold a worker each: room for every session plus the short requests.
     const size_t workers = self->cfg_.max_sessions + 4;
     self->https_->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+    harden(*self->https_, true);
     self->install_routes(*self->https_, true);
     if (!self->cfg_.health_listen.empty()) {
         self->health_ = std::make_unique<httplib::Server>();
+        harden(*self->health_, false);
         self->health_->new_task_queue = [] { return new httplib::ThreadPool(2); };
         self->install_routes(*self->health_, false);
     }
@@ -137,6 +142,11 @@ Result<std::unique_ptr<AgentServer>> AgentServer::create(AgentConfig cfg) {
 AgentServer::~AgentServer() = default;
 
 void AgentServer::install_routes(httplib::Server& s, bool with_trace) {
+    s.set_pre_routing_handler([this, with_trace](const httplib::Request& req, httplib::Response& res) {
+        bool pass = Handlers::gate(*this, req, res, with_trace);
+        if (!pass && req.path == "/v1/trace") metrics_.sessions_refused.fetch_add(1);
+        return pass ? httplib::Server::HandlerResponse::Unhandled : httplib::Server::HandlerResponse::Handled;
+    });
     s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
         res.set_content("{\"status\":\"ok\"}\n", "application/json");
     });
@@ -161,20 +171,73 @@ void AgentServer::install_routes(httplib::Server& s, bool with_trace) {
         res.set_content(metrics_.text(), "text/plain; version=0.0.4");
     });
     if (!with_trace) return;
-    s.Post("/v1/trace", [this](const httplib::Request& req, httplib::Response& res) {
-        Handlers::trace(*this, req, res);
+    // A content-reader route: the body is read here, bounded, after gate().
+    s.Post("/v1/trace", [this](const httplib::Request& req, httplib::Response& res,
+                               const httplib::ContentReader& reader) {
+        std::string body;
+        if (read_bounded_body(res, reader, kMaxTraceBodyBytes, body)) Handlers::trace(*this, req, body, res);
         if (res.status != 200) metrics_.sessions_refused.fetch_add(1);
     });
 }
 
-void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req, httplib::Response& res) {
+bool AgentServer::Handlers::gate(AgentServer& self, const httplib::Request& req, httplib::Response& res,
+                                 bool with_trace) {
+    const bool read_only = req.method == "GET" || req.method == "HEAD";
+    const bool is_trace = with_trace && req.path == "/v1/trace";
+    const bool is_get = req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics";
+    if (!is_trace && !is_get) {
+        if (!read_only) close_after_reply(res);
+        send_error(res, 404, "no endpoint " + req.path + " on this port; see docs/agent-api.md");
+        return false;
+    }
+    if (is_get != read_only) {
+        if (!read_only) close_after_reply(res);
+        res.set_header("Allow", is_trace ? "POST" : "GET, HEAD");
+        send_error(res, 405, req.method + " " + req.path + " is not served; use " + (is_trace ? "POST" : "GET"));
+        return false;
+    }
+    if (!is_trace) return true;
+
+    // File mode: an identity without any grant is refused before its body is
+    // read (RBAC mode needs the namespace, so it decides after the body).
+    if (self.cfg_.authz && !self.cfg_.kube) {
+        const ClientIdentity who = peer_identity(req.ssl);
+        if (!self.cfg_.authz->may_trace_anything(who)) {
+            spdlog::warn("refused 403: client {} holds no grant in the authz config", log_escape(who.display()));
+            close_after_reply(res);
+            send_error(res, 403,
+                       "client " + who.display() +
+                           " may not trace anything on this agent; ask the agent's operator to grant it in the "
+                           "authz config");
+            return false;
+        }
+    }
+    const std::string length = req.get_header_value("Content-Length");
+    if (!length.empty()) {
+        errno = 0;
+        char* end = nullptr;
+        unsigned long long n = std::strtoull(length.c_str(), &end, 10);
+        if (errno == ERANGE || n > kMaxTraceBodyBytes) {
+            close_after_reply(res);
+            send_error(res, 413,
+                       "request body of " + length + " bytes is above the agent's limit of " +
+                           std::to_string(kMaxTraceBodyBytes) + " bytes; a trace request is a small JSON object");
+            return false;
+        }
+    }
+    return true;
+}
+
+void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req, const std::string& body,
+                                  httplib::Response& res) {
     const AgentConfig& cfg = self.cfg_;
     if (self.sessions_->draining()) return send_error(res, 503, "the agent is shutting down; retry on its replacement");
 
-    auto parsed = parse_trace_request(req.body, cfg.request_limits);
+    auto parsed = parse_trace_request(body, cfg.request_limits);
     if (!parsed) return send_error(res, 400, parsed.error().what);
     TraceRequest& tr = *parsed;
-    const std::string target = tr.node_wide ? "node " + cfg.node_name : tr.ns + "/" + tr.pod;
+    // For log lines: the names are checked Kubernetes names, escaped all the same.
+    const std::string target = log_escape(tr.node_wide ? "node " + cfg.node_name : tr.ns + "/" + tr.pod);
 
     // Who may trace this: Kubernetes RBAC with the user's token, else the file.
     const ClientIdentity who = peer_identity(req.ssl);
@@ -183,16 +246,22 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
                        cfg.node_name};
         auto d = KubeRbac(*cfg.kube).review(rr);
         if (!d) return send_error(res, 503, d.error().message());
-        if (!d->allowed) return send_error(res, 403, d->reason);
-        spdlog::info("trace {} for {} (client {})", target, d->user, who.display());
+        if (!d->allowed) {
+            spdlog::warn("refused 403: trace {} for {} (client {}): {}", target, log_escape(d->user),
+                         log_escape(who.display()), log_escape(d->reason));
+            return send_error(res, 403, d->reason);
+        }
+        spdlog::info("trace {} for {} (client {})", target, log_escape(d->user), log_escape(who.display()));
     } else {
         bool ok = tr.node_wide ? cfg.authz->may_trace_node(who) : cfg.authz->may_trace_namespace(who, tr.ns);
-        if (!ok)
+        if (!ok) {
+            spdlog::warn("refused 403: trace {} for client {}", target, log_escape(who.display()));
             return send_error(res, 403,
                               "client " + who.display() + " may not trace " +
                                   (tr.node_wide ? "the whole node" : "pods in namespace " + tr.ns) +
                                   "; ask the agent's operator to grant it in the authz config");
-        spdlog::info("trace {} for client {}", target, who.display());
+        }
+        spdlog::info("trace {} for client {}", target, log_escape(who.display()));
     }
 
     auto slot = self.sessions_->try_acquire();
@@ -243,7 +312,7 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
     auto stream = TraceStream::start(tr.cli, st, limits, self.metrics_, self.node_netns_.get());
     if (!stream) {
         const Error& e = stream.error();
-        spdlog::warn("trace {}: {}", target, e.message());
+        spdlog::warn("trace {}: {}", target, log_escape(e.message()));
         if (e.bad_input) return send_error(res, 400, e.message() + "; fix \"filter\" or \"args\" and retry");
         return send_error(res, 500, "cannot start the trace: " + e.message());
     }
@@ -256,9 +325,7 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
     SessionManager* sessions = self.sessions_.get();
     res.status = 200;
     res.set_header("Cache-Control", "no-store");
-    res.set_chunked_content_provider(
-        "application/x-ndjson",
-        [s, start_line, sessions, &req](size_t, httplib::DataSink& sink) -> bool {
+    auto provider = [s, start_line, sessions, &req](size_t, httplib::DataSink& sink) -> bool {
             auto write = [&](const std::string& line) {
                 std::string l = line + "\n";
                 return sink.write(l.data(), l.size());
@@ -272,14 +339,19 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
                 if (!write(line)) return s->abandon(), false;
             if (s->done()) sink.done();
             return true;
-        },
-        [s, slot, metrics, target](bool) mutable {
+        };
+    auto release = [s, slot, metrics, target](bool) mutable {
             if (!s->done()) s->abandon();
             spdlog::info("trace {} ended: {}", target, s->ended());
             s.reset();  // the Session and every BPF object it held
             metrics->sessions_active.fetch_sub(1);
             slot.reset();
-        });
+        };
+    // HTTP/1.0 has no chunked encoding: the stream ends with the connection.
+    if (req.version == "HTTP/1.0")
+        res.set_content_provider("application/x-ndjson", std::move(provider), std::move(release));
+    else
+        res.set_chunked_content_provider("application/x-ndjson", std::move(provider), std::move(release));
 }
 
 Result<int> AgentServer::bind() {

@@ -74,4 +74,12 @@ bool Authz::may_trace_node(const ClientIdentity& who) const {
     return false;
 }
 
+bool Authz::may_trace_anything(const ClientIdentity& who) const {
+    for (const auto& g : grants_)
+        if ((g.node || !g.namespaces.empty()) &&
+            std::find(who.names.begin(), who.names.end(), g.identity) != who.names.end())
+            return true;
+    return false;
+}
+
 }  // namespace pwru::agent

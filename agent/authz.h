@@ -36,6 +36,9 @@ public:
     // Any of the identity's names holding a grant for `ns` (or "*").
     bool may_trace_namespace(const ClientIdentity& who, const std::string& ns) const;
     bool may_trace_node(const ClientIdentity& who) const;
+    // Whether the identity holds any grant at all: without one it is refused
+    // before its request body is read.
+    bool may_trace_anything(const ClientIdentity& who) const;
 
     const std::vector<Grant>& grants() const { return grants_; }
 

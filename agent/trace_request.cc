@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/input_checks.h"
+
 namespace pwru::agent {
 namespace {
 
@@ -38,6 +40,21 @@ Result<double> number_field(const json& j, const char* key, double ceiling) {
     return v;
 }
 
+// A whole number >= 0, or the ceiling when absent/0; more is refused.
+Result<uint64_t> count_field(const json& j, const char* key, uint64_t ceiling) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return ceiling;
+    if (!it->is_number_integer() || (!it->is_number_unsigned() && it->get<int64_t>() < 0))
+        return bad_input(std::string("\"") + key + "\" must be >= 0 and a whole number (0: the agent's limit of " +
+                         std::to_string(ceiling) + ")");
+    uint64_t v = it->get<uint64_t>();
+    if (v == 0) return ceiling;
+    if (v > ceiling)
+        return bad_input(std::string("\"") + key + "\" is above this agent's limit of " + std::to_string(ceiling) +
+                         ": ask for less");
+    return v;
+}
+
 }  // namespace
 
 const std::vector<std::pair<std::string, std::string>>& refused_flags() {
@@ -55,6 +72,7 @@ const std::vector<std::pair<std::string, std::string>>& refused_flags() {
         {"--help", "see docs/agent-api.md and pwru --help"},
         {"-h", "see docs/agent-api.md and pwru --help"},
         {"--debug", "libbpf's log goes to the agent's own log; ask the node's operator"},
+        {"--filter-non-skb-funcs", "the agent does not attach non-skb functions yet; run pwru on the node"},
     };
     return flags;
 }
@@ -91,7 +109,18 @@ Result<TraceRequest> parse_trace_request(const std::string& body, const RequestL
     if (r.pod.empty()) r.node_wide = true;
     if (r.node_wide && !r.pod.empty())
         return bad_input("\"node\": true traces the whole node: leave \"pod\" empty, or drop \"node\"");
-    if (!r.node_wide && r.ns.empty()) return bad_input("missing \"namespace\" for pod " + r.pod);
+    if (!r.node_wide && r.ns.empty()) return bad_input("missing \"namespace\" for pod " + log_escape(r.pod));
+    // Kubernetes' own name rules: anything else names no pod, and would only
+    // reach the runtime, the logs and the records.
+    if (!r.ns.empty())
+        if (auto why = check_dns1123_label(r.ns); !why.empty())
+            return bad_input("\"namespace\" " + why);
+    if (!r.pod.empty())
+        if (auto why = check_dns1123_subdomain(r.pod); !why.empty()) return bad_input("\"pod\" " + why);
+    // libpcap reads a C string: a NUL would cut the expression short.
+    if (size_t at = find_control_char(r.filter); at != std::string::npos)
+        return bad_input("\"filter\" holds a control character (byte " + std::to_string(at) +
+                         "); a pcap expression is printable text");
 
     if (auto it = j.find("args"); it != j.end() && !it->is_null()) {
         if (!it->is_array()) return bad_input("\"args\" must be an array of strings");
@@ -103,9 +132,9 @@ Result<TraceRequest> parse_trace_request(const std::string& body, const RequestL
     auto dur = number_field(j, "max_duration_s", limits.max_duration_s);
     if (!dur) return std::unexpected(dur.error());
     r.max_duration_s = *dur;
-    auto events = number_field(j, "max_events", static_cast<double>(limits.max_events));
+    auto events = count_field(j, "max_events", limits.max_events);
     if (!events) return std::unexpected(events.error());
-    r.max_events = static_cast<uint64_t>(*events);
+    r.max_events = *events;
 
     for (const auto& a : r.args) {
         for (const auto& [flag, why] : refused_flags())

@@ -1,5 +1,7 @@
 #include "tracer/cli_options.h"
 
+#include <charconv>
+
 #include <CLI/CLI.hpp>
 
 #include "tracer/netns.h"
@@ -79,7 +81,8 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_option("--timestamp", timestamp, "none, current, relative or absolute")
         ->check(CLI::IsMember(kTimestamps))
         ->capture_default_str();
-    app.add_option("--output-limit-lines", c.output_limit_lines, "exit after this many events (0: no limit)");
+    std::string limit_lines;  // parsed below: CLI11 wraps "-1" and saturates above 2^64
+    app.add_option("--output-limit-lines", limit_lines, "exit after this many events (0: no limit)");
     app.add_option("--output-file", c.output_file, "write events to this file instead of stdout");
     uint64_t max_size_mb = 100;
     app.add_option("--output-file-max-size", max_size_mb, "rotate --output-file past this many MB")
@@ -116,6 +119,13 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
         return bad_input(std::string(e.what()) + "; see pwru --help");
     }
 
+    if (!limit_lines.empty()) {
+        auto [ptr, ec] = std::from_chars(limit_lines.data(), limit_lines.data() + limit_lines.size(),
+                                         c.output_limit_lines);
+        if (ec != std::errc() || ptr != limit_lines.data() + limit_lines.size())
+            return bad_input("--output-limit-lines '" + limit_lines +
+                             "' is not a whole number from 0 (no limit) to 18446744073709551615");
+    }
     c.trace.backend = kBackends.at(backend);
     c.rotation.max_bytes = max_size_mb << 20;
     c.rotation.max_age_days = static_cast<unsigned>(max_age_days);

@@ -1,8 +1,10 @@
 #include "tracer/netns.h"
 
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,12 +57,22 @@ Result<NetnsRef> parse_netns(const std::string& arg) {
         auto n = parse_number(arg.substr(6), "netns inode");
         if (!n || *n == 0 || *n > UINT32_MAX)
             return bad_input("invalid --filter-netns '" + arg + "': expected inode:N with N a netns inode number");
-        return NetnsRef{static_cast<uint32_t>(*n), find_netns_path(static_cast<uint32_t>(*n))};
+        std::string path = find_netns_path(static_cast<uint32_t>(*n));
+        // A number naming no netns would trace nothing, silently.
+        if (path.empty())
+            return bad_input("--filter-netns " + arg + ": no network namespace with that inode is in use "
+                             "(searched /run/netns and /proc/*/ns/net); check `lsns -t net`");
+        return NetnsRef{static_cast<uint32_t>(*n), path};
     }
     struct stat st{};
     if (stat(arg.c_str(), &st) != 0)
         return fail("unknown netns '" + arg + "'; pass /proc/PID/ns/net of a running process, /run/netns/NAME or inode:N",
                     errno);
+    // Any file has an inode: only an nsfs file of type net names a netns.
+    UniqueFd fd(open(arg.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd || ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET)
+        return bad_input("--filter-netns '" + arg + "' is not a network namespace; pass /proc/PID/ns/net, "
+                         "/run/netns/NAME or inode:N");
     return NetnsRef{static_cast<uint32_t>(st.st_ino), arg};
 }
 

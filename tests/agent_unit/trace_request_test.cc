@@ -85,3 +85,44 @@ TEST_CASE("bad request bodies get a reason naming the field or flag", "[unit][ag
         CHECK(r.error().what.find('\n') == std::string::npos);
     }
 }
+
+TEST_CASE("hostile request values are refused exactly: names, control characters, counts, dropped flags",
+          "[unit][agent]") {
+    struct Case {
+        std::string body;
+        const char* reason;
+    };
+    const std::string long_ns(64, 'a');
+    const std::string long_pod(254, 'a');
+    const std::vector<Case> cases = {
+        {R"({"namespace":"default","pod":"a","filter":"icmp\u0000 and tcp"})", "\"filter\" holds a control character (byte 4)"},
+        {R"({"namespace":"default","pod":"a","filter":"icmp\n"})", "control character"},
+        {R"({"namespace":"Default","pod":"a"})", "\"namespace\" is not a Kubernetes name"},
+        {R"({"namespace":"a.b","pod":"a"})", "\"namespace\" is not a Kubernetes name"},
+        {R"({"namespace":"default","pod":"a\nforged log line"})", "\"pod\" is not a Kubernetes name"},
+        {R"({"namespace":"default","pod":"-a"})", "\"pod\" is not a Kubernetes name"},
+        {R"({"namespace":"default","pod":"a..b"})", "\"pod\" is not a Kubernetes name"},
+        {R"({"namespace":")" + long_ns + R"(","pod":"a"})", "\"namespace\" is longer than 63"},
+        {R"({"namespace":"default","pod":")" + long_pod + R"("})", "\"pod\" is longer than 253"},
+        {R"({"namespace":"x\u0000"})", "\"namespace\" is not a Kubernetes name"},
+        {R"({"namespace":"default","pod":"a","max_events":0.5})", "\"max_events\" must be >= 0 and a whole number"},
+        {R"({"namespace":"default","pod":"a","max_events":-3})", "\"max_events\" must be >= 0"},
+        {R"({"namespace":"default","pod":"a","args":["--filter-non-skb-funcs","ip_rcv"]})",
+         "--filter-non-skb-funcs is not accepted"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.body);
+        auto r = parse_trace_request(c.body, limits);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().bad_input);
+        CHECK_THAT(r.error().what, Contains(c.reason));
+        CHECK(r.error().what.find('\n') == std::string::npos);
+    }
+    // What Kubernetes accepts still passes.
+    auto ok = parse_trace_request(R"({"namespace":"kube-system","pod":"coredns-5d78c9869d-x2x4q.v1","max_events":5})",
+                                  limits);
+    REQUIRE(ok);
+    CHECK(ok->max_events == 5);
+    auto dns = parse_trace_request(std::string(R"({"namespace":")") + std::string(63, 'a') + R"(","pod":"p"})", limits);
+    CHECK(dns);
+}

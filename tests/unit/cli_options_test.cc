@@ -102,3 +102,30 @@ TEST_CASE("netns arguments: paths and inode:N", "[unit]") {
     REQUIRE_FALSE(bad);
     CHECK(bad.error().bad_input);
 }
+
+TEST_CASE("hostile CLI values are refused at start: negative or huge limits, files that are no netns", "[unit]") {
+    for (const char* v : {"--output-limit-lines=-1", "--output-limit-lines=18446744073709551616",
+                          "--output-limit-lines=0.5", "--output-limit-lines=1e3"}) {
+        INFO(v);
+        const char* argv[] = {"pwru", v};
+        auto r = parse_cli(2, argv);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().bad_input);
+        CHECK_THAT(r.error().what, Catch::Matchers::Contains("is not a whole number"));
+    }
+    const char* max[] = {"pwru", "--output-limit-lines=18446744073709551615"};
+    auto ok = parse_cli(2, max);
+    REQUIRE(ok);
+    CHECK(ok->output_limit_lines == UINT64_MAX);
+
+    auto passwd = parse_netns("/etc/passwd");
+    REQUIRE_FALSE(passwd);
+    CHECK(passwd.error().bad_input);
+    CHECK_THAT(passwd.error().what, Catch::Matchers::Contains("is not a network namespace"));
+    auto mnt = parse_netns("/proc/self/ns/mnt");  // a namespace, of another type
+    REQUIRE_FALSE(mnt);
+    CHECK_THAT(mnt.error().what, Catch::Matchers::Contains("is not a network namespace"));
+    auto no_such = parse_netns("inode:1");
+    REQUIRE_FALSE(no_such);
+    CHECK_THAT(no_such.error().what, Catch::Matchers::Contains("no network namespace with that inode"));
+}

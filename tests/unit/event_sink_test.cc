@@ -59,3 +59,11 @@ TEST_CASE("an unwritable output file is a clear error", "[unit]") {
     REQUIRE_FALSE(sink);
     CHECK(sink.error().what.find("--output-file /nonexistent-dir/events.txt") != std::string::npos);
 }
+
+TEST_CASE("a /proc file as output is refused at open, not at the first event", "[unit]") {
+    // Root may open /proc/version for writing; every write then fails.
+    auto sink = EventSink::open("/proc/version", {});
+    REQUIRE_FALSE(sink);
+    CHECK(sink.error().what.find("--output-file /proc/version") != std::string::npos);
+    CHECK(sink.error().what.find('\n') == std::string::npos);
+}
