@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/test_files.h"
 #include "support/child_process.h"
 #include "support/netns_fixture.h"
 #include "support/root_guard.h"
@@ -50,8 +51,7 @@ class PwruRun {
 
   private:
     const std::string& ready_path() {
-        ready_path_ = "/tmp/pwru-test-ready-" + std::to_string(getpid()) + "-" + std::to_string(counter_++);
-        std::remove(ready_path_.c_str());
+        ready_path_ = pwru::test::fresh_ready_file("drop");
         return ready_path_;
     }
     static std::vector<std::string> make_argv(std::vector<std::string> args, const std::string& ready) {
@@ -60,7 +60,6 @@ class PwruRun {
         return argv;
     }
 
-    static inline int counter_ = 0;
     std::string ready_path_;
     ChildProcess proc_;
 };

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/test_files.h"
 #include "support/child_process.h"
 #include "support/netns_fixture.h"
 #include "support/root_guard.h"
@@ -38,8 +39,7 @@ constexpr const char* kRefused =
 
 // pwru with `args`, once it says (through its ready file) that it is attached.
 std::unique_ptr<ChildProcess> start_pwru(const std::string& tag, const std::vector<std::string>& args) {
-    const std::string ready = "/tmp/pwru-test-ready-" + tag + "-" + std::to_string(getpid());
-    std::remove(ready.c_str());
+    const std::string ready = pwru::test::fresh_ready_file("tc-" + tag);
     std::vector<std::string> argv{PWRU_BIN, "--ready-file", ready};
     argv.insert(argv.end(), args.begin(), args.end());
     auto p = std::make_unique<ChildProcess>(argv);

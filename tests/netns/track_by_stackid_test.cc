@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/test_files.h"
 #include "support/child_process.h"
 #include "support/netns_fixture.h"
 #include "support/root_guard.h"
@@ -27,9 +28,7 @@ struct Run {
 
 // pwru with `args` around one refused connection from A to B:80.
 Run run_around_refused_connect(const NetnsPair& ns, std::vector<std::string> args) {
-    static int n = 0;
-    const std::string ready = "/tmp/pwru-test-ready-stack-" + std::to_string(getpid()) + "-" + std::to_string(n++);
-    std::remove(ready.c_str());
+    const std::string ready = pwru::test::fresh_ready_file("stack");
     std::vector<std::string> argv = {PWRU_BIN, "--ready-file", ready};
     argv.insert(argv.end(), args.begin(), args.end());
     ChildProcess pwru(argv);

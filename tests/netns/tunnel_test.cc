@@ -21,6 +21,7 @@
 #include <thread>
 #include <tuple>
 
+#include "support/test_files.h"
 #include "support/child_process.h"
 #include "support/netns_fixture.h"
 #include "support/root_guard.h"
@@ -112,9 +113,8 @@ std::string trace_traffic(NetnsPair& ns, const Tunnel& t, const std::vector<std:
                                      "udp dst port 7001"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back("udp port 4789 or udp port 6081 or udp port 7003");
-    const std::string ready = "/tmp/pwru-tunnel-ready-" + std::to_string(getpid());
+    const std::string ready = pwru::test::fresh_ready_file("tunnel");
     argv[2] = ready;
-    std::remove(ready.c_str());
     ChildProcess pwru(argv);
     REQUIRE(pwru.wait_for_file(ready, 60s));
     in_netns(ns.ns_path_a(), [&] {
@@ -207,8 +207,7 @@ TEST_CASE("tunnel filter and inner tuple on Geneve packets sent from a socket", 
     NetnsPair ns;
     const std::string x = third_octet(ns.addr_a());
     const std::string inner_a = "192.168." + x + ".1", inner_b = "192.168." + x + ".2";
-    const std::string ready = "/tmp/pwru-geneve-ready-" + std::to_string(getpid());
-    std::remove(ready.c_str());
+    const std::string ready = pwru::test::fresh_ready_file("geneve");
     ChildProcess pwru({PWRU_BIN, "--ready-file", ready, "--output-tunnel", "--filter-tunnel-pcap-l3",
                        "udp dst port 7001", "udp port 6081"});
     REQUIRE(pwru.wait_for_file(ready, 60s));

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "support/test_files.h"
 #include "support/child_process.h"
 #include "support/netns_fixture.h"
 #include "support/root_guard.h"
@@ -66,8 +67,7 @@ bool has_line(const std::string& out, const std::string& needle) { return out.fi
 TEST_CASE("tuples for TCP with flags, UDP, ICMP, IPv6 UDP and ICMPv6", "[netns]") {
     PWRU_REQUIRE_ROOT();
     NetnsPair ns(NetnsOptions{.disable_ipv6 = false});
-    const std::string ready = "/tmp/pwru-tuple-ready-" + std::to_string(getpid());
-    std::remove(ready.c_str());
+    const std::string ready = pwru::test::fresh_ready_file("tuple");
     ChildProcess pwru({PWRU_BIN, "--ready-file", ready, "--output-tcp-flags",
                        "port 9999 or icmp or icmp6"});
     REQUIRE(pwru.wait_for_file(ready, 60s));

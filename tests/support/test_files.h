@@ -23,6 +23,14 @@ struct TempDir {
     ~TempDir() { std::filesystem::remove_all(path); }
 };
 
+// A --ready-file path no earlier run used, in one folder per test binary that
+// is removed when the binary exits: the runs leave nothing in /tmp.
+inline std::string fresh_ready_file(const std::string& tag) {
+    static TempDir dir("pwru-ready");
+    static int n = 0;
+    return (dir.path / (tag + "-" + std::to_string(n++))).string();
+}
+
 inline void write_btf(const struct btf* b, const std::filesystem::path& file) {
     uint32_t size = 0;
     const void* data = btf__raw_data(b, &size);
