@@ -279,7 +279,7 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
         if (!cri) return send_error(res, 503, "the container runtime cannot be asked: " + cri.error().message());
         auto pod = cri->find_pod(tr.ns, tr.pod);
         if (!pod) {
-            if (pod.error().bad_input) return send_error(res, 404, pod.error().message());
+            if (pod.error().kind == ErrorKind::NotFound) return send_error(res, 404, pod.error().message());
             return send_error(res, 503, pod.error().message());
         }
         st.ns = tr.ns;
@@ -313,7 +313,7 @@ void AgentServer::Handlers::trace(AgentServer& self, const httplib::Request& req
     if (!stream) {
         const Error& e = stream.error();
         spdlog::warn("trace {}: {}", target, log_escape(e.message()));
-        if (e.bad_input) return send_error(res, 400, e.message() + "; fix \"filter\" or \"args\" and retry");
+        if (e.users_fault()) return send_error(res, 400, e.message() + "; fix \"filter\" or \"args\" and retry");
         return send_error(res, 500, "cannot start the trace: " + e.message());
     }
     std::shared_ptr<TraceStream> s(std::move(*stream));

@@ -250,7 +250,7 @@ Result<PodInfo> CriClient::find_pod(const std::string& ns, const std::string& na
     grpc::Status st = stub_->rpc->ListPodSandbox(call_context(timeout_).get(), list_req, &list);
     if (!st.ok()) return fail("CRI ListPodSandbox on " + socket_ + ": " + status_text(st) + "; is the runtime healthy?");
     if (list.items_size() == 0)
-        return bad_input("pod " + pod + " not found on this node (no READY sandbox with those labels); check the pod's node");
+        return not_found("pod " + pod + " not found on this node (no READY sandbox with those labels); check the pod's node");
     // Two READY sandboxes happen briefly while the kubelet replaces one.
     const auto& newest = *std::max_element(list.items().begin(), list.items().end(),
                                            [](const auto& a, const auto& b) { return a.created_at() < b.created_at(); });

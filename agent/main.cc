@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
 
     auto server = AgentServer::create(cfg);
-    if (!server) return die(server.error().message(), server.error().bad_input ? 2 : 1);
+    if (!server) return die(server.error().message(), server.error().users_fault() ? 2 : 1);
     auto port = (*server)->bind();
     if (!port) return die(port.error().message(), 1);
     spdlog::info("pwru-agent on node {} listening on {} (port {}), {}", cfg.node_name, cfg.listen, *port,

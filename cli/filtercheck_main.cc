@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     auto harness = pwru::FilterHarness::create(expr, l3);
     if (!harness) {
         std::fprintf(stderr, "pwru-filtercheck: %s\n", harness.error().message().c_str());
-        return harness.error().bad_input ? 2 : 1;
+        return harness.error().users_fault() ? 2 : 1;
     }
     char errbuf[PCAP_ERRBUF_SIZE];
     pcap_t* p = pcap_open_offline(file.c_str(), errbuf);

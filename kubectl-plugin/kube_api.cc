@@ -97,7 +97,7 @@ Result<nlohmann::json> KubeApi::get_json(const std::string& path) const {
         if (msg.empty()) msg = "HTTP " + std::to_string(resp->status) + " for GET " + path;
         if (resp->status == 401) msg += " (the credentials of context '" + access_.context_name + "' were refused)";
         Error e{0, msg};
-        e.bad_input = resp->status == 404;
+        if (resp->status == 404) e.kind = ErrorKind::NotFound;
         return std::unexpected(e);
     }
     if (j.is_discarded()) return fail("the Kubernetes API answered GET " + path + " with something that is not JSON");

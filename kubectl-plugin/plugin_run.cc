@@ -43,7 +43,7 @@ Result<ApiAccess> cluster_access(const PluginOptions& o, const KubeEnvironment& 
     if (!access) return access;
     if (auto r = resolve_credentials(*access); !r) {
         Error e = r.error();
-        e.bad_input = false;  // a credential plugin or token that failed at run time: 1, not 2
+        e.kind = ErrorKind::Failure;  // a credential plugin or token that failed at run time: 1, not 2
         return std::unexpected(e);
     }
     return access;
@@ -114,7 +114,7 @@ int run_plugin(const PluginOptions& options, const KubeEnvironment& env, std::os
     auto access = cluster_access(options, env);
     if (!access) {
         err << "kubectl-pwru: " << access.error().message() << "\n";
-        return access.error().bad_input ? 2 : 1;
+        return access.error().users_fault() ? 2 : 1;
     }
     // Agents in RBAC mode decide with the user's own token (docs/agent-api.md).
     PluginOptions o = options;

@@ -21,7 +21,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int exit_code_for(const Error& e) { return e.bad_input ? kExitBadInput : kExitFailure; }
+int exit_code_for(const Error& e) { return e.users_fault() ? kExitBadInput : kExitFailure; }
 
 int report(const Error& e) {
     spdlog::error("{}", e.message());

@@ -47,7 +47,7 @@ TEST_CASE("a bad pod scope is refused as bad input", "[bpf]") {
         REQUIRE(s);
         auto loaded = (*s)->load();
         REQUIRE_FALSE(loaded);
-        CHECK(loaded.error().bad_input);
+        CHECK(loaded.error().kind == pwru::ErrorKind::BadInput);
         CHECK_THAT(loaded.error().what, Contains(bad.reason));
     }
 }

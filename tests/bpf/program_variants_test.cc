@@ -143,6 +143,6 @@ TEST_CASE("the filter harness runs the injected filter on real skbs", "[bpf]") {
     CHECK(*(*l3)->run(pkt.data() + 14, pkt.size() - 14) == true);
     auto bad = FilterHarness::create("tcp port", false);
     REQUIRE_FALSE(bad);
-    CHECK(bad.error().bad_input);
+    CHECK(bad.error().kind == pwru::ErrorKind::BadInput);
     CHECK(bad.error().what.find("syntax error") != std::string::npos);
 }

@@ -140,7 +140,7 @@ TEST_CASE("a tunnel filter that does not compile for its layer is a clear error"
     PWRU_REQUIRE_ROOT();
     auto bad = pwru::FilterHarness::create(pwru::HarnessFilters{.tunnel_l3 = "arp"});
     REQUIRE_FALSE(bad);
-    CHECK(bad.error().bad_input);
+    CHECK(bad.error().kind == pwru::ErrorKind::BadInput);
     CHECK(bad.error().what.find("--filter-tunnel-pcap-l3 'arp'") != std::string::npos);
     auto syntax = pwru::FilterHarness::create(pwru::HarnessFilters{.tunnel_l2 = "udp port"});
     REQUIRE_FALSE(syntax);

@@ -90,6 +90,7 @@ TEST_CASE("find_pod resolves real containerd pods to their netns, IPs and hostNe
         INFO("unknown pod");
         auto none = cri->find_pod("pwru-test", "nope");
         REQUIRE_FALSE(none.has_value());
+        CHECK(none.error().kind == pwru::ErrorKind::NotFound);  // the agent's 404, not 400
         CHECK(none.error().message() ==
               "pod pwru-test/nope not found on this node (no READY sandbox with those labels); check the pod's node");
     }

@@ -64,11 +64,11 @@ TEST_CASE("pwru's --flag=false form works for boolean flags", "[unit]") {
 TEST_CASE("bad flags are bad input with a hint", "[unit]") {
     auto unknown = parse({"--no-such-flag"});
     REQUIRE_FALSE(unknown);
-    CHECK(unknown.error().bad_input);
+    CHECK(unknown.error().kind == pwru::ErrorKind::BadInput);
     CHECK(unknown.error().what.find("pwru --help") != std::string::npos);
     auto backend = parse({"--backend", "fentry"});
     REQUIRE_FALSE(backend);
-    CHECK(backend.error().bad_input);
+    CHECK(backend.error().kind == pwru::ErrorKind::BadInput);
     CHECK(parse({"--help"})->help);
 }
 
@@ -83,7 +83,7 @@ TEST_CASE("marks parse as MARK[/MASK] in decimal or hex", "[unit]") {
         auto r = parse_mark(bad);
         INFO(bad);
         REQUIRE_FALSE(r);
-        CHECK(r.error().bad_input);
+        CHECK(r.error().kind == pwru::ErrorKind::BadInput);
         CHECK(r.error().what.find("MARK/MASK") != std::string::npos);
     }
 }
@@ -100,7 +100,7 @@ TEST_CASE("netns arguments: paths and inode:N", "[unit]") {
     CHECK(missing.error().what.find("/proc/PID/ns/net") != std::string::npos);
     auto bad = parse_netns("inode:abc");
     REQUIRE_FALSE(bad);
-    CHECK(bad.error().bad_input);
+    CHECK(bad.error().kind == pwru::ErrorKind::BadInput);
 }
 
 TEST_CASE("hostile CLI values are refused at start: negative or huge limits, files that are no netns", "[unit]") {
@@ -110,7 +110,7 @@ TEST_CASE("hostile CLI values are refused at start: negative or huge limits, fil
         const char* argv[] = {"pwru", v};
         auto r = parse_cli(2, argv);
         REQUIRE_FALSE(r);
-        CHECK(r.error().bad_input);
+        CHECK(r.error().kind == pwru::ErrorKind::BadInput);
         CHECK_THAT(r.error().what, Catch::Matchers::Contains("is not a whole number"));
     }
     const char* max[] = {"pwru", "--output-limit-lines=18446744073709551615"};
@@ -120,7 +120,7 @@ TEST_CASE("hostile CLI values are refused at start: negative or huge limits, fil
 
     auto passwd = parse_netns("/etc/passwd");
     REQUIRE_FALSE(passwd);
-    CHECK(passwd.error().bad_input);
+    CHECK(passwd.error().kind == pwru::ErrorKind::BadInput);
     CHECK_THAT(passwd.error().what, Catch::Matchers::Contains("is not a network namespace"));
     auto mnt = parse_netns("/proc/self/ns/mnt");  // a namespace, of another type
     REQUIRE_FALSE(mnt);

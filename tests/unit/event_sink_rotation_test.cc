@@ -140,7 +140,7 @@ TEST_CASE("rotation flags: pwru's names, bad values refused", "[unit]") {
         INFO("--output-file-max-age " << bad);
         auto e = parse({"--output-file-max-age", bad});
         REQUIRE_FALSE(e);
-        CHECK(e.error().bad_input);
+        CHECK(e.error().kind == pwru::ErrorKind::BadInput);
         CHECK(e.error().what.find("--output-file-max-age") != std::string::npos);
         CHECK(e.error().what.find("pwru --help") != std::string::npos);
         CHECK(e.error().what.find('\n') == std::string::npos);

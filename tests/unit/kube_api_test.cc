@@ -131,6 +131,7 @@ TEST_CASE("API client: pods, selectors, workloads, and the API's own error messa
     auto missing = k.get_pod("web", "nope");
     REQUIRE_FALSE(missing);
     CHECK(missing.error().message() == "pods \"nope\" not found");
+    CHECK(missing.error().kind == pwru::ErrorKind::NotFound);
 
     auto sel = k.workload_selector("deploy", "web", "httpd");
     REQUIRE(sel);

@@ -138,7 +138,7 @@ TEST_CASE("kubeconfig errors name the file and what to fix", "[kubeconfig]") {
         auto r = load_api_access({.kubeconfig = (dir.path / "bad.yaml").string()}, env);
         REQUIRE_FALSE(r);
         CHECK(r.error().message().find("is not valid YAML") != std::string::npos);
-        CHECK(r.error().bad_input);
+        CHECK(r.error().kind == pwru::ErrorKind::BadInput);
     }
     SECTION("a missing --kubeconfig file") {
         auto r = load_api_access({.kubeconfig = (dir.path / "absent.yaml").string()}, env);
