@@ -8,7 +8,24 @@ using Catch::Matchers::Contains;
 
 namespace {
 RequestLimits limits{60, 1000};
+
+// A body the parser must refuse as the user's fault, with a one-line reason.
+struct RefusedCase {
+    std::string body;
+    const char* reason;  // a part of the message
+};
+
+void check_refused(const std::vector<RefusedCase>& cases) {
+    for (const auto& c : cases) {
+        INFO(c.body);
+        auto r = parse_trace_request(c.body, limits);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == pwru::ErrorKind::BadInput);
+        CHECK_THAT(r.error().what, Contains(c.reason));
+        CHECK(r.error().what.find('\n') == std::string::npos);
+    }
 }
+}  // namespace
 
 TEST_CASE("a pod trace request is parsed with pwru's own flag parser", "[unit][agent]") {
     auto r = parse_trace_request(
@@ -56,11 +73,7 @@ TEST_CASE("node-wide requests: node true or no pod", "[unit][agent]") {
 }
 
 TEST_CASE("bad request bodies get a reason naming the field or flag", "[unit][agent]") {
-    struct Case {
-        const char* body;
-        const char* reason;
-    };
-    const Case cases[] = {
+    const std::vector<RefusedCase> cases = {
         {R"({"namespace":"a",)", "not valid JSON"},
         {R"([1,2])", "must be a JSON object"},
         {R"({"namespace":"a","pod":"b","colour":"red"})", "unknown field \"colour\""},
@@ -76,25 +89,14 @@ TEST_CASE("bad request bodies get a reason naming the field or flag", "[unit][ag
         {R"({"namespace":"a","pod":"b","max_events":-1})", "\"max_events\" must be >= 0"},
         {R"({"namespace":"a","pod":"b","node":"yes"})", "\"node\" must be true or false"},
     };
-    for (const auto& c : cases) {
-        INFO(c.body);
-        auto r = parse_trace_request(c.body, limits);
-        REQUIRE_FALSE(r);
-        CHECK(r.error().kind == pwru::ErrorKind::BadInput);
-        CHECK_THAT(r.error().what, Contains(c.reason));
-        CHECK(r.error().what.find('\n') == std::string::npos);
-    }
+    check_refused(cases);
 }
 
 TEST_CASE("hostile request values are refused exactly: names, control characters, counts, dropped flags",
           "[unit][agent]") {
-    struct Case {
-        std::string body;
-        const char* reason;
-    };
     const std::string long_ns(64, 'a');
     const std::string long_pod(254, 'a');
-    const std::vector<Case> cases = {
+    const std::vector<RefusedCase> cases = {
         {R"({"namespace":"default","pod":"a","filter":"icmp\u0000 and tcp"})", "\"filter\" holds a control character (byte 4)"},
         {R"({"namespace":"default","pod":"a","filter":"icmp\n"})", "control character"},
         {R"({"namespace":"Default","pod":"a"})", "\"namespace\" is not a Kubernetes name"},
@@ -110,14 +112,7 @@ TEST_CASE("hostile request values are refused exactly: names, control characters
         {R"({"namespace":"default","pod":"a","args":["--filter-non-skb-funcs","ip_rcv"]})",
          "--filter-non-skb-funcs is not accepted"},
     };
-    for (const auto& c : cases) {
-        INFO(c.body);
-        auto r = parse_trace_request(c.body, limits);
-        REQUIRE_FALSE(r);
-        CHECK(r.error().kind == pwru::ErrorKind::BadInput);
-        CHECK_THAT(r.error().what, Contains(c.reason));
-        CHECK(r.error().what.find('\n') == std::string::npos);
-    }
+    check_refused(cases);
     // What Kubernetes accepts still passes.
     auto ok = parse_trace_request(R"({"namespace":"kube-system","pod":"coredns-5d78c9869d-x2x4q.v1","max_events":5})",
                                   limits);
