@@ -1,5 +1,6 @@
 #include "tracer/filter_programs.h"
 
+#include "tracer/cbpf_lint.h"
 #include "tracer/pcap_compile.h"
 
 namespace pwru {
@@ -27,6 +28,8 @@ Result<FilterPrograms> build_filter_programs(const std::string& expr) {
     };
     if (auto r = translate(l2, "MAC", out.l2); !r) return std::unexpected(r.error());
     if (auto r = translate(l3, "network", out.l3); !r) return std::unexpected(r.error());
+    // The same expression, so the same impossible tests: read them from one layer.
+    out.warnings = impossible_comparisons(l2 ? *l2 : *l3);
     return out;
 }
 

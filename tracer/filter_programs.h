@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "tracer/cbpf_translate.h"
 #include "tracer/result.h"
@@ -13,6 +14,9 @@ struct FilterPrograms {
     TranslatedFilter l2;  // for skbs with a MAC header (DLT_EN10MB)
     TranslatedFilter l3;  // for skbs starting at the network header (DLT_RAW)
     std::string note;     // e.g. why one layer rejects every packet
+    // Tests that can never be true (`ip proto 999`), for a warning: pwru and
+    // libpcap accept them, and the filter then silently matches less or nothing.
+    std::vector<std::string> warnings;
 };
 
 // Compiles `expr` for L2 and L3. When only one layer compiles (`arp` has no

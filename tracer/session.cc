@@ -93,6 +93,8 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
         if (!programs) return std::unexpected(programs.error());
         s->filters_->programs = std::move(*programs);
         if (!s->filters_->programs.note.empty()) spdlog::debug("filter: {}", s->filters_->programs.note);
+        for (const auto& w : s->filters_->programs.warnings)
+            spdlog::warn("filter '{}': {}; check the expression", opts.pcap_expr, w);
     }
     if (opts.tunnel_filter()) {
         auto tunnel = build_tunnel_filter_programs(opts.tunnel_pcap_l2, opts.tunnel_pcap_l3);

@@ -92,3 +92,17 @@ TEST_CASE("--dry-run prints the plan and attaches nothing", "[bpf]") {
     CHECK(o.out.find("  kfree_skb skb=arg0") != std::string::npos);
     CHECK(o.out.find("tracepoints: 2") != std::string::npos);
 }
+
+TEST_CASE("a filter test that can never be true (ip proto 999) is a warning; the trace still starts", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    auto o = run_pwru({"--dry-run", "--backend", "tracepoint", "--filter-func", "kfree_skb", "ip proto 999"});
+    CHECK(o.code == 0);  // libpcap and cilium/pwru accept it: a warning, not an error
+    size_t warnings = 0;
+    for (const auto& l : o.err_lines)
+        if (l.find("filter 'ip proto 999': a test compares a 1-byte packet field with 999") != std::string::npos)
+            ++warnings;
+    CHECK(warnings == 1);
+    auto fine = run_pwru({"--dry-run", "--backend", "tracepoint", "--filter-func", "kfree_skb", "ip proto 17"});
+    CHECK(fine.code == 0);
+    for (const auto& l : fine.err_lines) CHECK(l.find("never true") == std::string::npos);
+}
