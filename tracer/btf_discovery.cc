@@ -36,9 +36,11 @@ Result<BtfPtr> load_module_btf(const std::string& btf_dir, const std::string& na
     // A '/' would escape btf_dir: no module is called that.
     if (name.empty() || name.find('/') != std::string::npos || name == "vmlinux" ||
         !std::filesystem::exists(path)) {
-        return fail("kernel module '" + name + "' has no BTF at " + path +
-                        "; check that it is loaded and listed in " + btf_dir,
-                    ENOENT);
+        // The user named it (--kmods): NotFound, exit 2, on every backend.
+        return std::unexpected(Error{ENOENT,
+                                     "kernel module '" + name + "' has no BTF at " + path +
+                                         "; check that it is loaded and listed in " + btf_dir,
+                                     {}, ErrorKind::NotFound});
     }
     // btf__parse_split takes a non-const base but only reads it.
     struct btf* b = btf__parse_split(path.c_str(), const_cast<struct btf*>(vmlinux));

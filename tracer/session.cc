@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "tracer/pwru_skel.h"
 #include "tracer/drop_verdict.h"
@@ -105,6 +106,19 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
     s->plan_.backend_why = why;
 
     if (backend == Backend::Tracepoint) {
+        // Tracepoints are the kernel's own: --kmods selects nothing here. A
+        // module that does not exist is still the user's mistake, as on the
+        // kprobe backends; one that does is a warning, not silence.
+        for (const std::string& mod : opts.discovery.kmods) {
+            const std::string path = opts.discovery.btf_dir + "/" + mod;
+            if (mod.empty() || mod.find('/') != std::string::npos || mod == "vmlinux" ||
+                !std::filesystem::exists(path))
+                return bad_input("--kmods " + mod + ": no kernel module with BTF at " + path +
+                                 "; load it or drop it from --kmods");
+        }
+        if (!opts.discovery.kmods.empty() || opts.discovery.all_kmods)
+            spdlog::warn("--kmods / --all-kmods have no effect on the tracepoint backend: its tracepoints are the "
+                         "kernel's own");
         auto tps = discover_skb_tracepoints(opts.discovery);
         if (!tps) return std::unexpected(tps.error());
         s->plan_.tracepoints = std::move(*tps);

@@ -196,6 +196,7 @@ TEST_CASE("discovery errors are one line saying what to do", "[unit]") {
     REQUIRE_FALSE(no_mod.has_value());
     msg = no_mod.error().message();
     CHECK(msg.find("'pwru_no_such_module'") != std::string::npos);
+    CHECK(no_mod.error().kind == pwru::ErrorKind::NotFound);  // exit 2, as on the tracepoint backend
     CHECK(msg.find("/sys/kernel/btf") != std::string::npos);
     CHECK(msg.find('\n') == std::string::npos);
 }
