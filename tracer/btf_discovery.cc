@@ -30,18 +30,22 @@ Result<BtfPtr> load_kernel_btf(const std::string& path) {
     return BtfPtr(b);
 }
 
-Result<BtfPtr> load_module_btf(const std::string& btf_dir, const std::string& name,
-                               const struct btf* vmlinux) {
+Result<std::string> module_btf_path(const std::string& btf_dir, const std::string& name) {
     std::string path = btf_dir + "/" + name;
     // A '/' would escape btf_dir: no module is called that.
-    if (name.empty() || name.find('/') != std::string::npos || name == "vmlinux" ||
-        !std::filesystem::exists(path)) {
-        // The user named it (--kmods): NotFound, exit 2, on every backend.
+    if (name.empty() || name.find('/') != std::string::npos || name == "vmlinux" || !std::filesystem::exists(path))
         return std::unexpected(Error{ENOENT,
                                      "kernel module '" + name + "' has no BTF at " + path +
                                          "; check that it is loaded and listed in " + btf_dir,
                                      {}, ErrorKind::NotFound});
-    }
+    return path;
+}
+
+Result<BtfPtr> load_module_btf(const std::string& btf_dir, const std::string& name,
+                               const struct btf* vmlinux) {
+    auto found = module_btf_path(btf_dir, name);
+    if (!found) return std::unexpected(found.error());
+    const std::string& path = *found;
     // btf__parse_split takes a non-const base but only reads it.
     struct btf* b = btf__parse_split(path.c_str(), const_cast<struct btf*>(vmlinux));
     if (!b) {

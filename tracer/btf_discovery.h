@@ -22,6 +22,10 @@ using BtfPtr = std::unique_ptr<struct btf, BtfFree>;
 // Parses a kernel BTF file, raw (/sys/kernel/btf/vmlinux) or an ELF with .BTF.
 Result<BtfPtr> load_kernel_btf(const std::string& path);
 
+// The BTF file of kernel module `name` in btf_dir; NotFound (the user named
+// it, --kmods) when there is none.
+Result<std::string> module_btf_path(const std::string& btf_dir, const std::string& name);
+
 // Parses module BTF `btf_dir/name`, split on the kernel's BTF.
 Result<BtfPtr> load_module_btf(const std::string& btf_dir, const std::string& name,
                                const struct btf* vmlinux);

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 
 #include "tracer/pwru_skel.h"
 #include "tracer/drop_verdict.h"
@@ -109,13 +108,9 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
         // Tracepoints are the kernel's own: --kmods selects nothing here. A
         // module that does not exist is still the user's mistake, as on the
         // kprobe backends; one that does is a warning, not silence.
-        for (const std::string& mod : opts.discovery.kmods) {
-            const std::string path = opts.discovery.btf_dir + "/" + mod;
-            if (mod.empty() || mod.find('/') != std::string::npos || mod == "vmlinux" ||
-                !std::filesystem::exists(path))
-                return bad_input("--kmods " + mod + ": no kernel module with BTF at " + path +
-                                 "; load it or drop it from --kmods");
-        }
+        for (const std::string& mod : opts.discovery.kmods)
+            if (auto found = module_btf_path(opts.discovery.btf_dir, mod); !found)
+                return std::unexpected(found.error());
         if (!opts.discovery.kmods.empty() || opts.discovery.all_kmods)
             spdlog::warn("--kmods / --all-kmods have no effect on the tracepoint backend: its tracepoints are the "
                          "kernel's own");

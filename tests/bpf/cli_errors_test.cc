@@ -110,5 +110,5 @@ TEST_CASE("a filter test that can never be true (ip proto 999) is a warning; the
 TEST_CASE("--kmods naming a module that does not exist: exit 2, one line, also on the tracepoint backend", "[bpf]") {
     PWRU_REQUIRE_ROOT();
     expect_one_line_error(run_pwru({"--backend", "tracepoint", "--kmods", "nonexistent_mod", "icmp"}), 2,
-                          "--kmods nonexistent_mod: no kernel module with BTF at /sys/kernel/btf/nonexistent_mod");
+                          "kernel module 'nonexistent_mod' has no BTF at /sys/kernel/btf/nonexistent_mod");
 }
