@@ -46,8 +46,10 @@ nlohmann::json ports_json(const std::vector<ScopePort>& ports) {
 }
 
 Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTarget target, StreamLimits limits,
-                                                        Metrics& metrics, NodeNetns* node) {
+                                                        Metrics& metrics, NodeNetns* node,
+                                                        std::function<bool()> cancelled) {
     if (auto r = resolve_cli(cfg); !r) return std::unexpected(r.error());
+    cfg.trace.cancelled = std::move(cancelled);
     cfg.trace.ringbuf_bytes = limits.ring_buffer_bytes;
     if (!target.pod.empty()) {
         PodScope scope;
@@ -89,6 +91,9 @@ Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTar
     auto session = Session::create(cfg.trace);
     if (!session) return std::unexpected(session.error());
     s->session_ = std::move(*session);
+    // `ip proto 999`: accepted as pwru does, and said in the start record.
+    for (const auto& w : s->session_->filter_warnings())
+        s->target_.warning += (s->target_.warning.empty() ? "" : "; ") + ("filter: " + w + "; check the expression");
     s->first_drops_.emplace(skb_end_functions(s->session_->plan().backend == Backend::Tracepoint));
     // The session's own copy (it read it already for --filter-track-skb): one
     // read of /proc/kallsyms per trace, as pwru does.

@@ -51,8 +51,10 @@ public:
     // names a pod; node scope from `node`, null = every netns of the kernel,
     // kept current while the trace runs). Bad filter/flags: a bad_input
     // Error (the caller answers 400).
+    // `cancelled` (the client hung up) stops a slow filter compile at once.
     static Result<std::unique_ptr<TraceStream>> start(CliConfig cfg, StreamTarget target, StreamLimits limits,
-                                                      Metrics& metrics, NodeNetns* node = nullptr);
+                                                      Metrics& metrics, NodeNetns* node = nullptr,
+                                                      std::function<bool()> cancelled = {});
     ~TraceStream();  // detaches (if finish() did not)
 
     // The first line: what was attached.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tracer/cbpf_translate.h"
+#include "tracer/pcap_compile_bounded.h"
 #include "tracer/result.h"
 
 namespace pwru {
@@ -23,7 +24,8 @@ struct FilterPrograms {
 // meaning from an IP header), the other rejects every packet and `note` says
 // so. When neither compiles, the error is libpcap's message for L2.
 // A compiled program that cannot be translated is an error naming the construct.
-Result<FilterPrograms> build_filter_programs(const std::string& expr);
+// Both layers compile within one `budget` (pcap_compile_bounded.h).
+Result<FilterPrograms> build_filter_programs(const std::string& expr, const CompileBudget& budget = {});
 
 // --filter-tunnel-pcap-l2 / -l3: run on the inner Ethernet frame (DLT_EN10MB)
 // and the inner network header (DLT_RAW) of VXLAN / Geneve packets. An empty
@@ -33,6 +35,7 @@ struct TunnelFilterPrograms {
     TranslatedFilter l2;
     TranslatedFilter l3;
 };
-Result<TunnelFilterPrograms> build_tunnel_filter_programs(const std::string& l2_expr, const std::string& l3_expr);
+Result<TunnelFilterPrograms> build_tunnel_filter_programs(const std::string& l2_expr, const std::string& l3_expr,
+                                                          const CompileBudget& budget = {});
 
 }  // namespace pwru

@@ -35,7 +35,10 @@ Result<std::vector<sock_filter>> compile_pcap(const std::string& expr, LinkLayer
     // pcap_compile() uses global lexer/parser state in some libpcap builds.
     static std::mutex compile_mutex;
     std::lock_guard<std::mutex> lock(compile_mutex);
+    return compile_pcap_unlocked(expr, ll);
+}
 
+Result<std::vector<sock_filter>> compile_pcap_unlocked(const std::string& expr, LinkLayer ll) {
     PcapHandle pcap(pcap_open_dead(ll == LinkLayer::L2 ? DLT_EN10MB : DLT_RAW, kSnapLen));
     if (!pcap) return fail("pcap_open_dead failed (out of memory?)");
     bpf_program prog{};

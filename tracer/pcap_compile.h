@@ -24,6 +24,10 @@ enum class LinkLayer { L2 /* DLT_EN10MB */, L3 /* DLT_RAW */ };
 // Error.what is libpcap's own message (pcap_geterr) and err is 0.
 // Thread-safe (libpcap's compiler is serialised behind a mutex).
 Result<std::vector<struct sock_filter>> compile_pcap(const std::string& expr, LinkLayer ll);
+// The same without the lock, for a single-threaded caller only: the child
+// process of compile_pcap_bounded (pcap_compile_bounded.h), where a lock held
+// by another thread at the fork would never be released.
+Result<std::vector<struct sock_filter>> compile_pcap_unlocked(const std::string& expr, LinkLayer ll);
 
 // Joins positional CLI words into one expression like tcpdump does
 // (separated by single spaces).

@@ -88,8 +88,11 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
     std::unique_ptr<Session> s(new Session());
     s->opts_ = opts;
     s->filters_ = std::make_unique<Filters>();
+    // One budget for every expression of the session (outer and tunnel).
+    CompileBudget budget;
+    budget.cancelled = opts.cancelled;
     if (!opts.pcap_expr.empty()) {
-        auto programs = build_filter_programs(opts.pcap_expr);
+        auto programs = build_filter_programs(opts.pcap_expr, budget);
         if (!programs) return std::unexpected(programs.error());
         s->filters_->programs = std::move(*programs);
         if (!s->filters_->programs.note.empty()) spdlog::debug("filter: {}", s->filters_->programs.note);
@@ -97,7 +100,7 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
             spdlog::warn("filter '{}': {}; check the expression", opts.pcap_expr, w);
     }
     if (opts.tunnel_filter()) {
-        auto tunnel = build_tunnel_filter_programs(opts.tunnel_pcap_l2, opts.tunnel_pcap_l3);
+        auto tunnel = build_tunnel_filter_programs(opts.tunnel_pcap_l2, opts.tunnel_pcap_l3, budget);
         if (!tunnel) return std::unexpected(tunnel.error());
         s->filters_->tunnel = std::move(*tunnel);
     }
@@ -434,6 +437,8 @@ void Session::detach() {
     // Reverse order of creation.
     while (!links_.empty()) links_.pop_back();
 }
+
+const std::vector<std::string>& Session::filter_warnings() const { return filters_->programs.warnings; }
 
 int Session::program_fd(const std::string& name) const {
     if (!skel_) return -1;

@@ -137,6 +137,9 @@ class Session {
     // stacks, kfree_skbmem for --filter-track-skb, addresses for kprobe-multi).
     Result<std::shared_ptr<const Kallsyms>> kallsyms();
 
+    // Tests of the filter that can never be true (`ip proto 999`): cbpf_lint.h.
+    const std::vector<std::string>& filter_warnings() const;
+
     // Number of instructions of each loaded program (after the filter splice).
     size_t max_program_insns() const { return max_insns_; }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -70,6 +71,9 @@ struct TraceOptions {
     // pods'); only skbs in one of them are selected (bpf/skb_scope.bpf.h).
     // Unset: every netns of the kernel. Session::set_node_netns updates it.
     std::optional<std::set<uint32_t>> node_netns;
+    // Polled while a slow step runs (the filter's compilation): true stops it
+    // (pwru's SIGINT, pwru-agent's client hanging up). Empty: never.
+    std::function<bool()> cancelled;
 };
 
 }  // namespace pwru

@@ -155,7 +155,13 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     if (auto r = check_privileges(); !r) return report(r.error());
     if (auto r = resolve_cli(cfg); !r) return report(r.error());
 
+    // ^C while the filter compiles stops at once (it runs in a child process).
+    cfg.trace.cancelled = [&stop] { return stop.load(); };
     auto session = Session::create(cfg.trace);
+    if (!session && stop.load()) {
+        spdlog::info("Received signal, exiting program..");
+        return kExitOk;
+    }
     if (!session) return report(session.error());
     Session& s = **session;
     const Plan& plan = s.plan();

@@ -3,7 +3,9 @@
 // checked before anything else).
 #include <catch2/catch.hpp>
 #include <sstream>
+#include <thread>
 
+#include "support/child_process.h"
 #include "support/netns_fixture.h"
 #include "support/root_guard.h"
 
@@ -111,4 +113,42 @@ TEST_CASE("--kmods naming a module that does not exist: exit 2, one line, also o
     PWRU_REQUIRE_ROOT();
     expect_one_line_error(run_pwru({"--backend", "tracepoint", "--kmods", "nonexistent_mod", "icmp"}), 2,
                           "kernel module 'nonexistent_mod' has no BTF at /sys/kernel/btf/nonexistent_mod");
+}
+
+namespace {
+std::string host_list(int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i)
+        s += (i ? " or host 10.0." : "host 10.0.") + std::to_string(i >> 8 & 255) + "." + std::to_string(i & 255);
+    return s;
+}
+}  // namespace
+
+TEST_CASE("a filter too long or too slow to compile: the size named at once, ^C heard while it compiles", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    // The issue's 100k-character filter: one line naming the limit, not "out of memory".
+    expect_one_line_error(run_pwru({std::string(100'000, 'x')}), 2, "100000 bytes, above the limit of 16384");
+    // 600 `host` terms (11 KB) keep libpcap's optimizer busy for many seconds:
+    // SIGINT stops pwru within a poll interval, exit 0 as any ^C, nothing left.
+    ChildProcess pwru({PWRU_BIN, "--backend", "tracepoint", host_list(600)});
+    // In the compile: pwru's compiler child exists (every wait bounded).
+    const std::string children = "/proc/" + std::to_string(pwru.pid()) + "/task/" + std::to_string(pwru.pid()) +
+                                 "/children";
+    bool compiling = false;
+    for (int i = 0; i < 500 && !compiling && pwru.running(); ++i) {
+        compiling = !read_file_text(children).empty();
+        if (!compiling) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(compiling);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // well inside libpcap's optimizer
+    const auto t0 = std::chrono::steady_clock::now();
+    pwru.interrupt();
+    auto status = pwru.wait(std::chrono::seconds(5));
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    INFO("stderr: " << pwru.stderr_text());
+    REQUIRE(status);
+    CHECK(*status == 0);
+    CHECK(took < 0.5);
+    CHECK(pwru.stderr_text().find("Received signal, exiting program..") != std::string::npos);
+    CHECK(pwru.stdout_text().empty());
 }
