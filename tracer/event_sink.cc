@@ -113,8 +113,10 @@ Result<void> EventSink::write_line(std::string_view line) {
     return {};
 }
 
-void EventSink::flush() {
-    if (file_) std::fflush(file_);
+Result<void> EventSink::flush() {
+    if (file_ && std::fflush(file_) != 0)
+        return fail("cannot write events" + (path_.empty() ? std::string() : " to " + path_), errno);
+    return {};
 }
 
 }  // namespace pwru

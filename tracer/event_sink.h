@@ -35,7 +35,9 @@ class EventSink {
 
     // One record: text and a newline. A record is never split across files.
     Result<void> write_line(std::string_view line);
-    void flush();
+    // Writes out what stdio buffered: a failure here means the lines since the
+    // last successful flush may not have reached the output.
+    Result<void> flush();
     FILE* stream() const { return file_; }
 
   private:

@@ -16,6 +16,7 @@
 #include "tracer/kprobe_teardown.h"
 #include "tracer/log.h"
 #include "tracer/pod_scope.h"
+#include "tracer/resource_errors.h"
 #include "tracer/session_filters.h"
 #include "tracer/tracefs.h"
 #include "tracer/verifier_log.h"
@@ -260,6 +261,7 @@ Result<void> Session::load() {
         std::string log = take_libbpf_messages();
         if (!splice_error.empty())
             return fail("cannot place the pcap filter '" + opts_.pcap_expr + "': " + splice_error, err);
+        if (auto limit = explain_resource_error(err, "cannot load the probe programs")) return fail(*limit);
         std::string what = opts_.pcap_expr.empty()
                                ? std::string("the kernel rejected the probe programs")
                                : "the kernel rejected the probe programs with filter '" + opts_.pcap_expr + "'";
@@ -270,7 +272,11 @@ Result<void> Session::load() {
     take_libbpf_messages();
 
     ringbuf_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &Session::on_sample, this, nullptr));
-    if (!ringbuf_) return fail("cannot open the event ring buffer", errno);
+    if (!ringbuf_) {
+        const int e = errno;
+        if (auto limit = explain_resource_error(e, "cannot open the event ring buffer")) return fail(*limit);
+        return fail("cannot open the event ring buffer", e);
+    }
     if (opts_.node_netns)
         if (auto r = set_node_netns(*opts_.node_netns); !r) return r;
     return {};
@@ -321,8 +327,17 @@ Result<AttachStats> Session::attach_tracepoints(const ProgressFn& progress) {
             links_.push_back(std::move(link));
             ++st.attached;
         } else {
+            const int err = errno;
+            // Out of descriptors or memory: the rest would fail the same way,
+            // and a trace missing tracepoints must not look whole.
+            if (auto limit = explain_resource_error(
+                    err, "cannot attach tracepoint " + std::to_string(i + 1) + " of " +
+                             std::to_string(plan_.tracepoints.size()) + " (" + plan_.tracepoints[i].name + ")")) {
+                take_libbpf_messages();
+                return fail(*limit);
+            }
             ++st.ignored;
-            st.failures.push_back(plan_.tracepoints[i].name + ": " + std::strerror(errno));
+            st.failures.push_back(plan_.tracepoints[i].name + ": " + std::strerror(err));
         }
         if (progress) progress(i + 1, plan_.tracepoints.size());
     }

@@ -214,10 +214,14 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
 
     OutputFormatter formatter(cfg.output);
     if (!cfg.output.json) (void)out.write_line(formatter.header());
-    out.flush();
+    (void)out.flush();  // a failing output is reported with the first events
 
     TrajectorySummary summary(skb_end_functions(plan.backend == Backend::Tracepoint));
-    uint64_t printed = 0, reported_lost = 0;
+    // `printed`: events whose lines reached the output (a flush succeeded after
+    // them); `handed`: lines given to the output, for --output-limit-lines.
+    // After a write error nothing more is written and the rest is counted.
+    uint64_t printed = 0, handed = 0, unprinted = 0, reported_lost = 0;
+    uint64_t handed_at_flush = 0;
     auto last_clock_refresh = Clock::now();
     bool limit_reached = false;
     std::optional<Error> write_error;
@@ -230,6 +234,10 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     std::string line;
     EventFn on_event = [&](const pwru_event& ev, const RecordExtras& extras) {
         if (limit_reached) return;
+        if (write_error) {
+            ++unprinted;
+            return;
+        }
         EventRecord rec = decoder.decode(ev, extras.dumps);
         if (pcap && extras.packet) {
             if (auto w = pcap->write(rec, *extras.packet); !w && !write_error) write_error = w.error();
@@ -237,9 +245,24 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
         if (cfg.summary) summary.add(rec);
         line.clear();  // reused: no allocation per event once it has grown
         formatter.format_to(line, rec);
-        if (auto w = out.write_line(line); !w && !write_error) write_error = w.error();
-        ++printed;
-        if (cfg.output_limit_lines && printed >= cfg.output_limit_lines) limit_reached = true;
+        if (auto w = out.write_line(line); !w) {
+            write_error = w.error();
+            ++unprinted;
+            return;
+        }
+        ++handed;
+        if (cfg.output_limit_lines && handed >= cfg.output_limit_lines) limit_reached = true;
+    };
+    // What a flush confirms: the lines handed since the last one reached the
+    // output, or (it failed) may not have.
+    auto flush_events = [&] {
+        auto f = out.flush();
+        if (!f && !write_error) write_error = f.error();
+        if (write_error)
+            unprinted += handed - handed_at_flush;
+        else
+            printed += handed - handed_at_flush;
+        handed_at_flush = handed;
     };
     int rc = kExitOk;
     while (!stop.load() && !limit_reached) {
@@ -248,7 +271,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
             rc = report(n.error());
             break;
         }
-        out.flush();
+        flush_events();
         if (pcap) pcap->flush();
         if (write_error) {
             rc = report(*write_error);
@@ -281,10 +304,13 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     } else if (cfg.summary) {
         std::fputs(summary.text().c_str(), stderr);
     }
-    out.flush();
-    spdlog::info("Summary: {} events printed, {} lost (ring buffer full{}), {} missed (BPF recursion), {} hits "
+    flush_events();
+    spdlog::info("Summary: {} events printed{}, {} lost (ring buffer full{}), {} missed (BPF recursion), {} hits "
                  "filtered out in the kernel",
-                 printed, c.ringbuf_full, per_cpu_text(c.ringbuf_full_per_cpu), c.recursion_misses, c.filtered_out);
+                 printed,
+                 unprinted ? fmt::format(" ({} more traced but not printed: {})", unprinted, write_error->message())
+                           : std::string(),
+                 c.ringbuf_full, per_cpu_text(c.ringbuf_full_per_cpu), c.recursion_misses, c.filtered_out);
     if (c.filter_nonlinear)
         spdlog::warn("{} filter decisions needed packet bytes in paged fragments, which the filter does not "
                      "read yet: those hits did not match",

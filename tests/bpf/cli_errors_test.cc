@@ -152,3 +152,24 @@ TEST_CASE("a filter too long or too slow to compile: the size named at once, ^C 
     CHECK(pwru.stderr_text().find("Received signal, exiting program..") != std::string::npos);
     CHECK(pwru.stdout_text().empty());
 }
+
+TEST_CASE("at the open-file limit: the limit and its values named, at load and at attach, nothing half-attached",
+          "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    // 20 descriptors: the load fails; 50: the load passes and the tracepoints run out.
+    for (const char* limit : {"20", "50"}) {
+        INFO("nofile " << limit);
+        auto o = run_pwru({"--backend", "tracepoint", "icmp"}, {"prlimit", std::string("--nofile=") + limit});
+        CHECK(o.code == 1);
+        CHECK(o.out.empty());
+        size_t named = 0;
+        for (const auto& l : o.err_lines) {
+            CHECK(l.find("--debug") == std::string::npos);  // not the verifier's fault
+            if (l.find("this process is at its open-file limit (RLIMIT_NOFILE soft " + std::string(limit)) !=
+                    std::string::npos &&
+                l.find("raise it (ulimit -n") != std::string::npos)
+                ++named;
+        }
+        CHECK(named == 1);
+    }
+}

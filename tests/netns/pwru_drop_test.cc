@@ -8,6 +8,7 @@
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -48,6 +49,8 @@ class PwruRun {
     }
 
     std::string stderr_text() const { return proc_.stderr_text(); }
+    // For a pwru that ends by itself: its exit code, nullopt if still running.
+    std::optional<int> wait_exit(std::chrono::milliseconds timeout) { return proc_.wait(timeout); }
 
   private:
     const std::string& ready_path() {
@@ -467,4 +470,24 @@ TEST_CASE("drops: a closed port, an iptables DROP, a too-big DF datagram and no 
         std::string out = pwru.stop();
         check_one_drop(out, pwru.stderr_text(), "SKB_DROP_REASON_IP_INNOROUTES", "ip_error", b_netns);
     }
+}
+
+TEST_CASE("an output that fails (disk full): pwru stops with one line, the summary counts what was not printed",
+          "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
+
+    PwruRun pwru({"--output-file", "/dev/full", "tcp and dst port 80"});
+    send_dropped_syn(ns);
+    auto status = pwru.wait_exit(10s);
+    const std::string err = pwru.stderr_text();
+    INFO("stderr:\n" << err);
+    REQUIRE(status);
+    CHECK(*status == 1);
+    CHECK(lines_with(err, "cannot write events to /dev/full: No space left on device").size() >= 1);
+    // Nothing reached /dev/full: the summary must not claim any event printed.
+    auto summary = lines_with(err, "Summary: 0 events printed (");
+    REQUIRE(summary.size() == 1);
+    CHECK(summary[0].find(" more traced but not printed: cannot write events to /dev/full") != std::string::npos);
 }
