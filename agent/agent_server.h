@@ -10,6 +10,7 @@
 #include <string>
 
 #include "agent/authz.h"
+#include "agent/http_server.h"
 #include "agent/kube_rbac.h"
 #include "agent/metrics.h"
 #include "agent/node_netns.h"
@@ -18,10 +19,6 @@
 #include "agent/trace_stream.h"
 #include "tracer/features.h"
 #include "tracer/result.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace pwru::agent {
 
@@ -42,6 +39,10 @@ struct AgentConfig {
     // of the kernel. See docs/agent-api.md "Node scope".
     std::string node_scope = "cri";
     std::chrono::milliseconds node_refresh{2000};
+    // Each listener's connection bounds (--max-request-bytes,
+    // --max-connections, --max-connections-per-address; the deadlines are
+    // fixed: docs/agent-api.md "Limits").
+    HttpLimits http_limits;
 };
 
 class AgentServer {
@@ -66,7 +67,8 @@ public:
 
 private:
     AgentServer() = default;
-    void install_routes(httplib::Server& s, bool with_trace);
+    HttpRoutes routes(bool with_trace);
+    std::string http_metrics() const;  // the HTTP server's counters, Prometheus text
     struct Handlers;
 
     AgentConfig cfg_;
@@ -74,9 +76,8 @@ private:
     Metrics metrics_;
     std::unique_ptr<SessionManager> sessions_;
     std::unique_ptr<NodeNetns> node_netns_;  // null with --node-scope kernel
-    std::unique_ptr<httplib::Server> https_;
-    std::unique_ptr<httplib::Server> health_;
-    int health_port_ = 0;
+    std::shared_ptr<SSL_CTX> tls_;
+    std::unique_ptr<HttpServer> http_;
 };
 
 // "HOST:PORT" -> (host, port). Bad input names the flag's value.

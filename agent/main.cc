@@ -72,6 +72,15 @@ int main(int argc, char** argv) {
                    "bytes of kernel ring buffer per trace (power of two >= 4096); small values make ring-buffer "
                    "loss easy to provoke (tests)")
         ->capture_default_str();
+    app.add_option("--max-request-bytes", cfg.http_limits.body_bytes,
+                   "largest POST /v1/trace body; above it 413 before it is read")
+        ->capture_default_str()->check(CLI::Range(size_t{1024}, size_t{16} << 20));
+    app.add_option("--max-connections", cfg.http_limits.max_connections,
+                   "connections per listener; at the cap the oldest one without a request yet is closed")
+        ->capture_default_str()->check(CLI::Range(size_t{8}, size_t{65536}));
+    app.add_option("--max-connections-per-address", cfg.http_limits.max_per_source,
+                   "connections per client address and listener; above it refused at accept")
+        ->capture_default_str()->check(CLI::Range(size_t{1}, size_t{65536}));
     app.add_option("--drain-timeout", drain_s, "on SIGTERM, seconds to let traces end")->capture_default_str();
     app.add_option("--ready-file", ready_file, "write the HTTPS port here once serving (tests, scripts)");
     app.add_flag("--debug", debug, "verbose logs");

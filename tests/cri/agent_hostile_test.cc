@@ -74,6 +74,7 @@ TEST_CASE("pwru-agent: a 10 MB body is refused with 413 before it is read, a cli
     for (int round = 0; round < 4; ++round) {
         auto t0 = std::chrono::steady_clock::now();
         auto r = client(agent.port(), certs, certs.alice)->Post("/v1/trace", big, "application/json");
+        INFO("client error: " << httplib::to_string(r.error()));
         REQUIRE(r);
         INFO(r->body);
         CHECK(r->status == 413);
@@ -202,6 +203,7 @@ TEST_CASE("pwru-agent: the HTTP layer's own refusals carry the JSON error body; 
     {
         auto c = client(agent.port(), certs, certs.alice);
         auto r = c->Post("/elsewhere", std::string(10u << 20, 'x'), "text/plain");  // not read: 404 at once
+        INFO("client error: " << httplib::to_string(r.error()));
         REQUIRE(r);
         check_json(r->status, r->body, 404, "/elsewhere");
         auto long_line = c->Get(("/" + std::string(9000, 'a')).c_str());
