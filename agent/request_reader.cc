@@ -90,17 +90,18 @@ ParsedRequest parse_request_bytes(std::string_view bytes, const HttpLimits& limi
             }
         }
         if (!ec) return true;
-        if (auto refused = refusal_for_read_error(ec, limits)) out.head = std::unexpected(*refused);
+        out.refused = refusal_for_read_error(ec, limits);
         return false;
     };
     while (!parser->is_header_done())
         if (!step()) return out;
-    out.head = check_head(*parser, limits);
-    if (!out.head) return out;
-    if (auto refused = admit_body(*parser, *out.head, limits)) {
-        out.head = std::unexpected(*refused);
+    auto head = check_head(*parser, limits);
+    if (!head) {
+        out.refused = head.error();
         return out;
     }
+    out.head = *head;
+    if ((out.refused = admit_body(*parser, *out.head, limits))) return out;
     while (!parser->is_done())
         if (!step()) return out;
     out.complete = true;

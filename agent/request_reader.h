@@ -59,11 +59,12 @@ std::optional<HttpRefusal> admit_body(RequestParser& parser, const RequestHead& 
 // client closed, the deadline passed, the agent stops).
 std::optional<HttpRefusal> refusal_for_read_error(const boost::beast::error_code& ec, const HttpLimits& limits);
 
-// One request parsed from `bytes` by the steps a connection takes. `head`
-// holds the refusal when one was due; `complete` is false when the bytes
-// end before the request does.
+// One request parsed from `bytes` by the steps a connection takes: the
+// refusal when one was due, else the head once it is in; `complete` is false
+// when the bytes end before the request does.
 struct ParsedRequest {
-    std::expected<RequestHead, HttpRefusal> head = std::unexpected(HttpRefusal{});
+    std::optional<HttpRefusal> refused;
+    std::optional<RequestHead> head;
     std::string body;
     bool complete = false;
 };

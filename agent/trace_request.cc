@@ -78,7 +78,22 @@ const std::vector<std::pair<std::string, std::string>>& refused_flags() {
 }
 
 Result<TraceRequest> parse_trace_request(const std::string& body, const RequestLimits& limits) {
-    json j = json::parse(body, nullptr, false);
+    // A trace request nests two levels (the object, its "args" array). A
+    // deeper value is skipped while parsing, never built, then refused: 64 KiB
+    // of `[` would otherwise be 65536 nested arrays in memory.
+    bool too_deep = false;
+    json j = json::parse(
+        body,
+        [&too_deep](int depth, json::parse_event_t event, json&) {
+            if (depth < kMaxRequestJsonDepth) return true;
+            if (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start)
+                too_deep = true;
+            return !too_deep;
+        },
+        false);
+    if (too_deep)
+        return bad_input("the request body nests deeper than " + std::to_string(kMaxRequestJsonDepth) +
+                         " levels; a trace request is a flat object (see docs/agent-api.md)");
     if (j.is_discarded()) return bad_input("the request body is not valid JSON");
     if (!j.is_object()) return bad_input("the request body must be a JSON object");
 

@@ -12,6 +12,10 @@
 
 namespace pwru::agent {
 
+// JSON nesting a request body may have (it needs two: the object and its
+// "args" array); deeper is a 400, and the deeper values are never built.
+inline constexpr int kMaxRequestJsonDepth = 8;
+
 // The agent's ceilings; a request may ask for less, never more.
 struct RequestLimits {
     double max_duration_s = 600;

@@ -49,6 +49,8 @@ TEST_PACKAGES=(
   python3
   # the cri test layer (a private containerd, runc, the CNI bridge plugins)
   containerd runc containernetworking-plugins
+  # the fuzz layer: afl-fuzz, its runtime and its libFuzzer driver
+  afl++
   # bench/run.sh: the peers (bpftrace, tcpdump), traffic (iperf3), certificates
   # and the agent's stream (openssl, curl), reading JSON (jq)
   bpftrace tcpdump iperf3 openssl curl jq

@@ -121,3 +121,15 @@ TEST_CASE("hostile request values are refused exactly: names, control characters
     auto dns = parse_trace_request(std::string(R"({"namespace":")") + std::string(63, 'a') + R"(","pod":"p"})", limits);
     CHECK(dns);
 }
+
+TEST_CASE("a body nested deeper than a request can be is refused without being built", "[unit][agent]") {
+    check_refused({
+        {std::string(60000, '['), "nests deeper than 8 levels"},
+        {R"({"namespace":"default","pod":"p","args":[[[[[[[["x"]]]]]]]]})", "nests deeper than 8 levels"},
+        {R"({"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{}}}}}}}}})", "nests deeper than 8 levels"},
+    });
+    // Seven levels is not too deep for the parser: the field checks answer.
+    auto shallow = parse_trace_request(R"({"namespace":"default","pod":"p","args":[[[[[["x"]]]]]]})", limits);
+    REQUIRE_FALSE(shallow);
+    CHECK_THAT(shallow.error().what, !Contains("nests deeper"));
+}
