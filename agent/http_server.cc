@@ -1,5 +1,7 @@
 #include "agent/http_server.h"
 
+#include <malloc.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -176,6 +178,7 @@ struct HttpServer::Impl {
     std::atomic<uint64_t> refused{0}, evicted{0}, deadlines{0};
 
     asio::awaitable<void> accept_loop(Listener& l);
+    asio::awaitable<void> trim_loop();
     void admit(Listener& l, tcp::socket sock);
     void log_refusal(Listener& l, const std::string& source, const char* why);
     void close_connections(bool even_jobs);
@@ -676,10 +679,33 @@ Result<int> HttpServer::listen(const std::string& host, int port, std::shared_pt
     return bound;
 }
 
+// Gives freed connection memory back to the system after a flood. glibc
+// keeps what the network threads freed in their arenas: 400 connections took
+// the agent from 19 to 47 MB and it stayed there; malloc_trim returns it
+// (to 22 MB). Run when at least 32 connections' worth closed since the last
+// trim, checked every 2 s: never per connection, never while idle.
+asio::awaitable<void> HttpServer::Impl::trim_loop() {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    size_t high = 0;
+    while (!stopping) {
+        timer.expires_after(std::chrono::seconds(2));
+        error_code ec;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        size_t open = 0;
+        for (auto& l : listeners) open += l->caps.open();
+        high = std::max(high, open);
+        if (high >= open + 32) {
+            ::malloc_trim(0);
+            high = open;
+        }
+    }
+}
+
 void HttpServer::run() {
     auto work = asio::make_work_guard(impl_->io);
     for (auto& l : impl_->listeners)
         asio::co_spawn(impl_->io, impl_->accept_loop(*l), asio::detached);
+    asio::co_spawn(impl_->io, impl_->trim_loop(), asio::detached);
     std::vector<std::thread> others;
     for (size_t i = 1; i < impl_->threads; ++i) others.emplace_back([this] { impl_->io.run(); });
     running_ = true;

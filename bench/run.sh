@@ -6,7 +6,7 @@
 #
 #   --quick   fewer rounds, smaller floods, a subset of functions in the VM
 #   --vm      also bench 1 (attach/detach in the qemu VM: minutes to tens of minutes)
-#   --only    run only these: attach nomatch events decode filter agent merge
+#   --only    run only these: attach nomatch events decode filter agent flood merge
 # Environment: BUILD_DIR (build), PWRU (BUILD_DIR/pwru), BASELINE_PWRU (a second
 # pwru for a before/after ratio in the VM bench).
 # Needs root (BPF, network namespaces). Never part of the test suite: it fails
@@ -34,7 +34,7 @@ echo "bench: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, $(grep -m1 'model 
 log "building pwru and the bench programs in $BUILD_DIR"
 cmake -S "$REPO_DIR" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
 targets=(pwru pwru-bench-decode pwru-bench-filter)
-wanted agent && targets+=(pwru-agent)
+{ wanted agent || wanted flood; } && targets+=(pwru-agent)
 wanted merge && targets+=(pwru-bench-merge)
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${targets[@]}" >/dev/null || exit 1
 
@@ -58,6 +58,7 @@ run events "$BENCH_DIR/event_path.sh" $QUICK
 run decode "$BUILD_DIR/bench/pwru-bench-decode" 20000 $([ -n "$QUICK" ] && echo 5 || echo 20)
 run filter "$BUILD_DIR/bench/pwru-bench-filter"
 run agent "$BENCH_DIR/agent.sh" $QUICK
+run flood "$BENCH_DIR/agent_flood.sh" $QUICK
 run merge "$BUILD_DIR/bench/pwru-bench-merge" 10 $([ -n "$QUICK" ] && echo 10000 || echo 100000)
 run attach "$BENCH_DIR/attach_vm.sh" $QUICK
 sleep 0.2  # the tee of the last bench
