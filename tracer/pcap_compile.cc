@@ -42,8 +42,10 @@ Result<std::vector<sock_filter>> compile_pcap_unlocked(const std::string& expr, 
     PcapHandle pcap(pcap_open_dead(ll == LinkLayer::L2 ? DLT_EN10MB : DLT_RAW, kSnapLen));
     if (!pcap) return fail("pcap_open_dead failed (out of memory?)");
     bpf_program prog{};
+    // BadInput: libpcap refused the expression (for this link layer); a
+    // Failure above is ours (compile_pcap_bounded keeps the two apart).
     if (pcap_compile(pcap.get(), &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
-        return fail(pcap_geterr(pcap.get()));
+        return bad_input(pcap_geterr(pcap.get()));
     std::vector<sock_filter> out = to_sock_filters(prog);
     pcap_freecode(&prog);
     return out;

@@ -21,9 +21,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // What the child writes to the pipe: this header, then `length` bytes (the
-// instructions, or libpcap's message).
+// instructions, or the message).
+enum class ChildVerdict : uint32_t { compiled = 1, refused = 2, failed = 3 };
 struct ChildReply {
-    uint32_t ok;
+    ChildVerdict verdict;
     uint32_t length;
 };
 
@@ -52,10 +53,11 @@ bool write_all(int fd, const void* data, size_t len) {
     ChildReply h{};
     const void* payload = nullptr;
     if (r) {
-        h.ok = 1;
+        h.verdict = ChildVerdict::compiled;
         h.length = static_cast<uint32_t>(r->size() * sizeof(sock_filter));
         payload = r->data();
     } else {
+        h.verdict = r.error().kind == ErrorKind::BadInput ? ChildVerdict::refused : ChildVerdict::failed;
         h.length = static_cast<uint32_t>(r.error().what.size());
         payload = r.error().what.data();
     }
@@ -85,7 +87,6 @@ Result<void> check_filter_size(const std::string& expr, const char* what) {
 
 Result<PcapOutcome> compile_pcap_bounded(const std::string& expr, LinkLayer ll, const CompileBudget& budget) {
     if (auto r = check_filter_size(expr, "the filter"); !r) return std::unexpected(r.error());
-    const auto started = Clock::now();
 
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return fail("cannot make a pipe for the filter compiler", errno);
@@ -105,7 +106,7 @@ Result<PcapOutcome> compile_pcap_bounded(const std::string& expr, LinkLayer ll, 
         const auto now = Clock::now();
         if (now >= budget.deadline) {
             kill_and_reap(pid);
-            return bad_input("the filter did not compile within " + seconds_text(now - started) +
+            return bad_input("the filter did not compile within " + seconds_text(budget.deadline - budget.started) +
                              " (libpcap's optimizer grows fast with the number of terms); shorten it, e.g. one "
                              "`net` instead of many `host` terms");
         }
@@ -142,9 +143,11 @@ Result<PcapOutcome> compile_pcap_bounded(const std::string& expr, LinkLayer ll, 
     if (reply.size() != sizeof h + h.length) return fail("the filter compiler's answer is cut short");
     const char* payload = reply.data() + sizeof h;
     PcapOutcome out;
-    if (!h.ok) {
-        out.refused = std::string(payload, h.length);
-        return out;
+    switch (h.verdict) {
+    case ChildVerdict::compiled: break;
+    case ChildVerdict::refused: out.refused = std::string(payload, h.length); return out;
+    case ChildVerdict::failed: return fail("the filter compiler failed: " + std::string(payload, h.length));
+    default: return fail("the filter compiler's answer is not one it gives");
     }
     if (h.length % sizeof(sock_filter) != 0) return fail("the filter compiler's answer is not whole instructions");
     out.insns.resize(h.length / sizeof(sock_filter));

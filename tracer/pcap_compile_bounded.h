@@ -27,7 +27,10 @@ inline constexpr size_t kMaxFilterBytes = 16 * 1024;
 inline constexpr std::chrono::milliseconds kFilterCompileTimeout{10'000};
 
 struct CompileBudget {
-    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::now() + kFilterCompileTimeout;
+    // One budget covers every compile of one filter (both link layers): the
+    // deadline message names the whole budget, not the last compile's share.
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point deadline = started + kFilterCompileTimeout;
     // Polled every few tens of milliseconds while the child compiles; true
     // stops it. Empty: never cancelled.
     std::function<bool()> cancelled;
@@ -47,7 +50,8 @@ struct PcapOutcome {
 // compile_pcap(expr, ll), run in a child process. An Error means the compile
 // did not finish: `expr` above kMaxFilterBytes or past the deadline (BadInput,
 // saying what to shorten), cancelled (Failure, kCompileCancelled), the child
-// could not run or died (Failure).
+// could not run, died or failed on its own (Failure, e.g. pcap_open_dead out
+// of memory: never reported as libpcap refusing the expression).
 Result<PcapOutcome> compile_pcap_bounded(const std::string& expr, LinkLayer ll, const CompileBudget& budget);
 
 // The size check alone (the CLI and the agent refuse before any work).
