@@ -240,5 +240,18 @@ TEST_CASE("pwru-agent: the HTTP layer's own refusals carry the JSON error body; 
         CHECK(records.front()["type"] == "start");
         CHECK(records.back()["type"] == "summary");
     }
+    {
+        // A filter test that can never be true: traced as pwru does, and said
+        // once in the start record.
+        auto r = post_trace(agent.port(), ca, &certs.alice,
+                            json{{"node", true}, {"filter", "ip proto 999"}, {"max_duration_s", 1}});
+        INFO(r.status << " " << r.transport << " " << r.body.substr(0, 500));
+        REQUIRE(r.status == 200);
+        auto start = of_type(r, "start");
+        REQUIRE(start.size() == 1);
+        REQUIRE(start[0].contains("warning"));
+        CHECK_THAT(start[0]["warning"].get<std::string>(), Contains("filter: ") && Contains("999"));
+        CHECK(of_type(r, "summary").size() == 1);
+    }
     CHECK(agent.child().running());
 }
