@@ -10,9 +10,21 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/*
+ * Global data (.rodata and .bss, as pwru.bpf.c has): loading this object
+ * makes libbpf probe its global-data, mmap-able-array and prog-bind-map
+ * support now, at start. libbpf caches each probe's answer for the whole
+ * process, failures included: probed first at a client's trace while the
+ * agent was at its open-file limit (EMFILE), "no global data" was cached and
+ * every later trace failed to load with EINVAL.
+ */
+const volatile __u32 probe_rodata = 0;
+__u32 probe_bss;
+
 SEC("kprobe")
 int probe_kprobe(struct pt_regs *ctx)
 {
+	probe_bss = probe_rodata;
 	return 0;
 }
 

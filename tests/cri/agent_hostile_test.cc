@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -253,5 +255,35 @@ TEST_CASE("pwru-agent: the HTTP layer's own refusals carry the JSON error body; 
         CHECK_THAT(start[0]["warning"].get<std::string>(), Contains("filter: ") && Contains("999"));
         CHECK(of_type(r, "summary").size() == 1);
     }
+    CHECK(agent.child().running());
+}
+
+TEST_CASE("pwru-agent: at its open-file limit a trace is a 500 naming the limit (no --debug), and works once raised",
+          "[cri][agent]") {
+    AgentCerts certs;
+    auto args = certs.agent_args(kNoCri);
+    args.insert(args.end(), {"--node-scope", "kernel"});
+    AgentProcess agent(args);
+    const std::string& ca = certs.ca.cert_path();
+    rlimit before{};
+    REQUIRE(::prlimit(agent.pid(), RLIMIT_NOFILE, nullptr, &before) == 0);
+    namespace fs = std::filesystem;
+    const auto open_fds = static_cast<rlim_t>(
+        std::distance(fs::directory_iterator("/proc/" + std::to_string(agent.pid()) + "/fd"), fs::directory_iterator{}));
+    // A dozen more than it holds: its TLS connection fits, the probe programs do not.
+    rlimit tight{open_fds + 12, before.rlim_max};
+    REQUIRE(::prlimit(agent.pid(), RLIMIT_NOFILE, &tight, nullptr) == 0);
+    const json req = {{"node", true}, {"filter", "icmp"}, {"max_duration_s", 1}};
+    auto r = post_trace(agent.port(), ca, &certs.alice, req);
+    INFO(r.status << " " << r.transport << " " << r.body.substr(0, 600));
+    CHECK(r.status == 500);
+    const std::string said = r.json().value("error", "");
+    CHECK_THAT(said, Contains("open-file limit") && Contains("RLIMIT_NOFILE"));
+    CHECK_THAT(said, !Contains("--debug"));
+    REQUIRE(::prlimit(agent.pid(), RLIMIT_NOFILE, &before, nullptr) == 0);
+    auto again = post_trace(agent.port(), ca, &certs.alice, req);
+    INFO(again.status << " " << again.body.substr(0, 300));
+    CHECK(again.status == 200);
+    CHECK(of_type(again, "summary").size() == 1);
     CHECK(agent.child().running());
 }
