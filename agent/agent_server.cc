@@ -291,6 +291,8 @@ void AgentServer::Handlers::trace(AgentServer& self, const TraceRequestContext& 
     if (!stream) {
         const Error& e = stream.error();
         spdlog::warn("trace {}: {}", target, log_escape(e.message()));
+        // The verifier's last lines (a rejected program), for the operator.
+        if (!e.context.empty()) spdlog::warn("trace {}: {}", target, log_escape(e.context));
         if (e.users_fault()) return send_error(400, e.message() + "; fix \"filter\" or \"args\" and retry");
         return send_error(500, "cannot start the trace: " + e.message());
     }

@@ -88,6 +88,9 @@ Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTar
         cfg.trace.node_netns = std::set<uint32_t>{own_netns_inode()};
     }
 
+    // --debug is not the agent's client's to give: the load error points at
+    // the agent's log, which holds the verifier's last lines.
+    cfg.trace.verifier_log_hint = "the verifier's last lines are in the agent's log on node " + s->target_.node;
     auto session = Session::create(cfg.trace);
     if (!session) return std::unexpected(session.error());
     s->session_ = std::move(*session);

@@ -236,6 +236,24 @@ def post_big(port, ctx, chunked):
         return False
 
 
+def trickle_flood(agent, port, ctx, payload, conns, hold):
+    """`conns` connections to `port` from 127.0.0.1 sending `payload` one byte
+    a second while the good client probes it: (worst s, failures, probes,
+    flood sockets still open, opened, peak RSS KB)."""
+    stop = threading.Event()
+    with RssSampler(agent.pid) as rss:
+        socks = open_idle(port, conns, ["127.0.0.1"])
+        t = threading.Thread(target=trickle, args=(socks, payload, hold, stop), daemon=True)
+        t.start()
+        worst, _, fails, n = probe_while(port, ctx, hold)
+        left = still_open(socks)
+        stop.set()
+        t.join()
+    for s in socks:
+        s.close()
+    return worst, fails, n, left, len(socks), rss.peak
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--agent", required=True)
@@ -279,40 +297,18 @@ def run_scenarios(agent, ctx, idle_conns, trickle_conns, hold):
            f"{base_worst * 1000:.0f} unflooded", f"{worst / base_worst:.1f}x" if base_worst else "n/a",
            f"{fails}/{n} failed; {left} flood sockets still open after {hold} s (handshake deadline 5 s)")
 
-    # hello: ClientHellos trickled one byte a second.
-    hello = client_hello()
-    stop = threading.Event()
-    with RssSampler(agent.pid) as rss:
-        socks = open_idle(agent.port, trickle_conns, ["127.0.0.1"])
-        t = threading.Thread(target=trickle, args=(socks, hello, hold, stop), daemon=True)
-        t.start()
-        worst, median, fails, n = probe_while(agent.port, ctx, hold)
-        left = still_open(socks)
-        stop.set()
-        t.join()
-    for s in socks:
-        s.close()
-    peaks.append(rss.peak)
+    # hello: ClientHellos trickled one byte a second; health: header lines
+    # trickled to the plain health port.
+    worst, fails, n, left, opened, peak = trickle_flood(agent, agent.port, ctx, client_hello(), trickle_conns, hold)
+    peaks.append(peak)
     result(f"/healthz during {trickle_conns} ClientHellos at 1 byte/s, worst ms", f"{worst * 1000:.0f}",
            f"{base_worst * 1000:.0f} unflooded", f"{worst / base_worst:.1f}x" if base_worst else "n/a",
-           f"{fails}/{n} failed; {left} of {len(socks)} still open after {hold} s")
-
-    # health: header lines trickled to the plain health port.
+           f"{fails}/{n} failed; {left} of {opened} still open after {hold} s")
     head = b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(100))
-    stop = threading.Event()
-    with RssSampler(agent.pid) as rss:
-        socks = open_idle(agent.health_port, trickle_conns, ["127.0.0.1"])
-        t = threading.Thread(target=trickle, args=(socks, head, hold, stop), daemon=True)
-        t.start()
-        worst, median, fails, n = probe_while(agent.health_port, None, hold)
-        left = still_open(socks)
-        stop.set()
-        t.join()
-    for s in socks:
-        s.close()
-    peaks.append(rss.peak)
+    worst, fails, n, left, opened, peak = trickle_flood(agent, agent.health_port, None, head, trickle_conns, hold)
+    peaks.append(peak)
     result(f"health port /healthz during {trickle_conns} trickled heads, worst ms", f"{worst * 1000:.0f}", "-", "-",
-           f"{fails}/{n} failed; {left} of {len(socks)} still open after {hold} s (head deadline 10 s)")
+           f"{fails}/{n} failed; {left} of {opened} still open after {hold} s (head deadline 10 s)")
 
     # bodies: 4 x 10 MB in parallel, declared and chunked, 3 rounds.
     refused, total = 0, 0

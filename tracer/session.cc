@@ -267,7 +267,7 @@ Result<void> Session::load() {
                                : "the kernel rejected the probe programs with filter '" + opts_.pcap_expr + "'";
         if (opts_.tunnel_filter())
             what += " and tunnel filters '" + opts_.tunnel_pcap_l2 + "' (L2) / '" + opts_.tunnel_pcap_l3 + "' (L3)";
-        return fail(what + " (run with --debug for the whole verifier log)", err, verifier_log_tail(log, 15));
+        return fail(what + " (" + opts_.verifier_log_hint + ")", err, verifier_log_tail(log, 15));
     }
     take_libbpf_messages();
 

@@ -74,6 +74,9 @@ struct TraceOptions {
     // Polled while a slow step runs (the filter's compilation): true stops it
     // (pwru's SIGINT, pwru-agent's client hanging up). Empty: never.
     std::function<bool()> cancelled;
+    // Where a rejected program's whole verifier log can be read, for the
+    // load error's message: pwru's flag; the agent logs it itself.
+    std::string verifier_log_hint = "run with --debug for the whole verifier log";
 };
 
 }  // namespace pwru

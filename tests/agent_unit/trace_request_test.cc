@@ -122,6 +122,13 @@ TEST_CASE("hostile request values are refused exactly: names, control characters
     CHECK(dns);
 }
 
+TEST_CASE("a client's text quoted in an error is escaped: the error stays one line", "[unit][agent]") {
+    check_refused({
+        {R"({"max_ev\nts": 1})", "unknown field \"max_ev\\nts\""},
+        {R"({"namespace":"default","pod":"p","args":["--output-tuple\n--x"]})", "bad \"args\""},
+    });
+}
+
 TEST_CASE("a body nested deeper than a request can be is refused without being built", "[unit][agent]") {
     check_refused({
         {std::string(60000, '['), "nests deeper than 8 levels"},

@@ -30,30 +30,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const char* kNoCri = "/nonexistent/pwru-test-cri.sock";
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-// A TCP connection to 127.0.0.1:port from `source` (127.0.0.x); -1 if refused.
-int connect_from(const char* source, int port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    ::inet_pton(AF_INET, source, &src.sin_addr);
-    sockaddr_in dst{};
-    dst.sin_family = AF_INET;
-    dst.sin_port = htons(static_cast<uint16_t>(port));
-    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
-        ::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 // Whether the agent has closed `fd` (EOF or reset), waiting at most `wait`.
 bool closed_by_peer(int fd, std::chrono::milliseconds wait) {
     timeval tv{static_cast<time_t>(wait.count() / 1000), static_cast<suseconds_t>((wait.count() % 1000) * 1000)};
@@ -72,20 +48,6 @@ struct Fds {
         for (int fd : fds) ::close(fd);
     }
 };
-
-size_t fd_count(pid_t pid) {
-    size_t n = 0;
-    for (auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) n += !e.path().empty();
-    return n;
-}
-
-long rss_kib(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    return -1;
-}
 
 // A free loopback port for --health-listen (the agent reports only its HTTPS one).
 int free_port() {
@@ -114,34 +76,6 @@ int plain_get_status(int port, const std::string& path, std::chrono::seconds tim
     ::close(fd);
     if (got.rfind("HTTP/1.1 ", 0) != 0) return 0;
     return std::stoi(got.substr(9, 3));
-}
-
-// One mTLS connection as `who`: `request` written at once, everything read
-// until the agent closes or `timeout`.
-std::string tls_exchange(int port, const AgentCerts& certs, const CertFiles& who, const std::string& request,
-                         std::chrono::seconds timeout) {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_use_certificate_chain_file(ctx, who.cert.c_str());
-    SSL_CTX_use_PrivateKey_file(ctx, who.key.c_str(), SSL_FILETYPE_PEM);
-    SSL_CTX_load_verify_locations(ctx, certs.ca.cert_path().c_str(), nullptr);
-    int fd = connect_from("127.0.0.1", port);
-    std::string out;
-    if (fd >= 0) {
-        timeval tv{static_cast<time_t>(timeout.count()), 0};
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        SSL* ssl = SSL_new(ctx);
-        SSL_set_fd(ssl, fd);
-        if (SSL_connect(ssl) == 1 && SSL_write(ssl, request.data(), static_cast<int>(request.size())) > 0) {
-            char buf[4096];
-            const auto end = std::chrono::steady_clock::now() + timeout;
-            for (int n; std::chrono::steady_clock::now() < end && (n = SSL_read(ssl, buf, sizeof buf)) > 0;)
-                out.append(buf, static_cast<size_t>(n));
-        }
-        SSL_free(ssl);
-        ::close(fd);
-    }
-    SSL_CTX_free(ctx);
-    return out;
 }
 
 // The first bytes of a TLS ClientHello record header and handshake header:

@@ -1,6 +1,10 @@
 #include "cri/agent_harness.h"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -18,6 +22,67 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace pwru::test {
+
+long rss_kib(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+size_t fd_count(pid_t pid) {
+    size_t n = 0;
+    for (auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) n += !e.path().empty();
+    return n;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+int connect_from(const char* source, int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source, &src.sin_addr);
+    sockaddr_in dst{};
+    dst.sin_family = AF_INET;
+    dst.sin_port = htons(static_cast<uint16_t>(port));
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
+        ::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+std::string tls_exchange(int port, const AgentCerts& certs, const CertFiles& who, const std::string& request,
+                         std::chrono::seconds timeout) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_use_certificate_chain_file(ctx, who.cert.c_str());
+    SSL_CTX_use_PrivateKey_file(ctx, who.key.c_str(), SSL_FILETYPE_PEM);
+    SSL_CTX_load_verify_locations(ctx, certs.ca.cert_path().c_str(), nullptr);
+    int fd = connect_from("127.0.0.1", port);
+    std::string out;
+    if (fd >= 0) {
+        timeval tv{static_cast<time_t>(timeout.count()), 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        SSL* ssl = SSL_new(ctx);
+        SSL_set_fd(ssl, fd);
+        if (SSL_connect(ssl) == 1 && SSL_write(ssl, request.data(), static_cast<int>(request.size())) > 0) {
+            char buf[4096];
+            const auto end = std::chrono::steady_clock::now() + timeout;
+            for (int n; std::chrono::steady_clock::now() < end && (n = SSL_read(ssl, buf, sizeof buf)) > 0;)
+                out.append(buf, static_cast<size_t>(n));
+        }
+        SSL_free(ssl);
+        ::close(fd);
+    }
+    SSL_CTX_free(ctx);
+    return out;
+}
 
 AgentProcess::AgentProcess(std::vector<std::string> args, const std::string& netns_path) {
     // The ready file lives in a dir we own until the child exists.

@@ -24,6 +24,25 @@
 
 namespace pwru::test {
 
+// A CRI socket path that does not exist: an agent that serves without pods.
+inline constexpr const char* kNoCri = "/nonexistent/pwru-test-cri.sock";
+
+// What a test reads of the agent process: resident memory in KiB (VmRSS, -1
+// if unreadable) and open descriptors.
+long rss_kib(pid_t pid);
+size_t fd_count(pid_t pid);
+double seconds_since(std::chrono::steady_clock::time_point t);
+
+// A TCP connection to 127.0.0.1:port from `source` (127.0.0.x); -1 if refused.
+int connect_from(const char* source, int port);
+
+struct AgentCerts;
+// One raw request over mTLS as `who`, written at once; everything the agent
+// sent until it closed, bounded by `timeout`: for what httplib's client will
+// not send (pipelining, HTTP/1.0, unknown methods, huge heads).
+std::string tls_exchange(int port, const AgentCerts& certs, const CertFiles& who, const std::string& request,
+                         std::chrono::seconds timeout);
+
 class AgentProcess {
 public:
     // Starts PWRU_AGENT_BIN with `args` plus --listen 127.0.0.1:0 and a ready

@@ -33,15 +33,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const char* kNoCri = "/nonexistent/pwru-test-cri.sock";
-
-// Resident memory of a process, in KiB (/proc/PID/status VmRSS).
-long rss_kib(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    return -1;
+// An agent without pods that traces the whole kernel (node traces of
+// loopback traffic).
+std::vector<std::string> kernel_scope_args(const AgentCerts& certs) {
+    auto args = certs.agent_args(kNoCri);
+    args.insert(args.end(), {"--node-scope", "kernel"});
+    return args;
 }
 
 std::unique_ptr<httplib::SSLClient> client(int port, const AgentCerts& certs, const CertFiles& who) {
@@ -53,10 +50,6 @@ std::unique_ptr<httplib::SSLClient> client(int port, const AgentCerts& certs, co
     c->set_read_timeout(30);
     c->set_write_timeout(30);
     return c;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 }  // namespace
@@ -131,43 +124,6 @@ TEST_CASE("pwru-agent: a 10 MB body is refused with 413 before it is read, a cli
     CHECK_THAT(agent.child().stderr_text(), Contains("carol.example"));
 }
 
-namespace {
-
-// One raw request over mTLS as `who`; returns everything the agent sent until
-// it closed (bounded by `timeout`): for what httplib's client will not send.
-std::string raw_tls_exchange(int port, const AgentCerts& certs, const CertFiles& who, const std::string& request,
-                             std::chrono::seconds timeout) {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_use_certificate_chain_file(ctx, who.cert.c_str());
-    SSL_CTX_use_PrivateKey_file(ctx, who.key.c_str(), SSL_FILETYPE_PEM);
-    SSL_CTX_load_verify_locations(ctx, certs.ca.cert_path().c_str(), nullptr);
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    timeval tv{static_cast<time_t>(timeout.count()), 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    std::string out;
-    SSL* ssl = nullptr;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-        ssl = SSL_new(ctx);
-        SSL_set_fd(ssl, fd);
-        if (SSL_connect(ssl) == 1 && SSL_write(ssl, request.data(), static_cast<int>(request.size())) > 0) {
-            char buf[4096];
-            const auto end = std::chrono::steady_clock::now() + timeout;
-            for (int n; std::chrono::steady_clock::now() < end && (n = SSL_read(ssl, buf, sizeof buf)) > 0;)
-                out.append(buf, static_cast<size_t>(n));
-        }
-    }
-    if (ssl) SSL_free(ssl);
-    ::close(fd);
-    SSL_CTX_free(ctx);
-    return out;
-}
-
-}  // namespace
-
 TEST_CASE("pwru-agent: a second agent on a port already taken fails to start with one line", "[cri][agent]") {
     AgentCerts certs;
     AgentProcess first(certs.agent_args(kNoCri));
@@ -186,9 +142,7 @@ TEST_CASE("pwru-agent: a second agent on a port already taken fails to start wit
 TEST_CASE("pwru-agent: the HTTP layer's own refusals carry the JSON error body; HTTP/1.0 gets no chunks",
           "[cri][agent]") {
     AgentCerts certs;
-    auto args = certs.agent_args(kNoCri);
-    args.insert(args.end(), {"--node-scope", "kernel"});
-    AgentProcess agent(args);
+    AgentProcess agent(kernel_scope_args(certs));
     const std::string& ca = certs.ca.cert_path();
     auto check_json = [](int status, const std::string& body, int want, const std::string& says) {
         INFO(status << " " << body);
@@ -214,7 +168,7 @@ TEST_CASE("pwru-agent: the HTTP layer's own refusals carry the JSON error body; 
     }
     {
         // A method the parser does not know: its own 400.
-        std::string reply = raw_tls_exchange(agent.port(), certs, certs.alice,
+        std::string reply = tls_exchange(agent.port(), certs, certs.alice,
                                              "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 10s);
         auto split = reply.find("\r\n\r\n");
         REQUIRE(split != std::string::npos);
@@ -225,7 +179,7 @@ TEST_CASE("pwru-agent: the HTTP layer's own refusals carry the JSON error body; 
     {
         // HTTP/1.0: a real node trace, streamed without chunks until the close.
         const std::string body = R"({"node": true, "filter": "icmp", "max_duration_s": 1})";
-        std::string reply = raw_tls_exchange(agent.port(), certs, certs.alice,
+        std::string reply = tls_exchange(agent.port(), certs, certs.alice,
                                              "POST /v1/trace HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n"
                                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body,
                                              60s);
@@ -261,9 +215,7 @@ TEST_CASE("pwru-agent: the HTTP layer's own refusals carry the JSON error body; 
 TEST_CASE("pwru-agent: at its open-file limit a trace is a 500 naming the limit (no --debug), and works once raised",
           "[cri][agent]") {
     AgentCerts certs;
-    auto args = certs.agent_args(kNoCri);
-    args.insert(args.end(), {"--node-scope", "kernel"});
-    AgentProcess agent(args);
+    AgentProcess agent(kernel_scope_args(certs));
     const std::string& ca = certs.ca.cert_path();
     rlimit before{};
     REQUIRE(::prlimit(agent.pid(), RLIMIT_NOFILE, nullptr, &before) == 0);
