@@ -179,6 +179,11 @@ struct HttpServer::Impl {
 
     asio::awaitable<void> accept_loop(Listener& l);
     asio::awaitable<void> trim_loop();
+    // The trim loop's timer lives here, not in its coroutine frame: a frame
+    // still suspended when the io_context is destroyed destroys its timer
+    // after the timer service (a double free at exit). stop() ends the loop.
+    asio::steady_timer trim_timer{io};
+    std::atomic<bool> trim_done{false};
     void admit(Listener& l, tcp::socket sock);
     void log_refusal(Listener& l, const std::string& source, const char* why);
     void close_connections(bool even_jobs);
@@ -685,12 +690,12 @@ Result<int> HttpServer::listen(const std::string& host, int port, std::shared_pt
 // (to 22 MB). Run when at least 32 connections' worth closed since the last
 // trim, checked every 2 s: never per connection, never while idle.
 asio::awaitable<void> HttpServer::Impl::trim_loop() {
-    asio::steady_timer timer(co_await asio::this_coro::executor);
     size_t high = 0;
     while (!stopping) {
-        timer.expires_after(std::chrono::seconds(2));
+        trim_timer.expires_after(std::chrono::seconds(2));
         error_code ec;
-        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_await trim_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (stopping) break;
         size_t open = 0;
         for (auto& l : listeners) open += l->caps.open();
         high = std::max(high, open);
@@ -699,6 +704,7 @@ asio::awaitable<void> HttpServer::Impl::trim_loop() {
             high = open;
         }
     }
+    trim_done = true;
 }
 
 void HttpServer::run() {
@@ -750,6 +756,9 @@ void HttpServer::stop() {
         if (!impl_->jobs_cv.wait_for(lock, std::chrono::seconds(15), [&] { return impl_->jobs == 0; }))
             spdlog::warn("{} request handlers still running at shutdown", impl_->jobs);
     }
+    asio::post(impl_->io, [impl = impl_.get()] { impl->trim_timer.cancel(); });
+    for (int i = 0; i < 100 && running_ && !impl_->trim_done; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     impl_->io.stop();
 }
 
