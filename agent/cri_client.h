@@ -69,8 +69,8 @@ public:
     // io.kubernetes.pod.name=name (the newest if several), with its netns
     // path and inode (resolved by resolve_netns: the reported path, its
     // /run <-> /var/run twin, or /proc/PID/ns/net of the sandbox) and its IPs.
-    // No such pod here: a bad_input Error (the name is at fault) naming ns/name;
-    // every other failure is not bad_input.
+    // No such pod here: a NotFound Error (the name is at fault) naming ns/name;
+    // every other failure is a Failure.
     Result<PodInfo> find_pod(const std::string& ns, const std::string& name);
 
     // The IDs of every READY sandbox of this runtime (the node's pods).

@@ -285,11 +285,9 @@ TEST_CASE("pwru-agent: SIGTERM during a trace exits 0 every time (five agents in
     // At exit the server's coroutines are still suspended; one of them once
     // owned a timer that was freed twice (abort in 9 of 15 exits).
     AgentCerts certs;
-    auto args = certs.agent_args(kNoCri);
-    args.insert(args.end(), {"--node-scope", "kernel"});
     for (int round = 0; round < 5; ++round) {
         INFO("round " << round);
-        AgentProcess agent(args);
+        AgentProcess agent(kernel_scope_args(certs));
         TraceCall call(agent.port(), certs.ca.cert_path(), certs.alice, {{"node", true}, {"max_duration_s", 60}});
         REQUIRE(call.wait_started(30s));
         REQUIRE(::kill(agent.pid(), SIGTERM) == 0);

@@ -180,6 +180,12 @@ AgentCerts::AgentCerts() {
         {"identity":"bob.example","namespaces":["other"]}]})";
 }
 
+std::vector<std::string> kernel_scope_args(const AgentCerts& certs) {
+    auto args = certs.agent_args(kNoCri);
+    args.insert(args.end(), {"--node-scope", "kernel"});
+    return args;
+}
+
 std::vector<std::string> AgentCerts::agent_args(const std::string& cri_socket, const std::string& node) const {
     return {"--tls-cert", server.cert, "--tls-key", server.key, "--client-ca", ca.cert_path(),
             "--authz-config", authz, "--cri-socket", cri_socket, "--node-name", node};

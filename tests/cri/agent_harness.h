@@ -96,6 +96,10 @@ struct AgentCerts {
     std::vector<std::string> agent_args(const std::string& cri_socket, const std::string& node = "test-node") const;
 };
 
+// AgentCerts::agent_args(kNoCri) plus --node-scope kernel: an agent without
+// pods that traces the whole kernel (node traces of loopback traffic).
+std::vector<std::string> kernel_scope_args(const AgentCerts& certs);
+
 // A trace running on its own thread (from inside `netns_path` when given, for
 // an agent running there); wait_started() returns once the "start" line came.
 class TraceCall {

@@ -33,14 +33,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// An agent without pods that traces the whole kernel (node traces of
-// loopback traffic).
-std::vector<std::string> kernel_scope_args(const AgentCerts& certs) {
-    auto args = certs.agent_args(kNoCri);
-    args.insert(args.end(), {"--node-scope", "kernel"});
-    return args;
-}
-
 std::unique_ptr<httplib::SSLClient> client(int port, const AgentCerts& certs, const CertFiles& who) {
     ::signal(SIGPIPE, SIG_IGN);
     auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port, who.cert, who.key);
