@@ -18,7 +18,7 @@
 #include "agent/trace_request.h"
 #include "agent/trace_stream.h"
 #include "tracer/features.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru::agent {
 

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "tracer/result.h"
-#include "tracer/trace_options.h"
+#include "tracer/trace_options.h"  // ScopePort (header only)
+#include "tracer/util/result.h"
 
 namespace grpc {
 class Channel;

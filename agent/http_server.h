@@ -28,7 +28,7 @@
 #include "agent/conn_limits.h"
 #include "agent/request_reader.h"
 #include "agent/server_limits.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru::agent {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru::agent {
 

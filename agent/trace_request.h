@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "tracer/cli_options.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru::agent {
 

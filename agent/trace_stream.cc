@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tracer/drop_reasons.h"
-#include "tracer/drop_verdict.h"
+#include "tracer/events/drop_verdict.h"
 #include "tracer/kallsyms.h"
 #include "tracer/log.h"
 

@@ -17,9 +17,9 @@
 #include "agent/metrics.h"
 #include "agent/node_netns.h"
 #include "tracer/cli_options.h"
-#include "tracer/drop_verdict.h"
+#include "tracer/events/drop_verdict.h"
 #include "tracer/event_decoder.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 #include "tracer/session.h"
 
 namespace pwru::agent {

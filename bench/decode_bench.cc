@@ -23,7 +23,7 @@
 
 #include "tracer/drop_reasons.h"
 #include "tracer/event_decoder.h"
-#include "tracer/output_format.h"
+#include "tracer/events/output_format.h"
 #include "tracer/session.h"
 
 using namespace pwru;

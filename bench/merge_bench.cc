@@ -21,8 +21,8 @@
 
 #include "kubectl-plugin/agent_stream.h"
 #include "kubectl-plugin/timeline_merge.h"
-#include "tracer/event_record.h"
-#include "tracer/output_format.h"
+#include "tracer/events/event_record.h"
+#include "tracer/events/output_format.h"
 
 using namespace pwru;
 using namespace pwru::plugin;

@@ -32,7 +32,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * for kfree_skbmem (0 when unset: never in range).
  * The argument after the skb travels along: it is the drop verdict of
  * kfree_skb_reason(skb, reason) and sk_skb_reason_drop(sk, skb, reason);
- * user space decodes it only for the drop functions of tracer/drop_verdict.cc
+ * user space decodes it only for the drop functions of tracer/events/drop_verdict.cc
  * (elsewhere, e.g. 6.12's static skb_release_data, it is no verdict). */
 #define KPROBE_SKB_AT(sec, prefix, pos, next)                                      \
 	SEC(sec) int prefix##_skb_##pos(struct pt_regs *ctx)                       \

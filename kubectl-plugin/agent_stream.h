@@ -19,7 +19,7 @@
 #include "kubectl-plugin/port_forward.h"
 #include "kubectl-plugin/targets.h"
 #include "kubectl-plugin/tls_client.h"
-#include "tracer/event_record.h"
+#include "tracer/events/event_record.h"
 
 namespace pwru::plugin {
 

@@ -12,7 +12,7 @@
 
 #include "kubectl-plugin/kubeconfig.h"
 #include "kubectl-plugin/tls_client.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru::plugin {
 

@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "tracer/drop_verdict.h"
-#include "tracer/output_format.h"
+#include "tracer/events/drop_verdict.h"
+#include "tracer/events/output_format.h"
 
 namespace pwru::plugin {
 namespace {

@@ -36,7 +36,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "tracer/event_record.h"
+#include "tracer/events/event_record.h"
 
 namespace pwru::plugin {
 

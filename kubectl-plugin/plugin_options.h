@@ -8,8 +8,8 @@
 
 #include "kubectl-plugin/kubeconfig.h"
 #include "kubectl-plugin/targets.h"
-#include "tracer/output_format.h"
-#include "tracer/result.h"
+#include "tracer/events/output_format.h"
+#include "tracer/util/result.h"
 
 namespace pwru::plugin {
 

@@ -16,7 +16,7 @@
 #include <string>
 
 #include "kubectl-plugin/kube_api.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru::plugin {
 

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "kubectl-plugin/kube_api.h"
-#include "tracer/event_record.h"
-#include "tracer/result.h"
+#include "tracer/events/event_record.h"
+#include "tracer/util/result.h"
 
 namespace pwru::plugin {
 

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "tracer/event_record.h"
+#include "tracer/events/event_record.h"
 
 namespace pwru::plugin {
 

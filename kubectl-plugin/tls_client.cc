@@ -1,6 +1,6 @@
 #include "kubectl-plugin/tls_client.h"
 
-#include "tracer/unique_fd.h"
+#include "tracer/util/unique_fd.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru::plugin {
 

@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "tracer/output_format.h"
+#include "tracer/events/output_format.h"
 
 namespace pwru::plugin {
 namespace {

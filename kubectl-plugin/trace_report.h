@@ -14,9 +14,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "tracer/event_record.h"
-#include "tracer/result.h"
-#include "tracer/trajectory_summary.h"
+#include "tracer/events/event_record.h"
+#include "tracer/util/result.h"
+#include "tracer/events/trajectory_summary.h"
 
 namespace pwru::plugin {
 

@@ -18,7 +18,7 @@
 #include "kubectl-plugin/plugin_options.h"
 #include "kubectl-plugin/ready_file.h"
 #include "kubectl-plugin/timeline_merge.h"
-#include "tracer/output_format.h"
+#include "tracer/events/output_format.h"
 
 namespace pwru::plugin {
 

@@ -7,7 +7,7 @@
 
 #include <memory>
 
-#include "tracer/unique_fd.h"  // UniqueFd, for the objects libbpf hands out as fds
+#include "tracer/util/unique_fd.h"  // UniqueFd, for the objects libbpf hands out as fds
 
 namespace pwru {
 

@@ -12,7 +12,7 @@
 #include <system_error>
 
 #include "pwru_abi.h"
-#include "tracer/drop_verdict.h"
+#include "tracer/events/drop_verdict.h"
 
 namespace pwru {
 

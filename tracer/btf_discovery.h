@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 struct btf;
 

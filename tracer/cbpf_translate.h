@@ -42,7 +42,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru {
 

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "tracer/event_sink.h"
-#include "tracer/output_format.h"
-#include "tracer/result.h"
+#include "tracer/events/output_format.h"
+#include "tracer/util/result.h"
 #include "tracer/trace_options.h"
 
 namespace pwru {

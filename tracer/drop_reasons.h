@@ -7,7 +7,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru {
 

@@ -10,7 +10,7 @@
 
 #include "pwru_abi.h"
 #include "tracer/drop_reasons.h"
-#include "tracer/event_record.h"
+#include "tracer/events/event_record.h"
 #include "tracer/kallsyms.h"
 #include "tracer/netns_names.h"
 #include "tracer/session.h"

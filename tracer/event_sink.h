@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru {
 

@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 struct pwru_bpf;
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "tracer/cbpf_translate.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 struct bpf_program;
 struct bpf_prog_load_opts;

@@ -7,7 +7,7 @@
 
 #include "tracer/cbpf_translate.h"
 #include "tracer/pcap_compile_bounded.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru {
 

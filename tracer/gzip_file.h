@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru {
 

@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <charconv>
 
-#include "tracer/unique_fd.h"
+#include "tracer/util/unique_fd.h"
 
 namespace pwru {
 namespace {

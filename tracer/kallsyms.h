@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "tracer/bpf_owners.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru {
 

@@ -14,7 +14,7 @@
 #include <fstream>
 #include <thread>
 
-#include "tracer/unique_fd.h"
+#include "tracer/util/unique_fd.h"
 
 namespace pwru {
 namespace {

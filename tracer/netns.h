@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 #include "tracer/trace_options.h"
 
 namespace pwru {

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "tracer/unique_fd.h"
+#include "tracer/util/unique_fd.h"
 
 namespace pwru {
 namespace {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "tracer/pcap_compile.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru {
 

@@ -9,8 +9,8 @@
 #include <string>
 
 #include "pwru_abi.h"
-#include "tracer/event_record.h"
-#include "tracer/result.h"
+#include "tracer/events/event_record.h"
+#include "tracer/util/result.h"
 
 namespace pwru {
 

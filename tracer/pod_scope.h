@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "pwru_abi.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 #include "tracer/trace_options.h"
 
 namespace pwru {

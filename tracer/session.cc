@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "tracer/pwru_skel.h"
-#include "tracer/drop_verdict.h"
+#include "tracer/events/drop_verdict.h"
 #include "tracer/filter_injector.h"
 #include "tracer/filter_programs.h"
 #include "tracer/kallsyms.h"

@@ -21,7 +21,7 @@
 #include "tracer/features.h"
 #include "tracer/kallsyms.h"
 #include "tracer/kprobe_links.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 #include "tracer/trace_options.h"
 
 struct pwru_bpf;

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <string_view>
 
-#include "tracer/unique_fd.h"
+#include "tracer/util/unique_fd.h"
 
 namespace pwru {
 namespace {

@@ -12,7 +12,7 @@
 #include "tracer/netns.h"
 #include "tracer/pcapng_writer.h"
 #include "tracer/session.h"
-#include "tracer/trajectory_summary.h"
+#include "tracer/events/trajectory_summary.h"
 
 #include <nlohmann/json.hpp>
 

@@ -325,7 +325,7 @@ TEST_CASE("--output-pcap writes the traced packets, commented with their functio
 }
 
 // ---------------------------------------------------------------------------
-// What is a drop (tracer/drop_verdict.h): only the kernel's verdict, and a
+// What is a drop (tracer/events/drop_verdict.h): only the kernel's verdict, and a
 // packet's first. On this host's tracepoint backend the verdict is the
 // kfree_skb tracepoint's reason; the vm layer checks the same on kprobes.
 namespace {

@@ -25,7 +25,7 @@
 #include "pwru_abi.h"
 #include "tracer/bpf_owners.h"
 #include "tracer/cbpf_translate.h"
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 namespace pwru::test {
 

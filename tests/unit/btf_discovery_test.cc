@@ -16,7 +16,7 @@
 #include <map>
 
 #include "tracer/btf_discovery.h"
-#include "tracer/drop_verdict.h"
+#include "tracer/events/drop_verdict.h"
 
 using namespace pwru;
 using pwru::test::TempDir;

@@ -1,4 +1,4 @@
-// The one rule for "dropped" (tracer/drop_verdict.h) and everything that
+// The one rule for "dropped" (tracer/events/drop_verdict.h) and everything that
 // follows it: pwru's summary and JSON, the agent's per-stream drop count (same
 // FirstDropVerdict), kubectl-pwru's report and packet correlation.
 #include <catch2/catch.hpp>
@@ -6,9 +6,9 @@
 
 #include "kubectl-plugin/packet_correlation.h"
 #include "kubectl-plugin/trace_report.h"
-#include "tracer/drop_verdict.h"
-#include "tracer/output_format.h"
-#include "tracer/trajectory_summary.h"
+#include "tracer/events/drop_verdict.h"
+#include "tracer/events/output_format.h"
+#include "tracer/events/trajectory_summary.h"
 
 using namespace pwru;
 

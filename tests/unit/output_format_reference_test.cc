@@ -1,4 +1,4 @@
-// The event formatters write their bytes directly (tracer/json_writer.h,
+// The event formatters write their bytes directly (tracer/events/json_writer.h,
 // fmt compile-time formats). This holds them to the previous, plainly
 // written implementation (kept here as the reference: a nlohmann::json
 // object per event, fmt::format per column) on generated events covering
@@ -10,7 +10,7 @@
 
 #include <random>
 
-#include "tracer/output_format.h"
+#include "tracer/events/output_format.h"
 
 using namespace pwru;
 

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "tracer/output_format.h"
+#include "tracer/events/output_format.h"
 
 using namespace pwru;
 

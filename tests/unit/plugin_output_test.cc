@@ -7,7 +7,7 @@
 
 #include "kubectl-plugin/plugin_options.h"
 #include "kubectl-plugin/targets.h"
-#include "tracer/output_format.h"
+#include "tracer/events/output_format.h"
 
 using namespace pwru;
 using namespace pwru::plugin;

@@ -10,7 +10,7 @@
 
 #include "tracer/cli_options.h"
 #include "tracer/event_decoder.h"
-#include "tracer/output_format.h"
+#include "tracer/events/output_format.h"
 
 using namespace pwru;
 

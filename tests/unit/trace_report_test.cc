@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kubectl-plugin/trace_report.h"
-#include "tracer/output_format.h"
+#include "tracer/events/output_format.h"
 
 using namespace pwru;
 using Catch::Matchers::Contains;

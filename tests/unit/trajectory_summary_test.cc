@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "tracer/trajectory_summary.h"
+#include "tracer/events/trajectory_summary.h"
 
 using namespace pwru;
 

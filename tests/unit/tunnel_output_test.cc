@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tracer/cli_options.h"
-#include "tracer/output_format.h"
+#include "tracer/events/output_format.h"
 
 using namespace pwru;
 

@@ -790,7 +790,7 @@ case_non_skb_funcs() {
 }
 
 # ---------------------------------------------------------------------------
-# What is a drop (tracer/drop_verdict.h) on the kprobe backends. Helpers for the
+# What is a drop (tracer/events/drop_verdict.h) on the kprobe backends. Helpers for the
 # two cases: the exit summary's counts and drop lines, and event lines that show
 # a reason in their FUNC column.
 TRAFFIC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../support" && pwd)/traffic.py

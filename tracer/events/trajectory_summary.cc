@@ -1,10 +1,10 @@
-#include "tracer/trajectory_summary.h"
+#include "tracer/events/trajectory_summary.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "tracer/drop_verdict.h"
-#include "tracer/output_format.h"
+#include "tracer/events/drop_verdict.h"
+#include "tracer/events/output_format.h"
 
 namespace pwru {
 namespace {

@@ -1,4 +1,4 @@
-#include "tracer/result.h"
+#include "tracer/util/result.h"
 
 #include <cstring>
 

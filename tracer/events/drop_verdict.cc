@@ -1,4 +1,4 @@
-#include "tracer/drop_verdict.h"
+#include "tracer/events/drop_verdict.h"
 
 #include <algorithm>
 #include <array>

@@ -18,8 +18,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "tracer/drop_verdict.h"
-#include "tracer/event_record.h"
+#include "tracer/events/drop_verdict.h"
+#include "tracer/events/event_record.h"
 
 namespace pwru {
 

@@ -1,4 +1,4 @@
-#include "tracer/output_format.h"
+#include "tracer/events/output_format.h"
 
 #include <fmt/compile.h>
 #include <fmt/format.h>
@@ -6,7 +6,7 @@
 #include <ctime>
 #include <iterator>
 
-#include "tracer/json_writer.h"
+#include "tracer/events/json_writer.h"
 
 namespace pwru {
 

@@ -18,7 +18,7 @@
 #include <string_view>
 #include <unordered_set>
 
-#include "tracer/event_record.h"
+#include "tracer/events/event_record.h"
 
 namespace pwru {
 

@@ -1,4 +1,4 @@
-#include "tracer/json_writer.h"
+#include "tracer/events/json_writer.h"
 
 #include <nlohmann/json.hpp>
 

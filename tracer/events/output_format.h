@@ -7,7 +7,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "tracer/event_record.h"
+#include "tracer/events/event_record.h"
 
 namespace pwru {
 

@@ -1,4 +1,4 @@
-#include "tracer/event_record.h"
+#include "tracer/events/event_record.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
