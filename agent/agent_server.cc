@@ -189,10 +189,7 @@ std::variant<HttpReply, HttpJob> AgentServer::Handlers::handle(AgentServer& self
         return r;
     }
     if (!with_trace || path != "/v1/trace") return error_reply(404, "no endpoint " + path + " on this port");
-    if (self.sessions_->draining()) {
-        self.metrics_.sessions_refused.fetch_add(1);
-        return error_reply(503, "the agent is shutting down; retry on its replacement");
-    }
+    // Draining is trace()'s first check (503, counted).
     // What the job needs of the connection, taken now: the connection may
     // end (its TLS state with it) while the job still runs.
     TraceRequestContext ctx{std::move(req.body), peer_identity(req.ssl), bearer_from_header(req.head.authorization)};

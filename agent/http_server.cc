@@ -179,6 +179,11 @@ struct HttpServer::Impl {
 
     asio::awaitable<void> accept_loop(Listener& l);
     asio::awaitable<void> trim_loop();
+    size_t connections_open() const {
+        size_t n = 0;
+        for (const auto& l : listeners) n += l->caps.open();
+        return n;
+    }
     // The trim loop's timer lives here, not in its coroutine frame: a frame
     // still suspended when the io_context is destroyed destroys its timer
     // after the timer service (a double free at exit). stop() ends the loop.
@@ -696,8 +701,7 @@ asio::awaitable<void> HttpServer::Impl::trim_loop() {
         error_code ec;
         co_await trim_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (stopping) break;
-        size_t open = 0;
-        for (auto& l : listeners) open += l->caps.open();
+        const size_t open = connections_open();
         high = std::max(high, open);
         if (high >= open + 32) {
             ::malloc_trim(0);
@@ -764,7 +768,7 @@ void HttpServer::stop() {
 
 HttpServerStats HttpServer::stats() const {
     HttpServerStats s;
-    for (auto& l : impl_->listeners) s.connections_open += l->caps.open();
+    s.connections_open = impl_->connections_open();
     s.connections_refused = impl_->refused.load();
     s.connections_evicted = impl_->evicted.load();
     s.deadlines_passed = impl_->deadlines.load();

@@ -12,7 +12,6 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
-#include <filesystem>
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -211,9 +210,7 @@ TEST_CASE("pwru-agent: at its open-file limit a trace is a 500 naming the limit 
     const std::string& ca = certs.ca.cert_path();
     rlimit before{};
     REQUIRE(::prlimit(agent.pid(), RLIMIT_NOFILE, nullptr, &before) == 0);
-    namespace fs = std::filesystem;
-    const auto open_fds = static_cast<rlim_t>(
-        std::distance(fs::directory_iterator("/proc/" + std::to_string(agent.pid()) + "/fd"), fs::directory_iterator{}));
+    const auto open_fds = static_cast<rlim_t>(fd_count(agent.pid()));
     // A dozen more than it holds: its TLS connection fits, the probe programs do not.
     rlimit tight{open_fds + 12, before.rlim_max};
     REQUIRE(::prlimit(agent.pid(), RLIMIT_NOFILE, &tight, nullptr) == 0);
