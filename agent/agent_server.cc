@@ -10,7 +10,7 @@
 #include "agent/cri_client.h"
 #include "agent/input_checks.h"
 #include "agent/peer_identity.h"
-#include "tracer/log.h"
+#include "tracer/kernel/log.h"
 
 namespace pwru::agent {
 namespace {

@@ -17,7 +17,7 @@
 #include "agent/session_manager.h"
 #include "agent/trace_request.h"
 #include "agent/trace_stream.h"
-#include "tracer/features.h"
+#include "tracer/kernel/features.h"
 #include "tracer/util/result.h"
 
 namespace pwru::agent {

@@ -22,7 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tracer/log.h"
+#include "tracer/kernel/log.h"
 
 namespace pwru::agent {
 

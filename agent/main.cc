@@ -12,8 +12,8 @@
 #include <CLI/CLI.hpp>
 
 #include "agent/agent_server.h"
-#include "tracer/log.h"
-#include "tracer/netns.h"
+#include "tracer/kernel/log.h"
+#include "tracer/kernel/netns.h"
 
 using namespace pwru;
 using namespace pwru::agent;

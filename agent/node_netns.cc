@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "agent/cri_client.h"
-#include "tracer/log.h"
+#include "tracer/kernel/log.h"
 
 namespace pwru::agent {
 

@@ -4,10 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tracer/drop_reasons.h"
 #include "tracer/events/drop_verdict.h"
-#include "tracer/kallsyms.h"
-#include "tracer/log.h"
+#include "tracer/events/loss_counters.h"
+#include "tracer/kernel/log.h"
 
 namespace pwru::agent {
 namespace {
@@ -91,35 +90,21 @@ Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTar
     // --debug is not the agent's client's to give: the load error points at
     // the agent's log, which holds the verifier's last lines.
     cfg.trace.verifier_log_hint = "the verifier's last lines are in the agent's log on node " + s->target_.node;
-    auto session = Session::create(cfg.trace);
-    if (!session) return std::unexpected(session.error());
-    s->session_ = std::move(*session);
+    auto pipeline = TracePipeline::create(cfg.trace);
+    if (!pipeline) return std::unexpected(pipeline.error());
+    s->pipeline_ = std::move(*pipeline);
     // `ip proto 999`: accepted as pwru does, and said in the start record.
-    for (const auto& w : s->session_->filter_warnings())
+    for (const auto& w : s->pipeline_->session().filter_warnings())
         s->target_.warning += (s->target_.warning.empty() ? "" : "; ") + ("filter: " + w + "; check the expression");
-    s->first_drops_.emplace(skb_end_functions(s->session_->plan().backend == Backend::Tracepoint));
-    // The session's own copy (it read it already for --filter-track-skb): one
-    // read of /proc/kallsyms per trace, as pwru does.
-    auto kallsyms = s->session_->kallsyms();
-    if (!kallsyms) spdlog::warn("{}: function names will be addresses", kallsyms.error().message());
-    auto reasons = DropReasons::load(cfg.trace.discovery.kernel_btf);
-    if (!reasons) spdlog::warn("{}: drop reasons will be numbers", reasons.error().message());
-    s->decoder_ = std::make_unique<EventDecoder>(
-        s->session_->plan(), kallsyms ? *kallsyms : nullptr,
-        reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
-
-    if (auto r = s->session_->load(); !r) return std::unexpected(r.error());
-    s->decoder_->set_extras(cfg.output.netns_names, cfg.output.skb_cb);
-    Session* raw = s->session_.get();
-    s->decoder_->set_stack_reader([raw](int32_t id) { return raw->stack(id); }, cfg.trace.output_stack,
-                                  cfg.trace.output_caller);
-    auto stats = s->session_->attach();
+    s->first_drops_.emplace(s->pipeline_->skb_ends());
+    if (auto r = s->pipeline_->load(cfg.output); !r) return std::unexpected(r.error());
+    auto stats = s->pipeline_->attach();
     if (!stats) return std::unexpected(stats.error());
     s->attach_ = *stats;
     metrics.add_attach(stats->seconds);
-    s->session_->start();
+    s->pipeline_->start();
 
-    s->started_ = s->last_clock_refresh_ = s->tokens_at_ = Clock::now();
+    s->started_ = s->tokens_at_ = Clock::now();
     s->last_heartbeat_ = s->started_ - kHeartbeatEvery;  // the first step sends one
     s->tokens_ = limits.max_event_rate;
     s->watermark_ns_ = s->wall_now() - kWatermarkMarginNs;
@@ -127,7 +112,7 @@ Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTar
 }
 
 TraceStream::~TraceStream() {
-    if (session_ && !detached_) session_->detach();
+    if (pipeline_ && !detached_) pipeline_->detach_and_drain(nullptr);
 }
 
 std::set<uint32_t> TraceStream::node_set(const NodeNetnsSnapshot& snap) const {
@@ -144,7 +129,7 @@ void TraceStream::refresh_node_scope(std::vector<std::string>& out) {
     if (snap.generation == node_generation_) return;
     node_generation_ = snap.generation;
     auto set = node_set(snap);
-    if (auto r = session_->set_node_netns(set); !r) {
+    if (auto r = pipeline_->session().set_node_netns(set); !r) {
         spdlog::warn("node scope: {}", r.error().message());
         out.push_back(json{{"type", "warning"}, {"node", target_.node}, {"message", r.error().message()}}.dump());
         return;
@@ -152,7 +137,7 @@ void TraceStream::refresh_node_scope(std::vector<std::string>& out) {
     node_netns_count_ = set.size();
 }
 
-int64_t TraceStream::wall_now() const { return decoder_->clock().to_wall_ns(mono_now_ns()); }
+int64_t TraceStream::wall_now() const { return pipeline_->decoder().clock().to_wall_ns(mono_now_ns()); }
 
 std::string TraceStream::start_record() const {
     json j = {{"type", "start"},
@@ -165,7 +150,7 @@ std::string TraceStream::start_record() const {
               {"host_network", target_.host_network},
               {"node_scope", node_ ? "cri" : "kernel"},
               {"node_netns", node_netns_count_},
-              {"backend", backend_name(session_->plan().backend)},
+              {"backend", backend_name(pipeline_->plan().backend)},
               {"attached", attach_.attached},
               {"ignored", attach_.ignored},
               {"attach_seconds", attach_.seconds},
@@ -189,7 +174,7 @@ void TraceStream::on_event(const pwru_event& ev, const RecordExtras& extras, std
         return;
     }
     tokens_ -= 1;
-    EventRecord rec = decoder_->decode(ev, extras.dumps);
+    EventRecord rec = pipeline_->decode(ev, extras);
     rec.node = target_.node;
     rec.pod = target_.pod;
     // A packet's drop is its first verdict (drop_verdict.h), as in pwru's summary.
@@ -203,7 +188,7 @@ void TraceStream::on_event(const pwru_event& ev, const RecordExtras& extras, std
 }
 
 void TraceStream::add_loss_record(std::vector<std::string>& out, bool force) {
-    LossCounters c = session_->counters();
+    LossCounters c = pipeline_->counters();
     if (!force && c.ringbuf_full == reported_ringbuf_full_ && c.recursion_misses == reported_recursion_misses_ &&
         rate_limited_ == reported_rate_limited_)
         return;
@@ -212,15 +197,12 @@ void TraceStream::add_loss_record(std::vector<std::string>& out, bool force) {
     metrics_->lost_ringbuf_full.fetch_add(c.ringbuf_full - reported_ringbuf_full_);
     reported_ringbuf_full_ = c.ringbuf_full;
     reported_rate_limited_ = rate_limited_;
-    out.push_back(json{{"type", "loss"},
-                       {"node", target_.node},
-                       {"ringbuf_full", c.ringbuf_full},
-                       {"recursion_misses", c.recursion_misses},
-                       {"rate_limited", rate_limited_},
-                       {"filtered_out", c.filtered_out},
-                       {"filter_nonlinear", c.filter_nonlinear},
-                       {"wall_ns", wall_now()}}
-                      .dump());
+    // pwru's loss record, and what only the agent knows.
+    json record = loss_record(c);
+    record["node"] = target_.node;
+    record["rate_limited"] = rate_limited_;
+    record["wall_ns"] = wall_now();
+    out.push_back(record.dump());
 }
 
 std::vector<std::string> TraceStream::step(bool shutting_down) {
@@ -236,7 +218,7 @@ std::vector<std::string> TraceStream::step(bool shutting_down) {
     // under a flood one unbounded poll keeps draining while the ring refills
     // (the agent's RSS grew with the flood). The rest waits in the ring
     // buffer, where an overflow is counted as loss.
-    auto n = session_->poll(100, fn, kMaxRecordsPerStep);
+    auto n = pipeline_->poll(100, fn, kMaxRecordsPerStep);
     if (!n) {
         out.push_back(json{{"type", "error"}, {"node", target_.node}, {"message", n.error().message()}}.dump());
         finish("error", out);
@@ -248,11 +230,8 @@ std::vector<std::string> TraceStream::step(bool shutting_down) {
     add_loss_record(out, false);
     refresh_node_scope(out);
 
+    pipeline_->refresh_clock_if_due();
     auto now = Clock::now();
-    if (now - last_clock_refresh_ > std::chrono::seconds(10)) {
-        decoder_->clock().refresh();
-        last_clock_refresh_ = now;
-    }
     if (sent_ >= limits_.max_events) {
         finish("max_events", out);
     } else if (std::chrono::duration<double>(now - started_).count() >= limits_.max_duration_s) {
@@ -270,14 +249,12 @@ std::vector<std::string> TraceStream::step(bool shutting_down) {
 
 void TraceStream::finish(const std::string& why, std::vector<std::string>& out) {
     if (!detached_) {
-        session_->detach();
         detached_ = true;
         // Traced before the detach: still part of the answer (within the limits).
-        EventFn fn = [&](const pwru_event& ev, const RecordExtras& x) { on_event(ev, x, out); };
-        (void)session_->poll(0, fn);
+        pipeline_->detach_and_drain([&](const pwru_event& ev, const RecordExtras& x) { on_event(ev, x, out); });
     }
     add_loss_record(out, false);
-    LossCounters c = session_->counters();
+    LossCounters c = pipeline_->counters();
     json drops = json::array();
     for (const auto& [key, count] : drops_) drops.push_back({{"func", key.first}, {"reason", key.second}, {"count", count}});
     out.push_back(json{{"type", "summary"},
@@ -298,10 +275,9 @@ void TraceStream::finish(const std::string& why, std::vector<std::string>& out) 
 }
 
 void TraceStream::abandon() {
-    // Links first (Session::detach), then maps, ring buffer and fds: nothing
-    // of this session outlives the client.
-    decoder_.reset();
-    session_.reset();
+    // Attachments first (Session::detach), then maps, ring buffer and fds:
+    // nothing of this session outlives the client.
+    pipeline_.reset();
     detached_ = true;
     ended_ = "client";
     done_ = true;

@@ -18,9 +18,8 @@
 #include "agent/node_netns.h"
 #include "tracer/cli_options.h"
 #include "tracer/events/drop_verdict.h"
-#include "tracer/event_decoder.h"
 #include "tracer/util/result.h"
-#include "tracer/session.h"
+#include "tracer/trace_pipeline.h"
 
 namespace pwru::agent {
 
@@ -84,10 +83,9 @@ private:
     size_t node_netns_count_ = 0;
     StreamLimits limits_;
     Metrics* metrics_ = nullptr;
-    std::unique_ptr<Session> session_;
-    std::unique_ptr<EventDecoder> decoder_;
+    std::unique_ptr<TracePipeline> pipeline_;
     AttachStats attach_;
-    std::chrono::steady_clock::time_point started_, last_heartbeat_, last_clock_refresh_;
+    std::chrono::steady_clock::time_point started_, last_heartbeat_;
     double tokens_ = 0;
     std::chrono::steady_clock::time_point tokens_at_;
     uint64_t sent_ = 0, rate_limited_ = 0;

@@ -21,10 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "tracer/drop_reasons.h"
-#include "tracer/event_decoder.h"
 #include "tracer/events/output_format.h"
-#include "tracer/session.h"
+#include "tracer/trace_pipeline.h"
 
 using namespace pwru;
 
@@ -60,15 +58,11 @@ int main(int argc, char** argv) {
     TraceOptions opts;
     opts.backend = Backend::Tracepoint;
     opts.pcap_expr = "udp and dst port " + std::to_string(kPort);
-    auto s = Session::create(opts);
-    if (!s) { std::fprintf(stderr, "decode-bench: %s\n", s.error().message().c_str()); return 1; }
-    auto ks = (*s)->kallsyms();
-    auto reasons = DropReasons::load();
-    EventDecoder decoder((*s)->plan(), ks ? *ks : nullptr,
-                         reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
-    if (auto r = (*s)->load(); !r) { std::fprintf(stderr, "decode-bench: %s\n", r.error().message().c_str()); return 1; }
-    if (auto r = (*s)->attach(); !r) { std::fprintf(stderr, "decode-bench: %s\n", r.error().message().c_str()); return 1; }
-    (*s)->start();
+    auto p = TracePipeline::create(opts);
+    if (!p) { std::fprintf(stderr, "decode-bench: %s\n", p.error().message().c_str()); return 1; }
+    if (auto r = (*p)->load(OutputOptions{}); !r) { std::fprintf(stderr, "decode-bench: %s\n", r.error().message().c_str()); return 1; }
+    if (auto r = (*p)->attach(); !r) { std::fprintf(stderr, "decode-bench: %s\n", r.error().message().c_str()); return 1; }
+    (*p)->start();
 
     std::vector<pwru_event> recorded;
     recorded.reserve(want);
@@ -77,9 +71,9 @@ int main(int argc, char** argv) {
     };
     for (int round = 0; round < 200 && recorded.size() < want; ++round) {
         send_udp(500);
-        (void)(*s)->poll(50, keep);
+        (void)(*p)->poll(50, keep);
     }
-    (*s)->detach();
+    (*p)->detach_and_drain(nullptr);
     if (recorded.empty()) { std::fprintf(stderr, "decode-bench: no event recorded\n"); return 1; }
 
     for (bool json : {false, true}) {
@@ -91,7 +85,7 @@ int main(int argc, char** argv) {
         double t0 = thread_cpu_seconds();
         for (int r = 0; r < replays; ++r) {
             for (const auto& ev : recorded) {
-                EventRecord rec = decoder.decode(ev);
+                EventRecord rec = (*p)->decoder().decode(ev);
                 line.clear();
                 fmt.format_to(line, rec);
                 bytes += line.size();

@@ -27,8 +27,8 @@
 #include "pwru_abi.h"
 #include "support/packet_corpus.h"
 #include "support/raw_filter_runner.h"
-#include "tracer/cbpf_translate.h"
-#include "tracer/pcap_compile.h"
+#include "tracer/filter/cbpf_translate.h"
+#include "tracer/filter/pcap_compile.h"
 
 using namespace pwru;
 

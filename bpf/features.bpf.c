@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Tiny programs for feature probing (tracer/features.cc): each is loaded and
+ * Tiny programs for feature probing (tracer/kernel/features.cc): each is loaded and
  * attached once to learn whether a backend really works on this kernel, not
  * just whether the verifier accepts it.
  */

@@ -74,7 +74,7 @@ __noinline long pkt_load_slow(struct pwru_pkt_window *w, __u32 off, __u32 size)
 /*
  * A filter entry point: user space replaces its body with the eBPF translated
  * from libpcap's cBPF right before the program is loaded
- * (tracer/filter_injector.cc finds it by name in the BTF func info). The stub
+ * (tracer/filter/filter_injector.cc finds it by name in the BTF func info). The stub
  * calls pkt_load_slow so that libbpf links it into every program that uses a
  * filter; the empty asm makes off and size opaque to clang, which would
  * otherwise specialise pkt_load_slow for constant arguments (the translated

@@ -3,7 +3,7 @@
  * The probe programs. One object holds every backend's programs; user space
  * turns autoload off for the backends it does not use.
  *
- * Section names are our own ("pwru_kprobe", ...): tracer/filter_injector.cc
+ * Section names are our own ("pwru_kprobe", ...): tracer/filter/filter_injector.cc
  * registers libbpf handlers for them so that it can splice the translated
  * pcap filter into each program right before it is loaded.
  */

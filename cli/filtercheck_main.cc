@@ -7,8 +7,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
-#include "tracer/filter_harness.h"
-#include "tracer/log.h"
+#include "tracer/filter/filter_harness.h"
+#include "tracer/kernel/log.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"Runs pwru's in-kernel pcap filter over a capture, one verdict per packet.",

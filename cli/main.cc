@@ -2,7 +2,7 @@
 #include <csignal>
 #include <cstdio>
 
-#include "tracer/log.h"
+#include "tracer/kernel/log.h"
 #include "tracer/tracer_run.h"
 
 namespace {

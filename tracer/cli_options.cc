@@ -4,8 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "tracer/netns.h"
-#include "tracer/pcap_compile.h"
+#include "tracer/kernel/netns.h"
+#include "tracer/filter/pcap_compile.h"
 
 namespace pwru {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "tracer/event_sink.h"
+#include "tracer/output/event_sink.h"
 #include "tracer/events/output_format.h"
 #include "tracer/util/result.h"
 #include "tracer/trace_options.h"

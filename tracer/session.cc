@@ -8,28 +8,21 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "tracer/pwru_skel.h"
+#include "tracer/kernel/pwru_skel.h"
 #include "tracer/events/drop_verdict.h"
-#include "tracer/filter_injector.h"
-#include "tracer/filter_programs.h"
-#include "tracer/kallsyms.h"
-#include "tracer/kprobe_teardown.h"
-#include "tracer/log.h"
+#include "tracer/filter/filter_injector.h"
+#include "tracer/filter/filter_programs.h"
+#include "tracer/kernel/kallsyms.h"
+#include "tracer/kernel/log.h"
 #include "tracer/pod_scope.h"
-#include "tracer/resource_errors.h"
+#include "tracer/kernel/resource_errors.h"
 #include "tracer/session_filters.h"
-#include "tracer/tracefs.h"
-#include "tracer/verifier_log.h"
+#include "tracer/kernel/tracefs.h"
+#include "tracer/kernel/verifier_log.h"
 
 namespace pwru {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 Result<Backend> pick_backend(const TraceOptions& opts, std::string& why) {
     Features f = probe_features(opts.no_features);
@@ -54,17 +47,6 @@ void keep_traceable(Plan& plan) {
     size_t before = fns.size();
     std::erase_if(fns, [&](const SkbFunction& f) { return !available->count(f.name); });
     plan.not_traceable = before - fns.size();
-}
-
-// How the kprobe attach went, for the log (the test layer reads these lines).
-void log_attach_summary(const AttachStats& st) {
-    spdlog::info("Attached {} functions in {:.2f} s ({} threads{}), skipped {}", st.attached, st.seconds,
-                 st.threads,
-                 st.batch_splits ? ", " + std::to_string(st.batch_splits) + " failed batches split" : "",
-                 st.ignored);
-    constexpr size_t kShown = 10;
-    for (size_t i = 0; i < st.failures.size() && i < kShown; ++i) spdlog::info("  skipped {}", st.failures[i]);
-    if (st.failures.size() > kShown) spdlog::info("  ... and {} more (--debug lists them)", st.failures.size() - kShown);
 }
 
 }  // namespace
@@ -299,53 +281,6 @@ Result<void> Session::set_node_netns(const std::set<uint32_t>& netns) {
     return {};
 }
 
-Result<AttachStats> Session::attach(const ProgressFn& progress) {
-    if (!skel_) return fail("attach before load");
-    Result<AttachStats> stats = plan_.backend == Backend::Tracepoint   ? attach_tracepoints(progress)
-                                : plan_.backend == Backend::KprobeMulti ? attach_kprobe_multi(progress)
-                                                                        : attach_kprobes(progress);
-    if (stats && stats->attached == 0) {
-        detach();
-        std::string why = stats->failures.empty() ? "" : " (first failure: " + stats->failures.front() + ")";
-        return fail(std::string("nothing could be attached with backend ") + backend_name(plan_.backend) + why +
-                    "; try --backend auto");
-    }
-    if (!stats) detach();
-    if (stats && plan_.backend != Backend::Tracepoint) log_attach_summary(*stats);
-    if (stats && opts_.track_skb) attach_clone_tracking();
-    return stats;
-}
-
-Result<AttachStats> Session::attach_tracepoints(const ProgressFn& progress) {
-    AttachStats st;
-    auto t0 = Clock::now();
-    for (size_t i = 0; i < plan_.tracepoints.size(); ++i) {
-        std::string prog_name = "tp_slot_" + std::to_string(i);
-        bpf_program* p = bpf_object__find_program_by_name(skel_->obj, prog_name.c_str());
-        LinkPtr link(bpf_program__attach_trace(p));
-        if (link) {
-            links_.push_back(std::move(link));
-            ++st.attached;
-        } else {
-            const int err = errno;
-            // Out of descriptors or memory: the rest would fail the same way,
-            // and a trace missing tracepoints must not look whole.
-            if (auto limit = explain_resource_error(
-                    err, "cannot attach tracepoint " + std::to_string(i + 1) + " of " +
-                             std::to_string(plan_.tracepoints.size()) + " (" + plan_.tracepoints[i].name + ")")) {
-                take_libbpf_messages();
-                return fail(*limit);
-            }
-            ++st.ignored;
-            st.failures.push_back(plan_.tracepoints[i].name + ": " + std::strerror(err));
-        }
-        if (progress) progress(i + 1, plan_.tracepoints.size());
-    }
-    take_libbpf_messages();
-    st.seconds = seconds_since(t0);
-    return st;
-}
-
 void Session::start() {
     if (skel_) skel_->bss->ready = 1;
 }
@@ -433,24 +368,8 @@ LossCounters Session::counters() const {
 
 void Session::detach() {
     if (skel_ && skel_->bss) skel_->bss->ready = 0;
-    prog_tracers_.clear();  // attached last (--filter-trace-tc / -xdp)
-    non_skb_links_.clear();
-    clone_links_.clear();
-    if (!kprobe_links_.empty()) {
-        KprobePlacement placement = kprobe_placement();
-        TeardownStats st = tear_down_kprobes(kprobe_links_, placement);
-        spdlog::info("Detached {} kprobes in {:.2f} s ({} threads, {}{})", st.links, st.seconds, st.threads,
-                     placement.cpus.front() < 0 ? std::string("unpinned")
-                                                : "pinned on " + std::to_string(placement.cpus.size()) + " CPU",
-                     placement.enable_events ? fmt::format("; disabling the events took {:.2f} s", st.disable_seconds)
-                                             : std::string());
-    }
-    if (plan_.backend == Backend::KprobeMulti && !links_.empty()) {
-        TeardownStats st = tear_down_links(links_, kprobe_threads());
-        spdlog::info("Detached {} kprobe-multi links in {:.2f} s ({} threads)", st.links, st.seconds, st.threads);
-    }
-    // Reverse order of creation.
-    while (!links_.empty()) links_.pop_back();
+    // Newest first: the prog tracers, non-skb and clone probes, then the skb probes.
+    while (!attachments_.empty()) attachments_.pop_back();
 }
 
 const std::vector<std::string>& Session::filter_warnings() const { return filters_->programs.warnings; }

@@ -1,8 +1,10 @@
 // A tracing session: plan -> load -> attach -> ready -> poll -> detach.
 //
-// The session owns the BPF object, its links and the ring buffer, and
-// releases them in reverse order (links first, so no program runs while the
-// rest goes away). Nothing is pinned: a killed process leaves nothing behind.
+// The session owns the BPF object, its attachments (one owner per kind, made
+// by tracer/attach/'s factories) and the ring buffer, and releases them in
+// reverse order (attachments first, newest first, so no program runs while
+// the rest goes away). Nothing is pinned: a killed process leaves nothing
+// behind. session.cc plans, loads and polls; session_attach.cc attaches.
 #pragma once
 
 #include <chrono>
@@ -15,69 +17,20 @@
 #include <vector>
 
 #include "pwru_abi.h"
-#include "tracer/bpf_owners.h"
-#include "tracer/bpf_prog_list.h"
-#include "tracer/btf_discovery.h"
-#include "tracer/features.h"
-#include "tracer/kallsyms.h"
-#include "tracer/kprobe_links.h"
-#include "tracer/util/result.h"
+#include "tracer/attach/attach_stats.h"
+#include "tracer/attach/attachment.h"
+#include "tracer/attach/plan.h"
+#include "tracer/events/loss_counters.h"
+#include "tracer/kernel/bpf_owners.h"
+#include "tracer/kernel/bpf_prog_list.h"
+#include "tracer/kernel/kallsyms.h"
 #include "tracer/trace_options.h"
+#include "tracer/util/result.h"
 
 struct pwru_bpf;
 
 namespace pwru {
 
-// What will be attached, decided before touching the kernel's probes.
-struct Plan {
-    Backend backend = Backend::Tracepoint;
-    std::string backend_why;
-    std::vector<SkbFunction> functions;      // kprobe backends
-    std::vector<SkbTracepoint> tracepoints;  // tracepoint backend: slot = index
-    size_t not_traceable = 0;                // dropped: not in available_filter_functions
-    std::string tracefs_note;                // why that list could not be used, if so
-
-    // --filter-trace-tc / --filter-trace-xdp: the programs traced so far; an
-    // event's probe_id is the index here (filled by attach_bpf_programs()).
-    std::vector<LoadedBpfProg> bpf_programs;
-
-    size_t target_count() const {
-        return backend == Backend::Tracepoint ? tracepoints.size() : functions.size();
-    }
-};
-
-struct AttachStats {
-    size_t attached = 0;
-    size_t ignored = 0;                 // skipped: not probeable (ENOENT, EADDRNOTAVAIL, ...)
-    std::vector<std::string> failures;  // "name: reason", for --debug / the summary
-    size_t batch_splits = 0;            // kprobe-multi: failed batches split in two
-    unsigned threads = 1;               // attaching in parallel (classic kprobes)
-    double seconds = 0;
-};
-
-// --filter-trace-tc / --filter-trace-xdp for one kind of program.
-struct BpfProgAttachStats {
-    size_t found = 0;                      // loaded programs of the kind, with BTF
-    size_t attached = 0;
-    std::vector<std::string> without_btf;  // "name (id N)": fentry cannot attach to these
-    std::vector<std::string> failures;     // "name (id N): reason"
-    std::string refused;  // set when the kernel refuses fentry itself: why (nothing was attached)
-};
-
-struct LossCounters {
-    uint64_t events = 0;
-    uint64_t ringbuf_full = 0;
-    std::vector<uint64_t> ringbuf_full_per_cpu;  // index = CPU
-    // Hits the kernel did not run our program for, because a BPF program was
-    // already running on that CPU (the kernel's per-program recursion_misses).
-    uint64_t recursion_misses = 0;
-    uint64_t filtered_out = 0;
-    uint64_t filter_nonlinear = 0;  // filter needed bytes in paged fragments: no match
-
-    uint64_t lost() const { return ringbuf_full + recursion_misses; }
-};
-
-using ProgressFn = std::function<void(size_t done, size_t total)>;
 // The optional parts of a record, null when not asked for.
 struct RecordExtras {
     const pwru_dumps* dumps = nullptr;    // --output-skb / --output-skb-shared-info
@@ -130,7 +83,8 @@ class Session {
     Result<void> set_node_netns(const std::set<uint32_t>& netns);
     // The kernel stack of an event (--output-stack): return addresses, innermost first.
     std::vector<uint64_t> stack(int32_t stack_id) const;
-    // Stops events and destroys every link (in parallel for kprobes: see kprobe_teardown.h).
+    // Stops events and destroys every attachment, newest first (kprobes in
+    // parallel: see kprobe_teardown.h).
     void detach();
 
     // /proc/kallsyms, read once per session and shared (names for events and
@@ -148,9 +102,6 @@ class Session {
     static Result<std::unique_ptr<Session>> create_for(const TraceOptions& opts, Backend backend,
                                                        const std::string& why);
     Result<void> configure();
-    Result<AttachStats> attach_tracepoints(const ProgressFn& progress);
-    Result<AttachStats> attach_kprobe_multi(const ProgressFn& progress);
-    Result<AttachStats> attach_kprobes(const ProgressFn& progress);
 
     TraceOptions opts_;
     Plan plan_;
@@ -158,8 +109,9 @@ class Session {
     struct Filters;
     std::unique_ptr<Filters> filters_;
     std::unique_ptr<pwru_bpf, void (*)(pwru_bpf*)> skel_{nullptr, nullptr};
-    std::vector<LinkPtr> links_;              // tp_btf, kprobe-multi
-    std::vector<KprobeLink> kprobe_links_;    // classic kprobes
+    // What attach() and the attach_* calls attached, in that order; detach()
+    // destroys them newest first (tracer/attach/attachment.h).
+    std::vector<std::unique_ptr<Attachment>> attachments_;
     RingBufferPtr ringbuf_;
     std::optional<Result<std::shared_ptr<const Kallsyms>>> kallsyms_;
     const EventFn* current_fn_ = nullptr;
@@ -170,16 +122,8 @@ class Session {
     static int on_sample(void* ctx, void* data, size_t size);
 
     // --filter-trace-tc / -xdp: a copy of the object per traced program (it
-    // shares the maps of skel_) and its fentry link; the link goes first.
-    struct ProgTracer {
-        std::unique_ptr<pwru_bpf, void (*)(pwru_bpf*)> skel{nullptr, nullptr};
-        LinkPtr link;
-        LinkPtr exit_link;  // XDP with --filter-track-skb: fexit too, as pwru
-    };
-    Result<ProgTracer> load_prog_tracer(const LoadedBpfProg& target, uint32_t index);
-    std::vector<ProgTracer> prog_tracers_;
-    std::vector<LinkPtr> non_skb_links_;  // --filter-non-skb-funcs
-    std::vector<LinkPtr> clone_links_;    // --filter-track-skb: skb_clone & co.
+    // shares the maps of skel_) with its fentry link (session_attach.cc).
+    Result<std::unique_ptr<Attachment>> load_prog_tracer(const LoadedBpfProg& target, uint32_t index);
 };
 
 }  // namespace pwru

@@ -1,9 +1,9 @@
 // The session's translated pcap filters, shared by the files that load the
-// probe programs (session.cc, attach_bpf_programs.cc).
+// probe programs (session.cc, session_attach.cc).
 #pragma once
 
-#include "tracer/filter_injector.h"
-#include "tracer/filter_programs.h"
+#include "tracer/filter/filter_injector.h"
+#include "tracer/filter/filter_programs.h"
 #include "tracer/session.h"
 
 namespace pwru {

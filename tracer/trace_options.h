@@ -9,15 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "tracer/btf_discovery.h"
-#include "tracer/features.h"
+#include "tracer/kernel/btf_discovery.h"
+#include "tracer/kernel/features.h"
+#include "tracer/kernel/netns.h"  // MarkFilter
 
 namespace pwru {
-
-struct MarkFilter {
-    uint32_t mark = 0;
-    uint32_t mask = 0xffffffff;
-};
 
 // pwru-agent's pod scope: the pod's netns OR its addresses (see
 // bpf/skb_scope.bpf.h). Session forces skb tracking with it.

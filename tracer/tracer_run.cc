@@ -6,12 +6,11 @@
 #include <chrono>
 #include <memory>
 
-#include "tracer/bpf_prog_list.h"
-#include "tracer/event_decoder.h"
-#include "tracer/log.h"
-#include "tracer/netns.h"
-#include "tracer/pcapng_writer.h"
-#include "tracer/session.h"
+#include "tracer/kernel/bpf_prog_list.h"
+#include "tracer/kernel/log.h"
+#include "tracer/kernel/netns.h"
+#include "tracer/output/pcapng_writer.h"
+#include "tracer/trace_pipeline.h"
 #include "tracer/events/trajectory_summary.h"
 
 #include <nlohmann/json.hpp>
@@ -96,17 +95,6 @@ std::string per_cpu_text(const std::vector<uint64_t>& per_cpu) {
     return out.empty() ? out : "; per CPU: " + out;
 }
 
-// Losses as their own JSON record, so a consumer of the stream sees them.
-nlohmann::json loss_record(const LossCounters& c) {
-    return {{"type", "loss"},
-            {"ringbuf_full", c.ringbuf_full},
-            {"ringbuf_full_per_cpu", c.ringbuf_full_per_cpu},
-            {"recursion_misses", c.recursion_misses},
-            {"events", c.events},
-            {"filtered_out", c.filtered_out},
-            {"filter_nonlinear", c.filter_nonlinear}};
-}
-
 bool create_ready_file(const std::string& path) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return false;
@@ -157,14 +145,15 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
 
     // ^C while the filter compiles stops at once (it runs in a child process).
     cfg.trace.cancelled = [&stop] { return stop.load(); };
-    auto session = Session::create(cfg.trace);
-    if (!session && stop.load()) {
+    auto pipeline = TracePipeline::create(cfg.trace);
+    if (!pipeline && stop.load()) {
         spdlog::info("Received signal, exiting program..");
         return kExitOk;
     }
-    if (!session) return report(session.error());
-    Session& s = **session;
-    const Plan& plan = s.plan();
+    if (!pipeline) return report(pipeline.error());
+    TracePipeline& p = **pipeline;
+    Session& s = p.session();
+    const Plan& plan = p.plan();
 
     if (cfg.dry_run) {
         print_plan(plan, out.stream());
@@ -175,20 +164,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     if (plan.backend == Backend::Tracepoint) spdlog::info("Notice: {}", plan.backend_why);
     if (!plan.tracefs_note.empty()) spdlog::info("Notice: {}", plan.tracefs_note);
 
-    // Names first (kallsyms, BTF): loading them after attach would delay output.
-    // The session's own copy: --filter-track-skb and kprobe-multi read it too.
-    auto kallsyms = s.kallsyms();
-    if (!kallsyms) spdlog::warn("{}: function names will be addresses", kallsyms.error().message());
-    auto reasons = DropReasons::load(cfg.trace.discovery.kernel_btf);
-    if (!reasons) spdlog::warn("{}: drop reasons will be numbers", reasons.error().message());
-    EventDecoder decoder(plan,
-                         kallsyms ? *kallsyms : nullptr,
-                         reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
-
-    if (auto r = s.load(); !r) return report(r.error());
-    decoder.set_extras(cfg.output.netns_names, cfg.output.skb_cb);
-    decoder.set_stack_reader([&s](int32_t id) { return s.stack(id); }, cfg.trace.output_stack,
-                             cfg.trace.output_caller);
+    if (auto r = p.load(cfg.output); !r) return report(r.error());
 
     spdlog::info("{}", attach_label(plan.backend));
     auto t0 = Clock::now();
@@ -216,13 +192,12 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     if (!cfg.output.json) (void)out.write_line(formatter.header());
     (void)out.flush();  // a failing output is reported with the first events
 
-    TrajectorySummary summary(skb_end_functions(plan.backend == Backend::Tracepoint));
+    TrajectorySummary summary(p.skb_ends());
     // `printed`: events whose lines reached the output (a flush succeeded after
     // them); `handed`: lines given to the output, for --output-limit-lines.
     // After a write error nothing more is written and the rest is counted.
     uint64_t printed = 0, handed = 0, unprinted = 0, reported_lost = 0;
     uint64_t handed_at_flush = 0;
-    auto last_clock_refresh = Clock::now();
     bool limit_reached = false;
     std::optional<Error> write_error;
     std::optional<PcapngWriter> pcap;
@@ -238,7 +213,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
             ++unprinted;
             return;
         }
-        EventRecord rec = decoder.decode(ev, extras.dumps);
+        EventRecord rec = p.decode(ev, extras);
         if (pcap && extras.packet) {
             if (auto w = pcap->write(rec, *extras.packet); !w && !write_error) write_error = w.error();
         }
@@ -266,7 +241,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     };
     int rc = kExitOk;
     while (!stop.load() && !limit_reached) {
-        auto n = s.poll(100, on_event);
+        auto n = p.poll(100, on_event);
         if (!n) {
             rc = report(n.error());
             break;
@@ -277,7 +252,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
             rc = report(*write_error);
             break;
         }
-        LossCounters c = s.counters();
+        LossCounters c = p.counters();
         if (c.lost() > reported_lost) {
             spdlog::warn("lost {} events so far: {} with the ring buffer full (output too slow){}{}", c.lost(),
                          c.ringbuf_full, per_cpu_text(c.ringbuf_full_per_cpu),
@@ -287,17 +262,13 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
             if (cfg.output.json) (void)out.write_line(loss_record(c).dump());
             reported_lost = c.lost();
         }
-        if (Clock::now() - last_clock_refresh > std::chrono::seconds(10)) {
-            decoder.clock().refresh();
-            last_clock_refresh = Clock::now();
-        }
+        p.refresh_clock_if_due();
     }
     if (stop.load()) spdlog::info("Received signal, exiting program..");
     spdlog::info("Detaching {}...", plan.backend == Backend::Tracepoint ? "tracepoints" : "kprobes");
-    s.detach();
     // Events already in the ring buffer were traced before the detach: print them.
-    if (!limit_reached) (void)s.poll(0, on_event);
-    LossCounters c = s.counters();
+    p.detach_and_drain(limit_reached ? EventFn{} : on_event);
+    LossCounters c = p.counters();
     if (cfg.output.json) {
         (void)out.write_line(loss_record(c).dump());
         if (cfg.summary) (void)out.write_line(summary.json().dump());

@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "tracer/cli_options.h"
-#include "tracer/event_sink.h"
+#include "tracer/output/event_sink.h"
 
 namespace pwru {
 

@@ -18,8 +18,8 @@
 
 #include "support/packet_corpus.h"
 #include "support/raw_filter_runner.h"
-#include "tracer/cbpf_translate.h"
-#include "tracer/pcap_compile.h"
+#include "tracer/filter/cbpf_translate.h"
+#include "tracer/filter/pcap_compile.h"
 
 using pwru::LinkLayer;
 using pwru::test::Bytes;

@@ -24,9 +24,9 @@
 #include "pwru_abi.h"
 #include "support/packet_corpus.h"
 #include "support/root_guard.h"
-#include "tracer/cbpf_translate.h"
-#include "tracer/filter_harness.h"
-#include "tracer/pcap_compile.h"
+#include "tracer/filter/cbpf_translate.h"
+#include "tracer/filter/filter_harness.h"
+#include "tracer/filter/pcap_compile.h"
 
 using pwru::LinkLayer;
 using pwru::test::Bytes;

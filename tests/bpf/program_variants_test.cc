@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/root_guard.h"
-#include "tracer/filter_harness.h"
+#include "tracer/filter/filter_harness.h"
 #include "tracer/session.h"
 
 using namespace pwru;

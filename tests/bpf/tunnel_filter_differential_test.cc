@@ -22,8 +22,8 @@
 #include "support/packet_corpus.h"
 #include "support/root_guard.h"
 #include "support/tunnel_packets.h"
-#include "tracer/filter_harness.h"
-#include "tracer/pcap_compile.h"
+#include "tracer/filter/filter_harness.h"
+#include "tracer/filter/pcap_compile.h"
 
 using pwru::LinkLayer;
 using pwru::test::Bytes;

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "tracer/pcap_compile.h"
+#include "tracer/filter/pcap_compile.h"
 
 namespace pwru::test {
 

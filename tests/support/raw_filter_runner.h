@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "pwru_abi.h"
-#include "tracer/bpf_owners.h"
-#include "tracer/cbpf_translate.h"
+#include "tracer/kernel/bpf_owners.h"
+#include "tracer/filter/cbpf_translate.h"
 #include "tracer/util/result.h"
 
 namespace pwru::test {

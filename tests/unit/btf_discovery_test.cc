@@ -15,7 +15,7 @@
 #include <fstream>
 #include <map>
 
-#include "tracer/btf_discovery.h"
+#include "tracer/kernel/btf_discovery.h"
 #include "tracer/events/drop_verdict.h"
 
 using namespace pwru;

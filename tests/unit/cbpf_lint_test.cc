@@ -3,9 +3,9 @@
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "tracer/cbpf_lint.h"
-#include "tracer/filter_programs.h"
-#include "tracer/pcap_compile.h"
+#include "tracer/filter/cbpf_lint.h"
+#include "tracer/filter/filter_programs.h"
+#include "tracer/filter/pcap_compile.h"
 
 using namespace pwru;
 

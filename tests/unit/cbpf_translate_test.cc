@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "tracer/cbpf_translate.h"
-#include "tracer/pcap_compile.h"
+#include "tracer/filter/cbpf_translate.h"
+#include "tracer/filter/pcap_compile.h"
 
 using pwru::LinkLayer;
 

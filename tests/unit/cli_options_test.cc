@@ -2,7 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "tracer/cli_options.h"
-#include "tracer/netns.h"
+#include "tracer/kernel/netns.h"
 
 using namespace pwru;
 

@@ -1,6 +1,6 @@
 // Drop reason names from the live kernel BTF, and subsystem reasons (which
 // this kernel has no module for) from BTF files the test writes.
-#include "tracer/drop_reasons.h"
+#include "tracer/kernel/drop_reasons.h"
 
 #include <bpf/btf.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include <fstream>
 #include <optional>
 
-#include "tracer/btf_discovery.h"
+#include "tracer/kernel/btf_discovery.h"
 
 using namespace pwru;
 using pwru::test::TempDir;

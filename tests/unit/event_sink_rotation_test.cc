@@ -9,7 +9,7 @@
 
 #include "support/test_files.h"
 #include "tracer/cli_options.h"
-#include "tracer/event_sink.h"
+#include "tracer/output/event_sink.h"
 
 using namespace pwru;
 namespace fs = std::filesystem;

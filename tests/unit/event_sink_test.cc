@@ -3,7 +3,7 @@
 #include <fstream>
 
 #include "support/test_files.h"
-#include "tracer/event_sink.h"
+#include "tracer/output/event_sink.h"
 
 using namespace pwru;
 

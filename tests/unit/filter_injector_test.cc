@@ -2,7 +2,7 @@
 // calls across the splice point are re-aimed, func/line info shifted.
 #include <catch2/catch.hpp>
 
-#include "tracer/filter_injector.h"
+#include "tracer/filter/filter_injector.h"
 
 using namespace pwru;
 

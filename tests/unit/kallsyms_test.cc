@@ -1,6 +1,6 @@
 // Kallsyms on the live /proc/kallsyms and on a small file the test writes;
 // tracefs' available_filter_functions (readable only as root with tracefs).
-#include "tracer/kallsyms.h"
+#include "tracer/kernel/kallsyms.h"
 
 #include <unistd.h>
 
@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "tracer/tracefs.h"
+#include "tracer/kernel/tracefs.h"
 
 using namespace pwru;
 

@@ -1,6 +1,6 @@
-// The thread helpers the kprobe attach/detach paths use (tracer/parallel_for.h,
-// tracer/kprobe_teardown.h): every item runs once, on its group's CPU.
-#include "tracer/parallel_for.h"
+// The thread helpers the kprobe attach/detach paths use (tracer/attach/parallel_for.h,
+// tracer/attach/kprobe_teardown.h): every item runs once, on its group's CPU.
+#include "tracer/attach/parallel_for.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 #include <set>
 #include <vector>
 
-#include "tracer/kprobe_teardown.h"
+#include "tracer/attach/kprobe_teardown.h"
 
 using namespace pwru;
 

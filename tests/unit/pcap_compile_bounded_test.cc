@@ -9,9 +9,9 @@
 #include <cstring>
 #include <string>
 
-#include "tracer/filter_programs.h"
-#include "tracer/pcap_compile.h"
-#include "tracer/pcap_compile_bounded.h"
+#include "tracer/filter/filter_programs.h"
+#include "tracer/filter/pcap_compile.h"
+#include "tracer/filter/pcap_compile_bounded.h"
 
 using namespace pwru;
 using Clock = std::chrono::steady_clock;

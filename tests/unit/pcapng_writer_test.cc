@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "support/test_files.h"
-#include "tracer/pcapng_writer.h"
+#include "tracer/output/pcapng_writer.h"
 
 using namespace pwru;
 

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tracer/cli_options.h"
-#include "tracer/event_decoder.h"
+#include "tracer/output/event_decoder.h"
 #include "tracer/events/output_format.h"
 
 using namespace pwru;

@@ -1,6 +1,6 @@
-// The verifier tail that a load error carries (tracer/verifier_log.h), on text
+// The verifier tail that a load error carries (tracer/kernel/verifier_log.h), on text
 // shaped like what libbpf 1.1 prints when the kernel refuses a program.
-#include "tracer/verifier_log.h"
+#include "tracer/kernel/verifier_log.h"
 
 #include <catch2/catch.hpp>
 

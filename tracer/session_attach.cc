@@ -1,0 +1,186 @@
+// What a Session attaches: the skb probes of its plan (attach()), clone
+// tracking, --filter-non-skb-funcs, and (the rest of this file)
+// --filter-trace-tc / --filter-trace-xdp: an fentry program on every loaded
+// tc / XDP BPF program, as pwru does. fentry names its target when it is
+// loaded, so each traced program gets its own copy of our object: every map
+// is the main copy's (events, counters, filters' scratch, the ready flag),
+// the read-only configuration is copied, and the same pcap filter is spliced
+// in. Events carry the program's index in Plan::bpf_programs.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "tracer/attach/skb_probes.h"
+#include "tracer/filter/filter_injector.h"
+#include "tracer/kernel/log.h"
+#include "tracer/kernel/pwru_skel.h"
+#include "tracer/session.h"
+#include "tracer/session_filters.h"
+
+namespace pwru {
+namespace {
+
+// Load errors that say "this kernel does not do fentry", not "this target"
+// (the verifier's rejections are EACCES or EINVAL: those are per target).
+bool kernel_refuses(int err) {
+    err = err < 0 ? -err : err;
+    return err == EPERM || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */;
+}
+
+// How the kprobe attach went, for the log (the test layer reads these lines).
+void log_attach_summary(const AttachStats& st) {
+    spdlog::info("Attached {} functions in {:.2f} s ({} threads{}), skipped {}", st.attached, st.seconds,
+                 st.threads,
+                 st.batch_splits ? ", " + std::to_string(st.batch_splits) + " failed batches split" : "",
+                 st.ignored);
+    constexpr size_t kShown = 10;
+    for (size_t i = 0; i < st.failures.size() && i < kShown; ++i) spdlog::info("  skipped {}", st.failures[i]);
+    if (st.failures.size() > kShown) spdlog::info("  ... and {} more (--debug lists them)", st.failures.size() - kShown);
+}
+
+// One traced tc / XDP program: its own copy of the object (sharing the main
+// copy's maps) and the fentry (and fexit) link on it. The links go first.
+class ProgTracer final : public Attachment {
+  public:
+    ~ProgTracer() override {
+        exit_link.reset();
+        link.reset();
+        skel.reset();
+    }
+    const char* kind() const override { return "fentry on a BPF program"; }
+    size_t size() const override { return (link ? 1 : 0) + (exit_link ? 1 : 0); }
+
+    SkeletonPtr<pwru_bpf, pwru_bpf__destroy> skel;
+    LinkPtr link;
+    LinkPtr exit_link;  // XDP with --filter-track-skb: fexit too, as pwru
+};
+
+}  // namespace
+
+Result<AttachStats> Session::attach(const ProgressFn& progress) {
+    if (!skel_) return fail("attach before load");
+    const Kallsyms* names = nullptr;
+    if (plan_.backend == Backend::KprobeMulti)
+        if (auto ks = kallsyms()) names = ks->get();
+    auto attached = attach_skb_probes(skel_->obj, plan_, names, progress);
+    if (!attached) return std::unexpected(attached.error());  // what did attach is gone with it
+    AttachStats& stats = attached->stats;
+    if (stats.attached == 0) {
+        std::string why = stats.failures.empty() ? "" : " (first failure: " + stats.failures.front() + ")";
+        return fail(std::string("nothing could be attached with backend ") + backend_name(plan_.backend) + why +
+                    "; try --backend auto");
+    }
+    attachments_.push_back(std::move(attached->owner));
+    if (plan_.backend != Backend::Tracepoint) log_attach_summary(stats);
+    if (opts_.track_skb) attach_clone_tracking();
+    return stats;
+}
+
+void Session::attach_clone_tracking() {
+    if (!skel_ || !opts_.track_skb) return;
+    if (plan_.backend == Backend::Tracepoint) {
+        spdlog::info("Notice: --filter-track-skb does not follow clones and copies of an skb with the "
+                     "tracepoint backend (no tracepoint marks them)");
+        return;
+    }
+    attachments_.push_back(attach_clone_probes(skel_->progs.kprobe_skb_clone_entry, skel_->progs.kretprobe_skb_clone));
+}
+
+Result<AttachStats> Session::attach_non_skb_funcs() {
+    if (!skel_) return fail("attach_non_skb_funcs before load");
+    if (plan_.backend == Backend::Tracepoint)
+        return fail("--filter-non-skb-funcs needs kprobes, which this kernel lacks (tracing its tracepoints instead)");
+    Attached attached = attach_non_skb_probes(skel_->progs.kprobe_non_skb, opts_.non_skb_funcs, plan_.functions);
+    attachments_.push_back(std::move(attached.owner));
+    return attached.stats;
+}
+
+Result<std::unique_ptr<Attachment>> Session::load_prog_tracer(const LoadedBpfProg& target, uint32_t index) {
+    UniqueFd fd(bpf_prog_get_fd_by_id(target.id));
+    if (!fd) return fail("program id " + std::to_string(target.id) + " is gone", errno);
+
+    auto owner = std::make_unique<ProgTracer>();
+    ProgTracer& t = *owner;
+    t.skel.reset(pwru_bpf__open());
+    if (!t.skel) return fail("cannot open the BPF object", errno);
+    bpf_program* keep = target.kind == BpfProgKind::Xdp ? t.skel->progs.fentry_xdp : t.skel->progs.fentry_tc;
+    // pwru follows a matched XDP frame into its skb with an fexit program.
+    bpf_program* exit = target.kind == BpfProgKind::Xdp && opts_.track_skb ? t.skel->progs.fexit_xdp : nullptr;
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, t.skel->obj)
+        bpf_program__set_autoload(prog, prog == keep || (exit && prog == exit));
+    for (bpf_program* p : {keep, exit}) {
+        if (!p) continue;
+        if (int err = bpf_program__set_attach_target(p, fd.get(), target.func.c_str()); err)
+            return fail("cannot target " + target.func, err);
+    }
+
+    // The main copy's maps; only the configuration is this copy's own.
+    bpf_map* map;
+    bpf_object__for_each_map(map, t.skel->obj) {
+        const std::string name = bpf_map__name(map);
+        if (name.ends_with(".rodata")) continue;
+        bpf_map* main = bpf_object__find_map_by_name(skel_->obj, name.c_str());
+        if (!main) return fail("the main BPF object has no map " + name);
+        if (int err = bpf_map__reuse_fd(map, bpf_map__fd(main)); err)
+            return fail("cannot share map " + name, err);
+    }
+    *t.skel->rodata = *skel_->rodata;
+    t.skel->rodata->traced_prog = index;
+
+    take_libbpf_messages();
+    int err;
+    std::string splice_error;
+    {
+        std::unique_ptr<FilterInjector> injector;
+        StubFilters stubs = filters_->stubs(opts_);
+        if (!stubs.empty()) injector = std::make_unique<FilterInjector>(bpf_object__btf(t.skel->obj), std::move(stubs));
+        err = pwru_bpf__load(t.skel.get());
+        if (injector) splice_error = injector->error();
+    }
+    std::string log = take_libbpf_messages();
+    if (err) {
+        if (!splice_error.empty()) return fail("cannot place the pcap filter: " + splice_error, err);
+        return fail("load", err, log);
+    }
+    t.link.reset(bpf_program__attach_trace(keep));
+    if (t.link && exit) t.exit_link.reset(bpf_program__attach_trace(exit));
+    if (!t.link || (exit && !t.exit_link)) {
+        int e = errno;
+        take_libbpf_messages();
+        return fail(t.link ? "attach fexit" : "attach", e);
+    }
+    return owner;
+}
+
+Result<BpfProgAttachStats> Session::attach_bpf_programs(BpfProgKind kind) {
+    if (!skel_) return fail("attach_bpf_programs before load");
+    BpfProgAttachStats st;
+    auto listing = list_bpf_programs(kind);
+    if (!listing) return std::unexpected(listing.error());
+    st.without_btf = listing->without_btf;
+    st.found = listing->progs.size();
+    for (const LoadedBpfProg& target : listing->progs) {
+        auto index = static_cast<uint32_t>(plan_.bpf_programs.size());
+        auto t = load_prog_tracer(target, index);
+        if (!t) {
+            const Error& e = t.error();
+            // The first refusal of fentry itself ends it: every other would be refused alike.
+            if (st.attached == 0 && kernel_refuses(e.err)) {
+                st.refused = e.message();
+                if (!e.context.empty()) spdlog::debug("{}", e.context);
+                return st;
+            }
+            st.failures.push_back(target.ksym + " (id " + std::to_string(target.id) + "): " + e.message());
+            continue;
+        }
+        plan_.bpf_programs.push_back(target);
+        attachments_.push_back(std::move(*t));
+        ++st.attached;
+    }
+    return st;
+}
+
+}  // namespace pwru
