@@ -226,32 +226,19 @@ Result<void> Session::load() {
     if (auto r = write_pod_scope(opts_.pod_scope, *const_cast<pwru_config*>(&skel_->rodata->CFG)); !r) return r;
     if (opts_.node_netns) const_cast<pwru_config*>(&skel_->rodata->CFG)->scope_node = 1;
 
-    take_libbpf_messages();
-    int err;
-    std::string splice_error;
-    {
-        std::unique_ptr<FilterInjector> injector;
-        StubFilters stubs = filters_->stubs(opts_);
-        if (!stubs.empty()) injector = std::make_unique<FilterInjector>(bpf_object__btf(skel_->obj), std::move(stubs));
-        err = pwru_bpf__load(skel_.get());
-        if (injector) {
-            splice_error = injector->error();
-            for (const auto& [name, n] : injector->program_sizes()) max_insns_ = std::max(max_insns_, n);
-        }
-    }
-    if (err) {
-        std::string log = take_libbpf_messages();
-        if (!splice_error.empty())
-            return fail("cannot place the pcap filter '" + opts_.pcap_expr + "': " + splice_error, err);
+    SplicedLoad loaded = load_with_filters(skel_->obj, filters_->stubs(opts_), [&] { return pwru_bpf__load(skel_.get()); });
+    max_insns_ = loaded.max_insns;
+    if (const int err = loaded.err) {
+        if (!loaded.splice_error.empty())
+            return fail("cannot place the pcap filter '" + opts_.pcap_expr + "': " + loaded.splice_error, err);
         if (auto limit = explain_resource_error(err, "cannot load the probe programs")) return fail(*limit);
         std::string what = opts_.pcap_expr.empty()
                                ? std::string("the kernel rejected the probe programs")
                                : "the kernel rejected the probe programs with filter '" + opts_.pcap_expr + "'";
         if (opts_.tunnel_filter())
             what += " and tunnel filters '" + opts_.tunnel_pcap_l2 + "' (L2) / '" + opts_.tunnel_pcap_l3 + "' (L3)";
-        return fail(what + " (" + opts_.verifier_log_hint + ")", err, verifier_log_tail(log, 15));
+        return fail(what + " (" + opts_.verifier_log_hint + ")", err, verifier_log_tail(loaded.libbpf_log, 15));
     }
-    take_libbpf_messages();
 
     ringbuf_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &Session::on_sample, this, nullptr));
     if (!ringbuf_) {

@@ -130,20 +130,11 @@ Result<std::unique_ptr<Attachment>> Session::load_prog_tracer(const LoadedBpfPro
     *t.skel->rodata = *skel_->rodata;
     t.skel->rodata->traced_prog = index;
 
-    take_libbpf_messages();
-    int err;
-    std::string splice_error;
-    {
-        std::unique_ptr<FilterInjector> injector;
-        StubFilters stubs = filters_->stubs(opts_);
-        if (!stubs.empty()) injector = std::make_unique<FilterInjector>(bpf_object__btf(t.skel->obj), std::move(stubs));
-        err = pwru_bpf__load(t.skel.get());
-        if (injector) splice_error = injector->error();
-    }
-    std::string log = take_libbpf_messages();
-    if (err) {
-        if (!splice_error.empty()) return fail("cannot place the pcap filter: " + splice_error, err);
-        return fail("load", err, log);
+    SplicedLoad loaded =
+        load_with_filters(t.skel->obj, filters_->stubs(opts_), [&] { return pwru_bpf__load(t.skel.get()); });
+    if (loaded.err) {
+        if (!loaded.splice_error.empty()) return fail("cannot place the pcap filter: " + loaded.splice_error, loaded.err);
+        return fail("load", loaded.err, loaded.libbpf_log);
     }
     t.link.reset(bpf_program__attach_trace(keep));
     if (t.link && exit) t.exit_link.reset(bpf_program__attach_trace(exit));

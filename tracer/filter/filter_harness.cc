@@ -63,19 +63,12 @@ Result<std::unique_ptr<FilterHarness>> FilterHarness::create(const HarnessFilter
     // The ring buffer is not used here: keep it small.
     bpf_map__set_max_entries(h->skel_->maps.events, 4096);
 
-    take_libbpf_messages();
-    int err;
-    std::string splice_error;
-    {
-        FilterInjector injector(bpf_object__btf(h->skel_->obj), std::move(stubs));
-        err = pwru_bpf__load(h->skel_.get());
-        splice_error = injector.error();
-        for (const auto& [name, n] : injector.program_sizes()) h->program_insns_ = n;
-    }
-    if (err) {
-        std::string log = take_libbpf_messages();
-        if (!splice_error.empty()) return fail("cannot place filter '" + what + "': " + splice_error, err);
-        return fail("the kernel rejected the filter program for '" + what + "'", err, log);
+    SplicedLoad loaded =
+        load_with_filters(h->skel_->obj, std::move(stubs), [&] { return pwru_bpf__load(h->skel_.get()); });
+    h->program_insns_ = loaded.max_insns;
+    if (const int err = loaded.err) {
+        if (!loaded.splice_error.empty()) return fail("cannot place filter '" + what + "': " + loaded.splice_error, err);
+        return fail("the kernel rejected the filter program for '" + what + "'", err, loaded.libbpf_log);
     }
     h->skel_->bss->filtercheck_l3 = l3 ? 1 : 0;
     h->prog_fd_ = bpf_program__fd(h->skel_->progs.filtercheck);

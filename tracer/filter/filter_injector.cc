@@ -10,6 +10,8 @@
 #include <mutex>
 #include <optional>
 
+#include "tracer/kernel/log.h"
+
 namespace pwru {
 namespace {
 
@@ -190,6 +192,26 @@ int FilterInjector::prepare(bpf_program* prog, bpf_prog_load_opts* opts) {
     opts->line_info_cnt = static_cast<__u32>(image.line_info.size());
     sizes_[name] = image.insns.size();
     return 0;
+}
+
+}  // namespace pwru
+
+namespace pwru {
+
+SplicedLoad load_with_filters(bpf_object* obj, StubFilters stubs, const std::function<int()>& load) {
+    SplicedLoad out;
+    take_libbpf_messages();  // not this load's
+    {
+        std::optional<FilterInjector> injector;
+        if (!stubs.empty()) injector.emplace(bpf_object__btf(obj), std::move(stubs));
+        out.err = load();
+        if (injector) {
+            out.splice_error = injector->error();
+            for (const auto& [name, n] : injector->program_sizes()) out.max_insns = std::max(out.max_insns, n);
+        }
+    }
+    out.libbpf_log = take_libbpf_messages();
+    return out;
 }
 
 }  // namespace pwru

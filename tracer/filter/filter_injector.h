@@ -10,6 +10,7 @@
 
 #include <linux/bpf.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -18,6 +19,7 @@
 #include "tracer/filter/cbpf_translate.h"
 #include "tracer/util/result.h"
 
+struct bpf_object;
 struct bpf_program;
 struct bpf_prog_load_opts;
 struct btf;
@@ -83,5 +85,17 @@ class FilterInjector {
     std::map<std::string, size_t> sizes_;
     std::string error_;
 };
+
+// The one inject-and-load sequence (the session's object, each traced tc/XDP
+// program's copy, pwru-filtercheck's harness): `load` (the skeleton's load)
+// runs with `stubs` spliced in (none: a plain load), libbpf's messages of the
+// load are collected.
+struct SplicedLoad {
+    int err = 0;               // the load's return value
+    std::string splice_error;  // set when the splice failed (libbpf says only -EINVAL)
+    std::string libbpf_log;    // libbpf's messages during the load (the verifier log)
+    size_t max_insns = 0;      // the largest spliced program, in instructions
+};
+SplicedLoad load_with_filters(bpf_object* obj, StubFilters stubs, const std::function<int()>& load);
 
 }  // namespace pwru
