@@ -75,7 +75,8 @@ Result<std::unique_ptr<AgentServer>> AgentServer::create(AgentConfig cfg) {
     if (cfg.tls_cert.empty() || cfg.tls_key.empty() || cfg.client_ca.empty())
         return bad_input("--tls-cert, --tls-key and --client-ca are all required (the API is mTLS only)");
     if (!cfg.authz && !cfg.kube)
-        return bad_input("give --authz-config FILE (rights per client certificate) or --kube-api URL (Kubernetes RBAC)");
+        return bad_input(
+            "give --authz-config FILE (rights per client certificate) or --kube-api URL (Kubernetes RBAC)");
     std::unique_ptr<AgentServer> self(new AgentServer());
     self->cfg_ = std::move(cfg);
     self->sessions_ = std::make_unique<SessionManager>(self->cfg_.max_sessions);
@@ -132,10 +133,11 @@ std::optional<HttpReply> AgentServer::Handlers::gate(AgentServer& self, const Re
     const bool read_only = head.method == "GET" || head.method == "HEAD";
     const bool is_trace = with_trace && head.path == "/v1/trace";
     const bool is_get = head.path == "/healthz" || head.path == "/readyz" || head.path == "/metrics";
-    if (!is_trace && !is_get) return error_reply(404, "no endpoint " + head.path + " on this port; see docs/agent-api.md");
+    if (!is_trace && !is_get)
+        return error_reply(404, "no endpoint " + head.path + " on this port; see docs/agent-api.md");
     if (is_get != read_only) {
-        HttpReply r = error_reply(405, head.method + " " + head.path + " is not served; use " +
-                                           (is_trace ? "POST" : "GET"));
+        HttpReply r =
+            error_reply(405, head.method + " " + head.path + " is not served; use " + (is_trace ? "POST" : "GET"));
         r.headers.emplace_back("Allow", is_trace ? "POST" : "GET, HEAD");
         return r;
     }
@@ -215,8 +217,7 @@ void AgentServer::Handlers::trace(AgentServer& self, const TraceRequestContext& 
     // Who may trace this: Kubernetes RBAC with the user's token, else the file.
     const ClientIdentity& who = ctx.who;
     if (cfg.kube) {
-        RbacRequest rr{tr.bearer_token.empty() ? ctx.bearer : tr.bearer_token, tr.ns, tr.node_wide,
-                       cfg.node_name};
+        RbacRequest rr{tr.bearer_token.empty() ? ctx.bearer : tr.bearer_token, tr.ns, tr.node_wide, cfg.node_name};
         auto d = KubeRbac(*cfg.kube).review(rr);
         if (!d) return send_error(503, d.error().message());
         if (!d->allowed) {
@@ -229,10 +230,9 @@ void AgentServer::Handlers::trace(AgentServer& self, const TraceRequestContext& 
         bool ok = tr.node_wide ? cfg.authz->may_trace_node(who) : cfg.authz->may_trace_namespace(who, tr.ns);
         if (!ok) {
             spdlog::warn("refused 403: trace {} for client {}", target, log_escape(who.display()));
-            return send_error(403,
-                              "client " + who.display() + " may not trace " +
-                                  (tr.node_wide ? "the whole node" : "pods in namespace " + tr.ns) +
-                                  "; ask the agent's operator to grant it in the authz config");
+            return send_error(403, "client " + who.display() + " may not trace " +
+                                       (tr.node_wide ? "the whole node" : "pods in namespace " + tr.ns) +
+                                       "; ask the agent's operator to grant it in the authz config");
         }
         spdlog::info("trace {} for client {}", target, log_escape(who.display()));
     }
@@ -240,9 +240,8 @@ void AgentServer::Handlers::trace(AgentServer& self, const TraceRequestContext& 
     auto slot = self.sessions_->try_acquire();
     if (!slot) {
         if (self.sessions_->draining()) return send_error(503, "the agent is shutting down; retry on its replacement");
-        return send_error(429,
-                          "this agent already runs " + std::to_string(self.sessions_->max()) +
-                              " trace sessions (--max-sessions); retry when one ends");
+        return send_error(429, "this agent already runs " + std::to_string(self.sessions_->max()) +
+                                   " trace sessions (--max-sessions); retry when one ends");
     }
 
     StreamTarget st;
@@ -263,19 +262,23 @@ void AgentServer::Handlers::trace(AgentServer& self, const TraceRequestContext& 
         if (pod->host_network) {
             // Its netns and IPs are the node's: only its ports set its packets apart.
             if (pod->ports.empty())
-                return send_error(422,
-                                  "pod " + target + " uses the host network and declares no ports, so nothing tells "
-                                  "its packets from the node's; trace the node (\"node\": true) with a port filter, "
-                                  "e.g. \"filter\": \"port 8080\"");
+                return send_error(
+                    422, "pod " + target +
+                             " uses the host network and declares no ports, so nothing tells "
+                             "its packets from the node's; trace the node (\"node\": true) with a port filter, "
+                             "e.g. \"filter\": \"port 8080\"");
             if (pod->ports.size() > PWRU_SCOPE_PORTS)
-                return send_error(422,
-                                  "pod " + target + " uses the host network with " + std::to_string(pod->ports.size()) +
-                                      " ports, more than the " + std::to_string(PWRU_SCOPE_PORTS) +
-                                      " a pod scope holds; trace the node (\"node\": true) with a port filter");
+                return send_error(422, "pod " + target + " uses the host network with " +
+                                           std::to_string(pod->ports.size()) + " ports, more than the " +
+                                           std::to_string(PWRU_SCOPE_PORTS) +
+                                           " a pod scope holds; trace the node (\"node\": true) with a port filter");
             st.netns = 0;
             st.ports = pod->ports;
-            st.warning = "pod " + target + " uses the host network: traced as this node's packets with source or "
-                         "destination port " + port_list(pod->ports) + " (any process of the node on these ports "
+            st.warning = "pod " + target +
+                         " uses the host network: traced as this node's packets with source or "
+                         "destination port " +
+                         port_list(pod->ports) +
+                         " (any process of the node on these ports "
                          "is included)";
             spdlog::warn("trace {}: {}", target, st.warning);
         }
@@ -297,7 +300,8 @@ void AgentServer::Handlers::trace(AgentServer& self, const TraceRequestContext& 
     self.metrics_.sessions_total.fetch_add(1);
     self.metrics_.sessions_active.fetch_add(1);
     std::string out = s->start_record() + "\n";
-    if (channel.begin_stream("application/x-ndjson", {{"Cache-Control", "no-store"}}) && channel.write(std::move(out))) {
+    if (channel.begin_stream("application/x-ndjson", {{"Cache-Control", "no-store"}}) &&
+        channel.write(std::move(out))) {
         // step() waits up to ~100 ms for events and sends a heartbeat at
         // least twice a second, so a client that left is seen within that.
         while (!s->done()) {
@@ -349,7 +353,8 @@ void AgentServer::shutdown(std::chrono::milliseconds drain) {
     // traces end with a "shutdown" summary at their next step.
     http_->begin_drain();
     if (!sessions_->wait_idle(drain))
-        spdlog::warn("{} trace sessions still running after {} ms; stopping anyway", sessions_->active(), drain.count());
+        spdlog::warn("{} trace sessions still running after {} ms; stopping anyway", sessions_->active(),
+                     drain.count());
     // Their last records (the summary) written out before the close.
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     http_->wait_jobs_done(std::max(left, std::chrono::milliseconds(0)));

@@ -26,9 +26,9 @@ struct AgentConfig {
     std::string listen = "0.0.0.0:4245";  // HOST:PORT; port 0 picks one
     std::string health_listen;            // plain HTTP for /healthz /readyz /metrics; "" = off
     std::string tls_cert, tls_key, client_ca;
-    std::optional<Authz> authz;           // file mode
-    std::optional<KubeApiConfig> kube;    // RBAC mode (takes precedence)
-    std::string cri_socket;               // "" = auto-detect
+    std::optional<Authz> authz;         // file mode
+    std::optional<KubeApiConfig> kube;  // RBAC mode (takes precedence)
+    std::string cri_socket;             // "" = auto-detect
     std::string node_name;
     size_t max_sessions = 4;
     RequestLimits request_limits;
@@ -46,7 +46,7 @@ struct AgentConfig {
 };
 
 class AgentServer {
-public:
+  public:
     // Loads the certificates and probes the tracer's features; an Error says
     // which file or flag is wrong.
     static Result<std::unique_ptr<AgentServer>> create(AgentConfig cfg);
@@ -65,7 +65,7 @@ public:
 
     Metrics& metrics() { return metrics_; }
 
-private:
+  private:
     AgentServer() = default;
     HttpRoutes routes(bool with_trace);
     std::string http_metrics() const;  // the HTTP server's counters, Prometheus text

@@ -28,7 +28,7 @@ struct Grant {
 };
 
 class Authz {
-public:
+  public:
     // Reads and checks the file; an error names the file and the problem.
     static Result<Authz> load(const std::string& path);
     static Result<Authz> parse(const std::string& json_text);
@@ -42,7 +42,7 @@ public:
 
     const std::vector<Grant>& grants() const { return grants_; }
 
-private:
+  private:
     std::vector<Grant> grants_;
 };
 

@@ -12,7 +12,7 @@
 namespace pwru::agent {
 
 class ConnLimits {
-public:
+  public:
     ConnLimits(size_t max_total, size_t max_per_source) : max_total_(max_total), max_per_source_(max_per_source) {}
 
     enum class Verdict { admitted, source_full, total_full };
@@ -27,7 +27,7 @@ public:
     size_t max_total() const { return max_total_; }
     size_t max_per_source() const { return max_per_source_; }
 
-private:
+  private:
     const size_t max_total_, max_per_source_;
     mutable std::mutex mu_;
     size_t total_ = 0;

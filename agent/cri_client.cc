@@ -53,7 +53,7 @@ Result<cri::VersionResponse> call_version(cri::RuntimeService::Stub& stub, std::
 // Checks the path before gRPC does: "no such file" beats gRPC's
 // "failed to connect to all addresses".
 Result<void> check_socket_path(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return fail("cannot reach the CRI socket " + path, errno);
     if (!S_ISSOCK(st.st_mode)) return fail(path + " is not a socket");
     return {};
@@ -182,11 +182,11 @@ std::vector<std::string> netns_candidates(const std::string& reported, int64_t s
 
 Result<ResolvedNetns> resolve_netns(const std::string& reported, int64_t sandbox_pid, bool host_network,
                                     const std::string& root) {
-    struct stat own{};
+    struct stat own {};
     const bool know_own = ::stat("/proc/self/ns/net", &own) == 0;
     std::string tried;
     for (const auto& path : netns_candidates(reported, sandbox_pid)) {
-        struct stat st{};
+        struct stat st {};
         std::string why;
         if (::stat((root + path).c_str(), &st) != 0) {
             why = std::strerror(errno);
@@ -217,12 +217,18 @@ Result<std::vector<ScopePort>> ports_from_info(const std::string& info_json) {
         // runtime.v1 Protocol: TCP = 0 (omitted by omitempty), UDP = 1, SCTP = 2.
         uint8_t l4 = 6;
         if (auto p = m.find("protocol"); p != m.end()) {
-            std::string name = p->is_number_integer() ? std::to_string(p->get<int>()) : p->is_string() ? p->get<std::string>() : "";
+            std::string name = p->is_number_integer() ? std::to_string(p->get<int>())
+                               : p->is_string()       ? p->get<std::string>()
+                                                      : "";
             for (auto& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-            if (name == "0" || name == "TCP") l4 = 6;
-            else if (name == "1" || name == "UDP") l4 = 17;
-            else if (name == "2" || name == "SCTP") l4 = 132;
-            else continue;
+            if (name == "0" || name == "TCP")
+                l4 = 6;
+            else if (name == "1" || name == "UDP")
+                l4 = 17;
+            else if (name == "2" || name == "SCTP")
+                l4 = 132;
+            else
+                continue;
         }
         for (const char* field : {"container_port", "host_port"}) {
             auto v = m.find(field);
@@ -248,12 +254,15 @@ Result<PodInfo> CriClient::find_pod(const std::string& ns, const std::string& na
     (*filter->mutable_label_selector())[kNameLabel] = name;
     cri::ListPodSandboxResponse list;
     grpc::Status st = stub_->rpc->ListPodSandbox(call_context(timeout_).get(), list_req, &list);
-    if (!st.ok()) return fail("CRI ListPodSandbox on " + socket_ + ": " + status_text(st) + "; is the runtime healthy?");
+    if (!st.ok())
+        return fail("CRI ListPodSandbox on " + socket_ + ": " + status_text(st) + "; is the runtime healthy?");
     if (list.items_size() == 0)
-        return not_found("pod " + pod + " not found on this node (no READY sandbox with those labels); check the pod's node");
+        return not_found("pod " + pod +
+                         " not found on this node (no READY sandbox with those labels); check the pod's node");
     // Two READY sandboxes happen briefly while the kubelet replaces one.
-    const auto& newest = *std::max_element(list.items().begin(), list.items().end(),
-                                           [](const auto& a, const auto& b) { return a.created_at() < b.created_at(); });
+    const auto& newest = *std::max_element(list.items().begin(), list.items().end(), [](const auto& a, const auto& b) {
+        return a.created_at() < b.created_at();
+    });
 
     auto info = sandbox(newest.id());
     if (!info) return fail("pod " + pod + ": " + info.error().what, info.error().err, info.error().context);
@@ -267,7 +276,8 @@ Result<std::vector<std::string>> CriClient::ready_sandboxes() {
     req.mutable_filter()->mutable_state()->set_state(cri::SANDBOX_READY);
     cri::ListPodSandboxResponse list;
     grpc::Status st = stub_->rpc->ListPodSandbox(call_context(timeout_).get(), req, &list);
-    if (!st.ok()) return fail("CRI ListPodSandbox on " + socket_ + ": " + status_text(st) + "; is the runtime healthy?");
+    if (!st.ok())
+        return fail("CRI ListPodSandbox on " + socket_ + ": " + status_text(st) + "; is the runtime healthy?");
     std::vector<std::string> ids;
     for (const auto& item : list.items()) ids.push_back(item.id());
     return ids;
@@ -293,7 +303,8 @@ Result<PodInfo> CriClient::sandbox(const std::string& id) {
     int64_t pid = 0;
     if (auto it = status.info().find("info"); it != status.info().end()) {
         auto path = netns_path_from_info(it->second);
-        if (!path) return fail(path.error().message() + "; report the runtime and its version", 0, path.error().context);
+        if (!path)
+            return fail(path.error().message() + "; report the runtime and its version", 0, path.error().context);
         info.netns_path = *path;
         pid = sandbox_pid_from_info(it->second);
         auto ports = ports_from_info(it->second);
@@ -304,8 +315,9 @@ Result<PodInfo> CriClient::sandbox(const std::string& id) {
     // host PID namespace or mounts the host's /proc).
     if (info.netns_path.empty() && info.host_network) info.netns_path = "/proc/1/ns/net";
     if (info.netns_path.empty())
-        return fail("the runtime's PodSandboxStatus names no network namespace (no runtimeSpec "
-                    "netns path, no pid); report the runtime and its version");
+        return fail(
+            "the runtime's PodSandboxStatus names no network namespace (no runtimeSpec "
+            "netns path, no pid); report the runtime and its version");
 
     // The reported path is as the runtime sees the node; ours may differ.
     auto netns = resolve_netns(info.netns_path, pid, info.host_network);

@@ -43,7 +43,7 @@ struct PodInfo {
 const std::vector<std::string>& default_cri_sockets();
 
 class CriClient {
-public:
+  public:
     // Connects to `socket` (a path) and checks that it answers Version; ""
     // tries default_cri_sockets() and takes the first that does.
     static Result<CriClient> connect(const std::string& socket,
@@ -78,7 +78,7 @@ public:
     // One sandbox by ID, as find_pod describes it (ns and name from its metadata).
     Result<PodInfo> sandbox(const std::string& id);
 
-private:
+  private:
     static Result<CriClient> try_socket(const std::string& path, std::chrono::milliseconds timeout);
     CriClient(std::string socket, std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout);
 

@@ -37,8 +37,8 @@ HttpReply error_reply(int status, const std::string& message) {
     HttpReply r;
     r.status = status;
     // replace: a client's invalid UTF-8 echoed in a message must not throw.
-    r.body = nlohmann::json{{"error", message}, {"status", status}}.dump(
-                 -1, ' ', false, nlohmann::json::error_handler_t::replace) +
+    r.body = nlohmann::json{{"error", message}, {"status", status}}.dump(-1, ' ', false,
+                                                                         nlohmann::json::error_handler_t::replace) +
              "\n";
     return r;
 }
@@ -147,7 +147,10 @@ struct ConnBase {
 struct HttpServer::Impl {
     struct Listener {
         Listener(asio::io_context& io, HttpRoutes r, HttpLimits l, std::string f)
-            : acceptor(io), routes(std::move(r)), limits(l), caps(l.max_connections, l.max_per_source),
+            : acceptor(io),
+              routes(std::move(r)),
+              limits(l),
+              caps(l.max_connections, l.max_per_source),
               flag(std::move(f)) {}
         tcp::acceptor acceptor;
         std::unique_ptr<asio::ssl::context> tls;
@@ -171,8 +174,8 @@ struct HttpServer::Impl {
 
     std::mutex jobs_mu;
     std::condition_variable jobs_cv;
-    size_t jobs = 0;         // job threads running
-    size_t job_conns = 0;    // connections writing a job's reply
+    size_t jobs = 0;       // job threads running
+    size_t job_conns = 0;  // connections writing a job's reply
     std::list<std::weak_ptr<StreamQueue>> queues;
 
     std::atomic<uint64_t> refused{0}, evicted{0}, deadlines{0};
@@ -200,12 +203,16 @@ namespace {
 // beast::ssl_stream<beast::tcp_stream>.
 template <class Stream>
 class Connection : public ConnBase, public std::enable_shared_from_this<Connection<Stream>> {
-public:
+  public:
     static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
     Connection(HttpServer::Impl& impl, HttpServer::Impl::Listener& l, std::string source, Stream stream)
-        : impl_(impl), l_(l), source_(std::move(source)), stream_(std::move(stream)),
-          wake_(stream_.get_executor()), stall_(stream_.get_executor()) {}
+        : impl_(impl),
+          l_(l),
+          source_(std::move(source)),
+          stream_(std::move(stream)),
+          wake_(stream_.get_executor()),
+          stall_(stream_.get_executor()) {}
     ~Connection() override { l_.caps.release(source_); }
 
     auto executor() { return stream_.get_executor(); }
@@ -222,12 +229,13 @@ public:
     // from the first resumption (run() starts later, on the strand).
     static asio::awaitable<void> start(std::shared_ptr<Connection> self) { co_await self->run(); }
 
-private:
+  private:
     asio::awaitable<void> run() {
         error_code ec;
         if constexpr (kTls) {
             lowest().expires_after(l_.limits.tls_handshake);
-            co_await stream_.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+            co_await stream_.async_handshake(asio::ssl::stream_base::server,
+                                             asio::redirect_error(asio::use_awaitable, ec));
             if (ec) {
                 if (ec == beast::error::timeout) impl_.deadlines.fetch_add(1);
                 spdlog::debug("{}: TLS handshake with {} failed: {}", l_.where, source_, ec.message());
@@ -240,8 +248,10 @@ private:
 
     beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
     SSL* ssl() {
-        if constexpr (kTls) return stream_.native_handle();
-        else return nullptr;
+        if constexpr (kTls)
+            return stream_.native_handle();
+        else
+            return nullptr;
     }
     void close_socket() {
         phase = Phase::closing;
@@ -289,7 +299,8 @@ private:
                 if (head->expect_continue && head->version == 11) {
                     static const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
                     lowest().expires_after(l_.limits.reply_write);
-                    co_await asio::async_write(stream_, asio::buffer(cont), asio::redirect_error(asio::use_awaitable, ec));
+                    co_await asio::async_write(stream_, asio::buffer(cont),
+                                               asio::redirect_error(asio::use_awaitable, ec));
                     if (ec) co_return;
                 }
                 lowest().expires_after(l_.limits.request_body);
@@ -329,8 +340,10 @@ private:
         out += "Content-Type: " + r.content_type + "\r\n";
         out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
         for (const auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
-        if (close) out += "Connection: close\r\n";
-        else if (head.version == 10) out += "Connection: keep-alive\r\n";
+        if (close)
+            out += "Connection: close\r\n";
+        else if (head.version == 10)
+            out += "Connection: keep-alive\r\n";
         out += "\r\n";
         if (head.method != "HEAD") out += r.body;
         bool ok = co_await write_all(std::move(out));
@@ -384,8 +397,8 @@ private:
             }
         }
         if (busy) {
-            HttpReply reply = error_reply(503, "the agent is busy with " + std::to_string(impl_.max_jobs) +
-                                                   " requests; retry in a moment");
+            HttpReply reply = error_reply(
+                503, "the agent is busy with " + std::to_string(impl_.max_jobs) + " requests; retry in a moment");
             if (co_await send(reply, head, true)) co_await linger();
             co_return;
         }
@@ -567,8 +580,8 @@ void HttpServer::Impl::log_refusal(Listener& l, const std::string& source, const
     ++l.refusals_unlogged;
     auto now = Clock::now();
     if (now - l.last_refusal_log < std::chrono::seconds(10)) return;
-    spdlog::warn("{}: refused {} connection(s) in the last 10 s, the latest from {}: {}", l.where,
-                 l.refusals_unlogged, source, why);
+    spdlog::warn("{}: refused {} connection(s) in the last 10 s, the latest from {}: {}", l.where, l.refusals_unlogged,
+                 source, why);
     l.refusals_unlogged = 0;
     l.last_refusal_log = now;
 }
@@ -592,8 +605,7 @@ void HttpServer::Impl::admit(Listener& l, tcp::socket sock) {
                     continue;
                 }
                 Phase p = c->phase.load();
-                if ((p == Phase::handshake || p == Phase::awaiting_head) &&
-                    (!oldest || c->accepted < oldest->accepted))
+                if ((p == Phase::handshake || p == Phase::awaiting_head) && (!oldest || c->accepted < oldest->accepted))
                     oldest = c;
                 ++it;
             }
@@ -713,8 +725,7 @@ asio::awaitable<void> HttpServer::Impl::trim_loop() {
 
 void HttpServer::run() {
     auto work = asio::make_work_guard(impl_->io);
-    for (auto& l : impl_->listeners)
-        asio::co_spawn(impl_->io, impl_->accept_loop(*l), asio::detached);
+    for (auto& l : impl_->listeners) asio::co_spawn(impl_->io, impl_->accept_loop(*l), asio::detached);
     asio::co_spawn(impl_->io, impl_->trim_loop(), asio::detached);
     std::vector<std::thread> others;
     for (size_t i = 1; i < impl_->threads; ++i) others.emplace_back([this] { impl_->io.run(); });

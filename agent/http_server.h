@@ -56,7 +56,7 @@ struct StreamQueue;  // shared by a job and its connection (http_server.cc)
 // What a job answers through: one whole reply, or a stream of lines.
 // Called from the job's thread; blocks while the client is slow.
 class ReplyChannel {
-public:
+  public:
     explicit ReplyChannel(std::shared_ptr<StreamQueue> q) : q_(std::move(q)) {}
     // A whole reply (an error before anything was streamed). The connection
     // closes after it.
@@ -69,7 +69,7 @@ public:
     // The client has gone (closed, reset, stalled): stop producing.
     bool gone() const;
 
-private:
+  private:
     std::shared_ptr<StreamQueue> q_;
 };
 
@@ -93,7 +93,7 @@ struct HttpServerStats {
 };
 
 class HttpServer {
-public:
+  public:
     // `max_jobs`: jobs running at once (each one thread); above it 503.
     HttpServer(size_t network_threads, size_t max_jobs);
     ~HttpServer();  // stop()
@@ -121,7 +121,7 @@ public:
 
     struct Impl;  // http_server.cc: listeners, connections, jobs
 
-private:
+  private:
     std::unique_ptr<Impl> impl_;
     std::atomic<bool> running_{false};
 };

@@ -29,7 +29,8 @@ std::string check_dns1123_subdomain(std::string_view name) {
     if (name.size() > 253) return "is longer than 253 characters";
     for (size_t start = 0;;) {
         size_t dot = name.find('.', start);
-        std::string_view label = name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        std::string_view label =
+            name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
         if (label.size() > 63 || !label_chars_ok(label))
             return "is not a Kubernetes name (DNS-1123 subdomain: lower-case letters, digits, '-' and '.', each "
                    "part starting and ending with a letter or digit)";
@@ -52,18 +53,18 @@ std::string log_escape(std::string_view s) {
     for (char ch : s) {
         unsigned char c = static_cast<unsigned char>(ch);
         switch (c) {
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\\': out += "\\\\"; break;
-        default:
-            if (c < 0x20 || c >= 0x7f) {
-                char buf[5];
-                std::snprintf(buf, sizeof buf, "\\x%02x", c);
-                out += buf;
-            } else {
-                out += ch;
-            }
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            case '\\': out += "\\\\"; break;
+            default:
+                if (c < 0x20 || c >= 0x7f) {
+                    char buf[5];
+                    std::snprintf(buf, sizeof buf, "\\x%02x", c);
+                    out += buf;
+                } else {
+                    out += ch;
+                }
         }
     }
     return out;

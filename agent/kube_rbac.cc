@@ -47,13 +47,12 @@ Result<std::string> KubeRbac::post(const std::string& path, const std::string& b
 Result<RbacDecision> KubeRbac::review(const RbacRequest& req) const {
     RbacDecision d;
     if (req.token.empty()) {
-        d.reason = "this agent checks Kubernetes RBAC: send the user's bearer token (\"bearer_token\" or an "
-                   "Authorization header)";
+        d.reason =
+            "this agent checks Kubernetes RBAC: send the user's bearer token (\"bearer_token\" or an "
+            "Authorization header)";
         return d;
     }
-    json tr = {{"apiVersion", "authentication.k8s.io/v1"},
-               {"kind", "TokenReview"},
-               {"spec", {{"token", req.token}}}};
+    json tr = {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenReview"}, {"spec", {{"token", req.token}}}};
     auto tr_body = post("/apis/authentication.k8s.io/v1/tokenreviews", tr.dump());
     if (!tr_body) return std::unexpected(tr_body.error());
     json trr = json::parse(*tr_body, nullptr, false);
@@ -69,9 +68,9 @@ Result<RbacDecision> KubeRbac::review(const RbacRequest& req) const {
     const json user = status.value("user", json::object());
     d.user = user.value("username", "");
 
-    json attrs = req.node_wide ? json{{"verb", "get"}, {"resource", "nodes"}, {"subresource", "proxy"},
-                                      {"name", req.node}}
-                               : json{{"verb", "get"}, {"resource", "pods"}, {"namespace", req.ns}};
+    json attrs = req.node_wide
+                     ? json{{"verb", "get"}, {"resource", "nodes"}, {"subresource", "proxy"}, {"name", req.node}}
+                     : json{{"verb", "get"}, {"resource", "pods"}, {"namespace", req.ns}};
     json spec = {{"user", d.user}, {"resourceAttributes", attrs}};
     if (user.contains("groups")) spec["groups"] = user["groups"];
     if (user.contains("uid")) spec["uid"] = user["uid"];

@@ -28,19 +28,19 @@ struct RbacDecision {
 // `get nodes/proxy` named node.
 struct RbacRequest {
     std::string token;
-    std::string ns;    // pod tracing
+    std::string ns;  // pod tracing
     bool node_wide = false;
     std::string node;  // node-wide tracing
 };
 
 class KubeRbac {
-public:
+  public:
     explicit KubeRbac(KubeApiConfig cfg) : cfg_(std::move(cfg)) {}
     // An Error when the API server cannot be asked (unreachable, TLS, not
     // 2xx): the caller answers 503. A denial is a decision, not an Error.
     Result<RbacDecision> review(const RbacRequest& req) const;
 
-private:
+  private:
     Result<std::string> post(const std::string& path, const std::string& body) const;
     KubeApiConfig cfg_;
 };

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
     AgentConfig cfg;
     cfg.node_name = default_node_name();
     std::string authz_file, kube_api, kube_ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-                               kube_token = "/var/run/secrets/kubernetes.io/serviceaccount/token", ready_file;
+                                      kube_token = "/var/run/secrets/kubernetes.io/serviceaccount/token", ready_file;
     double drain_s = 10;
     bool debug = false;
 
@@ -57,30 +57,38 @@ int main(int argc, char** argv) {
     app.add_option("--node-scope", cfg.node_scope,
                    "cri: trace this node's netns only (own + CRI pod sandboxes; several nodes on one kernel, "
                    "e.g. kind); kernel: every netns of the kernel")
-        ->capture_default_str()->check(CLI::IsMember({"cri", "kernel"}));
+        ->capture_default_str()
+        ->check(CLI::IsMember({"cri", "kernel"}));
     app.add_option("--node-name", cfg.node_name, "this node's name in records (default $NODE_NAME or hostname)")
         ->capture_default_str();
-    app.add_option("--max-sessions", cfg.max_sessions, "concurrent trace sessions")->capture_default_str()
+    app.add_option("--max-sessions", cfg.max_sessions, "concurrent trace sessions")
+        ->capture_default_str()
         ->check(CLI::Range(1, 64));
     app.add_option("--max-duration", cfg.request_limits.max_duration_s, "longest trace, seconds")
-        ->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--max-events", cfg.request_limits.max_events, "most events per trace")->capture_default_str()
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--max-events", cfg.request_limits.max_events, "most events per trace")
+        ->capture_default_str()
         ->check(CLI::PositiveNumber);
     app.add_option("--max-event-rate", cfg.max_event_rate, "events per second per trace; the rest count as loss")
-        ->capture_default_str()->check(CLI::PositiveNumber);
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--ring-buffer-size", cfg.ring_buffer_bytes,
                    "bytes of kernel ring buffer per trace (power of two >= 4096); small values make ring-buffer "
                    "loss easy to provoke (tests)")
         ->capture_default_str();
     app.add_option("--max-request-bytes", cfg.http_limits.body_bytes,
                    "largest POST /v1/trace body; above it 413 before it is read")
-        ->capture_default_str()->check(CLI::Range(size_t{1024}, size_t{16} << 20));
+        ->capture_default_str()
+        ->check(CLI::Range(size_t{1024}, size_t{16} << 20));
     app.add_option("--max-connections", cfg.http_limits.max_connections,
                    "connections per listener; at the cap the oldest one without a request yet is closed")
-        ->capture_default_str()->check(CLI::Range(size_t{8}, size_t{65536}));
+        ->capture_default_str()
+        ->check(CLI::Range(size_t{8}, size_t{65536}));
     app.add_option("--max-connections-per-address", cfg.http_limits.max_per_source,
                    "connections per client address and listener; above it refused at accept")
-        ->capture_default_str()->check(CLI::Range(size_t{1}, size_t{65536}));
+        ->capture_default_str()
+        ->check(CLI::Range(size_t{1}, size_t{65536}));
     app.add_option("--drain-timeout", drain_s, "on SIGTERM, seconds to let traces end")->capture_default_str();
     app.add_option("--ready-file", ready_file, "write the HTTPS port here once serving (tests, scripts)");
     app.add_flag("--debug", debug, "verbose logs");

@@ -7,8 +7,8 @@ namespace {
 
 void metric(std::string& out, const char* name, const char* type, const char* help, const std::string& value,
             const char* labels = "") {
-    out += fmt::format("# HELP pwru_agent_{} {}\n# TYPE pwru_agent_{} {}\npwru_agent_{}{} {}\n", name, help, name,
-                       type, name, labels, value);
+    out += fmt::format("# HELP pwru_agent_{} {}\n# TYPE pwru_agent_{} {}\npwru_agent_{}{} {}\n", name, help, name, type,
+                       name, labels, value);
 }
 
 }  // namespace
@@ -20,13 +20,15 @@ std::string Metrics::text() const {
     metric(out, "sessions_refused_total", "counter", "Trace requests answered with an error status.",
            std::to_string(sessions_refused.load()));
     metric(out, "events_total", "counter", "Event records streamed to clients.", std::to_string(events_total.load()));
-    out += "# HELP pwru_agent_lost_events_total Events not streamed, by cause.\n"
-           "# TYPE pwru_agent_lost_events_total counter\n";
+    out +=
+        "# HELP pwru_agent_lost_events_total Events not streamed, by cause.\n"
+        "# TYPE pwru_agent_lost_events_total counter\n";
     out += fmt::format("pwru_agent_lost_events_total{{cause=\"ringbuf_full\"}} {}\n", lost_ringbuf_full.load());
     out += fmt::format("pwru_agent_lost_events_total{{cause=\"rate_limited\"}} {}\n", lost_rate_limited.load());
     out += fmt::format("pwru_agent_lost_events_total{{cause=\"bpf_recursion\"}} {}\n", lost_recursion.load());
-    out += "# HELP pwru_agent_attach_seconds Time to attach a session's probes.\n"
-           "# TYPE pwru_agent_attach_seconds summary\n";
+    out +=
+        "# HELP pwru_agent_attach_seconds Time to attach a session's probes.\n"
+        "# TYPE pwru_agent_attach_seconds summary\n";
     out += fmt::format("pwru_agent_attach_seconds_sum {:.6f}\n", static_cast<double>(attach_micros_total.load()) / 1e6);
     out += fmt::format("pwru_agent_attach_seconds_count {}\n", attach_count.load());
     return out;

@@ -10,7 +10,7 @@
 namespace pwru::agent {
 
 uint32_t own_netns_inode() {
-    struct stat st{};
+    struct stat st {};
     if (::stat("/proc/self/ns/net", &st) != 0) return 0;
     return static_cast<uint32_t>(st.st_ino);
 }

@@ -25,11 +25,11 @@ class CriClient;
 struct NodeNetnsSnapshot {
     uint64_t generation = 0;  // grows whenever `netns` changes
     std::set<uint32_t> netns;
-    std::string warning;      // "" or why pods may be missing (the runtime did not answer)
+    std::string warning;  // "" or why pods may be missing (the runtime did not answer)
 };
 
 class NodeNetns {
-public:
+  public:
     NodeNetns(std::string cri_socket, std::chrono::milliseconds refresh_every);
     ~NodeNetns();
 
@@ -39,7 +39,7 @@ public:
     // with a warning.
     NodeNetnsSnapshot snapshot();
 
-private:
+  private:
     void refresh();
 
     const std::string cri_socket_;

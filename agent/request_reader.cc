@@ -34,12 +34,13 @@ std::expected<RequestHead, HttpRefusal> check_head(const RequestParser& parser, 
     if (auto it = req.find(http::field::authorization); it != req.end()) h.authorization = std::string(it->value());
     if (auto it = req.find(http::field::content_type); it != req.end()) h.content_type = std::string(it->value());
     if (req.method() == http::verb::unknown)
-        return std::unexpected(HttpRefusal{400, "malformed HTTP request: method is not one HTTP defines; see "
-                                                "docs/agent-api.md"});
+        return std::unexpected(HttpRefusal{400,
+                                           "malformed HTTP request: method is not one HTTP defines; see "
+                                           "docs/agent-api.md"});
     if (h.target.size() > limits.target_bytes)
         return std::unexpected(HttpRefusal{414, "request target of " + std::to_string(h.target.size()) +
-                                                    " bytes is too long (limit " +
-                                                    std::to_string(limits.target_bytes) + "); see docs/agent-api.md"});
+                                                    " bytes is too long (limit " + std::to_string(limits.target_bytes) +
+                                                    "); see docs/agent-api.md"});
     h.path = h.target.substr(0, h.target.find('?'));
     return h;
 }
@@ -63,8 +64,8 @@ std::optional<HttpRefusal> refusal_for_read_error(const boost::beast::error_code
     // The client left, the deadline passed, the agent closes: nobody to answer.
     if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == boost::beast::error::timeout ||
         ec == boost::asio::error::operation_aborted || ec == boost::asio::error::eof ||
-        ec.category() == boost::asio::error::get_system_category() || ec.category() == boost::asio::error::get_ssl_category() ||
-        ec == boost::asio::ssl::error::stream_truncated)
+        ec.category() == boost::asio::error::get_system_category() ||
+        ec.category() == boost::asio::error::get_ssl_category() || ec == boost::asio::ssl::error::stream_truncated)
         return std::nullopt;
     return HttpRefusal{400, "malformed HTTP request (" + ec.message() + "); see docs/agent-api.md"};
 }

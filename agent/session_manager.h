@@ -11,7 +11,7 @@
 namespace pwru::agent {
 
 class SessionManager {
-public:
+  public:
     explicit SessionManager(size_t max_sessions) : max_(max_sessions) {}
 
     // A slot held for the session's lifetime (released when the last copy
@@ -25,7 +25,7 @@ public:
     // True when no session runs within `timeout`.
     bool wait_idle(std::chrono::milliseconds timeout);
 
-private:
+  private:
     void release();
 
     const size_t max_;

@@ -35,8 +35,8 @@ Result<double> number_field(const json& j, const char* key, double ceiling) {
     if (!std::isfinite(v) || v < 0) return bad_input(std::string("\"") + key + "\" must be >= 0");
     if (v == 0) return ceiling;
     if (v > ceiling)
-        return bad_input(std::string("\"") + key + "\" is above this agent's limit of " +
-                         json(ceiling).dump() + ": ask for less");
+        return bad_input(std::string("\"") + key + "\" is above this agent's limit of " + json(ceiling).dump() +
+                         ": ask for less");
     return v;
 }
 
@@ -99,8 +99,8 @@ Result<TraceRequest> parse_unescaped(const std::string& body, const RequestLimit
     if (j.is_discarded()) return bad_input("the request body is not valid JSON");
     if (!j.is_object()) return bad_input("the request body must be a JSON object");
 
-    static const std::vector<std::string> known = {"namespace", "pod",        "node",       "filter",
-                                                   "args",      "max_duration_s", "max_events", "bearer_token"};
+    static const std::vector<std::string> known = {"namespace",      "pod",        "node",        "filter", "args",
+                                                   "max_duration_s", "max_events", "bearer_token"};
     for (auto it = j.begin(); it != j.end(); ++it) {
         if (std::find(known.begin(), known.end(), it.key()) == known.end())
             return bad_input("unknown field \"" + it.key() + "\" in the request; see docs/agent-api.md");
@@ -130,8 +130,7 @@ Result<TraceRequest> parse_unescaped(const std::string& body, const RequestLimit
     // Kubernetes' own name rules: anything else names no pod, and would only
     // reach the runtime, the logs and the records.
     if (!r.ns.empty())
-        if (auto why = check_dns1123_label(r.ns); !why.empty())
-            return bad_input("\"namespace\" " + why);
+        if (auto why = check_dns1123_label(r.ns); !why.empty()) return bad_input("\"namespace\" " + why);
     if (!r.pod.empty())
         if (auto why = check_dns1123_subdomain(r.pod); !why.empty()) return bad_input("\"pod\" " + why);
     // libpcap reads a C string: a NUL would cut the expression short.

@@ -33,7 +33,10 @@ uint64_t mono_now_ns() {
 std::string port_list(const std::vector<ScopePort>& ports) {
     std::string s;
     for (const auto& p : ports)
-        s += (s.empty() ? "" : ", ") + std::to_string(p.port) + "/" + (p.l4 == 17 ? "udp" : p.l4 == 132 ? "sctp" : "tcp");
+        s += (s.empty() ? "" : ", ") + std::to_string(p.port) + "/" +
+             (p.l4 == 17    ? "udp"
+              : p.l4 == 132 ? "sctp"
+                            : "tcp");
     return s;
 }
 
@@ -79,8 +82,7 @@ Result<std::unique_ptr<TraceStream>> TraceStream::start(CliConfig cfg, StreamTar
         s->node_generation_ = snap.generation;
         cfg.trace.node_netns = s->node_set(snap);
         s->node_netns_count_ = cfg.trace.node_netns->size();
-        if (!snap.warning.empty())
-            s->target_.warning += (s->target_.warning.empty() ? "" : "; ") + snap.warning;
+        if (!snap.warning.empty()) s->target_.warning += (s->target_.warning.empty() ? "" : "; ") + snap.warning;
     } else if (s->target_.host_network) {
         // --node-scope kernel: a hostNetwork pod's ports still mean this
         // node's netns only, not every container's on the kernel.
@@ -237,10 +239,8 @@ std::vector<std::string> TraceStream::step(bool shutting_down) {
     } else if (std::chrono::duration<double>(now - started_).count() >= limits_.max_duration_s) {
         finish("max_duration", out);
     } else if (now - last_heartbeat_ >= kHeartbeatEvery) {
-        out.push_back(json{{"type", "heartbeat"},
-                           {"node", target_.node},
-                           {"wall_ns", wall_now()},
-                           {"watermark_ns", watermark_ns_}}
+        out.push_back(json{
+            {"type", "heartbeat"}, {"node", target_.node}, {"wall_ns", wall_now()}, {"watermark_ns", watermark_ns_}}
                           .dump());
         last_heartbeat_ = now;
     }
@@ -256,20 +256,22 @@ void TraceStream::finish(const std::string& why, std::vector<std::string>& out) 
     add_loss_record(out, false);
     LossCounters c = pipeline_->counters();
     json drops = json::array();
-    for (const auto& [key, count] : drops_) drops.push_back({{"func", key.first}, {"reason", key.second}, {"count", count}});
-    out.push_back(json{{"type", "summary"},
-                       {"node", target_.node},
-                       {"namespace", target_.ns},
-                       {"pod", target_.pod},
-                       {"events", sent_},
-                       {"ringbuf_full", c.ringbuf_full},
-                       {"recursion_misses", c.recursion_misses},
-                       {"rate_limited", rate_limited_},
-                       {"filtered_out", c.filtered_out},
-                       {"drops", drops},
-                       {"ended", why},
-                       {"wall_ns", wall_now()}}
-                      .dump());
+    for (const auto& [key, count] : drops_)
+        drops.push_back({{"func", key.first}, {"reason", key.second}, {"count", count}});
+    out.push_back(json{
+        {"type", "summary"},
+        {"node", target_.node},
+        {"namespace", target_.ns},
+        {"pod", target_.pod},
+        {"events", sent_},
+        {"ringbuf_full", c.ringbuf_full},
+        {"recursion_misses", c.recursion_misses},
+        {"rate_limited", rate_limited_},
+        {"filtered_out", c.filtered_out},
+        {"drops", drops},
+        {"ended", why},
+        {"wall_ns",
+         wall_now()}}.dump());
     ended_ = why;
     done_ = true;
 }

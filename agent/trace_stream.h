@@ -26,18 +26,18 @@ namespace pwru::agent {
 // What is traced, as the records name it.
 struct StreamTarget {
     std::string node;
-    std::string ns, pod;        // "" for node-wide
-    uint32_t netns = 0;         // the pod's netns inode (0: node-wide or hostNetwork)
+    std::string ns, pod;  // "" for node-wide
+    uint32_t netns = 0;   // the pod's netns inode (0: node-wide or hostNetwork)
     std::vector<std::string> ips;
     bool host_network = false;
     std::vector<ScopePort> ports;  // hostNetwork: the pod's ports, its scope
-    std::string warning;        // said in the start record (hostNetwork)
+    std::string warning;           // said in the start record (hostNetwork)
 };
 
 struct StreamLimits {
     double max_duration_s = 600;
     uint64_t max_events = 1'000'000;
-    double max_event_rate = 10'000;  // events per second sent; the rest counted as rate_limited
+    double max_event_rate = 10'000;         // events per second sent; the rest counted as rate_limited
     uint32_t ring_buffer_bytes = 8u << 20;  // the kernel ring buffer of the trace
 };
 
@@ -45,7 +45,7 @@ struct StreamLimits {
 std::string port_list(const std::vector<ScopePort>& ports);
 
 class TraceStream {
-public:
+  public:
     // Builds, loads and attaches the Session (pod scope from `target` when it
     // names a pod; node scope from `node`, null = every netns of the kernel,
     // kept current while the trace runs). Bad filter/flags: a bad_input
@@ -68,7 +68,7 @@ public:
     bool done() const { return done_; }
     const std::string& ended() const { return ended_; }
 
-private:
+  private:
     TraceStream() = default;
     void on_event(const pwru_event& ev, const RecordExtras& extras, std::vector<std::string>& out);
     void finish(const std::string& why, std::vector<std::string>& out);
@@ -92,7 +92,7 @@ private:
     uint64_t reported_ringbuf_full_ = 0, reported_rate_limited_ = 0, reported_recursion_misses_ = 0;
     int64_t watermark_ns_ = 0;
     std::map<std::pair<std::string, std::string>, uint64_t> drops_;  // (func, reason) -> count
-    std::optional<FirstDropVerdict> first_drops_;  // set once the backend is known
+    std::optional<FirstDropVerdict> first_drops_;                    // set once the backend is known
     bool detached_ = false, done_ = false;
     std::string ended_;
 };

@@ -59,9 +59,18 @@ int main(int argc, char** argv) {
     opts.backend = Backend::Tracepoint;
     opts.pcap_expr = "udp and dst port " + std::to_string(kPort);
     auto p = TracePipeline::create(opts);
-    if (!p) { std::fprintf(stderr, "decode-bench: %s\n", p.error().message().c_str()); return 1; }
-    if (auto r = (*p)->load(OutputOptions{}); !r) { std::fprintf(stderr, "decode-bench: %s\n", r.error().message().c_str()); return 1; }
-    if (auto r = (*p)->attach(); !r) { std::fprintf(stderr, "decode-bench: %s\n", r.error().message().c_str()); return 1; }
+    if (!p) {
+        std::fprintf(stderr, "decode-bench: %s\n", p.error().message().c_str());
+        return 1;
+    }
+    if (auto r = (*p)->load(OutputOptions{}); !r) {
+        std::fprintf(stderr, "decode-bench: %s\n", r.error().message().c_str());
+        return 1;
+    }
+    if (auto r = (*p)->attach(); !r) {
+        std::fprintf(stderr, "decode-bench: %s\n", r.error().message().c_str());
+        return 1;
+    }
     (*p)->start();
 
     std::vector<pwru_event> recorded;
@@ -74,7 +83,10 @@ int main(int argc, char** argv) {
         (void)(*p)->poll(50, keep);
     }
     (*p)->detach_and_drain(nullptr);
-    if (recorded.empty()) { std::fprintf(stderr, "decode-bench: no event recorded\n"); return 1; }
+    if (recorded.empty()) {
+        std::fprintf(stderr, "decode-bench: no event recorded\n");
+        return 1;
+    }
 
     for (bool json : {false, true}) {
         OutputOptions oo;
@@ -94,9 +106,11 @@ int main(int argc, char** argv) {
         }
         double cpu = thread_cpu_seconds() - t0;
         double rate = cpu > 0 ? static_cast<double>(n) / cpu : 0;
-        std::printf("RESULT\tdecode\tdecode+format %s, events per CPU-second (%zu recorded x %d)\t%.0f/s\t1000000/s target\t%.3f\t%.0f bytes/event; >= 1 meets the target\n",
-                    json ? "JSON" : "text", recorded.size(), replays, rate, rate / 1e6,
-                    static_cast<double>(bytes) / static_cast<double>(n));
+        std::printf(
+            "RESULT\tdecode\tdecode+format %s, events per CPU-second (%zu recorded x %d)\t%.0f/s\t1000000/s "
+            "target\t%.3f\t%.0f bytes/event; >= 1 meets the target\n",
+            json ? "JSON" : "text", recorded.size(), replays, rate, rate / 1e6,
+            static_cast<double>(bytes) / static_cast<double>(n));
     }
     return 0;
 }

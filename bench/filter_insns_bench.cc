@@ -66,7 +66,8 @@ Count interpret(const TranslatedFilter& f, const std::vector<uint8_t>& pkt, uint
         ++c.insns;
         const uint8_t cls = BPF_CLASS(i.code), op = BPF_OP(i.code);
         uint64_t& dst = r[i.dst_reg];
-        const uint64_t src = BPF_SRC(i.code) == BPF_X ? r[i.src_reg] : static_cast<uint64_t>(static_cast<int64_t>(i.imm));
+        const uint64_t src =
+            BPF_SRC(i.code) == BPF_X ? r[i.src_reg] : static_cast<uint64_t>(static_cast<int64_t>(i.imm));
         if (cls == BPF_ALU64 || cls == BPF_ALU) {
             const bool w32 = cls == BPF_ALU;
             uint64_t a = w32 ? static_cast<uint32_t>(dst) : dst, b = w32 ? static_cast<uint32_t>(src) : src, v = 0;
@@ -89,9 +90,12 @@ Count interpret(const TranslatedFilter& f, const std::vector<uint8_t>& pkt, uint
                 case BPF_MOV: v = b; break;
                 case BPF_END: {  // to big endian (x86 is little endian) or no-op for to_le
                     if (BPF_SRC(i.code) == BPF_TO_BE) {
-                        if (i.imm == 16) v = __builtin_bswap16(static_cast<uint16_t>(dst));
-                        else if (i.imm == 32) v = __builtin_bswap32(static_cast<uint32_t>(dst));
-                        else v = __builtin_bswap64(dst);
+                        if (i.imm == 16)
+                            v = __builtin_bswap16(static_cast<uint16_t>(dst));
+                        else if (i.imm == 32)
+                            v = __builtin_bswap32(static_cast<uint32_t>(dst));
+                        else
+                            v = __builtin_bswap64(dst);
                     } else {
                         v = i.imm == 16 ? static_cast<uint16_t>(dst) : i.imm == 32 ? static_cast<uint32_t>(dst) : dst;
                     }
@@ -102,9 +106,15 @@ Count interpret(const TranslatedFilter& f, const std::vector<uint8_t>& pkt, uint
             }
             dst = w32 ? static_cast<uint32_t>(v) : v;
         } else if (cls == BPF_JMP || cls == BPF_JMP32) {
-            if (op == BPF_EXIT) { c.verdict = static_cast<int>(r[0]); return c; }
+            if (op == BPF_EXIT) {
+                c.verdict = static_cast<int>(r[0]);
+                return c;
+            }
             if (op == BPF_CALL) {
-                if (i.src_reg != BPF_PSEUDO_CALL || !slow.count(pc)) { c.ok = false; return c; }
+                if (i.src_reg != BPF_PSEUDO_CALL || !slow.count(pc)) {
+                    c.ok = false;
+                    return c;
+                }
                 ++c.slow_calls;  // pkt_load_slow(w, off, size): the whole packet is linear here
                 uint64_t off = static_cast<uint32_t>(r[2]), size = static_cast<uint32_t>(r[3]);
                 if (off + size > pkt.size()) {
@@ -139,11 +149,20 @@ Count interpret(const TranslatedFilter& f, const std::vector<uint8_t>& pkt, uint
             }
             if (t) pc += i.off;
         } else if (cls == BPF_LDX || cls == BPF_STX || cls == BPF_ST) {
-            if (BPF_MODE(i.code) != BPF_MEM) { c.ok = false; return c; }
-            size_t size = BPF_SIZE(i.code) == BPF_B ? 1 : BPF_SIZE(i.code) == BPF_H ? 2 : BPF_SIZE(i.code) == BPF_W ? 4 : 8;
+            if (BPF_MODE(i.code) != BPF_MEM) {
+                c.ok = false;
+                return c;
+            }
+            size_t size = BPF_SIZE(i.code) == BPF_B   ? 1
+                          : BPF_SIZE(i.code) == BPF_H ? 2
+                          : BPF_SIZE(i.code) == BPF_W ? 4
+                                                      : 8;
             uint64_t addr = (cls == BPF_LDX ? r[i.src_reg] : dst) + static_cast<int64_t>(i.off);
             uint8_t* p = mem(addr, size);
-            if (!p) { c.ok = false; return c; }
+            if (!p) {
+                c.ok = false;
+                return c;
+            }
             if (cls == BPF_LDX) {
                 uint64_t v = 0;
                 std::memcpy(&v, p, size);
@@ -178,7 +197,10 @@ int main() {
         "not arp and not (port 22 or port 443)",
     };
     auto runner = test::RawFilterRunner::create();
-    if (!runner) { std::fprintf(stderr, "filter-bench: %s\n", runner.error().message().c_str()); return 1; }
+    if (!runner) {
+        std::fprintf(stderr, "filter-bench: %s\n", runner.error().message().c_str());
+        return 1;
+    }
     test::PacketSets sets = test::make_packets();
     std::vector<std::vector<uint8_t>> pkts;
     for (auto& p : sets.l2)
@@ -187,35 +209,56 @@ int main() {
     double sum_ours = 0, sum_naive = 0, reads_ours = 0, reads_naive = 0;
     for (const auto& e : exprs) {
         auto cbpf = compile_pcap(e, LinkLayer::L2);
-        if (!cbpf) { std::fprintf(stderr, "filter-bench: %s: %s\n", e.c_str(), cbpf.error().message().c_str()); return 1; }
+        if (!cbpf) {
+            std::fprintf(stderr, "filter-bench: %s: %s\n", e.c_str(), cbpf.error().message().c_str());
+            return 1;
+        }
         auto tf = translate_cbpf(*cbpf);
-        if (!tf) { std::fprintf(stderr, "filter-bench: %s: %s\n", e.c_str(), tf.error().message().c_str()); return 1; }
+        if (!tf) {
+            std::fprintf(stderr, "filter-bench: %s: %s\n", e.c_str(), tf.error().message().c_str());
+            return 1;
+        }
         auto h = runner->load(*tf);
-        if (!h) { std::fprintf(stderr, "filter-bench: %s: %s\n", e.c_str(), h.error().message().c_str()); return 1; }
+        if (!h) {
+            std::fprintf(stderr, "filter-bench: %s: %s\n", e.c_str(), h.error().message().c_str());
+            return 1;
+        }
         uint64_t ours_insns = 0, naive_insns = 0, ours_slow = 0, naive_slow = 0;
         size_t mismatches = 0, unmodelled = 0;
         for (const auto& p : pkts) {
             Count o = interpret(*tf, p, PWRU_PKT_WINDOW), n = interpret(*tf, p, 0);
-            if (!o.ok || !n.ok) { ++unmodelled; continue; }
+            if (!o.ok || !n.ok) {
+                ++unmodelled;
+                continue;
+            }
             int lib = test::libpcap_matches(*cbpf, p) ? 1 : 0;
             int kern = -1;
             if (runner->set_packet(p)) {
                 if (auto v = runner->run(*h)) kern = *v;
             }
             if (o.verdict != lib || n.verdict != lib || kern != lib) ++mismatches;
-            ours_insns += o.insns; naive_insns += n.insns;
-            ours_slow += o.slow_calls; naive_slow += n.slow_calls;
+            ours_insns += o.insns;
+            naive_insns += n.insns;
+            ours_slow += o.slow_calls;
+            naive_slow += n.slow_calls;
         }
         double np = static_cast<double>(pkts.size() - unmodelled);
         double oi = ours_insns / np, ni = naive_insns / np;
         double orr = 1 + ours_slow / np, nr = naive_slow / np;  // ours: +1 read fills the window
-        sum_ours += oi; sum_naive += ni; reads_ours += orr; reads_naive += nr;
+        sum_ours += oi;
+        sum_naive += ni;
+        reads_ours += orr;
+        reads_naive += nr;
         if (mismatches || unmodelled) rc = 1;
-        std::printf("RESULT\tfilter\t'%s': insns/packet ours vs one-read-per-load\t%.1f insns, %.2f reads\t%.1f insns, %.2f reads\t%.3f\t%zu packets; verdict mismatches %zu, unmodelled %zu; %zu-insn body\n",
-                    e.c_str(), oi, orr, ni, nr, oi / ni, pkts.size(), mismatches, unmodelled, tf->insns.size());
+        std::printf(
+            "RESULT\tfilter\t'%s': insns/packet ours vs one-read-per-load\t%.1f insns, %.2f reads\t%.1f insns, %.2f "
+            "reads\t%.3f\t%zu packets; verdict mismatches %zu, unmodelled %zu; %zu-insn body\n",
+            e.c_str(), oi, orr, ni, nr, oi / ni, pkts.size(), mismatches, unmodelled, tf->insns.size());
     }
-    std::printf("RESULT\tfilter\tmean over %zu expressions: probe reads/packet ours vs one-read-per-load\t%.2f reads\t%.2f reads\t%.3f\tinsns %.1f vs %.1f (ratio %.3f)\n",
-                exprs.size(), reads_ours / exprs.size(), reads_naive / exprs.size(), reads_ours / reads_naive,
-                sum_ours / exprs.size(), sum_naive / exprs.size(), sum_ours / sum_naive);
+    std::printf(
+        "RESULT\tfilter\tmean over %zu expressions: probe reads/packet ours vs one-read-per-load\t%.2f reads\t%.2f "
+        "reads\t%.3f\tinsns %.1f vs %.1f (ratio %.3f)\n",
+        exprs.size(), reads_ours / exprs.size(), reads_naive / exprs.size(), reads_ours / reads_naive,
+        sum_ours / exprs.size(), sum_naive / exprs.size(), sum_ours / sum_naive);
     return rc;
 }

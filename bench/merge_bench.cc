@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
         out.reserve(per + per / 500 + 1);
         for (size_t i = 0; i < per; ++i) {
             // 10 us apart per stream; CPUs share one ring buffer: +-30 us jitter.
-            int64_t ts = t0 + static_cast<int64_t>(i) * 10'000 + static_cast<int64_t>((i * 7919 + s * 31) % 61) * 1000 - 30'000;
+            int64_t ts =
+                t0 + static_cast<int64_t>(i) * 10'000 + static_cast<int64_t>((i * 7919 + s * 31) % 61) * 1000 - 30'000;
             // The agent's wire form: the tracer's lossless record (to_json) + type.
             EventRecord e;
             e.skb = 0xffff888000000000ull + (i % 512) * 256;
@@ -94,8 +95,10 @@ int main(int argc, char** argv) {
             out.push_back(j.dump());
             bytes += out.back().size() + 1;
             if (i % 500 == 499) {
-                nlohmann::json hb = {{"type", "heartbeat"}, {"node", "node-" + std::to_string(s)},
-                                     {"wall_ns", ts}, {"watermark_ns", ts - 100'000}};
+                nlohmann::json hb = {{"type", "heartbeat"},
+                                     {"node", "node-" + std::to_string(s)},
+                                     {"wall_ns", ts},
+                                     {"watermark_ns", ts - 100'000}};
                 out.push_back(hb.dump());
             }
         }
@@ -133,7 +136,8 @@ int main(int argc, char** argv) {
                 } else if (m.kind == StreamMessage::Kind::Heartbeat) {
                     merge.on_heartbeat(ids[s], m.watermark_ns, now);
                 } else {
-                    if (parse_errors++ == 0) std::fprintf(stderr, "merge-bench: first bad line: %s\n", m.message.c_str());
+                    if (parse_errors++ == 0)
+                        std::fprintf(stderr, "merge-bench: first bad line: %s\n", m.message.c_str());
                 }
             }
             more = more || pos[s] < lines[s].size();
@@ -144,10 +148,14 @@ int main(int argc, char** argv) {
     show(merge.finish());
     double cpu = cpu_seconds() - c0, wall = wall_seconds() - w0;
     const size_t total = streams * per;
-    std::printf("RESULT\tmerge\tkubectl-pwru merge %zu streams x %zu events: events/s per CPU-second (in-process, no TLS)\t%.0f/s\t%zu events\tn/a\twall %.2f s, %zu shown, %zu late, %zu parse errors; peak held %zu events\n",
-                streams, per, total / cpu, total, wall, shown, late, parse_errors, merge.peak_buffered());
-    std::printf("RESULT\tmerge\tmerge RSS growth (peak while merging) vs the NDJSON merged\t%.1f MB\t%.1f MB input\t%.3f\tRSS %ld KB with the input generated, peak %ld KB while merging\n",
-                (rss_peak - rss_generated) / 1024.0, bytes / 1048576.0,
-                (rss_peak - rss_generated) / 1024.0 / (bytes / 1048576.0), rss_generated, rss_peak);
+    std::printf(
+        "RESULT\tmerge\tkubectl-pwru merge %zu streams x %zu events: events/s per CPU-second (in-process, no "
+        "TLS)\t%.0f/s\t%zu events\tn/a\twall %.2f s, %zu shown, %zu late, %zu parse errors; peak held %zu events\n",
+        streams, per, total / cpu, total, wall, shown, late, parse_errors, merge.peak_buffered());
+    std::printf(
+        "RESULT\tmerge\tmerge RSS growth (peak while merging) vs the NDJSON merged\t%.1f MB\t%.1f MB input\t%.3f\tRSS "
+        "%ld KB with the input generated, peak %ld KB while merging\n",
+        (rss_peak - rss_generated) / 1024.0, bytes / 1048576.0,
+        (rss_peak - rss_generated) / 1024.0 / (bytes / 1048576.0), rss_generated, rss_peak);
     return shown == total && parse_errors == 0 ? 0 : 1;
 }

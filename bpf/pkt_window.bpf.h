@@ -12,7 +12,7 @@
 #include "pwru_maps.bpf.h"
 #include <bpf/bpf_core_read.h>
 
-#define PWRU_ETH_HLEN 14
+#define PWRU_ETH_HLEN  14
 #define PWRU_NO_HEADER ((__u16)~0U)
 
 /* Which header the pcap filter starts from. Probes decide per skb; the
@@ -80,12 +80,12 @@ __noinline long pkt_load_slow(struct pwru_pkt_window *w, __u32 off, __u32 size)
  * otherwise specialise pkt_load_slow for constant arguments (the translated
  * filters pass any offset and size).
  */
-#define PWRU_PCAP_FILTER_STUB(name)                                    \
-	static __noinline int name(struct pwru_pkt_window *w)           \
-	{                                                               \
-		__u32 off = 0, size = 1;                                \
-		asm volatile("" : "+r"(off), "+r"(size));               \
-		return pkt_load_slow(w, off, size) >= 0;                \
+#define PWRU_PCAP_FILTER_STUB(name)                           \
+	static __noinline int name(struct pwru_pkt_window *w) \
+	{                                                     \
+		__u32 off = 0, size = 1;                      \
+		asm volatile("" : "+r"(off), "+r"(size));     \
+		return pkt_load_slow(w, off, size) >= 0;      \
 	}
 
 /* Where a packet starts for the filter and the capture, and how much of it
@@ -93,12 +93,13 @@ __noinline long pkt_load_slow(struct pwru_pkt_window *w, __u32 off, __u32 size)
  * header (L2, DLT_EN10MB), else from the network header (L3, DLT_RAW). */
 struct pkt_bounds {
 	unsigned char *start;
-	__u32 len;     /* bytes from start to the end of the packet */
-	__u32 linear;  /* of which in the linear area */
+	__u32 len;    /* bytes from start to the end of the packet */
+	__u32 linear; /* of which in the linear area */
 	bool l2;
 };
 
-static __always_inline void packet_bounds(struct sk_buff *skb, enum pcap_start mode, struct pkt_bounds *b)
+static __always_inline void packet_bounds(struct sk_buff *skb, enum pcap_start mode,
+					  struct pkt_bounds *b)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	unsigned char *data = BPF_CORE_READ(skb, data);
@@ -107,7 +108,8 @@ static __always_inline void packet_bounds(struct sk_buff *skb, enum pcap_start m
 	__s64 start_off, len, linear;
 
 	if (mode == PCAP_START_AUTO)
-		b->l2 = mac != PWRU_NO_HEADER && net != PWRU_NO_HEADER && net >= mac + PWRU_ETH_HLEN;
+		b->l2 = mac != PWRU_NO_HEADER && net != PWRU_NO_HEADER &&
+			net >= mac + PWRU_ETH_HLEN;
 	else
 		b->l2 = mode == PCAP_START_L2;
 
@@ -134,7 +136,8 @@ static __always_inline void packet_bounds(struct sk_buff *skb, enum pcap_start m
 /* Copies up to `max` (a constant) linear bytes from the packet start; returns
  * how many. 64-bit lengths: a u32's zero-extension would lose the bound the
  * verifier needs for the helper's size. */
-static __always_inline __u64 copy_packet_head(const struct pkt_bounds *b, void *dst, const __u64 max)
+static __always_inline __u64 copy_packet_head(const struct pkt_bounds *b, void *dst,
+					      const __u64 max)
 {
 	__u64 n = b->linear;
 
@@ -146,8 +149,8 @@ static __always_inline __u64 copy_packet_head(const struct pkt_bounds *b, void *
 }
 
 /* The per-CPU window, filled from the packet start that `mode` chooses. */
-static __always_inline struct pwru_pkt_window *fill_window(struct sk_buff *skb, enum pcap_start mode,
-							   struct pkt_bounds *b)
+static __always_inline struct pwru_pkt_window *
+fill_window(struct sk_buff *skb, enum pcap_start mode, struct pkt_bounds *b)
 {
 	struct pwru_pkt_window *w;
 	__u32 zero = 0;

@@ -34,16 +34,16 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * kfree_skb_reason(skb, reason) and sk_skb_reason_drop(sk, skb, reason);
  * user space decodes it only for the drop functions of tracer/events/drop_verdict.cc
  * (elsewhere, e.g. 6.12's static skb_release_data, it is no verdict). */
-#define KPROBE_SKB_AT(sec, prefix, pos, next)                                      \
-	SEC(sec) int prefix##_skb_##pos(struct pt_regs *ctx)                       \
-	{                                                                          \
-		__u64 ip = bpf_get_func_ip(ctx);                                   \
-		struct skb_hit hit = {                                             \
-			.probe_kind = PWRU_PROBE_KPROBE,                           \
-			.func_addr = ip,                                           \
-			.arg_after_skb = PWRU_ARG_##next(ctx),                     \
-			.frees = ip - CFG.kfree_skbmem_addr < 16,                  \
-		};                                                                 \
+#define KPROBE_SKB_AT(sec, prefix, pos, next)                                       \
+	SEC(sec) int prefix##_skb_##pos(struct pt_regs *ctx)                        \
+	{                                                                           \
+		__u64 ip = bpf_get_func_ip(ctx);                                    \
+		struct skb_hit hit = {                                              \
+			.probe_kind = PWRU_PROBE_KPROBE,                            \
+			.func_addr = ip,                                            \
+			.arg_after_skb = PWRU_ARG_##next(ctx),                      \
+			.frees = ip - CFG.kfree_skbmem_addr < 16,                   \
+		};                                                                  \
 		return trace_skb(ctx, (struct sk_buff *)PWRU_ARG_##pos(ctx), &hit); \
 	}
 
@@ -68,6 +68,8 @@ SEC("pwru_kprobe_multi") int kprobe_multi_skb(struct pt_regs *ctx)
 	 * switch, clang merges the reads into one at a computed offset, which
 	 * the verifier refuses ("dereference of modified ctx ptr"). */
 	asm volatile("" : "+r"(a1), "+r"(a2), "+r"(a3), "+r"(a4), "+r"(a5), "+r"(a6));
+	/* A table reads better than twenty lines. */
+	/* clang-format off */
 	switch (bpf_get_attach_cookie(ctx)) {
 	case 1: skb = a1; next = a2; break;
 	case 2: skb = a2; next = a3; break;
@@ -76,6 +78,7 @@ SEC("pwru_kprobe_multi") int kprobe_multi_skb(struct pt_regs *ctx)
 	case 5: skb = a5; next = a6; break;
 	default: return 0;
 	}
+	/* clang-format on */
 	struct skb_hit hit = {
 		.probe_kind = PWRU_PROBE_KPROBE,
 		.func_addr = ip,
@@ -116,7 +119,8 @@ int kprobe_non_skb(struct pt_regs *ctx)
  */
 static __always_inline struct clone_key clone_key_here(void)
 {
-	struct clone_key k = {.pid_tgid = bpf_get_current_pid_tgid(), .stack = current_stack_base()};
+	struct clone_key k = {.pid_tgid = bpf_get_current_pid_tgid(),
+			      .stack = current_stack_base()};
 
 	return k;
 }
@@ -149,7 +153,7 @@ int kretprobe_skb_clone(struct pt_regs *ctx)
 		return 0;
 	old = *stashed;
 	bpf_map_delete_elem(&clone_parents, &k);
-	if (new && bpf_map_lookup_elem(&tracked_skbs, &old))
+	if (new &&bpf_map_lookup_elem(&tracked_skbs, &old))
 		bpf_map_update_elem(&tracked_skbs, &new, &one, BPF_ANY);
 	return 0;
 }
@@ -162,11 +166,11 @@ int kretprobe_skb_clone(struct pt_regs *ctx)
  * keeps one fixed-offset load per case. CFG is constant to the verifier, so
  * it walks only the case in use.
  */
-#define CTX_LOAD(ctx, n)                                                        \
-	({                                                                      \
-		__u64 __v;                                                      \
-		asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(__v) : "r"(ctx), "i"((n) * 8)); \
-		__v;                                                            \
+#define CTX_LOAD(ctx, n)                                                                   \
+	({                                                                                 \
+		__u64 __v;                                                                 \
+		asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(__v) : "r"(ctx), "i"((n)*8)); \
+		__v;                                                                       \
 	})
 
 static __always_inline __u64 tp_arg(__u64 *ctx, __u8 i)
@@ -203,9 +207,15 @@ static __always_inline int trace_tp(__u64 *ctx, const __u32 slot)
 	return trace_skb(ctx, (struct sk_buff *)tp_arg(ctx, s->skb_arg), &hit);
 }
 
-#define TP_SLOT(n) \
-	SEC("pwru_tp_btf") int tp_slot_##n(__u64 *ctx) { return trace_tp(ctx, n); }
+#define TP_SLOT(n)                                     \
+	SEC("pwru_tp_btf") int tp_slot_##n(__u64 *ctx) \
+	{                                              \
+		return trace_tp(ctx, n);               \
+	}
 
+/* Each TP_SLOT(n) defines a function; clang-format, which cannot see that,
+ * would indent everything after the list. */
+/* clang-format off */
 TP_SLOT(0) TP_SLOT(1) TP_SLOT(2) TP_SLOT(3) TP_SLOT(4) TP_SLOT(5) TP_SLOT(6) TP_SLOT(7)
 TP_SLOT(8) TP_SLOT(9) TP_SLOT(10) TP_SLOT(11) TP_SLOT(12) TP_SLOT(13) TP_SLOT(14) TP_SLOT(15)
 TP_SLOT(16) TP_SLOT(17) TP_SLOT(18) TP_SLOT(19) TP_SLOT(20) TP_SLOT(21) TP_SLOT(22) TP_SLOT(23)
@@ -222,6 +232,7 @@ TP_SLOT(40) TP_SLOT(41) TP_SLOT(42) TP_SLOT(43) TP_SLOT(44) TP_SLOT(45) TP_SLOT(
  * the program gets: a struct sk_buff (its __sk_buff) or a struct xdp_buff.
  */
 const volatile __u32 traced_prog = 0;
+/* clang-format on */
 
 SEC("pwru_fentry")
 int fentry_tc(__u64 *ctx)
@@ -237,7 +248,8 @@ int fentry_tc(__u64 *ctx)
 SEC("pwru_fentry")
 int fentry_xdp(__u64 *ctx)
 {
-	return trace_xdp(ctx, (struct xdp_buff *)CTX_LOAD(ctx, 0), traced_prog, bpf_get_func_ip(ctx));
+	return trace_xdp(ctx, (struct xdp_buff *)CTX_LOAD(ctx, 0), traced_prog,
+			 bpf_get_func_ip(ctx));
 }
 
 /* --filter-track-skb with --filter-trace-xdp: hands a matched frame's buffer

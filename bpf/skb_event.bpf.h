@@ -6,8 +6,8 @@
 #include "skb_filter.bpf.h"
 #include <bpf/bpf_endian.h>
 
-#define PWRU_IPPROTO_TCP 6
-#define PWRU_IPPROTO_UDP 17
+#define PWRU_IPPROTO_TCP  6
+#define PWRU_IPPROTO_UDP  17
 #define PWRU_IPPROTO_SCTP 132
 
 struct pwru_iphdr {
@@ -58,7 +58,7 @@ static __always_inline bool tuple_at(unsigned char *ip, struct pwru_tuple *t)
 	__u8 ver_ihl = 0;
 	__u64 l4;
 	__u8 l4_hdr[14];
-	__u32 ip_payload;  /* bytes after the IP header (IPv6: its payload length) */
+	__u32 ip_payload; /* bytes after the IP header (IPv6: its payload length) */
 
 	if (bpf_probe_read_kernel(&ver_ihl, 1, ip))
 		return false;
@@ -74,7 +74,8 @@ static __always_inline bool tuple_at(unsigned char *ip, struct pwru_tuple *t)
 		__builtin_memcpy(t->saddr, ip4.saddr, 4);
 		__builtin_memcpy(t->daddr, ip4.daddr, 4);
 		ip_payload = bpf_ntohs(ip4.tot_len);
-		ip_payload = ip_payload > (ver_ihl & 0xf) * 4 ? ip_payload - (ver_ihl & 0xf) * 4 : 0;
+		ip_payload =
+			ip_payload > (ver_ihl & 0xf) * 4 ? ip_payload - (ver_ihl & 0xf) * 4 : 0;
 		t->payload_len = ip_payload;
 		/* a non-first fragment has no L4 header */
 		if (bpf_ntohs(ip4.frag_off) & 0x1fff)
@@ -175,7 +176,7 @@ static __always_inline __u32 btf_dump(char *buf, const __u32 size, void *ptr, __
 
 	if (n < 0)
 		return 0;
-	return n >= size ? size - 1 : (__u32)n;  /* n counts what did not fit too */
+	return n >= size ? size - 1 : (__u32)n; /* n counts what did not fit too */
 }
 
 static __always_inline void dump_skb(struct sk_buff *skb, struct pwru_dumps *d)
@@ -183,7 +184,8 @@ static __always_inline void dump_skb(struct sk_buff *skb, struct pwru_dumps *d)
 	d->skb_len = 0;
 	d->shinfo_len = 0;
 	if (CFG.output_skb)
-		d->skb_len = btf_dump(d->skb, sizeof(d->skb), skb, bpf_core_type_id_kernel(struct sk_buff));
+		d->skb_len = btf_dump(d->skb, sizeof(d->skb), skb,
+				      bpf_core_type_id_kernel(struct sk_buff));
 	if (CFG.output_shinfo)
 		d->shinfo_len = btf_dump(d->shinfo, sizeof(d->shinfo),
 					 BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end),
@@ -320,14 +322,14 @@ static __always_inline struct pwru_event *reserve_event(__u64 object, __u64 func
 /* What a probe knows about one hit besides the skb: which probe (constant at
  * each call site), the function, and for drop functions the verdict. */
 struct skb_hit {
-	__u32 probe_kind;	/* PWRU_PROBE_* */
-	__u32 probe_id;		/* tracepoint slot or traced tc program */
-	__u64 func_addr;	/* 0 for tracepoints (the slot names it) */
-	__u64 arg_after_skb;	/* kprobes: the next argument (a drop reason for some) */
-	__u32 flags;		/* PWRU_EV_HAS_* */
+	__u32 probe_kind;    /* PWRU_PROBE_* */
+	__u32 probe_id;	     /* tracepoint slot or traced tc program */
+	__u64 func_addr;     /* 0 for tracepoints (the slot names it) */
+	__u64 arg_after_skb; /* kprobes: the next argument (a drop reason for some) */
+	__u32 flags;	     /* PWRU_EV_HAS_* */
 	__u32 drop_reason;
 	__u64 drop_location;
-	bool frees;		/* the skb ends here */
+	bool frees; /* the skb ends here */
 };
 
 /* Filters the skb and, when it passes, emits one event. Always inlined with
@@ -385,7 +387,8 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, const struc
 	if (CFG.output_skb || CFG.output_shinfo)
 		dump_skb(skb, (struct pwru_dumps *)(ev + 1));
 	if (CFG.output_pcap)
-		capture_packet(skb, (struct pwru_packet *)((void *)ev + record_size() - sizeof(struct pwru_packet)));
+		capture_packet(skb, (struct pwru_packet *)((void *)ev + record_size() -
+							   sizeof(struct pwru_packet)));
 	bpf_ringbuf_submit(ev, 0);
 	return 0;
 }

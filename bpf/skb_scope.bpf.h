@@ -24,15 +24,17 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
-#define PWRU_ETH_P_IP   0x0800
+#define PWRU_ETH_P_IP	0x0800
 #define PWRU_ETH_P_IPV6 0x86DD
 
-static __always_inline bool scope_addr_eq(const volatile struct pwru_scope_addr *a, const __u8 *ip, __u8 l3)
+static __always_inline bool scope_addr_eq(const volatile struct pwru_scope_addr *a, const __u8 *ip,
+					  __u8 l3)
 {
 	if (a->l3 != l3)
 		return false;
 	if (l3 == 4)
-		return a->addr[0] == ip[0] && a->addr[1] == ip[1] && a->addr[2] == ip[2] && a->addr[3] == ip[3];
+		return a->addr[0] == ip[0] && a->addr[1] == ip[1] && a->addr[2] == ip[2] &&
+		       a->addr[3] == ip[3];
 	for (int i = 0; i < 16; i++)
 		if (a->addr[i] != ip[i])
 			return false;

@@ -17,10 +17,10 @@
 
 #include "pkt_window.bpf.h"
 
-#define PWRU_TUNNEL_UDP 17            /* IPPROTO_UDP */
-#define PWRU_TUNNEL_HLEN 16           /* UDP header + VXLAN header or Geneve's fixed part */
-#define PWRU_VXLAN_FLAG_VNI 0x08      /* the I flag: a valid VNI, set in every VXLAN packet */
-#define PWRU_GENEVE_PROTO_TEB 0x6558  /* Transparent Ethernet Bridging: an Ethernet frame follows */
+#define PWRU_TUNNEL_UDP	      17     /* IPPROTO_UDP */
+#define PWRU_TUNNEL_HLEN      16     /* UDP header + VXLAN header or Geneve's fixed part */
+#define PWRU_VXLAN_FLAG_VNI   0x08   /* the I flag: a valid VNI, set in every VXLAN packet */
+#define PWRU_GENEVE_PROTO_TEB 0x6558 /* Transparent Ethernet Bridging: an Ethernet frame follows */
 
 /*
  * Offset of the inner Ethernet header of a VXLAN or Geneve packet from the
@@ -54,7 +54,7 @@ __noinline long tunnel_inner_offset(struct pwru_pkt_window *w, __u32 l2)
 		if ((b0 & 0xf) < 5 || pkt_load_slow(w, ip + 9, 1) != PWRU_TUNNEL_UDP)
 			return -1;
 		v = pkt_load_slow(w, ip + 6, 2);
-		if (v < 0 || (v & 0x1fff))  /* a later fragment has no UDP header */
+		if (v < 0 || (v & 0x1fff)) /* a later fragment has no UDP header */
 			return -1;
 		l4 = ip + (b0 & 0xf) * 4;
 	} else if ((b0 >> 4) == 6) {

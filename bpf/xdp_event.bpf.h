@@ -48,7 +48,8 @@ static __always_inline bool filter_xdp_pcap(struct xdp_buff *xdp)
 	return pcap_filter_l2(w);
 }
 
-static __always_inline void set_xdp_meta(struct xdp_buff *xdp, struct pwru_meta *m, unsigned char **l3)
+static __always_inline void set_xdp_meta(struct xdp_buff *xdp, struct pwru_meta *m,
+					 unsigned char **l3)
 {
 	struct net_device *dev = BPF_CORE_READ(xdp, rxq, dev);
 	unsigned char *data = BPF_CORE_READ(xdp, data);
@@ -116,7 +117,8 @@ static __always_inline int xdp_done(struct xdp_buff *xdp)
 }
 
 /* Filters the xdp_buff and, when it passes, emits one event. */
-static __always_inline int trace_xdp(void *ctx, struct xdp_buff *xdp, __u32 probe_id, __u64 func_addr)
+static __always_inline int trace_xdp(void *ctx, struct xdp_buff *xdp, __u32 probe_id,
+				     __u64 func_addr)
 {
 	struct pwru_counters *cnt;
 	struct pwru_event *ev;
@@ -148,7 +150,8 @@ static __always_inline int trace_xdp(void *ctx, struct xdp_buff *xdp, __u32 prob
 		d->shinfo_len = 0;
 	}
 	if (CFG.output_pcap) {
-		struct pwru_packet *p = (struct pwru_packet *)((void *)ev + record_size() - sizeof(struct pwru_packet));
+		struct pwru_packet *p = (struct pwru_packet *)((void *)ev + record_size() -
+							       sizeof(struct pwru_packet));
 		struct pkt_bounds b;
 
 		b.start = BPF_CORE_READ(xdp, data);

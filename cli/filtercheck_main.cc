@@ -11,8 +11,7 @@
 #include "tracer/kernel/log.h"
 
 int main(int argc, char** argv) {
-    CLI::App app{"Runs pwru's in-kernel pcap filter over a capture, one verdict per packet.",
-                 "pwru-filtercheck"};
+    CLI::App app{"Runs pwru's in-kernel pcap filter over a capture, one verdict per packet.", "pwru-filtercheck"};
     bool l3 = false;
     std::string expr, file;
     app.add_flag("--l3", l3, "hand packets over from the network header (expression compiled for DLT_RAW)");

@@ -22,7 +22,7 @@ StreamMessage parse_agent_line(std::string_view line, size_t stream) {
             m.kind = StreamMessage::Kind::Heartbeat;
             m.watermark_ns = j.value("watermark_ns", int64_t{0});
         } else if (type == "start" || type == "loss" || type == "summary") {
-            m.kind = type == "start" ? StreamMessage::Kind::Start
+            m.kind = type == "start"  ? StreamMessage::Kind::Start
                      : type == "loss" ? StreamMessage::Kind::Loss
                                       : StreamMessage::Kind::Summary;
             m.record = std::move(j);
@@ -66,14 +66,20 @@ void MessageQueue::close() {
 
 AgentStream::AgentStream(size_t id, TraceTarget target, AgentConnector connect, std::string request_body,
                          MessageQueue& queue)
-    : id_(id), target_(std::move(target)), connect_(std::move(connect)), body_(std::move(request_body)), queue_(queue) {}
+    : id_(id),
+      target_(std::move(target)),
+      connect_(std::move(connect)),
+      body_(std::move(request_body)),
+      queue_(queue) {}
 
 AgentStream::~AgentStream() {
     stop();
     if (thread_.joinable()) thread_.join();
 }
 
-void AgentStream::start() { thread_ = std::thread([this] { run(); }); }
+void AgentStream::start() {
+    thread_ = std::thread([this] { run(); });
+}
 
 void AgentStream::stop() {
     std::lock_guard lock(mu_);

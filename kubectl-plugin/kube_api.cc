@@ -81,7 +81,8 @@ Headers KubeApi::auth_headers() const {
 }
 
 Result<nlohmann::json> KubeApi::get_json(const std::string& path) const {
-    if (!url_error_.empty()) return bad_input("the API server URL of context '" + access_.context_name + "': " + url_error_);
+    if (!url_error_.empty())
+        return bad_input("the API server URL of context '" + access_.context_name + "': " + url_error_);
     auto conn = TlsConnection::connect(host_, port_, tls(), timeout_ms_);
     if (!conn) {
         Error e = conn.error();
@@ -114,7 +115,10 @@ Result<std::vector<PodInfo>> KubeApi::list_pods(const std::string& ns, const std
                                                 const std::string& field_selector) const {
     std::string path = ns.empty() ? "/api/v1/pods" : "/api/v1/namespaces/" + url_escape(ns) + "/pods";
     std::string sep = "?";
-    if (!label_selector.empty()) { path += sep + "labelSelector=" + url_escape(label_selector); sep = "&"; }
+    if (!label_selector.empty()) {
+        path += sep + "labelSelector=" + url_escape(label_selector);
+        sep = "&";
+    }
     if (!field_selector.empty()) path += sep + "fieldSelector=" + url_escape(field_selector);
     auto j = get_json(path);
     if (!j) return std::unexpected(j.error());
@@ -127,11 +131,16 @@ Result<std::vector<PodInfo>> KubeApi::list_pods(const std::string& ns, const std
 Result<std::string> KubeApi::workload_selector(const std::string& kind, const std::string& ns,
                                                const std::string& name) const {
     std::string resource;
-    if (kind == "deploy" || kind == "deployment" || kind == "deployments") resource = "deployments";
-    else if (kind == "ds" || kind == "daemonset" || kind == "daemonsets") resource = "daemonsets";
-    else if (kind == "sts" || kind == "statefulset" || kind == "statefulsets") resource = "statefulsets";
-    else if (kind == "rs" || kind == "replicaset" || kind == "replicasets") resource = "replicasets";
-    else return bad_input("unknown target kind '" + kind + "'; use pod/, deploy/, ds/, sts/, rs/ or node/");
+    if (kind == "deploy" || kind == "deployment" || kind == "deployments")
+        resource = "deployments";
+    else if (kind == "ds" || kind == "daemonset" || kind == "daemonsets")
+        resource = "daemonsets";
+    else if (kind == "sts" || kind == "statefulset" || kind == "statefulsets")
+        resource = "statefulsets";
+    else if (kind == "rs" || kind == "replicaset" || kind == "replicasets")
+        resource = "replicasets";
+    else
+        return bad_input("unknown target kind '" + kind + "'; use pod/, deploy/, ds/, sts/, rs/ or node/");
     auto j = get_json("/apis/apps/v1/namespaces/" + url_escape(ns) + "/" + resource + "/" + url_escape(name));
     if (!j) return std::unexpected(j.error());
     const auto sel = j->value("spec", nlohmann::json::object()).value("selector", nlohmann::json::object());
@@ -145,10 +154,14 @@ Result<std::string> KubeApi::workload_selector(const std::string& kind, const st
             std::string values;
             for (const auto& v : ex.value("values", nlohmann::json::array()))
                 values += (values.empty() ? "" : ",") + v.get<std::string>();
-            if (op == "In") add(key + " in (" + values + ")");
-            else if (op == "NotIn") add(key + " notin (" + values + ")");
-            else if (op == "Exists") add(key);
-            else if (op == "DoesNotExist") add("!" + key);
+            if (op == "In")
+                add(key + " in (" + values + ")");
+            else if (op == "NotIn")
+                add(key + " notin (" + values + ")");
+            else if (op == "Exists")
+                add(key);
+            else if (op == "DoesNotExist")
+                add("!" + key);
         }
     }
     if (out.empty()) return fail(kind + "/" + name + " has no pod selector");

@@ -85,10 +85,12 @@ Result<void> merge_file(const std::string& path, Merged& m) {
         if (!list || list.IsNull()) return {};
         if (!list.IsSequence()) return bad_input("kubeconfig '" + path + "': '" + section + "' is not a list");
         for (const auto& item : list) {
-            if (!item.IsMap() || !item["name"]) return bad_input("kubeconfig '" + path + "': an entry of '" + section + "' has no name");
+            if (!item.IsMap() || !item["name"])
+                return bad_input("kubeconfig '" + path + "': an entry of '" + section + "' has no name");
             std::string name = item["name"].as<std::string>();
             // The first file to define a name wins (kubectl's merge rule).
-            if (!into.contains(name)) into[name] = Named{item[inner] ? item[inner] : YAML::Node(YAML::NodeType::Map), path};
+            if (!into.contains(name))
+                into[name] = Named{item[inner] ? item[inner] : YAML::Node(YAML::NodeType::Map), path};
         }
         return {};
     };
@@ -177,8 +179,9 @@ Result<ApiAccess> load_api_access(const KubeconfigFlags& flags, const KubeEnviro
             if (a && !flags.ns.empty()) a->ns = flags.ns;
             return a;
         }
-        return bad_input("no kubeconfig found (looked at $KUBECONFIG, ~/.kube/config and the in-cluster "
-                         "service account); pass --kubeconfig FILE");
+        return bad_input(
+            "no kubeconfig found (looked at $KUBECONFIG, ~/.kube/config and the in-cluster "
+            "service account); pass --kubeconfig FILE");
     }
     std::string sources;
     for (const auto& f : m.files) sources += (sources.empty() ? "" : ":") + f;
@@ -219,7 +222,8 @@ Result<ApiAccess> load_api_access(const KubeconfigFlags& flags, const KubeEnviro
     auto key = pem_field(u, "client-key", "the client key of user '" + user_name + "'");
     if (!key) return std::unexpected(key.error());
     if (cert->empty() != key->empty())
-        return bad_input("user '" + user_name + "' in " + u.file + " has a client certificate without a key or "
+        return bad_input("user '" + user_name + "' in " + u.file +
+                         " has a client certificate without a key or "
                          "a key without a certificate");
     a.client_cert_pem = *cert;
     a.client_key_pem = *key;
@@ -259,13 +263,17 @@ Result<std::string> run_capture(const std::vector<std::string>& argv,
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) != 0) return fail("pipe", errno);
     if (pipe2(err, O_CLOEXEC) != 0) {
-        close(out[0]); close(out[1]);
+        close(out[0]);
+        close(out[1]);
         return fail("pipe", errno);
     }
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
-        close(out[0]); close(out[1]); close(err[0]); close(err[1]);
+        close(out[0]);
+        close(out[1]);
+        close(err[0]);
+        close(err[1]);
         return fail("fork", e);
     }
     if (pid == 0) {
@@ -287,7 +295,10 @@ Result<std::string> run_capture(const std::vector<std::string>& argv,
     bool timed_out = false;
     while (open_fds > 0) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) { timed_out = true; break; }
+        if (left.count() <= 0) {
+            timed_out = true;
+            break;
+        }
         if (poll(fds, 2, int(left.count())) < 0 && errno != EINTR) break;
         for (auto& p : fds) {
             if (p.fd < 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -302,12 +313,14 @@ Result<std::string> run_capture(const std::vector<std::string>& argv,
             }
         }
     }
-    for (auto& p : fds) if (p.fd >= 0) close(p.fd);
+    for (auto& p : fds)
+        if (p.fd >= 0) close(p.fd);
     if (timed_out) kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
-    if (timed_out) return fail("the credential plugin '" + argv[0] + "' did not answer within " +
-                               std::to_string(timeout_ms / 1000) + " s");
+    if (timed_out)
+        return fail("the credential plugin '" + argv[0] + "' did not answer within " +
+                    std::to_string(timeout_ms / 1000) + " s");
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && stdout_text.empty())
         return fail("cannot run the credential plugin '" + argv[0] + "'; is it installed and on PATH?");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {

@@ -39,15 +39,15 @@ struct ApiAccess {
     std::string client_cert_pem, client_key_pem;
     std::string bearer_token;
     std::optional<ExecCredentialConfig> exec;  // run to get a token / client cert
-    std::string ns = "default";  // the context's namespace (or -n)
-    std::string context_name;    // for messages
-    std::string source;          // which file(s) or "in-cluster"
+    std::string ns = "default";                // the context's namespace (or -n)
+    std::string context_name;                  // for messages
+    std::string source;                        // which file(s) or "in-cluster"
 };
 
 // The environment the loader reads, explicit so tests need not touch the process's.
 struct KubeEnvironment {
-    std::string kubeconfig_env;  // $KUBECONFIG
-    std::string home;            // $HOME (~/.kube/config)
+    std::string kubeconfig_env;              // $KUBECONFIG
+    std::string home;                        // $HOME (~/.kube/config)
     std::string service_host, service_port;  // $KUBERNETES_SERVICE_HOST / _PORT
     std::string sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
     static KubeEnvironment from_process();

@@ -53,7 +53,7 @@ std::optional<PacketFingerprint> packet_fingerprint(const EventRecord& e) {
 size_t PacketCorrelator::FingerprintHash::operator()(const PacketFingerprint& f) const {
     uint64_t a = (uint64_t(f.l3) << 56) ^ (uint64_t(f.l4_proto) << 48) ^ (uint64_t(f.ip_id) << 32) ^ f.payload_len;
     uint64_t b = (uint64_t(f.tcp_seq) << 32) | f.tcp_ack;
-    return std::hash<uint64_t>{}(a) ^ (std::hash<uint64_t>{}(b) * 0x9e3779b97f4a7c15ull);
+    return std::hash<uint64_t>{}(a) ^ (std::hash<uint64_t>{}(b)*0x9e3779b97f4a7c15ull);
 }
 
 size_t PacketCorrelator::SkbHash::operator()(const SkbKey& k) const {
@@ -80,8 +80,8 @@ std::string PacketTrajectory::text() const {
 }
 
 nlohmann::json PacketTrajectory::json() const {
-    nlohmann::json j{{"trajectory", id}, {"nodes", nodes}, {"events", events}, {"first", hop_json(first)},
-                     {"last", hop_json(last)}};
+    nlohmann::json j{
+        {"trajectory", id}, {"nodes", nodes}, {"events", events}, {"first", hop_json(first)}, {"last", hop_json(last)}};
     if (drop) j["dropped"] = hop_json(*drop);
     if (fingerprint) {
         const auto& f = *fingerprint;
@@ -114,8 +114,10 @@ uint64_t PacketCorrelator::add(const EventRecord& e) {
     if (auto it = by_skb_.find(key); it != by_skb_.end()) {
         Open& cur = open_.at(it->second);
         // The same skb address with another packet in it: it was freed and reused.
-        if (fresh(cur) && (!fp || !cur.t.fingerprint || *fp == *cur.t.fingerprint)) o = &cur;
-        else by_skb_.erase(it);
+        if (fresh(cur) && (!fp || !cur.t.fingerprint || *fp == *cur.t.fingerprint))
+            o = &cur;
+        else
+            by_skb_.erase(it);
     }
     if (!o && fp) {
         if (auto it = by_fingerprint_.find(*fp); it != by_fingerprint_.end() && fresh(open_.at(it->second)))

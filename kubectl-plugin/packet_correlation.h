@@ -113,7 +113,7 @@ class PacketCorrelator {
 
     Options opts_;
     uint64_t next_id_ = 1;
-    std::map<uint64_t, Open> open_;  // by id: creation order
+    std::map<uint64_t, Open> open_;               // by id: creation order
     std::vector<PacketTrajectory> closed_early_;  // over max_open, reported with the next close_idle
     std::unordered_map<PacketFingerprint, uint64_t, FingerprintHash> by_fingerprint_;
     std::unordered_map<SkbKey, uint64_t, SkbHash> by_skb_;

@@ -17,8 +17,10 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
             in_filter = true;
             continue;
         }
-        if (in_filter) o.filter += (o.filter.empty() ? "" : " ") + a;
-        else argv.push_back(a);
+        if (in_filter)
+            o.filter += (o.filter.empty() ? "" : " ") + a;
+        else
+            argv.push_back(a);
     }
 
     CLI::App app{"kubectl pwru: where did my packet go, across a cluster", "kubectl-pwru"};
@@ -47,7 +49,8 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     app.add_option("--tls-cert", o.agents.tls_cert, "client certificate for the agents (PEM)");
     app.add_option("--tls-key", o.agents.tls_key, "its private key (PEM)");
     app.add_option("--tls-ca", o.agents.tls_ca, "CA of the agents' certificates (PEM)");
-    app.add_option("--tls-dir", o.agents.tls_dir, "a folder with tls.crt, tls.key and ca.crt (e.g. from the chart's Secret)");
+    app.add_option("--tls-dir", o.agents.tls_dir,
+                   "a folder with tls.crt, tls.key and ca.crt (e.g. from the chart's Secret)");
     app.add_option("--max-duration", o.max_duration_s, "stop after this many seconds (0: the agents' limit)");
     app.add_option("--max-events", o.max_events, "events per target (0: the agents' limit)");
     // pwru's output flags: formatted here; the ones that change what is recorded also go to the agents.
@@ -89,7 +92,8 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
     // Extras are pwru flags for the agents (which refuse, with a reason, what they cannot do).
     for (const auto& x : app.remaining()) {
         if (x.empty() || x[0] != '-')
-            return bad_input("unexpected '" + x + "': the pcap filter goes after `--` (kubectl pwru pod/NAME -- 'tcp port 80')");
+            return bad_input("unexpected '" + x +
+                             "': the pcap filter goes after `--` (kubectl pwru pod/NAME -- 'tcp port 80')");
         o.agent_args.push_back(x);
     }
     o.output.caller = caller;
@@ -101,10 +105,14 @@ Result<PluginOptions> parse_plugin_options(const std::vector<std::string>& argv_
         o.agent_args.push_back("--output-tunnel");
     if (caller) o.agent_args.push_back("--output-caller");
     if (skb_cb) o.agent_args.push_back("--output-skb-cb");
-    if (o.timestamp == "none") o.output.timestamp = TimestampMode::None;
-    else if (o.timestamp == "current") o.output.timestamp = TimestampMode::Current;
-    else if (o.timestamp == "relative") o.output.timestamp = TimestampMode::Relative;
-    else o.output.timestamp = TimestampMode::Absolute;
+    if (o.timestamp == "none")
+        o.output.timestamp = TimestampMode::None;
+    else if (o.timestamp == "current")
+        o.output.timestamp = TimestampMode::Current;
+    else if (o.timestamp == "relative")
+        o.output.timestamp = TimestampMode::Relative;
+    else
+        o.output.timestamp = TimestampMode::Absolute;
     if (!o.help && !o.version && o.targets.empty() && o.selector.empty())
         return bad_input("nothing to trace: name a target (pod/NAME, deploy/NAME, node/NAME) or -l SELECTOR");
     if (o.all_namespaces) {

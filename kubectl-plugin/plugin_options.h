@@ -14,22 +14,22 @@
 namespace pwru::plugin {
 
 struct AgentAccess {
-    std::string ns = "pwru";                                  // the chart's default namespace
+    std::string ns = "pwru";                                     // the chart's default namespace
     std::string selector = "app.kubernetes.io/name=pwru-agent";  // the chart's DaemonSet pod labels
-    uint16_t port = 4245;                                     // the agent's default --listen port
-    bool port_given = false;                                  // --agent-port on the command line
-    std::string server_name = "pwru-agent";                   // the name in the agents' certificates; {node}: the node's
-    bool direct = false;                                      // node/pod addresses instead of port-forward
-    std::string tls_cert, tls_key, tls_ca;                    // our client certificate and the agents' CA
-    std::string tls_dir;                                      // tls.crt, tls.key, ca.crt (a Secret's layout)
+    uint16_t port = 4245;                                        // the agent's default --listen port
+    bool port_given = false;                                     // --agent-port on the command line
+    std::string server_name = "pwru-agent";  // the name in the agents' certificates; {node}: the node's
+    bool direct = false;                     // node/pod addresses instead of port-forward
+    std::string tls_cert, tls_key, tls_ca;   // our client certificate and the agents' CA
+    std::string tls_dir;                     // tls.crt, tls.key, ca.crt (a Secret's layout)
 };
 
 struct PluginOptions {
     KubeconfigFlags kube;
     std::vector<TargetSpec> targets;
-    std::string selector;  // -l
+    std::string selector;         // -l
     bool all_namespaces = false;  // -A: -l across every namespace
-    std::string filter;    // after --
+    std::string filter;           // after --
     AgentAccess agents;
     OutputOptions output;
     std::string timestamp = "none";
@@ -42,8 +42,8 @@ struct PluginOptions {
     // (TokenReview + SubjectAccessReview). Empty for client-certificate users.
     std::string user_token;
     bool summary = true;
-    bool correlate = false;  // --correlate: one packet across nodes (packet_correlation.h)
-    std::string ready_file;  // written once every node's trace is attached (ready_file.h)
+    bool correlate = false;               // --correlate: one packet across nodes (packet_correlation.h)
+    std::string ready_file;               // written once every node's trace is attached (ready_file.h)
     std::vector<std::string> agent_args;  // pwru flags for the agents
     bool help = false, version = false;
     std::string help_text;

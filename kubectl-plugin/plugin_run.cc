@@ -11,7 +11,8 @@ namespace pwru::plugin {
 namespace {
 
 Result<std::string> read_pem(const std::string& path, const std::string& flag) {
-    if (path.empty()) return bad_input(flag + " is required to reach the agents (or --tls-dir with tls.crt, tls.key, ca.crt)");
+    if (path.empty())
+        return bad_input(flag + " is required to reach the agents (or --tls-dir with tls.crt, tls.key, ca.crt)");
     std::ifstream in(path);
     if (!in) return bad_input("cannot read " + flag + " '" + path + "'");
     std::stringstream ss;

@@ -98,7 +98,10 @@ struct PortForward::Impl {
             auto data = ws_in.cdata();
             const auto* p = static_cast<const uint8_t*>(data.data());
             size_t n = data.size();
-            if (n == 0) { ws_in.consume(n); return read_ws(); }
+            if (n == 0) {
+                ws_in.consume(n);
+                return read_ws();
+            }
             uint8_t channel = p[0];
             size_t skip = 1;
             if (channel < 2 && !seen_port[channel]) {
@@ -111,7 +114,10 @@ struct PortForward::Impl {
                 ws_in.consume(n);
                 return read_ws();
             }
-            if (channel != 0 || n == skip) { ws_in.consume(n); return read_ws(); }
+            if (channel != 0 || n == skip) {
+                ws_in.consume(n);
+                return read_ws();
+            }
             asio::async_write(*local, asio::buffer(p + skip, n - skip), [this, n](boost::system::error_code e, size_t) {
                 ws_in.consume(n);
                 if (e) return close_all();
@@ -166,8 +172,10 @@ Result<std::unique_ptr<PortForward>> PortForward::open(const KubeApi& api, const
     TlsConfig t = api.tls();
     boost::system::error_code ec;
     impl->ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3);
-    if (!t.ca_pem.empty()) impl->ctx.add_certificate_authority(asio::buffer(t.ca_pem), ec);
-    else impl->ctx.set_default_verify_paths(ec);
+    if (!t.ca_pem.empty())
+        impl->ctx.add_certificate_authority(asio::buffer(t.ca_pem), ec);
+    else
+        impl->ctx.set_default_verify_paths(ec);
     if (ec) return bad_input(t.ca_source + " is not a PEM certificate");
     if (!t.cert_pem.empty()) {
         impl->ctx.use_certificate_chain(asio::buffer(t.cert_pem), ec);
@@ -184,13 +192,16 @@ Result<std::unique_ptr<PortForward>> PortForward::open(const KubeApi& api, const
     getsockname(*fd, reinterpret_cast<sockaddr*>(&ss), &len);
     impl->ws = std::make_unique<Ws>(impl->ioc, impl->ctx);
     impl->ws->next_layer().next_layer().assign(asio::generic::stream_protocol(ss.ss_family, SOCK_STREAM), *fd, ec);
-    if (ec) { ::close(*fd); return fail("cannot use the connection to the API server"); }
+    if (ec) {
+        ::close(*fd);
+        return fail("cannot use the connection to the API server");
+    }
     if (!t.insecure_skip_verify) impl->ws->next_layer().set_verify_callback(ssl::host_name_verification(t.server_name));
 
     // Handshakes are blocking here, bounded by the watchdog: nothing else runs yet.
     Watchdog watchdog(*fd, timeout_ms);
-    const std::string timed_out = "the API server " + api.access().server + " did not complete the port-forward within " +
-                                  std::to_string(timeout_ms) + " ms";
+    const std::string timed_out = "the API server " + api.access().server +
+                                  " did not complete the port-forward within " + std::to_string(timeout_ms) + " ms";
     if (!t.server_name.empty()) SSL_set_tlsext_host_name(impl->ws->next_layer().native_handle(), t.server_name.c_str());
     impl->ws->next_layer().handshake(ssl::stream_base::client, ec);
     if (ec && watchdog.disarm()) return fail(timed_out);
@@ -220,8 +231,8 @@ Result<std::unique_ptr<PortForward>> PortForward::open(const KubeApi& api, const
     impl->ioc.restart();
     if (watchdog.disarm()) return fail(timed_out);
     if (ec == websocket::error::upgrade_declined) {
-        return fail(port_forward_refusal({ns, pod, port, res.result_int(), std::string(res.reason()), res.body(),
-                                          api.access().context_name}));
+        return fail(port_forward_refusal(
+            {ns, pod, port, res.result_int(), std::string(res.reason()), res.body(), api.access().context_name}));
     }
     if (ec) {
         // No HTTP answer to show (the connection ended, or the answer was not
@@ -233,9 +244,12 @@ Result<std::unique_ptr<PortForward>> PortForward::open(const KubeApi& api, const
     }
     // The server picks one of the offered subprotocols, or none (the kubelet's
     // unnamed protocol: the same binary channels and port preamble).
-    if (auto chosen = std::string(res[http::field::sec_websocket_protocol]); !chosen.empty() && chosen != kChannelProtocol)
-        return fail("port-forward to " + ns + "/" + pod + ":" + std::to_string(port) + ": the API server chose the "
-                    "subprotocol '" + chosen + "', not " + kChannelProtocol + "; use --direct");
+    if (auto chosen = std::string(res[http::field::sec_websocket_protocol]);
+        !chosen.empty() && chosen != kChannelProtocol)
+        return fail("port-forward to " + ns + "/" + pod + ":" + std::to_string(port) +
+                    ": the API server chose the "
+                    "subprotocol '" +
+                    chosen + "', not " + kChannelProtocol + "; use --direct");
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return fail("socketpair", errno);
     impl->local = std::make_unique<asio::local::stream_protocol::socket>(impl->ioc);

@@ -22,8 +22,8 @@ namespace pwru::plugin {
 
 class PortForward {
   public:
-    static Result<std::unique_ptr<PortForward>> open(const KubeApi& api, const std::string& ns,
-                                                     const std::string& pod, uint16_t port, int timeout_ms);
+    static Result<std::unique_ptr<PortForward>> open(const KubeApi& api, const std::string& ns, const std::string& pod,
+                                                     uint16_t port, int timeout_ms);
     ~PortForward();
 
     // The local end of the tunnel (owned by the caller once taken).

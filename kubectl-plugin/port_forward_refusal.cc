@@ -31,8 +31,8 @@ std::string next_step(const DeclinedUpgrade& d) {
     const std::string can_i = "kubectl auth can-i create pods/portforward -n " + d.ns;
     switch (d.status) {
         case 401:
-            return "the credentials of context '" + d.context_name + "' were refused; renew them (kubectl get pods -n " +
-                   d.ns + " tells the same)";
+            return "the credentials of context '" + d.context_name +
+                   "' were refused; renew them (kubectl get pods -n " + d.ns + " tells the same)";
         case 403:
             // GET upgrades are authorized as verb get on pods/portforward;
             // newer API servers also require create on WebSocket upgrades.

@@ -65,14 +65,18 @@ ResolvedTargets resolve_targets(const KubeApi& api, const std::string& ns, const
     for (const auto& s : specs) {
         if (s.kind == "pod") {
             auto p = api.get_pod(ns, s.name);
-            if (!p) out.problems.push_back("pod/" + s.name + ": " + p.error().message());
-            else add_pod(*p, out, seen);
+            if (!p)
+                out.problems.push_back("pod/" + s.name + ": " + p.error().message());
+            else
+                add_pod(*p, out, seen);
         } else if (s.kind == "node") {
             if (seen.insert("node/" + s.name).second) out.targets.push_back(TraceTarget{s.name, "", "", {}});
         } else {
             auto sel = api.workload_selector(s.kind, ns, s.name);
-            if (!sel) out.problems.push_back(s.kind + "/" + s.name + ": " + sel.error().message());
-            else add_selected(*sel, s.kind + "/" + s.name);
+            if (!sel)
+                out.problems.push_back(s.kind + "/" + s.name + ": " + sel.error().message());
+            else
+                add_selected(*sel, s.kind + "/" + s.name);
         }
     }
     if (!label_selector.empty()) add_selected(label_selector, "-l " + label_selector);

@@ -38,8 +38,8 @@ void TimelineMerge::on_event(size_t stream, EventRecord ev, int64_t now_ns) {
     const int64_t ts = ev.wall_ns;
     if (ts < released_ns_) {
         // Something newer went out already: show it now, marked, never drop it.
-        pending_.push_back(MergedItem{.kind = MergedItem::Kind::Event, .stream = stream,
-                                      .event = std::move(ev), .late = true});
+        pending_.push_back(
+            MergedItem{.kind = MergedItem::Kind::Event, .stream = stream, .event = std::move(ev), .late = true});
         return;
     }
     heap_.push_back(Held{ts, stream, seq_++, std::move(ev)});
@@ -66,8 +66,8 @@ void TimelineMerge::set_state(size_t stream, StreamState state, std::string mess
     Stream& s = streams_.at(stream);
     if (s.state == state && message.empty()) return;
     s.state = state;
-    pending_.push_back(MergedItem{.kind = MergedItem::Kind::Status, .stream = stream, .state = state,
-                                  .message = std::move(message)});
+    pending_.push_back(
+        MergedItem{.kind = MergedItem::Kind::Status, .stream = stream, .state = state, .message = std::move(message)});
 }
 
 void TimelineMerge::mark_silent_streams(int64_t now_ns) {

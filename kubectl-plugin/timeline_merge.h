@@ -30,8 +30,8 @@ struct MergedItem {
     enum class Kind { Event, Status };
     Kind kind = Kind::Event;
     size_t stream = 0;
-    EventRecord event;  // Kind::Event
-    bool late = false;  // older than an event already released
+    EventRecord event;                            // Kind::Event
+    bool late = false;                            // older than an event already released
     StreamState state = StreamState::Connecting;  // Kind::Status
     std::string message;                          // Kind::Status: why
 };
@@ -95,7 +95,7 @@ class TimelineMerge {
 
     Options opts_;
     std::vector<Stream> streams_;
-    std::vector<Held> heap_;  // a min-heap by (time, arrival) through Later
+    std::vector<Held> heap_;           // a min-heap by (time, arrival) through Later
     std::vector<MergedItem> pending_;  // late events and status changes, in arrival order
     int64_t released_ns_ = INT64_MIN;  // time of the newest event released so far
     uint64_t seq_ = 0;

@@ -118,7 +118,10 @@ Result<int> tcp_connect(const std::string& host, uint16_t port, int timeout_ms) 
     int last_err = 0;
     for (addrinfo* ai = res; ai; ai = ai->ai_next) {
         UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
-        if (!fd) { last_err = errno; continue; }
+        if (!fd) {
+            last_err = errno;
+            continue;
+        }
         if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
             last_err = errno;
             continue;
@@ -163,15 +166,21 @@ Result<std::unique_ptr<TlsConnection>> TlsConnection::over_fd(int fd_in, const T
                           ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
     if (!tls.ca_pem.empty()) {
         impl->ctx.add_certificate_authority(asio::buffer(tls.ca_pem), ec);
-        if (ec) { return bad_input(tls.ca_source + " is not a PEM certificate (" + ec.message() + ")"); }
+        if (ec) {
+            return bad_input(tls.ca_source + " is not a PEM certificate (" + ec.message() + ")");
+        }
     } else {
         impl->ctx.set_default_verify_paths(ec);
     }
     if (!tls.cert_pem.empty() || !tls.key_pem.empty()) {
         impl->ctx.use_certificate_chain(asio::buffer(tls.cert_pem), ec);
-        if (ec) { return bad_input(tls.cert_source + " is not a PEM certificate (" + ec.message() + ")"); }
+        if (ec) {
+            return bad_input(tls.cert_source + " is not a PEM certificate (" + ec.message() + ")");
+        }
         impl->ctx.use_private_key(asio::buffer(tls.key_pem), ssl::context::pem, ec);
-        if (ec) { return bad_input(tls.key_source + " is not a PEM private key (" + ec.message() + ")"); }
+        if (ec) {
+            return bad_input(tls.key_source + " is not a PEM private key (" + ec.message() + ")");
+        }
         if (SSL_CTX_check_private_key(impl->ctx.native_handle()) != 1) {
             return bad_input(tls.key_source + " does not belong to " + tls.cert_source);
         }
@@ -192,8 +201,10 @@ Result<std::unique_ptr<TlsConnection>> TlsConnection::over_fd(int fd_in, const T
         if (!tls.insecure_skip_verify) {
             // OpenSSL's own name check (RFC 6125, as Boost's host_name_verification):
             // a mismatch is then its own verify result, X509_V_ERR_HOSTNAME_MISMATCH.
-            if (ip) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), tls.server_name.c_str());
-            else SSL_set1_host(ssl, tls.server_name.c_str());
+            if (ip)
+                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), tls.server_name.c_str());
+            else
+                SSL_set1_host(ssl, tls.server_name.c_str());
             Impl* im = impl.get();
             impl->stream->set_verify_callback([im](bool preverified, ssl::verify_context& vc) {
                 X509_STORE_CTX* sc = vc.native_handle();
@@ -216,11 +227,11 @@ Result<std::unique_ptr<TlsConnection>> TlsConnection::over_fd(int fd_in, const T
         long vr = SSL_get_verify_result(impl->stream->native_handle());
         std::string why = openssl_reason(hs_ec);
         if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
-            return fail("the certificate of " + impl->peer + " does not carry the name " + tls.server_name + " (it has " +
-                        impl->leaf_names + "); check " + tls.server_name_source);
+            return fail("the certificate of " + impl->peer + " does not carry the name " + tls.server_name +
+                        " (it has " + impl->leaf_names + "); check " + tls.server_name_source);
         if (vr != X509_V_OK)
-            return fail("the certificate of " + impl->peer + " is not trusted: " +
-                        X509_verify_cert_error_string(vr) + "; check " + tls.ca_source);
+            return fail("the certificate of " + impl->peer + " is not trusted: " + X509_verify_cert_error_string(vr) +
+                        "; check " + tls.ca_source);
         if (why.find("alert") != std::string::npos) return fail(refused_message(impl->peer, why, tls));
         return fail("TLS handshake with " + impl->peer + " failed: " + why);
     }
@@ -260,8 +271,8 @@ Result<HttpResponse> TlsConnection::request(const std::string& method, const std
     return out;
 }
 
-Result<void> TlsConnection::stream_lines(const std::string& method, const std::string& target,
-                                         const Headers& headers, const std::string& body,
+Result<void> TlsConnection::stream_lines(const std::string& method, const std::string& target, const Headers& headers,
+                                         const std::string& body,
                                          const std::function<void(const HttpResponse&)>& on_head,
                                          const std::function<void(std::string_view)>& on_line) {
     Impl& im = *impl_;
@@ -357,7 +368,11 @@ Result<std::pair<std::string, uint16_t>> split_https_url(const std::string& url)
         if (colon != std::string::npos) port = rest.substr(colon + 1);
     }
     int p = 0;
-    try { p = std::stoi(port); } catch (...) { p = 0; }
+    try {
+        p = std::stoi(port);
+    } catch (...) {
+        p = 0;
+    }
     if (host.empty() || p <= 0 || p > 65535) return bad_input("'" + url + "' has no valid host and port");
     return std::pair{host, uint16_t(p)};
 }

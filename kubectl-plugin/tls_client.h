@@ -19,11 +19,11 @@
 namespace pwru::plugin {
 
 struct TlsConfig {
-    std::string ca_pem;                 // trust anchors; empty = the system's
-    std::string cert_pem, key_pem;      // our client certificate, if any
-    bool insecure_skip_verify = false;  // kubeconfig's insecure-skip-tls-verify
-    std::string server_name;            // SNI and the name the certificate must carry
-    std::string peer;                   // who we talk to, for messages (default: server_name)
+    std::string ca_pem;                                  // trust anchors; empty = the system's
+    std::string cert_pem, key_pem;                       // our client certificate, if any
+    bool insecure_skip_verify = false;                   // kubeconfig's insecure-skip-tls-verify
+    std::string server_name;                             // SNI and the name the certificate must carry
+    std::string peer;                                    // who we talk to, for messages (default: server_name)
     std::string server_name_source = "the server name";  // where server_name came from, for a mismatch
     // Where each PEM came from, for errors ("the client key in FILE ...").
     std::string ca_source = "the CA", cert_source = "the client certificate", key_source = "the client key";
@@ -41,8 +41,8 @@ class TlsConnection {
   public:
     // TCP to host:port, then the TLS handshake. `host` may be a name, an IPv4
     // or an IPv6 literal (without brackets).
-    static Result<std::unique_ptr<TlsConnection>> connect(const std::string& host, uint16_t port,
-                                                          const TlsConfig& tls, int timeout_ms);
+    static Result<std::unique_ptr<TlsConnection>> connect(const std::string& host, uint16_t port, const TlsConfig& tls,
+                                                          int timeout_ms);
     // TLS over a socket someone else connected (takes ownership of fd).
     static Result<std::unique_ptr<TlsConnection>> over_fd(int fd, const TlsConfig& tls, int timeout_ms);
     ~TlsConnection();

@@ -143,8 +143,9 @@ void TraceReport::add_plugin_log(const std::string& text) {
 std::string TraceReport::markdown() const {
     std::string md = "### kubectl pwru: where the packets went\n\n";
     if (nodes_.empty()) return md + "No node was traced and no event recorded.\n";
-    md += "| node | traced | events | late | lost: ring buffer full | lost: over the rate limit | trace |\n"
-          "|---|---|---|---|---|---|---|\n";
+    md +=
+        "| node | traced | events | late | lost: ring buffer full | lost: over the rate limit | trace |\n"
+        "|---|---|---|---|---|---|---|\n";
     for (const auto& [node, n] : nodes_) {
         std::string targets;
         for (const auto& t : n.targets) targets += (targets.empty() ? "" : ", ") + t;
@@ -166,7 +167,8 @@ std::string TraceReport::markdown() const {
             drops += fmt::format("- **{}**: {} packet{} {}\n", node, v.first, v.first == 1 ? "" : "s", place);
             std::string path;
             for (const auto& f : v.second->path) path += (path.empty() ? "" : " > ") + f;
-            drops += fmt::format("  - e.g. {}: {}\n", v.second->tuple.empty() ? "(no IP header)" : v.second->tuple, path);
+            drops +=
+                fmt::format("  - e.g. {}: {}\n", v.second->tuple.empty() ? "(no IP header)" : v.second->tuple, path);
         }
     }
     md += "\n**Drops**" + std::string(drops.empty() ? ": none seen.\n" : " (node: packets, where, why):\n" + drops);
@@ -178,7 +180,8 @@ std::string TraceReport::markdown() const {
     for (const auto& [node, n] : nodes_) unknown = unknown || !n.losses_known;
     if (unknown)
         md += "\nLosses are unknown where kubectl-pwru ended without its exit summary (killed, or still running).\n";
-    if (bad_lines_) md += fmt::format("\n{} line(s) of the timeline were not kubectl-pwru records and were skipped.\n", bad_lines_);
+    if (bad_lines_)
+        md += fmt::format("\n{} line(s) of the timeline were not kubectl-pwru records and were skipped.\n", bad_lines_);
     return md;
 }
 
@@ -192,7 +195,8 @@ int run_report(const std::vector<std::string>& args, std::ostream& out, std::ost
         std::vector<std::string> rev(args.rbegin(), args.rend());
         app.parse(rev);
     } catch (const CLI::ParseError& e) {
-        err << "kubectl-pwru: " << e.what() << "; usage: kubectl pwru --report FILE [--report-log FILE] [--report-text FILE]\n";
+        err << "kubectl-pwru: " << e.what()
+            << "; usage: kubectl pwru --report FILE [--report-log FILE] [--report-text FILE]\n";
         return 2;
     }
     std::ifstream in(ndjson);
@@ -225,7 +229,8 @@ int run_report(const std::vector<std::string>& args, std::ostream& out, std::ost
         if (!text_out || line.empty()) continue;
         auto j = nlohmann::json::parse(line);
         if (j.contains("node_status")) {
-            text_out << "# " << j.value("node", "?") << " (" << j.value("target", "?") << "): " << j.value("node_status", "")
+            text_out << "# " << j.value("node", "?") << " (" << j.value("target", "?")
+                     << "): " << j.value("node_status", "")
                      << (j.contains("message") ? ": " + j.value("message", "") : "") << "\n";
         } else {
             text_out << fmt.format(*event_from_output_json(j)) << (j.value("late", false) ? "  (late)" : "") << "\n";

@@ -29,7 +29,7 @@ Result<EventRecord> event_from_output_json(const nlohmann::json& j);
 struct NodeReport {
     std::set<std::string> targets;  // "default/pod-a", "node/kind-worker"
     uint64_t events = 0, late = 0;
-    std::string state;              // the last node_status ("connected", "ended", "error")
+    std::string state;  // the last node_status ("connected", "ended", "error")
     std::vector<std::string> errors;
     // From kubectl-pwru's exit summary (its stderr); unknown when it never printed one.
     bool losses_known = false;

@@ -48,7 +48,8 @@ void TraceSession::run(const std::atomic<bool>& interrupted) {
     // The agents end their traces after --max-duration; should one not (a cut
     // tunnel that never errors), the plugin still ends: attach time plus a margin.
     if (o_.max_duration_s > 0)
-        hard_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(o_.max_duration_s * 1000) + 60'000);
+        hard_deadline_ =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(o_.max_duration_s * 1000) + 60'000);
     auto deadline_after_stop = std::chrono::steady_clock::time_point::max();
     while (open_streams_ > 0) {
         if (interrupted && !stopping_) stop_all();
@@ -95,19 +96,13 @@ void TraceSession::apply(StreamMessage& m) {
             label_event(m.event, target_of(m.stream));
             merge_.on_event(m.stream, std::move(m.event), now);
             break;
-        case StreamMessage::Kind::Heartbeat:
-            merge_.on_heartbeat(m.stream, m.watermark_ns, now);
-            break;
-        case StreamMessage::Kind::Start:
-            on_start(m, now);
-            break;
+        case StreamMessage::Kind::Heartbeat: merge_.on_heartbeat(m.stream, m.watermark_ns, now); break;
+        case StreamMessage::Kind::Start: on_start(m, now); break;
         case StreamMessage::Kind::Loss:
             nt.ringbuf_full = m.record.value("ringbuf_full", nt.ringbuf_full);
             nt.rate_limited = m.record.value("rate_limited", nt.rate_limited);
             break;
-        case StreamMessage::Kind::Summary:
-            on_summary(m, now);
-            break;
+        case StreamMessage::Kind::Summary: on_summary(m, now); break;
         case StreamMessage::Kind::Error:
             ready_.on_failed(m.stream);
             merge_.on_status(m.stream, StreamState::Error, m.message, now);
@@ -115,8 +110,8 @@ void TraceSession::apply(StreamMessage& m) {
         case StreamMessage::Kind::Closed:
             ready_.on_failed(m.stream);
             --open_streams_;
-            if (merge_.stream_state(m.stream) != StreamState::Ended && merge_.stream_state(m.stream) != StreamState::Error &&
-                !agent_went_.contains(m.stream))
+            if (merge_.stream_state(m.stream) != StreamState::Ended &&
+                merge_.stream_state(m.stream) != StreamState::Error && !agent_went_.contains(m.stream))
                 merge_.on_status(m.stream, StreamState::Ended, m.message, now);
             break;
     }
@@ -165,8 +160,10 @@ void TraceSession::write_ready_file_when_due() {
 
 void TraceSession::print(const std::vector<MergedItem>& items) {
     for (const auto& it : items) {
-        if (it.kind == MergedItem::Kind::Status) print_status(it);
-        else print_event(it);
+        if (it.kind == MergedItem::Kind::Status)
+            print_status(it);
+        else
+            print_event(it);
     }
     out_.flush();
 }
@@ -205,8 +202,10 @@ void TraceSession::print_event(const MergedItem& it) {
             line.insert(line.size() - 1, ",\"trajectory\":" + std::to_string(id));
     }
     if (it.late) {
-        if (o_.output.json && !line.empty() && line.back() == '}') line.insert(line.size() - 1, ",\"late\":true");
-        else if (!o_.output.json) line += "  (late)";
+        if (o_.output.json && !line.empty() && line.back() == '}')
+            line.insert(line.size() - 1, ",\"late\":true");
+        else if (!o_.output.json)
+            line += "  (late)";
     }
     out_ << line << "\n";
     if (++printed_ == o_.limit_lines) stop_all();
@@ -227,8 +226,8 @@ void TraceSession::print_summary() {
         err_ << fmt::format("  {} packets, {} of them seen on more than one node\n", trajectories_,
                             multi_node_trajectories_);
     for (const auto& [node, nt] : tally_) {
-        err_ << fmt::format("  {}: {} events ({} late), lost: {} ring buffer full, {} over the rate limit; {}{}\n", node,
-                            nt.events, nt.late, nt.ringbuf_full, nt.rate_limited, nt.state,
+        err_ << fmt::format("  {}: {} events ({} late), lost: {} ring buffer full, {} over the rate limit; {}{}\n",
+                            node, nt.events, nt.late, nt.ringbuf_full, nt.rate_limited, nt.state,
                             nt.last_message.empty() ? "" : " (" + nt.last_message + ")");
         for (const auto& [what, n] : nt.drops) err_ << fmt::format("    dropped x{}: {}\n", n, what);
     }

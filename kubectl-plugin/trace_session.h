@@ -69,7 +69,7 @@ class TraceSession {
     std::vector<std::unique_ptr<AgentStream>> streams_;
     std::map<std::string, NodeTally> tally_;
     std::set<std::string> pod_namespaces_;  // of the pod targets
-    std::set<size_t> agent_went_;  // streams whose agent shut down before the user stopped
+    std::set<size_t> agent_went_;           // streams whose agent shut down before the user stopped
     OutputFormatter fmt_;
     ReadyFile ready_;
     std::optional<PacketCorrelator> correlator_;  // --correlate

@@ -51,6 +51,8 @@ TEST_PACKAGES=(
   containerd runc containernetworking-plugins
   # the fuzz layer: afl-fuzz, its runtime and its libFuzzer driver
   afl++
+  # the format check (tests/format_check.sh: the tree follows .clang-format)
+  clang-format-14
   # bench/run.sh: the peers (bpftrace, tcpdump), traffic (iperf3), certificates
   # and the agent's stream (openssl, curl), reading JSON (jq)
   bpftrace tcpdump iperf3 openssl curl jq

@@ -23,10 +23,10 @@ const std::map<std::string, TimestampMode> kTimestamps = {{"none", TimestampMode
 
 Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     CliConfig c;
-    CLI::App app{"pwru: where did my packet go? Traces packets through the kernel's skb functions.",
-                 "pwru"};
-    app.footer("The pcap-filter words are joined into one tcpdump expression, e.g.\n"
-               "  pwru --output-tuple 'tcp and dst port 80'");
+    CLI::App app{"pwru: where did my packet go? Traces packets through the kernel's skb functions.", "pwru"};
+    app.footer(
+        "The pcap-filter words are joined into one tcpdump expression, e.g.\n"
+        "  pwru --output-tuple 'tcp and dst port 80'");
     app.set_help_flag("-h,--help", "Show this help");
 
     std::string kmods;
@@ -65,8 +65,7 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_flag("--output-caller", c.trace.output_caller, "print the calling function (CALLER column)");
     app.add_flag("--output-meta,!--no-output-meta", c.output.meta, "print NETNS MARK IFACE PROTO MTU LEN")
         ->capture_default_str();
-    app.add_flag("--output-tuple,!--no-output-tuple", c.output.tuple, "print the L3/L4 tuple")
-        ->capture_default_str();
+    app.add_flag("--output-tuple,!--no-output-tuple", c.output.tuple, "print the L3/L4 tuple")->capture_default_str();
     app.add_flag("--output-skb", c.trace.output_skb, "print the sk_buff (bpf_snprintf_btf)");
     app.add_flag("--output-skb-shared-info", c.trace.output_shinfo, "print the skb_shared_info (bpf_snprintf_btf)");
     app.add_flag("--output-skb-cb", c.trace.output_skb_cb, "print skb->cb (the __sk_buff->cb[] words)");
@@ -88,7 +87,8 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_option("--output-file-max-size", max_size_mb, "rotate --output-file past this many MB")
         ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20))
         ->capture_default_str();
-    app.add_option("--output-file-max-backups", c.rotation.max_backups, "rotated files to keep (FILE.1 ... FILE.N; 0: all)")
+    app.add_option("--output-file-max-backups", c.rotation.max_backups,
+                   "rotated files to keep (FILE.1 ... FILE.N; 0: all)")
         ->capture_default_str();
     int max_age_days = 0;  // signed: "-1" must be refused with the range, not wrapped
     app.add_option("--output-file-max-age", max_age_days,
@@ -120,8 +120,8 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     }
 
     if (!limit_lines.empty()) {
-        auto [ptr, ec] = std::from_chars(limit_lines.data(), limit_lines.data() + limit_lines.size(),
-                                         c.output_limit_lines);
+        auto [ptr, ec] =
+            std::from_chars(limit_lines.data(), limit_lines.data() + limit_lines.size(), c.output_limit_lines);
         if (ec != std::errc() || ptr != limit_lines.data() + limit_lines.size())
             return bad_input("--output-limit-lines '" + limit_lines +
                              "' is not a whole number from 0 (no limit) to 18446744073709551615");

@@ -12,8 +12,8 @@ Result<void> write_pod_scope(const std::optional<PodScope>& scope, pwru_config& 
         return bad_input("a pod scope takes at most " + std::to_string(PWRU_SCOPE_ADDRS) + " addresses, got " +
                          std::to_string(scope->addrs.size()));
     if (scope->ports.size() > PWRU_SCOPE_PORTS)
-        return bad_input("a hostNetwork pod scope takes at most " + std::to_string(PWRU_SCOPE_PORTS) +
-                         " ports, got " + std::to_string(scope->ports.size()) +
+        return bad_input("a hostNetwork pod scope takes at most " + std::to_string(PWRU_SCOPE_PORTS) + " ports, got " +
+                         std::to_string(scope->ports.size()) +
                          "; trace the node (node: true) with a port filter instead");
     if (!scope->netns_inode && scope->addrs.empty() && scope->ports.empty())
         return bad_input("a pod scope needs a netns, an address or a port");

@@ -98,8 +98,9 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
             if (auto found = module_btf_path(opts.discovery.btf_dir, mod); !found)
                 return std::unexpected(found.error());
         if (!opts.discovery.kmods.empty() || opts.discovery.all_kmods)
-            spdlog::warn("--kmods / --all-kmods have no effect on the tracepoint backend: its tracepoints are the "
-                         "kernel's own");
+            spdlog::warn(
+                "--kmods / --all-kmods have no effect on the tracepoint backend: its tracepoints are the "
+                "kernel's own");
         auto tps = discover_skb_tracepoints(opts.discovery);
         if (!tps) return std::unexpected(tps.error());
         s->plan_.tracepoints = std::move(*tps);
@@ -120,8 +121,7 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
         else
             keep_traceable(s->plan_);
     }
-    if (s->plan_.target_count() == 0)
-        return bad_input("no skb function or tracepoint matches; check --filter-func");
+    if (s->plan_.target_count() == 0) return bad_input("no skb function or tracepoint matches; check --filter-func");
     return s;
 }
 
@@ -226,7 +226,8 @@ Result<void> Session::load() {
     if (auto r = write_pod_scope(opts_.pod_scope, *const_cast<pwru_config*>(&skel_->rodata->CFG)); !r) return r;
     if (opts_.node_netns) const_cast<pwru_config*>(&skel_->rodata->CFG)->scope_node = 1;
 
-    SplicedLoad loaded = load_with_filters(skel_->obj, filters_->stubs(opts_), [&] { return pwru_bpf__load(skel_.get()); });
+    SplicedLoad loaded =
+        load_with_filters(skel_->obj, filters_->stubs(opts_), [&] { return pwru_bpf__load(skel_.get()); });
     max_insns_ = loaded.max_insns;
     if (const int err = loaded.err) {
         if (!loaded.splice_error.empty())

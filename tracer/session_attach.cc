@@ -31,13 +31,12 @@ bool kernel_refuses(int err) {
 
 // How the kprobe attach went, for the log (the test layer reads these lines).
 void log_attach_summary(const AttachStats& st) {
-    spdlog::info("Attached {} functions in {:.2f} s ({} threads{}), skipped {}", st.attached, st.seconds,
-                 st.threads,
-                 st.batch_splits ? ", " + std::to_string(st.batch_splits) + " failed batches split" : "",
-                 st.ignored);
+    spdlog::info("Attached {} functions in {:.2f} s ({} threads{}), skipped {}", st.attached, st.seconds, st.threads,
+                 st.batch_splits ? ", " + std::to_string(st.batch_splits) + " failed batches split" : "", st.ignored);
     constexpr size_t kShown = 10;
     for (size_t i = 0; i < st.failures.size() && i < kShown; ++i) spdlog::info("  skipped {}", st.failures[i]);
-    if (st.failures.size() > kShown) spdlog::info("  ... and {} more (--debug lists them)", st.failures.size() - kShown);
+    if (st.failures.size() > kShown)
+        spdlog::info("  ... and {} more (--debug lists them)", st.failures.size() - kShown);
 }
 
 // One traced tc / XDP program: its own copy of the object (sharing the main
@@ -81,8 +80,9 @@ Result<AttachStats> Session::attach(const ProgressFn& progress) {
 void Session::attach_clone_tracking() {
     if (!skel_ || !opts_.track_skb) return;
     if (plan_.backend == Backend::Tracepoint) {
-        spdlog::info("Notice: --filter-track-skb does not follow clones and copies of an skb with the "
-                     "tracepoint backend (no tracepoint marks them)");
+        spdlog::info(
+            "Notice: --filter-track-skb does not follow clones and copies of an skb with the "
+            "tracepoint backend (no tracepoint marks them)");
         return;
     }
     attachments_.push_back(attach_clone_probes(skel_->progs.kprobe_skb_clone_entry, skel_->progs.kretprobe_skb_clone));
@@ -124,8 +124,7 @@ Result<std::unique_ptr<Attachment>> Session::load_prog_tracer(const LoadedBpfPro
         if (name.ends_with(".rodata")) continue;
         bpf_map* main = bpf_object__find_map_by_name(skel_->obj, name.c_str());
         if (!main) return fail("the main BPF object has no map " + name);
-        if (int err = bpf_map__reuse_fd(map, bpf_map__fd(main)); err)
-            return fail("cannot share map " + name, err);
+        if (int err = bpf_map__reuse_fd(map, bpf_map__fd(main)); err) return fail("cannot share map " + name, err);
     }
     *t.skel->rodata = *skel_->rodata;
     t.skel->rodata->traced_prog = index;
@@ -133,7 +132,8 @@ Result<std::unique_ptr<Attachment>> Session::load_prog_tracer(const LoadedBpfPro
     SplicedLoad loaded =
         load_with_filters(t.skel->obj, filters_->stubs(opts_), [&] { return pwru_bpf__load(t.skel.get()); });
     if (loaded.err) {
-        if (!loaded.splice_error.empty()) return fail("cannot place the pcap filter: " + loaded.splice_error, loaded.err);
+        if (!loaded.splice_error.empty())
+            return fail("cannot place the pcap filter: " + loaded.splice_error, loaded.err);
         return fail("load", loaded.err, loaded.libbpf_log);
     }
     t.link.reset(bpf_program__attach_trace(keep));

@@ -36,7 +36,7 @@ struct TraceOptions {
     std::set<std::string> no_features;  // --no-feature: pretend these are absent
     DiscoveryOptions discovery;
 
-    std::string pcap_expr;                // "" = every packet
+    std::string pcap_expr;  // "" = every packet
     // --filter-tunnel-pcap-l2 / -l3: on the inner headers of VXLAN / Geneve
     // packets ("" = every packet); other packets are not affected.
     std::string tunnel_pcap_l2;
@@ -46,10 +46,10 @@ struct TraceOptions {
     std::optional<uint32_t> ifindex;      // --filter-ifname, resolved; implies ifindex_netns
     uint32_t ifindex_netns = 0;           // the netns the ifindex was resolved in
 
-    bool track_skb = false;     // --filter-track-skb
-    bool trace_tc = false;      // --filter-trace-tc: fentry on every loaded tc program
-    bool trace_xdp = false;     // --filter-trace-xdp: the same for XDP programs
-    bool track_skb_by_stackid = false;   // --filter-track-skb-by-stackid
+    bool track_skb = false;                  // --filter-track-skb
+    bool trace_tc = false;                   // --filter-trace-tc: fentry on every loaded tc program
+    bool trace_xdp = false;                  // --filter-trace-xdp: the same for XDP programs
+    bool track_skb_by_stackid = false;       // --filter-track-skb-by-stackid
     std::vector<std::string> non_skb_funcs;  // --filter-non-skb-funcs (implies the above)
     bool output_tuple = true;
     bool output_stack = false;   // --output-stack

@@ -22,9 +22,9 @@ Result<void> TracePipeline::load(const OutputOptions& output) {
     if (!kallsyms) spdlog::warn("{}: function names will be addresses", kallsyms.error().message());
     auto reasons = DropReasons::load(session_->options().discovery.kernel_btf);
     if (!reasons) spdlog::warn("{}: drop reasons will be numbers", reasons.error().message());
-    decoder_ = std::make_unique<EventDecoder>(
-        session_->plan(), kallsyms ? *kallsyms : nullptr,
-        reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
+    decoder_ =
+        std::make_unique<EventDecoder>(session_->plan(), kallsyms ? *kallsyms : nullptr,
+                                       reasons ? std::make_shared<const DropReasons>(std::move(*reasons)) : nullptr);
 
     if (auto r = session_->load(); !r) return r;
     decoder_->set_extras(output.netns_names, output.skb_cb);

@@ -114,8 +114,7 @@ void trace_bpf_programs(Session& s, BpfProgKind kind) {
         return;
     }
     if (!st->refused.empty()) {
-        spdlog::warn("{} needs fentry, which this kernel refuses: {}; tracing continues without it", flag,
-                     st->refused);
+        spdlog::warn("{} needs fentry, which this kernel refuses: {}; tracing continues without it", flag, st->refused);
         return;
     }
     for (const auto& p : st->without_btf) spdlog::info("Not tracing {} program {}: it has no BTF", kind_name, p);
@@ -182,8 +181,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
 
     s.start();
     if (!cfg.ready_file.empty() && !create_ready_file(cfg.ready_file)) {
-        spdlog::error("cannot create the ready file {}; check the directory exists and is writable",
-                      cfg.ready_file);
+        spdlog::error("cannot create the ready file {}; check the directory exists and is writable", cfg.ready_file);
         return kExitFailure;
     }
     spdlog::info("Listening for events..");
@@ -256,9 +254,9 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
         if (c.lost() > reported_lost) {
             spdlog::warn("lost {} events so far: {} with the ring buffer full (output too slow){}{}", c.lost(),
                          c.ringbuf_full, per_cpu_text(c.ringbuf_full_per_cpu),
-                         c.recursion_misses ? fmt::format(", {} while another BPF program ran on the CPU",
-                                                          c.recursion_misses)
-                                            : std::string());
+                         c.recursion_misses
+                             ? fmt::format(", {} while another BPF program ran on the CPU", c.recursion_misses)
+                             : std::string());
             if (cfg.output.json) (void)out.write_line(loss_record(c).dump());
             reported_lost = c.lost();
         }
@@ -276,16 +274,18 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
         std::fputs(summary.text().c_str(), stderr);
     }
     flush_events();
-    spdlog::info("Summary: {} events printed{}, {} lost (ring buffer full{}), {} missed (BPF recursion), {} hits "
-                 "filtered out in the kernel",
-                 printed,
-                 unprinted ? fmt::format(" ({} more traced but not printed: {})", unprinted, write_error->message())
-                           : std::string(),
-                 c.ringbuf_full, per_cpu_text(c.ringbuf_full_per_cpu), c.recursion_misses, c.filtered_out);
+    spdlog::info(
+        "Summary: {} events printed{}, {} lost (ring buffer full{}), {} missed (BPF recursion), {} hits "
+        "filtered out in the kernel",
+        printed,
+        unprinted ? fmt::format(" ({} more traced but not printed: {})", unprinted, write_error->message())
+                  : std::string(),
+        c.ringbuf_full, per_cpu_text(c.ringbuf_full_per_cpu), c.recursion_misses, c.filtered_out);
     if (c.filter_nonlinear)
-        spdlog::warn("{} filter decisions needed packet bytes in paged fragments, which the filter does not "
-                     "read yet: those hits did not match",
-                     c.filter_nonlinear);
+        spdlog::warn(
+            "{} filter decisions needed packet bytes in paged fragments, which the filter does not "
+            "read yet: those hits did not match",
+            c.filter_nonlinear);
     return rc;
 }
 

@@ -45,12 +45,12 @@
 
 /* Where the event came from. */
 enum pwru_probe_kind {
-	PWRU_PROBE_KPROBE = 1,       /* kprobe or kprobe.multi: func_addr is the IP */
-	PWRU_PROBE_TRACEPOINT = 2,   /* tp_btf: probe_id is the slot index */
-	PWRU_PROBE_FILTERCHECK = 3,  /* the test harness, never printed */
-	PWRU_PROBE_TC = 4,           /* --filter-trace-tc: fentry on a tc program; probe_id is
+	PWRU_PROBE_KPROBE = 1,	    /* kprobe or kprobe.multi: func_addr is the IP */
+	PWRU_PROBE_TRACEPOINT = 2,  /* tp_btf: probe_id is the slot index */
+	PWRU_PROBE_FILTERCHECK = 3, /* the test harness, never printed */
+	PWRU_PROBE_TC = 4,	    /* --filter-trace-tc: fentry on a tc program; probe_id is
 	                              * its index in the session's traced programs */
-	PWRU_PROBE_XDP = 5,          /* --filter-trace-xdp: the same on an XDP program; skb
+	PWRU_PROBE_XDP = 5,	    /* --filter-trace-xdp: the same on an XDP program; skb
 	                              * is the xdp_buff's address */
 };
 
@@ -62,53 +62,53 @@ enum pwru_probe_kind {
 
 /* UDP destination ports that make a packet tunnel traffic for
  * --filter-tunnel-pcap-l2/l3 and --output-tunnel (the IANA ports). */
-#define PWRU_VXLAN_PORT 4789
+#define PWRU_VXLAN_PORT	 4789
 #define PWRU_GENEVE_PORT 6081
 
 struct pwru_tuple {
-	__u8 saddr[16];     /* IPv4 in the first 4 bytes */
+	__u8 saddr[16]; /* IPv4 in the first 4 bytes */
 	__u8 daddr[16];
-	__u16 sport;        /* host byte order */
+	__u16 sport; /* host byte order */
 	__u16 dport;
-	__u8 l3;            /* 4, 6, or 0 when no IP header was found */
-	__u8 l4_proto;      /* IPPROTO_* */
-	__u8 tcp_flags;     /* byte 13 of the TCP header */
+	__u8 l3;	/* 4, 6, or 0 when no IP header was found */
+	__u8 l4_proto;	/* IPPROTO_* */
+	__u8 tcp_flags; /* byte 13 of the TCP header */
 	__u8 _pad;
 	/* What survives NAT and overlays, for matching one packet across nodes
 	 * (kubectl pwru --correlate); all host byte order. */
-	__u16 ip_id;        /* IPv4 identification; 0 for IPv6 */
-	__u16 payload_len;  /* L4 payload bytes, from the IP header's length */
-	__u32 tcp_seq;      /* TCP sequence number */
-	__u32 tcp_ack;      /* TCP acknowledgement number */
+	__u16 ip_id;	   /* IPv4 identification; 0 for IPv6 */
+	__u16 payload_len; /* L4 payload bytes, from the IP header's length */
+	__u32 tcp_seq;	   /* TCP sequence number */
+	__u32 tcp_ack;	   /* TCP acknowledgement number */
 };
 
 struct pwru_meta {
-	__u32 netns;        /* inode of the skb's netns (dev's, else sk's) */
+	__u32 netns; /* inode of the skb's netns (dev's, else sk's) */
 	__u32 mark;
 	__u32 ifindex;
-	__u32 len;          /* skb->len */
-	__u32 mtu;          /* dev->mtu */
-	__u16 protocol;     /* skb->protocol, host byte order */
+	__u32 len;	/* skb->len */
+	__u32 mtu;	/* dev->mtu */
+	__u16 protocol; /* skb->protocol, host byte order */
 	__u16 _pad;
 	char ifname[PWRU_IFNAMSIZ];
-	__u32 cb[5];        /* --output-skb-cb: the __sk_buff->cb[] words */
+	__u32 cb[5]; /* --output-skb-cb: the __sk_buff->cb[] words */
 	__u32 _pad2;
 };
 
 struct pwru_event {
-	__u64 ts_ns;          /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-	__u64 skb;            /* address of the sk_buff */
-	__u64 func_addr;      /* kprobe: probed function's address; else 0 */
-	__u64 arg_after_skb;  /* kprobe: raw argument after the skb (a drop reason for
+	__u64 ts_ns;	     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 skb;	     /* address of the sk_buff */
+	__u64 func_addr;     /* kprobe: probed function's address; else 0 */
+	__u64 arg_after_skb; /* kprobe: raw argument after the skb (a drop reason for
 	                       * kfree_skb_reason / sk_skb_reason_drop) */
-	__u64 drop_location;  /* kfree_skb tracepoint: where it was freed */
-	__u32 pid;            /* tgid */
+	__u64 drop_location; /* kfree_skb tracepoint: where it was freed */
+	__u32 pid;	     /* tgid */
 	__u32 cpu;
-	__u32 probe_kind;     /* enum pwru_probe_kind */
-	__u32 probe_id;       /* tracepoint slot */
-	__u32 drop_reason;    /* valid with PWRU_EV_HAS_REASON */
-	__u32 flags;          /* PWRU_EV_* */
-	__s32 stack_id;       /* -1: not collected */
+	__u32 probe_kind;  /* enum pwru_probe_kind */
+	__u32 probe_id;	   /* tracepoint slot */
+	__u32 drop_reason; /* valid with PWRU_EV_HAS_REASON */
+	__u32 flags;	   /* PWRU_EV_* */
+	__s32 stack_id;	   /* -1: not collected */
 	__u32 _pad;
 	char comm[PWRU_COMM_LEN];
 	struct pwru_meta meta;
@@ -118,11 +118,11 @@ struct pwru_event {
 
 /* --output-skb / --output-skb-shared-info: bpf_snprintf_btf() text that
  * follows the event in the same ring-buffer record. */
-#define PWRU_SKB_DUMP 4096
+#define PWRU_SKB_DUMP	 4096
 #define PWRU_SHINFO_DUMP 2048
 
 struct pwru_dumps {
-	__u32 skb_len;     /* bytes written to skb[] (0: not asked) */
+	__u32 skb_len; /* bytes written to skb[] (0: not asked) */
 	__u32 shinfo_len;
 	char skb[PWRU_SKB_DUMP];
 	char shinfo[PWRU_SHINFO_DUMP];
@@ -133,22 +133,22 @@ struct pwru_dumps {
 #define PWRU_PCAP_SNAP 1536
 
 struct pwru_packet {
-	__u32 cap_len;   /* bytes in data[] */
-	__u32 orig_len;  /* the packet's length from its start */
-	__u8 l2;         /* 1: starts at an Ethernet header; 0: at the IP header */
+	__u32 cap_len;	/* bytes in data[] */
+	__u32 orig_len; /* the packet's length from its start */
+	__u8 l2;	/* 1: starts at an Ethernet header; 0: at the IP header */
 	__u8 _pad[7];
 	__u8 data[PWRU_PCAP_SNAP];
 };
 
 /* pwru-agent's pod scope: up to this many pod addresses. */
-#define PWRU_SCOPE_ADDRS 4
+#define PWRU_SCOPE_ADDRS    4
 /* pwru-agent's node scope: up to this many netns in the node's set (the
  * agent's own and one per pod sandbox; kubelet's default is 110 pods). */
 #define PWRU_NODE_NETNS_MAX 4096
 
 struct pwru_scope_addr {
-	__u8 addr[16];      /* IPv4 in the first 4 bytes */
-	__u8 l3;            /* 4 or 6; 0 = unused slot */
+	__u8 addr[16]; /* IPv4 in the first 4 bytes */
+	__u8 l3;       /* 4 or 6; 0 = unused slot */
 	__u8 _pad[3];
 };
 
@@ -156,8 +156,8 @@ struct pwru_scope_addr {
 #define PWRU_SCOPE_PORTS 8
 
 struct pwru_scope_port {
-	__u16 port;         /* host byte order */
-	__u8 l4;            /* IPPROTO_TCP, _UDP or _SCTP; 0 = unused slot */
+	__u16 port; /* host byte order */
+	__u8 l4;    /* IPPROTO_TCP, _UDP or _SCTP; 0 = unused slot */
 	__u8 _pad;
 };
 
@@ -167,31 +167,31 @@ struct pwru_tp_slot {
 	__u8 skb_arg;
 	__u8 reason_arg;
 	__u8 location_arg;
-	__u8 frees_skb;       /* the skb is freed here: --filter-track-skb forgets it */
+	__u8 frees_skb; /* the skb is freed here: --filter-track-skb forgets it */
 };
 
 /* Read-only configuration, set before load (the verifier sees constants,
  * so disabled features cost nothing at run time). */
 struct pwru_config {
-	__u32 netns;          /* with filter_netns */
-	__u32 mark;           /* with filter_mark */
+	__u32 netns; /* with filter_netns */
+	__u32 mark;  /* with filter_mark */
 	__u32 mark_mask;
-	__u32 ifindex;        /* with filter_ifindex; netns then also applies */
+	__u32 ifindex; /* with filter_ifindex; netns then also applies */
 	__u8 filter_netns;
 	__u8 filter_mark;
 	__u8 filter_ifindex;
-	__u8 pcap_filter;     /* 1: call the (injected) pcap filters */
+	__u8 pcap_filter; /* 1: call the (injected) pcap filters */
 	__u8 output_tuple;
 	__u8 output_stack;
 	__u8 track_skb;
 	__u8 output_skb_cb;
-	__u8 output_skb;        /* records carry struct pwru_dumps after the event */
+	__u8 output_skb; /* records carry struct pwru_dumps after the event */
 	__u8 output_shinfo;
-	__u8 output_pcap;       /* records carry struct pwru_packet last */
-	__u8 tunnel_filter;     /* 1: call the (injected) tunnel pcap filters */
-	__u8 output_tunnel;     /* fill tunnel_tuple */
-	__u8 track_by_stackid;  /* --filter-track-skb-by-stackid (see pwru_maps.bpf.h) */
-	__u8 track_xdp;         /* --filter-track-skb with --filter-trace-xdp: a frame that
+	__u8 output_pcap;      /* records carry struct pwru_packet last */
+	__u8 tunnel_filter;    /* 1: call the (injected) tunnel pcap filters */
+	__u8 output_tunnel;    /* fill tunnel_tuple */
+	__u8 track_by_stackid; /* --filter-track-skb-by-stackid (see pwru_maps.bpf.h) */
+	__u8 track_xdp;	       /* --filter-track-skb with --filter-trace-xdp: a frame that
 	                         * matched in XDP selects the skb built on its buffer */
 	__u8 _pad3[1];
 	__u64 kfree_skbmem_addr; /* kprobe backends: where an skb's memory is freed */
@@ -237,18 +237,18 @@ struct pwru_pkt_window {
 
 /* Per-CPU counters (array of one element). */
 struct pwru_counters {
-	__u64 events;          /* events submitted */
-	__u64 ringbuf_full;    /* events lost: ring buffer reservation failed */
-	__u64 filtered_out;    /* hits rejected by a filter */
+	__u64 events;		/* events submitted */
+	__u64 ringbuf_full;	/* events lost: ring buffer reservation failed */
+	__u64 filtered_out;	/* hits rejected by a filter */
 	__u64 filter_nonlinear; /* pcap filter loads from paged fragments: not
 	                         * read (yet), the packet did not match */
 };
 
 #define PWRU_PKT_WINDOW_OFF_COPIED PWRU_PKT_WINDOW
-#define PWRU_PKT_WINDOW_OFF_LEN    (PWRU_PKT_WINDOW + 4)
+#define PWRU_PKT_WINDOW_OFF_LEN	   (PWRU_PKT_WINDOW + 4)
 #define PWRU_PKT_WINDOW_OFF_LINEAR (PWRU_PKT_WINDOW + 8)
 #define PWRU_PKT_WINDOW_OFF_START  (PWRU_PKT_WINDOW + 16)
-#define PWRU_PKT_WINDOW_OFF_SKB    (PWRU_PKT_WINDOW + 24)
+#define PWRU_PKT_WINDOW_OFF_SKB	   (PWRU_PKT_WINDOW + 24)
 
 #ifdef __cplusplus
 #define PWRU_STATIC_ASSERT static_assert
@@ -258,11 +258,17 @@ struct pwru_counters {
 PWRU_STATIC_ASSERT(sizeof(struct pwru_tuple) == 52, "pwru_tuple layout");
 PWRU_STATIC_ASSERT(sizeof(struct pwru_meta) == 64, "pwru_meta layout");
 PWRU_STATIC_ASSERT(sizeof(struct pwru_event) == 72 + 16 + 64 + 52 + 52, "pwru_event layout");
-PWRU_STATIC_ASSERT(sizeof(struct pwru_pkt_window) == PWRU_PKT_WINDOW + 32, "pwru_pkt_window layout");
-PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, copied) == PWRU_PKT_WINDOW_OFF_COPIED, "copied");
-PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, len) == PWRU_PKT_WINDOW_OFF_LEN, "len");
-PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, linear) == PWRU_PKT_WINDOW_OFF_LINEAR, "linear");
-PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, start) == PWRU_PKT_WINDOW_OFF_START, "start");
-PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, skb) == PWRU_PKT_WINDOW_OFF_SKB, "skb");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_pkt_window) == PWRU_PKT_WINDOW + 32,
+		   "pwru_pkt_window layout");
+PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, copied) == PWRU_PKT_WINDOW_OFF_COPIED,
+		   "copied");
+PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, len) == PWRU_PKT_WINDOW_OFF_LEN,
+		   "len");
+PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, linear) == PWRU_PKT_WINDOW_OFF_LINEAR,
+		   "linear");
+PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, start) == PWRU_PKT_WINDOW_OFF_START,
+		   "start");
+PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, skb) == PWRU_PKT_WINDOW_OFF_SKB,
+		   "skb");
 
 #endif /* PWRU_ABI_H */

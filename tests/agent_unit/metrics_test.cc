@@ -39,7 +39,8 @@ TEST_CASE("metrics are Prometheus text with the counters' values", "[unit][agent
         std::string name = line.substr(0, line.find_first_of("{ "));
         std::string base = name;
         for (const char* suffix : {"_sum", "_count"})
-            if (base.size() > strlen(suffix) && base.compare(base.size() - strlen(suffix), strlen(suffix), suffix) == 0 &&
+            if (base.size() > strlen(suffix) &&
+                base.compare(base.size() - strlen(suffix), strlen(suffix), suffix) == 0 &&
                 typed.find(" " + base + " ") == std::string::npos)
                 base = base.substr(0, base.size() - strlen(suffix));
         INFO(line);

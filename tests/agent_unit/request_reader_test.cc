@@ -18,9 +18,10 @@ HttpLimits small() {
 }  // namespace
 
 TEST_CASE("request reader: a complete POST with its body, a GET, pipelining leaves the rest", "[agent_unit]") {
-    auto p = parse_request_bytes("POST /v1/trace?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
-                                 "Authorization: Bearer t\r\n\r\n{}",
-                                 small());
+    auto p = parse_request_bytes(
+        "POST /v1/trace?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
+        "Authorization: Bearer t\r\n\r\n{}",
+        small());
     CHECK_FALSE(p.refused);
     REQUIRE(p.head);
     CHECK(p.complete);

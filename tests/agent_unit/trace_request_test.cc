@@ -97,7 +97,8 @@ TEST_CASE("hostile request values are refused exactly: names, control characters
     const std::string long_ns(64, 'a');
     const std::string long_pod(254, 'a');
     const std::vector<RefusedCase> cases = {
-        {R"({"namespace":"default","pod":"a","filter":"icmp\u0000 and tcp"})", "\"filter\" holds a control character (byte 4)"},
+        {R"({"namespace":"default","pod":"a","filter":"icmp\u0000 and tcp"})",
+         "\"filter\" holds a control character (byte 4)"},
         {R"({"namespace":"default","pod":"a","filter":"icmp\n"})", "control character"},
         {R"({"namespace":"Default","pod":"a"})", "\"namespace\" is not a Kubernetes name"},
         {R"({"namespace":"a.b","pod":"a"})", "\"namespace\" is not a Kubernetes name"},

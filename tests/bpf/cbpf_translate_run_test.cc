@@ -56,45 +56,50 @@ std::vector<HandProgram> hand_programs() {
         {"lsh by X (X may be >= 32)", {op(LDB, 23), tax, op(LDH, 14), alux(BPF_LSH), op(RETA, 0)}},
         {"rsh by X (X may be >= 32)", {op(LDB, 22), tax, op(LDW, 26), alux(BPF_RSH), op(RETA, 0)}},
         {"div by X (X may be 0)", {op(LDB, 15), tax, op(LDW, 16), alux(BPF_DIV), op(RETA, 0)}},
-        {"mod by X (X may be 0)", {op(LDB, 15), tax, op(LDW, 16), alux(BPF_MOD), op(BPF_JMP | BPF_JGT | BPF_K, 3, 0, 1),
-                                   op(RETK, 1), op(RETK, 0)}},
+        {"mod by X (X may be 0)",
+         {op(LDB, 15), tax, op(LDW, 16), alux(BPF_MOD), op(BPF_JMP | BPF_JGT | BPF_K, 3, 0, 1), op(RETK, 1),
+          op(RETK, 0)}},
         {"neg, st/ldx M[], txa, jset x",
          {op(LDW, 20), alu(BPF_NEG, 0), op(BPF_ST, 3), op(BPF_LDX | BPF_MEM, 3), op(LDB, 30), txa,
           op(BPF_JMP | BPF_JSET | BPF_X, 0, 0, 1), op(RETK, 7), op(RETK, 0)}},
         // (Unwritten M[] slots are not compared: libpcap 1.10 leaves them
         // uninitialised; see the last test case.)
         {"unwritten X reads 0", {txa, alu(BPF_ADD, 1), op(RETA, 0)}},
-        {"ldx len, jgt x", {op(BPF_LDX | BPF_W | BPF_LEN, 0), op(BPF_LD | BPF_IMM, 100),
-                            op(BPF_JMP | BPF_JGT | BPF_X, 0, 0, 1), op(RETK, 1), op(RETK, 0)}},
+        {"ldx len, jgt x",
+         {op(BPF_LDX | BPF_W | BPF_LEN, 0), op(BPF_LD | BPF_IMM, 100), op(BPF_JMP | BPF_JGT | BPF_X, 0, 0, 1),
+          op(RETK, 1), op(RETK, 0)}},
         {"ind with k >= 2^31", {op(BPF_LDX | BPF_IMM, 1), op(BPF_LD | BPF_B | BPF_IND, 0x80000000), op(RETK, 1)}},
         {"ind with X from a word", {op(LDW, 14), tax, op(BPF_LD | BPF_B | BPF_IND, 0), op(RETA, 0)}},
-        {"ind with X + k wrapping 32 bits", {op(LDW, 14), alu(BPF_OR, 0xffff0000), tax,
-                                             op(BPF_LD | BPF_H | BPF_IND, 0x10010), op(RETK, 1)}},
+        {"ind with X + k wrapping 32 bits",
+         {op(LDW, 14), alu(BPF_OR, 0xffff0000), tax, op(BPF_LD | BPF_H | BPF_IND, 0x10010), op(RETK, 1)}},
         {"msh past the window", {op(BPF_LDX | BPF_B | BPF_MSH, 130), op(BPF_LD | BPF_B | BPF_IND, 100), op(RETA, 0)}},
-        {"jeq/jge x", {op(LDB, 20), tax, op(LDB, 21), op(BPF_JMP | BPF_JEQ | BPF_X, 0, 2, 0),
-                       op(BPF_JMP | BPF_JGE | BPF_X, 0, 0, 1), op(RETK, 1), op(RETK, 0)}},
-        {"word at 124 (fast) and 125 (slow)", {op(LDW, 124), op(BPF_ST, 0), op(LDW, 125), op(BPF_LDX | BPF_MEM, 0),
-                                               alux(BPF_XOR), op(RETA, 0)}},
+        {"jeq/jge x",
+         {op(LDB, 20), tax, op(LDB, 21), op(BPF_JMP | BPF_JEQ | BPF_X, 0, 2, 0), op(BPF_JMP | BPF_JGE | BPF_X, 0, 0, 1),
+          op(RETK, 1), op(RETK, 0)}},
+        {"word at 124 (fast) and 125 (slow)",
+         {op(LDW, 124), op(BPF_ST, 0), op(LDW, 125), op(BPF_LDX | BPF_MEM, 0), alux(BPF_XOR), op(RETA, 0)}},
         {"half at 126/127, byte at 127/128", {op(LDH, 126), op(LDH, 127), op(LDB, 127), op(LDB, 128), op(RETA, 0)}},
         {"alu with high-bit constants",
          {op(LDW, 14), alu(BPF_ADD, 0xfffffff0), alu(BPF_MUL, 0x10001), alu(BPF_AND, 0x8fffffff),
-          alu(BPF_OR, 0x80000001), alu(BPF_XOR, 0xffffffff), alu(BPF_SUB, 5), alu(BPF_DIV, 7),
-          alu(BPF_MOD, 0x80000001), op(BPF_JMP | BPF_JGT | BPF_K, 0xfffffff8, 0, 1), op(RETK, 1),
-          op(BPF_JMP | BPF_JGE | BPF_K, 0x80000000, 0, 1), op(RETK, 1), op(RETK, 0)}},
-        {"alu with X", {op(LDW, 18), tax, op(LDW, 22), alux(BPF_ADD), alux(BPF_SUB), alux(BPF_MUL), alux(BPF_AND),
-                        alux(BPF_OR), alux(BPF_XOR), op(BPF_JMP | BPF_JSET | BPF_K, 0x80000000, 0, 1), op(RETK, 1),
-                        op(RETK, 0)}},
+          alu(BPF_OR, 0x80000001), alu(BPF_XOR, 0xffffffff), alu(BPF_SUB, 5), alu(BPF_DIV, 7), alu(BPF_MOD, 0x80000001),
+          op(BPF_JMP | BPF_JGT | BPF_K, 0xfffffff8, 0, 1), op(RETK, 1), op(BPF_JMP | BPF_JGE | BPF_K, 0x80000000, 0, 1),
+          op(RETK, 1), op(RETK, 0)}},
+        {"alu with X",
+         {op(LDW, 18), tax, op(LDW, 22), alux(BPF_ADD), alux(BPF_SUB), alux(BPF_MUL), alux(BPF_AND), alux(BPF_OR),
+          alux(BPF_XOR), op(BPF_JMP | BPF_JSET | BPF_K, 0x80000000, 0, 1), op(RETK, 1), op(RETK, 0)}},
         {"constant shifts", {op(LDW, 14), alu(BPF_LSH, 31), alu(BPF_RSH, 31), op(RETA, 0)}},
         {"ret A with only the high bit", {op(LDB, 14), alu(BPF_LSH, 24), alu(BPF_AND, 0x80000000), op(RETA, 0)}},
         {"ret k large", {op(LDB, 14), op(BPF_JMP | BPF_JEQ | BPF_K, 0x45, 0, 1), op(RETK, 0x80000000), op(RETK, 0)}},
-        {"ja forward, jt == jf", {op(LDB, 14), op(BPF_JMP | BPF_JEQ | BPF_K, 1, 1, 1), op(RETK, 0),
-                                  op(BPF_JMP | BPF_JA, 1), op(RETK, 0), op(RETK, 1)}},
-        {"ld len, ldx imm, txa chains", {op(BPF_LD | BPF_W | BPF_LEN, 0), op(BPF_LDX | BPF_IMM, 129),
-                                         op(BPF_JMP | BPF_JGE | BPF_X, 0, 0, 1), op(RETK, 1), op(RETK, 0)}},
+        {"ja forward, jt == jf",
+         {op(LDB, 14), op(BPF_JMP | BPF_JEQ | BPF_K, 1, 1, 1), op(RETK, 0), op(BPF_JMP | BPF_JA, 1), op(RETK, 0),
+          op(RETK, 1)}},
+        {"ld len, ldx imm, txa chains",
+         {op(BPF_LD | BPF_W | BPF_LEN, 0), op(BPF_LDX | BPF_IMM, 129), op(BPF_JMP | BPF_JGE | BPF_X, 0, 0, 1),
+          op(RETK, 1), op(RETK, 0)}},
         // Loops (backward `ja`), see the loop budget in cbpf_translate.h.
-        {"loop: P[0] & 0x3f backward jumps", {op(LDB, 0), alu(BPF_AND, 0x3f), tax, op(BPF_LD | BPF_IMM, 0),
-                                              alu(BPF_ADD, 1), op(BPF_JMP | BPF_JGT | BPF_X, 0, 1, 0),
-                                              back(3), op(RETA, 0)}},
+        {"loop: P[0] & 0x3f backward jumps",
+         {op(LDB, 0), alu(BPF_AND, 0x3f), tax, op(BPF_LD | BPF_IMM, 0), alu(BPF_ADD, 1),
+          op(BPF_JMP | BPF_JGT | BPF_X, 0, 1, 0), back(3), op(RETA, 0)}},
         {"loop: exactly the whole budget", counting_loop(pwru::kLoopBudget)},
         {"two loops in a row, more backward jumps in all than one budget",
          {op(LDB, 0), alu(BPF_AND, 0x3f), tax, op(BPF_LD | BPF_IMM, 0), alu(BPF_ADD, 1),
@@ -125,8 +130,8 @@ struct Stats {
 
 // Loads one program into the runner; a verifier rejection fails the test
 // with the log.
-void load_into(pwru::test::RawFilterRunner& runner, std::vector<Loaded>& loaded, Stats& stats,
-               const std::string& name, const std::vector<sock_filter>& cbpf) {
+void load_into(pwru::test::RawFilterRunner& runner, std::vector<Loaded>& loaded, Stats& stats, const std::string& name,
+               const std::vector<sock_filter>& cbpf) {
     auto ebpf = pwru::translate_cbpf(cbpf);
     INFO(name);
     if (!ebpf) FAIL("translation failed: " << ebpf.error().what);
@@ -156,8 +161,8 @@ void compare_all(pwru::test::RawFilterRunner& runner, const std::vector<Loaded>&
                 ++stats.comparisons;
                 if ((*got != 0) == want) continue;
                 if (++stats.disagreements <= 20)
-                    std::printf("DISAGREE %s [%s] window %u len %zu: ebpf %d libpcap %d\n  %s\n", layer,
-                                l.name.c_str(), window, pkt.size(), *got, int(want), hex(pkt, 96).c_str());
+                    std::printf("DISAGREE %s [%s] window %u len %zu: ebpf %d libpcap %d\n  %s\n", layer, l.name.c_str(),
+                                window, pkt.size(), *got, int(want), hex(pkt, 96).c_str());
             }
         }
     }
@@ -193,12 +198,14 @@ TEST_CASE("translated filters agree with libpcap on every packet", "[bpf]") {
     Stats stats;
     std::vector<Loaded> l2, l3;
     size_t expressions = 0;
-    std::printf("eBPF instructions (and instructions the verifier walked) per link layer; - = does not compile "
-                "there\n%-15s %-15s expression\n", "L2", "L3");
+    std::printf(
+        "eBPF instructions (and instructions the verifier walked) per link layer; - = does not compile "
+        "there\n%-15s %-15s expression\n",
+        "L2", "L3");
     auto column = [&](bool compiled, const std::vector<Loaded>& loaded) {
         if (!compiled) return std::string("-");
-        return std::to_string(loaded.back().insns) + " (" + std::to_string(runner->verified_insns(loaded.back().handle)) +
-               ")";
+        return std::to_string(loaded.back().insns) + " (" +
+               std::to_string(runner->verified_insns(loaded.back().handle)) + ")";
     };
     for (const std::string& expr : pwru::test::filter_expressions()) {
         auto c2 = pwru::compile_pcap(expr, LinkLayer::L2);
@@ -219,10 +226,11 @@ TEST_CASE("translated filters agree with libpcap on every packet", "[bpf]") {
     compare_all(*runner, l2, packets.l2, "L2", stats);
     compare_all(*runner, l3, packets.l3, "L3", stats);
 
-    std::printf("translator differential: %zu expressions + %zu hand-written programs (%zu loaded programs) x "
-                "%zu L2 / %zu L3 packets x 2 windows = %zu comparisons, %zu disagreements; max insns %zu\n",
-                expressions, hand_programs().size(), stats.programs, packets.l2.size(), packets.l3.size(),
-                stats.comparisons, stats.disagreements, stats.max_insns);
+    std::printf(
+        "translator differential: %zu expressions + %zu hand-written programs (%zu loaded programs) x "
+        "%zu L2 / %zu L3 packets x 2 windows = %zu comparisons, %zu disagreements; max insns %zu\n",
+        expressions, hand_programs().size(), stats.programs, packets.l2.size(), packets.l3.size(), stats.comparisons,
+        stats.disagreements, stats.max_insns);
     CHECK(expressions >= 300);
     CHECK(stats.disagreements == 0);
 }

@@ -32,11 +32,12 @@ Outcome run_pwru(std::vector<std::string> args, std::vector<std::string> prefix 
 }
 
 void expect_one_line_error(const Outcome& o, int code, const std::string& needle) {
-    INFO("stderr lines:\n" << [&] {
-        std::string s;
-        for (const auto& l : o.err_lines) s += l + "\n";
-        return s;
-    }());
+    INFO("stderr lines:\n"
+         << [&] {
+                std::string s;
+                for (const auto& l : o.err_lines) s += l + "\n";
+                return s;
+            }());
     CHECK(o.code == code);
     REQUIRE(o.err_lines.size() == 1);
     CHECK(o.err_lines[0].find(needle) != std::string::npos);
@@ -132,8 +133,8 @@ TEST_CASE("a filter too long or too slow to compile: the size named at once, ^C 
     // SIGINT stops pwru within a poll interval, exit 0 as any ^C, nothing left.
     ChildProcess pwru({PWRU_BIN, "--backend", "tracepoint", host_list(600)});
     // In the compile: pwru's compiler child exists (every wait bounded).
-    const std::string children = "/proc/" + std::to_string(pwru.pid()) + "/task/" + std::to_string(pwru.pid()) +
-                                 "/children";
+    const std::string children =
+        "/proc/" + std::to_string(pwru.pid()) + "/task/" + std::to_string(pwru.pid()) + "/children";
     bool compiling = false;
     for (int i = 0; i < 500 && !compiling && pwru.running(); ++i) {
         compiling = !read_file_text(children).empty();

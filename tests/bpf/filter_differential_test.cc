@@ -34,7 +34,7 @@ using pwru::test::Bytes;
 namespace {
 
 constexpr size_t kEthHeader = 14;
-constexpr size_t kShownPerFilter = 3;   // disagreements shown per (expression, layer) ...
+constexpr size_t kShownPerFilter = 3;       // disagreements shown per (expression, layer) ...
 constexpr size_t kShownDisagreements = 60;  // ... and in all
 constexpr size_t kHexShown = 64;
 
@@ -113,8 +113,10 @@ void run_job(Job& job, const PacketSet& set, const std::atomic<bool>& abort) {
         const std::string& log = harness.error().context;
         constexpr size_t kTail = 3000;  // the end of the verifier log says what failed
         job.error = harness.error().message();
-        if (log.size() > kTail) job.error += "\n..." + log.substr(log.size() - kTail);
-        else if (!log.empty()) job.error += "\n" + log;
+        if (log.size() > kTail)
+            job.error += "\n..." + log.substr(log.size() - kTail);
+        else if (!log.empty())
+            job.error += "\n" + log;
         return;
     }
     job.filter_insns = (*harness)->filter_insns();
@@ -167,10 +169,11 @@ bool runnable(pwru::FilterHarness& probe, LinkLayer ll, const Bytes& pkt, size_t
 
 void report_refused(LinkLayer ll, size_t refused) {
     if (refused == 0) return;
-    std::printf("%s: %zu packets skipped: shorter than the IP header their ethertype announces (%s), which "
-                "BPF_PROG_TEST_RUN refuses; the raw-runner differential covers them\n",
-                layer_name(ll), refused,
-                ll == LinkLayer::L2 ? "bytes 12-13 of the frame" : "made up by FilterHarness from the version nibble");
+    std::printf(
+        "%s: %zu packets skipped: shorter than the IP header their ethertype announces (%s), which "
+        "BPF_PROG_TEST_RUN refuses; the raw-runner differential covers them\n",
+        layer_name(ll), refused,
+        ll == LinkLayer::L2 ? "bytes 12-13 of the frame" : "made up by FilterHarness from the version nibble");
 }
 
 // Generated packets plus the captures, as the harness can take them.
@@ -191,8 +194,8 @@ PacketSet packets_for(LinkLayer ll, std::vector<Bytes> generated, size_t max_len
         longest = std::max(longest, p.size());
         set.packets.push_back(std::move(p));
     }
-    INFO(layer_name(ll) << ": the longest generated packet (" << longest << " bytes) must fit the test run ("
-                        << max_len << ")");
+    INFO(layer_name(ll) << ": the longest generated packet (" << longest << " bytes) must fit the test run (" << max_len
+                        << ")");
     REQUIRE(longest <= max_len);
     set.generated = set.packets.size();
     std::printf("%s: %zu generated packets (longest %zu bytes)", layer_name(ll), set.generated, longest);
@@ -208,9 +211,8 @@ PacketSet packets_for(LinkLayer ll, std::vector<Bytes> generated, size_t max_len
     for (Bytes& p : corpus.packets)
         if ((ll == LinkLayer::L3 || p.size() >= kEthHeader) && runnable(**probe, ll, p, refused))
             set.packets.push_back(std::move(p));
-    std::printf("%s: %zu packets from %zu capture files in %s (%zu longer than %zu bytes cut to it)\n",
-                layer_name(ll), set.packets.size() - set.generated, corpus.files, corpus.dir.c_str(),
-                corpus.truncated, max_len);
+    std::printf("%s: %zu packets from %zu capture files in %s (%zu longer than %zu bytes cut to it)\n", layer_name(ll),
+                set.packets.size() - set.generated, corpus.files, corpus.dir.c_str(), corpus.truncated, max_len);
     report_refused(ll, refused);
     return set;
 }
@@ -225,9 +227,10 @@ TEST_CASE("the probes' filter decides exactly as libpcap (probe-path differentia
     auto probe = pwru::FilterHarness::create("len > 0", false);
     if (!probe) FAIL(probe.error().message() << "\n" << probe.error().context);
     size_t limit = test_run_limit(**probe);
-    std::printf("BPF_PROG_TEST_RUN (tc) takes frames up to %zu bytes: L2 frames up to %zu, L3 packets up to %zu "
-                "(behind the harness's 14-byte Ethernet header); the filter window is %d bytes\n",
-                limit, limit, limit - kEthHeader, PWRU_PKT_WINDOW);
+    std::printf(
+        "BPF_PROG_TEST_RUN (tc) takes frames up to %zu bytes: L2 frames up to %zu, L3 packets up to %zu "
+        "(behind the harness's 14-byte Ethernet header); the filter window is %d bytes\n",
+        limit, limit, limit - kEthHeader, PWRU_PKT_WINDOW);
     REQUIRE(limit > 2 * PWRU_PKT_WINDOW);
 
     // --- packets
@@ -257,9 +260,10 @@ TEST_CASE("the probes' filter decides exactly as libpcap (probe-path differentia
         if (!compiled) FAIL("'" << expr << "' compiles for neither link layer");
         ++expressions;
     }
-    std::printf("%zu distinct expressions: %zu (expression, layer) filters; %zu do not compile for L2, %zu for "
-                "L3 (DLT_RAW has no link header: arp, vlan, ether ...), skipped there\n",
-                expressions, jobs.size(), not_l2, not_l3);
+    std::printf(
+        "%zu distinct expressions: %zu (expression, layer) filters; %zu do not compile for L2, %zu for "
+        "L3 (DLT_RAW has no link header: arp, vlan, ether ...), skipped there\n",
+        expressions, jobs.size(), not_l2, not_l3);
     double setup_s = seconds_since(t0);
 
     // --- load each filter once (verifier), run it on every packet of its layer
@@ -287,9 +291,10 @@ TEST_CASE("the probes' filter decides exactly as libpcap (probe-path differentia
 
     size_t printed = std::min(shown, kShownDisagreements);
     if (disagreements > printed) std::printf("(%zu more disagreements not shown)\n", disagreements - printed);
-    std::printf("filter differential (probe path): %zu expressions, L2 %zu packets, L3 %zu packets, %zu comparisons, "
-                "%zu disagreements\n",
-                expressions, l2.packets.size(), l3.packets.size(), comparisons, disagreements);
+    std::printf(
+        "filter differential (probe path): %zu expressions, L2 %zu packets, L3 %zu packets, %zu comparisons, "
+        "%zu disagreements\n",
+        expressions, l2.packets.size(), l3.packets.size(), comparisons, disagreements);
     std::printf("time: %.1f s (setup %.1f s, load + compare %.1f s)\n", seconds_since(t0), setup_s, run_s);
     CHECK(expressions >= 300);
     CHECK(disagreements == 0);

@@ -35,10 +35,10 @@ TEST_CASE("a bad pod scope is refused as bad input", "[bpf]") {
         PodScope scope;
         const char* reason;
     };
-    for (const auto& bad : {Bad{{1, {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"}}, "at most 4"},
-                            Bad{{1, {"10.0.0.300"}}, "not an IPv4 or IPv6 address"},
-                            Bad{{0, {}}, "needs a netns, an address or a port"},
-                            Bad{{0, {}, std::vector<ScopePort>(9, ScopePort{80, 6})}, "at most 8 ports"}}) {
+    for (const auto& bad :
+         {Bad{{1, {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"}}, "at most 4"},
+          Bad{{1, {"10.0.0.300"}}, "not an IPv4 or IPv6 address"}, Bad{{0, {}}, "needs a netns, an address or a port"},
+          Bad{{0, {}, std::vector<ScopePort>(9, ScopePort{80, 6})}, "at most 8 ports"}}) {
         TraceOptions opts;
         opts.backend = Backend::Tracepoint;
         opts.ringbuf_bytes = 1 << 16;

@@ -129,9 +129,9 @@ TEST_CASE("the filter harness runs the injected filter on real skbs", "[bpf]") {
     PWRU_REQUIRE_ROOT();
     // Ethernet + IPv4 + TCP SYN 10.0.0.1:1234 -> 10.0.0.2:80
     std::vector<uint8_t> pkt = {
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00,                        // eth
-        0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,  // ipv4
-        0x04, 0xd2, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0, 0, 0, 0, 0};  // tcp
+        0,    1,    2, 3,  4, 5, 6,    7, 8,  9, 10, 11, 0x08, 0x00,                         // eth
+        0x45, 0,    0, 40, 0, 1, 0x40, 0, 64, 6, 0,  0,  10,   0,    0,    1, 10, 0, 0, 2,   // ipv4
+        0x04, 0xd2, 0, 80, 0, 0, 0,    1, 0,  0, 0,  0,  0x50, 0x02, 0x20, 0, 0,  0, 0, 0};  // tcp
     auto yes = FilterHarness::create("tcp and dst port 80", false);
     REQUIRE(yes);
     CHECK(*(*yes)->run(pkt.data(), pkt.size()) == true);

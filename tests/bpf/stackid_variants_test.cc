@@ -46,5 +46,6 @@ TEST_CASE("--filter-non-skb-funcs on the tracepoint backend is refused with a re
     REQUIRE((*s)->load());
     auto st = (*s)->attach_non_skb_funcs();
     REQUIRE_FALSE(st);
-    CHECK(st.error().what == "--filter-non-skb-funcs needs kprobes, which this kernel lacks (tracing its tracepoints instead)");
+    CHECK(st.error().what ==
+          "--filter-non-skb-funcs needs kprobes, which this kernel lacks (tracing its tracepoints instead)");
 }

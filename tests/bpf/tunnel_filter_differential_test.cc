@@ -121,10 +121,11 @@ TEST_CASE("the tunnel filters decide as libpcap on the inner packet (probe-path 
                 if (*ours == want) continue;
                 ++disagreements;
                 if (shown++ < 3)
-                    std::printf("DISAGREE %s '%s' / '%s' / '%s' packet #%zu (%zu bytes, %s): probe filter %d, "
-                                "expected %d\n  %s\n",
-                                l3 ? "L3" : "L2", c.outer, c.tunnel_l2, c.tunnel_l3, i, pkt.size(),
-                                inner ? "tunnel" : "not tunnel", *ours, want, pwru::test::hex(pkt, 96).c_str());
+                    std::printf(
+                        "DISAGREE %s '%s' / '%s' / '%s' packet #%zu (%zu bytes, %s): probe filter %d, "
+                        "expected %d\n  %s\n",
+                        l3 ? "L3" : "L2", c.outer, c.tunnel_l2, c.tunnel_l3, i, pkt.size(),
+                        inner ? "tunnel" : "not tunnel", *ours, want, pwru::test::hex(pkt, 96).c_str());
             }
             std::printf("%s %5zu / %zu match: outer '%s', tunnel L2 '%s', tunnel L3 '%s'\n", l3 ? "L3" : "L2",
                         combo_matches, packets.size(), c.outer, c.tunnel_l2, c.tunnel_l3);

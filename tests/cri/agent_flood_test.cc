@@ -84,9 +84,10 @@ const std::string kClientHelloStart = std::string("\x16\x03\x01\x02\x00\x01\x00\
 
 }  // namespace
 
-TEST_CASE("pwru-agent: idle sockets and trickled ClientHellos neither stall a good request nor outlive the "
-          "handshake deadline; memory and fds return to baseline",
-          "[cri][agent]") {
+TEST_CASE(
+    "pwru-agent: idle sockets and trickled ClientHellos neither stall a good request nor outlive the "
+    "handshake deadline; memory and fds return to baseline",
+    "[cri][agent]") {
     ::signal(SIGPIPE, SIG_IGN);
     AgentCerts certs;
     AgentProcess agent(certs.agent_args(kNoCri));
@@ -165,8 +166,9 @@ TEST_CASE("pwru-agent: at the total connection cap the oldest idle connection ma
     CHECK(seconds_since(t0) < 3);
     // The oldest flood connections went first.
     CHECK(closed_by_peer(flood.fds[0], 1000ms));
-    CHECK_THAT(get(agent.port(), ca, &certs.alice, "/metrics").body,
-               Contains("pwru_agent_connections_evicted_total") && !Contains("pwru_agent_connections_evicted_total 0\n"));
+    CHECK_THAT(
+        get(agent.port(), ca, &certs.alice, "/metrics").body,
+        Contains("pwru_agent_connections_evicted_total") && !Contains("pwru_agent_connections_evicted_total 0\n"));
 }
 
 TEST_CASE("pwru-agent: header lines trickled to the health port do not take /healthz down", "[cri][agent]") {
@@ -225,10 +227,9 @@ TEST_CASE("pwru-agent: pipelined requests are answered in order; an over-long he
         CHECK_THAT(reply.substr(third), Contains("\"max_sessions\""));
     }
     {
-        std::string reply = tls_exchange(agent.port(), certs, certs.alice,
-                                         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'b') +
-                                             "\r\n\r\n",
-                                         10s);
+        std::string reply =
+            tls_exchange(agent.port(), certs, certs.alice,
+                         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n", 10s);
         INFO(reply.substr(0, 300));
         CHECK(reply.rfind("HTTP/1.1 431", 0) == 0);
         auto split = reply.find("\r\n\r\n");

@@ -187,8 +187,8 @@ std::vector<std::string> kernel_scope_args(const AgentCerts& certs) {
 }
 
 std::vector<std::string> AgentCerts::agent_args(const std::string& cri_socket, const std::string& node) const {
-    return {"--tls-cert", server.cert, "--tls-key", server.key, "--client-ca", ca.cert_path(),
-            "--authz-config", authz, "--cri-socket", cri_socket, "--node-name", node};
+    return {"--tls-cert",     server.cert, "--tls-key",    server.key, "--client-ca", ca.cert_path(),
+            "--authz-config", authz,       "--cri-socket", cri_socket, "--node-name", node};
 }
 
 TraceCall::TraceCall(int port, const std::string& ca, const CertFiles& who, json body, LineFn extra,

@@ -44,7 +44,7 @@ std::string tls_exchange(int port, const AgentCerts& certs, const CertFiles& who
                          std::chrono::seconds timeout);
 
 class AgentProcess {
-public:
+  public:
     // Starts PWRU_AGENT_BIN with `args` plus --listen 127.0.0.1:0 and a ready
     // file; waits (bounded) until it serves. Throws with its stderr if not.
     // With netns_path, the agent runs in that network namespace (a node's,
@@ -54,14 +54,14 @@ public:
     pid_t pid() const { return child_->pid(); }
     ChildProcess& child() { return *child_; }
 
-private:
+  private:
     std::unique_ptr<ChildProcess> child_;
     int port_ = 0;
 };
 
 struct HttpReply {
-    int status = 0;          // 0: no HTTP response at all (e.g. refused in the TLS handshake)
-    std::string transport;   // httplib's error when status is 0
+    int status = 0;         // 0: no HTTP response at all (e.g. refused in the TLS handshake)
+    std::string transport;  // httplib's error when status is 0
     std::string body;
     std::vector<nlohmann::json> lines;  // the body's NDJSON lines
     nlohmann::json json() const;        // the body as one JSON document (error replies)
@@ -103,14 +103,14 @@ std::vector<std::string> kernel_scope_args(const AgentCerts& certs);
 // A trace running on its own thread (from inside `netns_path` when given, for
 // an agent running there); wait_started() returns once the "start" line came.
 class TraceCall {
-public:
+  public:
     TraceCall(int port, const std::string& ca, const CertFiles& who, nlohmann::json body, LineFn extra = nullptr,
               std::string netns_path = "");
     bool wait_started(std::chrono::seconds timeout);
     // The whole reply (fails the test when it does not come within `timeout`).
     HttpReply result(std::chrono::seconds timeout);
 
-private:
+  private:
     std::atomic<bool> started_{false};
     std::future<HttpReply> fut_;
 };

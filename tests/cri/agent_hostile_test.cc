@@ -45,9 +45,10 @@ std::unique_ptr<httplib::SSLClient> client(int port, const AgentCerts& certs, co
 
 }  // namespace
 
-TEST_CASE("pwru-agent: a 10 MB body is refused with 413 before it is read, a client without rights with 403 "
-          "before it is parsed, and the agent's memory does not grow",
-          "[cri][agent]") {
+TEST_CASE(
+    "pwru-agent: a 10 MB body is refused with 413 before it is read, a client without rights with 403 "
+    "before it is parsed, and the agent's memory does not grow",
+    "[cri][agent]") {
     AgentCerts certs;
     const CertFiles carol = certs.ca.issue("carol", {"DNS:carol.example"});  // in no grant of the authz file
     AgentProcess agent(certs.agent_args(kNoCri));
@@ -159,8 +160,8 @@ TEST_CASE("pwru-agent: the HTTP layer's own refusals carry the JSON error body; 
     }
     {
         // A method the parser does not know: its own 400.
-        std::string reply = tls_exchange(agent.port(), certs, certs.alice,
-                                             "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 10s);
+        std::string reply =
+            tls_exchange(agent.port(), certs, certs.alice, "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 10s);
         auto split = reply.find("\r\n\r\n");
         REQUIRE(split != std::string::npos);
         INFO(reply);
@@ -171,9 +172,10 @@ TEST_CASE("pwru-agent: the HTTP layer's own refusals carry the JSON error body; 
         // HTTP/1.0: a real node trace, streamed without chunks until the close.
         const std::string body = R"({"node": true, "filter": "icmp", "max_duration_s": 1})";
         std::string reply = tls_exchange(agent.port(), certs, certs.alice,
-                                             "POST /v1/trace HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n"
-                                             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body,
-                                             60s);
+                                         "POST /v1/trace HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                         "Content-Length: " +
+                                             std::to_string(body.size()) + "\r\n\r\n" + body,
+                                         60s);
         INFO(reply);
         auto split = reply.find("\r\n\r\n");
         REQUIRE(split != std::string::npos);

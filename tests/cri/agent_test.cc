@@ -68,10 +68,10 @@ TEST_CASE("pwru-agent streams a pod's events over mTLS, scoped to that pod", "[c
     TraceCall call_b(agent.port(), ca, certs.alice, req_b);
     REQUIRE(call_a.wait_started(60s));
     REQUIRE(call_b.wait_started(60s));
-    send_udp(a.ip, 5);                    // node -> pod A
-    send_udp(gateway, 3, a.netns_path);   // pod A -> node
-    send_udp(b.ip, 5);                    // node -> pod B
-    send_udp(gateway, 3, b.netns_path);   // pod B -> node
+    send_udp(a.ip, 5);                   // node -> pod A
+    send_udp(gateway, 3, a.netns_path);  // pod A -> node
+    send_udp(b.ip, 5);                   // node -> pod B
+    send_udp(gateway, 3, b.netns_path);  // pod B -> node
     HttpReply ra = call_a.result(60s);
     HttpReply rb = call_b.result(60s);
 
@@ -197,8 +197,8 @@ TEST_CASE("pwru-agent refuses bad clients at the handshake and bad requests with
 
     // mTLS is not optional: without the client CA (or server certificate),
     // or with a file that is no CA, the agent does not start, naming the flag.
-    for (const auto& [drop, why] : std::vector<std::pair<std::string, std::string>>{
-             {"--client-ca", "--client-ca"}, {"--tls-cert", "--tls-cert"}}) {
+    for (const auto& [drop, why] : std::vector<std::pair<std::string, std::string>>{{"--client-ca", "--client-ca"},
+                                                                                    {"--tls-cert", "--tls-cert"}}) {
         auto args = certs.agent_args(cd.socket());
         auto it = std::find(args.begin(), args.end(), drop);
         args.erase(it, it + 2);
@@ -260,8 +260,8 @@ TEST_CASE("pwru-agent: a client hanging up mid-stream ends its session and every
 
     // Still serving, and serving traces.
     CHECK(get(agent.port(), ca, &certs.alice, "/healthz").status == 200);
-    auto again = post_trace(agent.port(), ca, &certs.alice,
-                            {{"namespace", "default"}, {"pod", "pod-a"}, {"max_duration_s", 1}});
+    auto again =
+        post_trace(agent.port(), ca, &certs.alice, {{"namespace", "default"}, {"pod", "pod-a"}, {"max_duration_s", 1}});
     CHECK(again.status == 200);
     REQUIRE_FALSE(again.lines.empty());
     CHECK(again.lines.back()["ended"] == "max_duration");
@@ -346,9 +346,8 @@ TEST_CASE("pwru-agent limits: sessions, event rate; a hostNetwork pod without po
                         {{"namespace", "default"}, {"pod", "hostnet"}, {"max_duration_s", 1}});
     INFO(h.body.substr(0, 1000));
     CHECK(h.status == 422);
-    CHECK_THAT(h.json()["error"].get<std::string>(),
-               Contains("default/hostnet") && Contains("host network") && Contains("\"node\": true") &&
-                   Contains("port filter"));
+    CHECK_THAT(h.json()["error"].get<std::string>(), Contains("default/hostnet") && Contains("host network") &&
+                                                         Contains("\"node\": true") && Contains("port filter"));
 }
 
 TEST_CASE("pwru-agent: a hostNetwork pod is traced as the node's packets on its ports, with a warning",
@@ -389,8 +388,10 @@ TEST_CASE("pwru-agent: a hostNetwork pod is traced as the node's packets on its 
         if (e["netns"] != net.netns_inode_a()) ++other_netns;  // b's side of the veth is not this node
         if (!e.contains("tuple")) continue;
         const auto& t = e["tuple"];
-        if (t["sport"] == 18080 || t["dport"] == 18080) ++on_port;
-        else ++other_port;
+        if (t["sport"] == 18080 || t["dport"] == 18080)
+            ++on_port;
+        else
+            ++other_port;
         if (t["saddr"] == net.addr_b()) ++from_b;
     }
     CHECK(on_port > 0);
@@ -414,13 +415,14 @@ TEST_CASE("pwru-agent in RBAC mode: the user's token decides, through TokenRevie
     std::ofstream(token_file) << "agent-sa-token\n";
     AgentProcess agent({"--tls-cert", certs.server.cert, "--tls-key", certs.server.key, "--client-ca",
                         certs.ca.cert_path(), "--kube-api", "https://127.0.0.1:" + std::to_string(api.port),
-                        "--kube-ca", certs.ca.cert_path(), "--kube-token-file", token_file, "--cri-socket",
-                        cd.socket(), "--node-name", "test-node"});
+                        "--kube-ca", certs.ca.cert_path(), "--kube-token-file", token_file, "--cri-socket", cd.socket(),
+                        "--node-name", "test-node"});
     const std::string& ca = certs.ca.cert_path();
 
     // bob has no grant in any file here: RBAC on alice's token is what counts.
-    auto ok = post_trace(agent.port(), ca, &certs.bob,
-                         {{"namespace", "default"}, {"pod", "pod-a"}, {"max_duration_s", 1}, {"bearer_token", "alice-token"}});
+    auto ok = post_trace(
+        agent.port(), ca, &certs.bob,
+        {{"namespace", "default"}, {"pod", "pod-a"}, {"max_duration_s", 1}, {"bearer_token", "alice-token"}});
     INFO(ok.body.substr(0, 500));
     REQUIRE(ok.status == 200);
     CHECK(ok.lines.front()["type"] == "start");
@@ -529,11 +531,13 @@ TEST_CASE("pwru-agent loss: ring buffer full and over the rate, counted exactly 
     CHECK(sl["events"].get<uint64_t>() + sl["rate_limited"].get<uint64_t>() == traced);
     // /metrics says the same as the streams.
     const std::string ms = get(small.port(), ca, &certs.alice, "/metrics").body;
-    CHECK_THAT(ms, Contains("pwru_agent_lost_events_total{cause=\"ringbuf_full\"} " + ss["ringbuf_full"].dump() + "\n") &&
-                       Contains("pwru_agent_events_total " + ss["events"].dump() + "\n"));
+    CHECK_THAT(ms,
+               Contains("pwru_agent_lost_events_total{cause=\"ringbuf_full\"} " + ss["ringbuf_full"].dump() + "\n") &&
+                   Contains("pwru_agent_events_total " + ss["events"].dump() + "\n"));
     const std::string ml = get(slow.port(), ca, &certs.alice, "/metrics").body;
-    CHECK_THAT(ml, Contains("pwru_agent_lost_events_total{cause=\"rate_limited\"} " + sl["rate_limited"].dump() + "\n") &&
-                       Contains("pwru_agent_events_total " + sl["events"].dump() + "\n"));
+    CHECK_THAT(ml,
+               Contains("pwru_agent_lost_events_total{cause=\"rate_limited\"} " + sl["rate_limited"].dump() + "\n") &&
+                   Contains("pwru_agent_events_total " + sl["events"].dump() + "\n"));
     // A ring buffer size the kernel cannot take: the agent says so at start.
     auto bad = with({"--ring-buffer-size", "5000"});
     bad.insert(bad.begin(), PWRU_AGENT_BIN);

@@ -49,9 +49,7 @@ void write_text(const fs::path& path, const std::string& text) {
     if (!out.flush()) throw std::runtime_error("cannot write " + path.string());
 }
 
-bool on_path(const std::string& cmd) {
-    return run_command({"sh", "-c", "command -v " + cmd}, 5s).ok();
-}
+bool on_path(const std::string& cmd) { return run_command({"sh", "-c", "command -v " + cmd}, 5s).ok(); }
 
 // ---- cleanup: shared by the destructor and sweep_stale -----------------------
 
@@ -109,10 +107,13 @@ void kill_processes_of(const fs::path& dir) {
         if (cmdline.find("containerd-shim") != std::string::npos) remove_shim_socket(cmdline);
     }
     // Bounded: SIGKILL cannot be ignored, but exit takes a moment.
-    for (int i = 0; i < 500 && std::any_of(pids.begin(), pids.end(), [](pid_t p) {
-                        return pid_alive(p) && read_file_text("/proc/" + std::to_string(p) + "/stat").find(") Z") ==
-                                                   std::string::npos;
-                    });
+    for (int i = 0;
+         i < 500 && std::any_of(pids.begin(), pids.end(),
+                                [](pid_t p) {
+                                    return pid_alive(p) &&
+                                           read_file_text("/proc/" + std::to_string(p) + "/stat").find(") Z") ==
+                                               std::string::npos;
+                                });
          ++i)
         std::this_thread::sleep_for(10ms);
 }
@@ -189,6 +190,8 @@ void cleanup_dir(const fs::path& dir, pid_t owner) noexcept {
 
 // Pods get an IP from a bridge of their own, and a default route through it.
 // No masquerade (ipMasq false): nothing is added to the host's iptables.
+// The two files as they will read, laid out by hand.
+// clang-format off
 std::string cni_conflist(const fs::path& dir, const std::string& bridge, const std::string& subnet) {
     return nlohmann::json{
         {"cniVersion", "0.4.0"},
@@ -204,12 +207,14 @@ std::string cni_conflist(const fs::path& dir, const std::string& bridge, const s
         }}},
     }.dump(2);
 }
+// clang-format on
 
 // Everything containerd, its CRI plugin and runc write goes under `dir`.
 // restrict_oom_score_adj: runc cannot lower oom_score_adj without
 // CAP_SYS_RESOURCE, which some sandboxes (this CI's) do not grant.
 // native snapshotter: plain copies, works on any filesystem (overlay on
 // overlay does not). Stream server on port 0: no fixed port to collide.
+// clang-format off
 std::string containerd_config(const fs::path& dir, const std::string& socket) {
     const std::string d = dir.string();
     const std::string cri = "[plugins.\"io.containerd.grpc.v1.cri\"";
@@ -238,6 +243,7 @@ std::string containerd_config(const fs::path& dir, const std::string& socket) {
         "  conf_dir = \"" + d + "/cni/conf\"\n"
         "  max_conf_num = 1\n";
 }
+// clang-format on
 
 }  // namespace
 
@@ -322,7 +328,8 @@ ContainerdFixture::ContainerdFixture(ContainerdOptions options) : options_(std::
             cri::VersionResponse resp;
             if (fs::exists(socket_) && rpc_->stub->Version(Rpc::context(2s).get(), req, &resp).ok()) break;
             if (!containerd_->running()) throw std::runtime_error("containerd exited");
-            if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("containerd's CRI did not answer in 30 s");
+            if (std::chrono::steady_clock::now() > deadline)
+                throw std::runtime_error("containerd's CRI did not answer in 30 s");
             std::this_thread::sleep_for(50ms);
         }
 
@@ -351,17 +358,23 @@ void ContainerdFixture::cleanup(bool graceful) noexcept {
 void ContainerdFixture::import_pause_image() {
     const std::string d = dir_.string();
     fs::copy_file(PWRU_CRI_PAUSE_BIN, dir_ / "image/rootfs/pause");
-    run_checked({"tar", "-C", d + "/image/rootfs", "--owner=0", "--group=0", "--numeric-owner",
-                 "-cf", d + "/image/layer.tar", "pause"});
+    run_checked({"tar", "-C", d + "/image/rootfs", "--owner=0", "--group=0", "--numeric-owner", "-cf",
+                 d + "/image/layer.tar", "pause"});
     const std::string layer_sha = run_checked({"sha256sum", d + "/image/layer.tar"}).substr(0, 64);
-    write_text(dir_ / "image/config.json", nlohmann::json{
-        {"architecture", kArch}, {"os", "linux"},
-        {"config", {{"Entrypoint", {"/pause"}}}},
-        {"rootfs", {{"type", "layers"}, {"diff_ids", {"sha256:" + layer_sha}}}},
-    }.dump());
+    write_text(dir_ / "image/config.json",
+               nlohmann::json{
+                   {"architecture", kArch},
+                   {"os", "linux"},
+                   {"config", {{"Entrypoint", {"/pause"}}}},
+                   {"rootfs", {{"type", "layers"}, {"diff_ids", {"sha256:" + layer_sha}}}},
+               }
+                   .dump());
     write_text(dir_ / "image/manifest.json", nlohmann::json::array({{
-        {"Config", "config.json"}, {"RepoTags", {kPauseImage}}, {"Layers", {"layer.tar"}},
-    }}).dump());
+                                                                       {"Config", "config.json"},
+                                                                       {"RepoTags", {kPauseImage}},
+                                                                       {"Layers", {"layer.tar"}},
+                                                                   }})
+                                                 .dump());
     run_checked({"tar", "-C", d + "/image", "-cf", d + "/pause.tar", "manifest.json", "config.json", "layer.tar"});
     ctr({"images", "import", "--snapshotter", "native", d + "/pause.tar"});
 }
@@ -414,7 +427,9 @@ std::string ContainerdFixture::run_pod(const std::string& ns, const std::string&
 
     cri::RunPodSandboxResponse resp;
     grpc::Status st = rpc_->stub->RunPodSandbox(Rpc::context(60s).get(), req, &resp);
-    if (!st.ok()) throw std::runtime_error("CRI RunPodSandbox " + ns + "/" + name + ": " + st.error_message() + "\n" + log_tail());
+    if (!st.ok())
+        throw std::runtime_error("CRI RunPodSandbox " + ns + "/" + name + ": " + st.error_message() + "\n" +
+                                 log_tail());
     return resp.pod_sandbox_id();
 }
 
@@ -440,7 +455,11 @@ void ContainerdFixture::stop_and_remove_all() noexcept {
         if (!rpc_->stub->ListPodSandbox(Rpc::context(10s).get(), req, &list).ok()) return;
         for (const auto& pod : list.items()) {
             // Stop tears down the CNI network and the netns; remove lets the shim exit.
-            try { stop_pod(pod.id()); remove_pod(pod.id()); } catch (...) {}
+            try {
+                stop_pod(pod.id());
+                remove_pod(pod.id());
+            } catch (...) {
+            }
         }
     } catch (...) {
     }
@@ -454,7 +473,7 @@ uint64_t ContainerdFixture::sandbox_netns_inode(const std::string& id) {
         std::string task;
         long pid = 0;
         if (f >> task >> pid && task == id) {
-            struct stat st{};
+            struct stat st {};
             const std::string ns = "/proc/" + std::to_string(pid) + "/ns/net";
             if (::stat(ns.c_str(), &st) != 0) throw std::runtime_error("stat " + ns + ": " + std::strerror(errno));
             return st.st_ino;

@@ -47,7 +47,7 @@ struct ContainerdOptions {
 };
 
 class ContainerdFixture {
-public:
+  public:
     // "" when the fixture can run here; otherwise why not (not root; containerd,
     // ctr, runc or the CNI plugins not installed). Only absence is a reason:
     // a containerd that is installed but fails makes the constructor throw.
@@ -82,7 +82,7 @@ public:
     // Cleans up crashed runs' leftovers; returns how many dirs it removed.
     static int sweep_stale();
 
-private:
+  private:
     struct Rpc;
     void import_pause_image();
     std::string ctr(const std::vector<std::string>& args);

@@ -27,7 +27,7 @@ using Catch::Matchers::StartsWith;
 namespace {
 
 uint64_t inode_of(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
     return st.st_ino;
 }
@@ -242,7 +242,8 @@ TEST_CASE("resolve_netns: the reported path, its /run twin, then the sandbox's /
     };
     CHECK(netns_candidates("/var/run/netns/cni-1234", 4242) ==
           std::vector<std::string>{"/var/run/netns/cni-1234", "/run/netns/cni-1234", "/proc/4242/ns/net"});
-    CHECK(netns_candidates("/run/netns/cni-1", 0) == std::vector<std::string>{"/run/netns/cni-1", "/var/run/netns/cni-1"});
+    CHECK(netns_candidates("/run/netns/cni-1", 0) ==
+          std::vector<std::string>{"/run/netns/cni-1", "/var/run/netns/cni-1"});
     CHECK(netns_candidates("/proc/77/ns/net", 77) == std::vector<std::string>{"/proc/77/ns/net"});
     CHECK(sandbox_pid_from_info(R"({"pid": 4242})") == 4242);
     CHECK(sandbox_pid_from_info(R"({"runtimeSpec": {}})") == 0);
@@ -287,9 +288,9 @@ TEST_CASE("resolve_netns: a pid that opens the agent's own netns is not taken fo
     const int64_t self = ::getpid();
     auto pod = resolve_netns("/var/run/netns/cni-absent-0000", self, /*host_network=*/false);
     REQUIRE_FALSE(pod);
-    CHECK_THAT(pod.error().message(),
-               Contains("/proc/" + std::to_string(self) + "/ns/net (the agent's own netns, not the pod's: is the "
-                        "agent without hostPID?)"));
+    CHECK_THAT(pod.error().message(), Contains("/proc/" + std::to_string(self) +
+                                               "/ns/net (the agent's own netns, not the pod's: is the "
+                                               "agent without hostPID?)"));
     // A hostNetwork pod's netns is the node's, which may well be ours.
     auto host = resolve_netns("", self, /*host_network=*/true);
     REQUIRE(host);

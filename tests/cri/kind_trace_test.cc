@@ -62,20 +62,27 @@ std::string base64(const std::string& s) {
 // What kubectl asks before `kubectl get`: the API's discovery documents, for
 // the three resources the script reads.
 void add_discovery(LocalKubeApi& api) {
-    api.add_object("/api", {{"kind", "APIVersions"},
-                            {"versions", {"v1"}},
-                            {"serverAddressByClientCIDRs",
-                             {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", "127.0.0.1:" + std::to_string(api.port())}}}}});
+    api.add_object("/api",
+                   {{"kind", "APIVersions"},
+                    {"versions", {"v1"}},
+                    {"serverAddressByClientCIDRs",
+                     {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", "127.0.0.1:" + std::to_string(api.port())}}}}});
     api.add_object("/apis", {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", json::array()}});
     auto res = [](const std::string& name, const std::string& kind, bool namespaced) {
-        return json{{"name", name},       {"singularName", kind == "Pod" ? "pod" : kind == "Node" ? "node" : "secret"},
-                    {"namespaced", namespaced}, {"kind", kind}, {"verbs", {"get", "list"}}};
+        return json{{"name", name},
+                    {"singularName", kind == "Pod"    ? "pod"
+                                     : kind == "Node" ? "node"
+                                                      : "secret"},
+                    {"namespaced", namespaced},
+                    {"kind", kind},
+                    {"verbs", {"get", "list"}}};
     };
-    api.add_object("/api/v1", {{"kind", "APIResourceList"},
-                               {"apiVersion", "v1"},
-                               {"groupVersion", "v1"},
-                               {"resources", {res("pods", "Pod", true), res("nodes", "Node", false),
-                                              res("secrets", "Secret", true)}}});
+    api.add_object(
+        "/api/v1",
+        {{"kind", "APIResourceList"},
+         {"apiVersion", "v1"},
+         {"groupVersion", "v1"},
+         {"resources", {res("pods", "Pod", true), res("nodes", "Node", false), res("secrets", "Secret", true)}}});
 }
 
 // The chart's client certificate Secret (tls.crt, tls.key, ca.crt).
@@ -84,15 +91,19 @@ void add_client_secret(LocalKubeApi& api, const CertFiles& client, const std::st
                  {"tls.key", base64(read_file_text(client.key))},
                  {"ca.crt", base64(read_file_text(ca))}};
     api.add_object("/api/v1/namespaces/pwru/secrets/pwru-client-tls",
-                   {{"kind", "Secret"}, {"apiVersion", "v1"}, {"type", "kubernetes.io/tls"},
-                    {"metadata", {{"name", "pwru-client-tls"}, {"namespace", "pwru"}}}, {"data", data}});
+                   {{"kind", "Secret"},
+                    {"apiVersion", "v1"},
+                    {"type", "kubernetes.io/tls"},
+                    {"metadata", {{"name", "pwru-client-tls"}, {"namespace", "pwru"}}},
+                    {"data", data}});
 }
 
 void add_nodes(LocalKubeApi& api, const std::vector<std::string>& nodes) {
     json items = json::array();
     for (const auto& n : nodes) items.push_back({{"kind", "Node"}, {"apiVersion", "v1"}, {"metadata", {{"name", n}}}});
-    api.add_object("/api/v1/nodes", {{"kind", "NodeList"}, {"apiVersion", "v1"}, {"metadata", {{"resourceVersion", "1"}}},
-                                     {"items", items}});
+    api.add_object(
+        "/api/v1/nodes",
+        {{"kind", "NodeList"}, {"apiVersion", "v1"}, {"metadata", {{"resourceVersion", "1"}}}, {"items", items}});
 }
 
 // An agent pod of the DaemonSet on `node`, its port declared and forwarded.
@@ -110,9 +121,10 @@ void add_agent_pod(LocalKubeApi& api, const std::string& node, const AgentProces
 struct ScriptEnv {
     std::string kubeconfig, home, plugin = PWRU_PLUGIN_BIN;
     std::vector<std::string> argv(const std::string& mode, const fs::path& out_dir,
-                                  const std::vector<std::string>& more, const std::vector<std::string>& env = {}) const {
-        std::vector<std::string> a{"env", "-u", "GITHUB_ACTIONS", "-u", "GITHUB_STEP_SUMMARY",
-                                   "KUBECONFIG=" + kubeconfig, "HOME=" + home};
+                                  const std::vector<std::string>& more,
+                                  const std::vector<std::string>& env = {}) const {
+        std::vector<std::string> a{
+            "env", "-u", "GITHUB_ACTIONS", "-u", "GITHUB_STEP_SUMMARY", "KUBECONFIG=" + kubeconfig, "HOME=" + home};
         a.insert(a.end(), env.begin(), env.end());
         a.insert(a.end(), {kScript, mode, "--cluster", "", "--output-dir", out_dir.string(), "--plugin", plugin});
         a.insert(a.end(), more.begin(), more.end());
@@ -148,9 +160,10 @@ struct TraceGuard {
 
 }  // namespace
 
-TEST_CASE("kind-trace.sh: start attaches on every node, collect summarizes the drop per node; a dead trace or "
-          "a node without a ready agent is a warning for collect",
-          "[cri][kind-trace]") {
+TEST_CASE(
+    "kind-trace.sh: start attaches on every node, collect summarizes the drop per node; a dead trace or "
+    "a node without a ready agent is a warning for collect",
+    "[cri][kind-trace]") {
     REQUIRE_CONTAINERD();
     if (std::system("command -v kubectl >/dev/null") != 0) {
         WARN("SKIPPED: kubectl is not installed (scripts/install-deps.sh installs it)");
@@ -200,8 +213,8 @@ TEST_CASE("kind-trace.sh: start attaches on every node, collect summarizes the d
                                   << "contexts:\n- name: ci\n  context:\n    cluster: ci\n    user: ci\n"
                                   << "    namespace: default\n";
     const std::vector<std::string> start_opts{
-        "--install", "false", "--selector", "tier=web", "--filter", "udp", "--ready-timeout", "30",
-        "--attach-timeout", "60", "--pwru-options", "--agent-server-name localhost"};
+        "--install",       "false", "--selector",       "tier=web", "--filter",       "udp",
+        "--ready-timeout", "30",    "--attach-timeout", "60",       "--pwru-options", "--agent-server-name localhost"};
 
     // pod-b drops UDP to its discard port: the drop happens inside pod-b's netns (node-b).
     {
@@ -283,7 +296,8 @@ TEST_CASE("kind-trace.sh: start attaches on every node, collect summarizes the d
         const int pid = std::stoi(read_file_text(out_dir / ".kind-trace" / "pid"));
         REQUIRE(::kill(pid, SIGKILL) == 0);
         // The wrapper records the exit status once it reaps it.
-        for (int i = 0; i < 100 && !fs::exists(out_dir / ".kind-trace" / "exit"); ++i) std::this_thread::sleep_for(100ms);
+        for (int i = 0; i < 100 && !fs::exists(out_dir / ".kind-trace" / "exit"); ++i)
+            std::this_thread::sleep_for(100ms);
         const ScriptRun collect = run_script(env.argv("collect", out_dir, {}));
         INFO(said(collect));
         REQUIRE(collect.code == 0);
@@ -294,8 +308,8 @@ TEST_CASE("kind-trace.sh: start attaches on every node, collect summarizes the d
         CHECK(fs::exists(out_dir / "summary.md"));
         // On GitHub the same warning is an annotation, and the summary goes to the job's page.
         const fs::path page = dir.path / "step-summary.md";
-        const ScriptRun gh =
-            run_script(env.argv("collect", out_dir, {}, {"GITHUB_ACTIONS=true", "GITHUB_STEP_SUMMARY=" + page.string()}));
+        const ScriptRun gh = run_script(
+            env.argv("collect", out_dir, {}, {"GITHUB_ACTIONS=true", "GITHUB_STEP_SUMMARY=" + page.string()}));
         INFO(said(gh));
         REQUIRE(gh.code == 0);
         CHECK(lines_with(gh.out, "::warning title=kind-trace::the trace had already ended").size() == 1);
@@ -311,17 +325,21 @@ TEST_CASE("kind-trace.sh: start attaches on every node, collect summarizes the d
         const ScriptRun start = run_script(env.argv("start", out_dir, opts));
         INFO(said(start));
         CHECK(start.code == 1);
-        auto lines = lines_with(start.err, "kind-trace: error: the pwru agent did not become ready within 3 s on 1 node(s)");
+        auto lines =
+            lines_with(start.err, "kind-trace: error: the pwru agent did not become ready within 3 s on 1 node(s)");
         REQUIRE(lines.size() == 1);
-        CHECK_THAT(lines.front(), Contains("node node-b: pod pwru/pwru-agent-node-b is Running (ImagePullBackOff), not Ready"));
+        CHECK_THAT(lines.front(),
+                   Contains("node node-b: pod pwru/pwru-agent-node-b is Running (ImagePullBackOff), not Ready"));
         CHECK_THAT(lines.front(), !Contains("node node-a"));
         CHECK_FALSE(fs::exists(out_dir / ".kind-trace" / "pid"));  // no trace was started
         const ScriptRun collect = run_script(env.argv("collect", out_dir, {}));
         INFO(said(collect));
         REQUIRE(collect.code == 0);
-        CHECK(lines_with(collect.err, "kind-trace: warning: the trace was not started: the pwru agent did not become ready")
+        CHECK(lines_with(collect.err,
+                         "kind-trace: warning: the trace was not started: the pwru agent did not become ready")
                   .size() == 1);
         CHECK_THAT(collect.out, Contains("Tracing problems"));
     }
-    WARN("kind-trace test took " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s");
+    WARN("kind-trace test took " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
+                                 << " s");
 }

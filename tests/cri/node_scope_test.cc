@@ -50,7 +50,7 @@ std::map<EventKey, std::vector<int64_t>> events_by_key(const std::vector<const H
 }
 
 uint32_t inode_of(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
     return static_cast<uint32_t>(st.st_ino);
 }
@@ -83,9 +83,8 @@ TEST_CASE("pwru-agent node scope: two nodes on one kernel each report only their
     ContainerdFixture cd_a({nodes.ns_path_a(), 0});
     ContainerdFixture cd_b({nodes.ns_path_b(), 1});
     // Each node routes the other's pod subnet to it, as kind's CNI does.
-    for (const auto& [ns, peer_pods, peer] :
-         {std::tuple{nodes.a(), cd_b.pod_ip_prefix(), nodes.addr_b()},
-          std::tuple{nodes.b(), cd_a.pod_ip_prefix(), nodes.addr_a()}}) {
+    for (const auto& [ns, peer_pods, peer] : {std::tuple{nodes.a(), cd_b.pod_ip_prefix(), nodes.addr_b()},
+                                              std::tuple{nodes.b(), cd_a.pod_ip_prefix(), nodes.addr_a()}}) {
         REQUIRE(nodes.run_in(ns, {"sysctl", "-qw", "net.ipv4.ip_forward=1"}).ok());
         REQUIRE(nodes.run_in(ns, {"ip", "route", "add", peer_pods + "0/24", "via", peer}).ok());
     }
@@ -108,7 +107,8 @@ TEST_CASE("pwru-agent node scope: two nodes on one kernel each report only their
     AgentProcess witness(witness_args);
 
     const json node_req = {{"node", true}, {"filter", "udp or icmp"}, {"max_duration_s", 9}};
-    const json pod_a_req = {{"namespace", "default"}, {"pod", "pod-a"}, {"filter", "udp or icmp"}, {"max_duration_s", 9}};
+    const json pod_a_req = {
+        {"namespace", "default"}, {"pod", "pod-a"}, {"filter", "udp or icmp"}, {"max_duration_s", 9}};
     json pod_b_req = pod_a_req;
     pod_b_req["pod"] = "pod-b";
     TraceCall node_call_a(agent_a.port(), ca, certs.alice, node_req, nullptr, nodes.ns_path_a());
@@ -153,7 +153,8 @@ TEST_CASE("pwru-agent node scope: two nodes on one kernel each report only their
     size_t mismatches = 0;
     std::ostringstream diff;
     auto note = [&](const EventKey& k, const std::string& what) {
-        if (mismatches++ < 15) diff << std::get<1>(k) << " skb " << std::get<0>(k) << " netns " << std::get<2>(k) << ": " << what << "\n";
+        if (mismatches++ < 15)
+            diff << std::get<1>(k) << " skb " << std::get<0>(k) << " netns " << std::get<2>(k) << ": " << what << "\n";
     };
     for (const auto& [k, times] : witnessed) {
         auto it = reported.find(k);
@@ -170,8 +171,9 @@ TEST_CASE("pwru-agent node scope: two nodes on one kernel each report only their
     INFO(diff.str());
     CHECK(mismatches == 0);
     CHECK(witnessed.size() > 0);
-    WARN("node scope: witness " << of_type(w, "event").size() << " events (" << witnessed.size() << " distinct in the nodes' netns), node-a "
-                                << of_type(na, "event").size() << ", node-b " << of_type(nb, "event").size());
+    WARN("node scope: witness " << of_type(w, "event").size() << " events (" << witnessed.size()
+                                << " distinct in the nodes' netns), node-a " << of_type(na, "event").size()
+                                << ", node-b " << of_type(nb, "event").size());
 
     // Both nodes saw the packets, in the node's netns and in the pods'.
     auto netns_seen = [](const HttpReply& r) {

@@ -59,8 +59,8 @@ struct ClusterCerts {
     // An agent for `node` holding `cert`, trusting client certificates of `client_ca`.
     std::vector<std::string> agent_args(const std::string& cri_socket, const std::string& node, const CertFiles& cert,
                                         const std::string& client_ca) const {
-        return {"--tls-cert", cert.cert, "--tls-key", cert.key, "--client-ca", client_ca, "--authz-config", authz,
-                "--cri-socket", cri_socket, "--node-name", node};
+        return {"--tls-cert",     cert.cert, "--tls-key",    cert.key,   "--client-ca", client_ca,
+                "--authz-config", authz,     "--cri-socket", cri_socket, "--node-name", node};
     }
     void write_kubeconfig(const std::string& server, const std::string& token) const {
         std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\ncurrent-context: e2e\n"
@@ -71,8 +71,9 @@ struct ClusterCerts {
                                   << "    namespace: default\n";
     }
     std::vector<std::string> plugin_args() const {
-        return {PWRU_PLUGIN_BIN, "--kubeconfig", kubeconfig, "-n", "default", "--tls-cert", plugin.cert,
-                "--tls-key", plugin.key, "--tls-ca", ca.cert_path(), "--agent-server-name", kAgentNameTemplate};
+        return {PWRU_PLUGIN_BIN, "--kubeconfig",        kubeconfig,        "-n",       "default",
+                "--tls-cert",    plugin.cert,           "--tls-key",       plugin.key, "--tls-ca",
+                ca.cert_path(),  "--agent-server-name", kAgentNameTemplate};
     }
 };
 
@@ -122,8 +123,7 @@ size_t count_lines(const std::string& text, const std::vector<std::string>& part
 
 }  // namespace
 
-TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets are one line each",
-          "[cri][plugin]") {
+TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets are one line each", "[cri][plugin]") {
     REQUIRE_CONTAINERD();
     const auto t0 = std::chrono::steady_clock::now();
     ContainerdFixture cd;
@@ -147,7 +147,7 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
     LocalKubeApi api(certs.api, "e2e-token");
     api.add_pod("default", "pod-a", "node-a", {{"app", "a"}}, a.ip);
     api.add_pod("default", "pod-b", "node-b", {{"app", "b"}}, b.ip);
-    api.add_pod("default", "pending", "", {{"app", "p"}}, "");      // not scheduled
+    api.add_pod("default", "pending", "", {{"app", "p"}}, "");                  // not scheduled
     api.add_pod("default", "pod-c", "node-c", {{"app", "c"}}, "10.197.250.3");  // no agent on node-c
     api.add_pod("default", "pod-r", "node-r", {{"app", "r"}}, "10.197.250.4");  // its agent refuses us
     add_agent_pod(api, "node-a", agent_a);
@@ -164,8 +164,9 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
     {
         auto args = certs.plugin_args();
         const std::string ready = (certs.dir.path / "plugin-ready").string();
-        args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "pod/nope", "pod/pending", "pod/pod-c", "pod/pod-r", "pod/pod-d",
-                                 "pod/pod-m", "--output-json", "--max-duration", "6", "--ready-file", ready, "--", "udp or icmp"});
+        args.insert(args.end(),
+                    {"pod/pod-a", "pod/pod-b", "pod/nope", "pod/pending", "pod/pod-c", "pod/pod-r", "pod/pod-d",
+                     "pod/pod-m", "--output-json", "--max-duration", "6", "--ready-file", ready, "--", "udp or icmp"});
         ChildProcess plugin(args);
         // --ready-file: written once both good agents sent their start
         // record, although node-r and node-d failed; it lists the attached
@@ -196,14 +197,13 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
         CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-c", "no pwru agent on node node-c"}) == 1);
         CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-r", "node-r", "refused the TLS handshake",
                                 "--tls-cert " + certs.plugin.cert}) == 1);
-        CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-d", "node-d", "port-forward to pwru/pwru-agent-node-d"}) ==
-              1);
+        CHECK(count_lines(
+                  err, {"kubectl-pwru: ", "default/pod-d", "node-d", "port-forward to pwru/pwru-agent-node-d"}) == 1);
         // Per-node certificates: node-m's agent shows node-a's, and the line
         // says which node, which name was expected, and which it carries.
         CHECK(count_lines(err, {"kubectl-pwru: ", "default/pod-m", "the agent on node node-m (pwru/pwru-agent-node-m)",
-                                "does not carry the name node-m.pwru-agent.pwru.svc",
-                                "DNS:node-a.pwru-agent.pwru.svc", "--agent-server-name '{node}.pwru-agent.pwru.svc'"}) ==
-              1);
+                                "does not carry the name node-m.pwru-agent.pwru.svc", "DNS:node-a.pwru-agent.pwru.svc",
+                                "--agent-server-name '{node}.pwru-agent.pwru.svc'"}) == 1);
         // The exit summary names both traced nodes.
         CHECK(count_lines(err, {"  node-a: ", " events "}) == 1);
         CHECK(count_lines(err, {"  node-b: ", " events "}) == 1);
@@ -217,7 +217,7 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
             auto j = json::parse(l, nullptr, false);
             INFO(l);
             REQUIRE(j.is_object());
-            REQUIRE(j.contains("node"));  // every line says which node: events and node status alike
+            REQUIRE(j.contains("node"));              // every line says which node: events and node status alike
             if (j.contains("node_status")) continue;  // in-band node status
             REQUIRE(j.contains("func"));
             REQUIRE(j.contains("node"));
@@ -256,8 +256,8 @@ TEST_CASE("kubectl-pwru merges two nodes' agents into one timeline; bad targets 
     // ---- text mode, --direct to the agent pods' addresses and declared ports ----
     {
         auto args = certs.plugin_args();
-        args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "--direct", "--timestamp", "absolute", "--max-duration",
-                                 "3", "--", "udp or icmp"});
+        args.insert(args.end(), {"pod/pod-a", "pod/pod-b", "--direct", "--timestamp", "absolute", "--max-duration", "3",
+                                 "--", "udp or icmp"});
         const size_t requests_before = api.requests().size();
         ChildProcess plugin(args);
         const bool connected =

@@ -41,8 +41,10 @@ void send_udp_from(const std::string& ip, int count, const std::string& netns_pa
         REQUIRE(inet_pton(AF_INET, ip.c_str(), &to.sin_addr) == 1);
         if (connected) REQUIRE(::connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
         for (int i = 0; i < count; ++i) {
-            if (connected) (void)::send(s, "pwru", 4, 0);
-            else (void)::sendto(s, "pwru", 4, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+            if (connected)
+                (void)::send(s, "pwru", 4, 0);
+            else
+                (void)::sendto(s, "pwru", 4, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
             if (gap.count()) std::this_thread::sleep_for(gap);
         }
         ::close(s);

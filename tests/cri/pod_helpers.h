@@ -35,10 +35,10 @@ void send_udp_connected(const std::string& ip, int count, const std::string& net
 }  // namespace pwru::test
 
 // Skips (loudly) only when containerd and friends are genuinely absent.
-#define REQUIRE_CONTAINERD()                                                          \
-    do {                                                                              \
+#define REQUIRE_CONTAINERD()                                                           \
+    do {                                                                               \
         if (auto why = ::pwru::test::ContainerdFixture::unavailable(); !why.empty()) { \
-            WARN("SKIPPED: " + why);                                                  \
-            return;                                                                   \
-        }                                                                             \
+            WARN("SKIPPED: " + why);                                                   \
+            return;                                                                    \
+        }                                                                              \
     } while (0)

@@ -23,12 +23,12 @@ namespace {
 
 bool is_root() { return ::geteuid() == 0; }
 
-#define REQUIRE_ROOT()                                                        \
-    do {                                                                      \
-        if (!is_root()) {                                                     \
-            WARN("skipped: needs root (network namespaces, iptables)");       \
-            return;                                                           \
-        }                                                                     \
+#define REQUIRE_ROOT()                                                  \
+    do {                                                                \
+        if (!is_root()) {                                               \
+            WARN("skipped: needs root (network namespaces, iptables)"); \
+            return;                                                     \
+        }                                                               \
     } while (0)
 
 std::string netns_list() { return run_checked({"ip", "netns", "list"}); }
@@ -61,7 +61,8 @@ long first_rule_packets(NetnsPair& net, const std::string& ns, const std::string
     // Line 0: "Chain ...", line 1: column headers, line 2: the first rule.
     std::istringstream in(r.out);
     std::string line;
-    for (int i = 0; i < 3 && std::getline(in, line); ++i) {}
+    for (int i = 0; i < 3 && std::getline(in, line); ++i) {
+    }
     INFO(r.out);
     REQUIRE(!line.empty());
     return std::stol(line);

@@ -68,7 +68,7 @@ class PwruRun {
 };
 
 uint64_t own_netns_inode() {
-    struct stat st{};
+    struct stat st {};
     REQUIRE(stat("/proc/self/ns/net", &st) == 0);
     return st.st_ino;
 }
@@ -112,7 +112,9 @@ TEST_CASE("an iptables DROP is traced to the netfilter drop", "[netns]") {
     CHECK(err.find("dropped in nf") != std::string::npos);
     CHECK(err.find(" in netns " + std::to_string(ns.netns_inode_b()) + ": SKB_DROP_REASON_NETFILTER_DROP") !=
           std::string::npos);
-    CHECK(out.rfind("SKB                CPU PROCESS          NETNS      MARK/x        IFACE       PROTO  MTU   LEN   TUPLE FUNC", 0) == 0);
+    CHECK(out.rfind("SKB                CPU PROCESS          NETNS      MARK/x        IFACE       PROTO  MTU   LEN   "
+                    "TUPLE FUNC",
+                    0) == 0);
 }
 
 TEST_CASE("a filter for another port prints nothing of that packet", "[netns]") {
@@ -183,8 +185,8 @@ TEST_CASE("--filter-track-skb follows a packet through DNAT to its drop", "[netn
     PWRU_REQUIRE_ROOT();
     NetnsPair ns;
     // Port 80 is rewritten to 8080 on the way in, and 8080 is dropped.
-    ns.iptables_b({"-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "80", "-j", "DNAT",
-                   "--to-destination", ns.addr_b() + ":8080"});
+    ns.iptables_b({"-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination",
+                   ns.addr_b() + ":8080"});
     ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP"});
     const std::string after_nat = ns.addr_b() + ":8080(tcp)";
 
@@ -271,8 +273,8 @@ TEST_CASE("--output-netns-names, --output-skb-cb, --output-skb, --output-skb-sha
     PWRU_REQUIRE_ROOT();
     NetnsPair ns;
     ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
-    PwruRun pwru({"--output-netns-names", "--output-skb-cb", "--output-skb", "--output-skb-shared-info",
-                  "tcp and dst port 80"});
+    PwruRun pwru(
+        {"--output-netns-names", "--output-skb-cb", "--output-skb", "--output-skb-shared-info", "tcp and dst port 80"});
     send_dropped_syn(ns);
     CHECK(pwru.wait_for_output(kDrop, 5s));
     std::string out = pwru.stop();
@@ -358,8 +360,8 @@ std::vector<std::string> lines_with_reason(const std::string& out) {
 
 // Exactly one drop, on the event lines and in the exit summary: `reason` on
 // the kfree_skb line, the summary's place starting with `place` in netns B.
-void check_one_drop(const std::string& out, const std::string& err, const std::string& reason,
-                    const std::string& place, const std::string& b_netns) {
+void check_one_drop(const std::string& out, const std::string& err, const std::string& reason, const std::string& place,
+                    const std::string& b_netns) {
     INFO("pwru output:\n" << out << "\nstderr:\n" << err);
     auto reasons = lines_with_reason(out);
     REQUIRE(reasons.size() == 1);
@@ -380,8 +382,8 @@ void make_b_a_router(const NetnsPair& ns) {
     };
     must(ns.run_in(ns.b(), {"sysctl", "-qw", "net.ipv4.ip_forward=1"}), "ip_forward in B");
     // A veth pair inside B (not a dummy: this host's kernel has no dummy driver).
-    must(ns.run_in(ns.b(), {"ip", "link", "add", "d0", "mtu", "1000", "type", "veth", "peer", "name", "d1", "mtu",
-                            "1000"}),
+    must(ns.run_in(ns.b(),
+                   {"ip", "link", "add", "d0", "mtu", "1000", "type", "veth", "peer", "name", "d1", "mtu", "1000"}),
          "small-MTU veth in B");
     must(ns.run_in(ns.b(), {"ip", "link", "set", "d0", "up"}), "d0 up");
     must(ns.run_in(ns.b(), {"ip", "link", "set", "d1", "up"}), "d1 up");
@@ -396,8 +398,7 @@ TEST_CASE("drops: TCP, UDP and ICMP both ways, nothing dropped, no reason on any
     PWRU_REQUIRE_ROOT();
     NetnsPair ns;
     PwruRun pwru({"--output-tuple", "ip and host " + ns.addr_b()});
-    auto r = run_command({"python3", kTraffic, "exchange", ns.ns_path_a(), ns.ns_path_b(), ns.addr_b(), "5555"},
-                         30s);
+    auto r = run_command({"python3", kTraffic, "exchange", ns.ns_path_a(), ns.ns_path_b(), ns.addr_b(), "5555"}, 30s);
     INFO("traffic.py: " << r.out << r.err);
     REQUIRE(r.ok());
     std::this_thread::sleep_for(300ms);
@@ -405,9 +406,9 @@ TEST_CASE("drops: TCP, UDP and ICMP both ways, nothing dropped, no reason on any
     std::string err = pwru.stderr_text();
     INFO("pwru output:\n" << out << "\nstderr:\n" << err);
     // All three were traced, both ways ...
-    for (const std::string& flow : std::vector<std::string>{"->" + ns.addr_b() + ":5555(tcp)",
-                                                             ns.addr_b() + ":5555->" + ns.addr_a(),
-                                                             "->" + ns.addr_b() + ":5555(udp)", "(icmp)"})
+    for (const std::string& flow :
+         std::vector<std::string>{"->" + ns.addr_b() + ":5555(tcp)", ns.addr_b() + ":5555->" + ns.addr_a(),
+                                  "->" + ns.addr_b() + ":5555(udp)", "(icmp)"})
         CHECK_FALSE(lines_with(out, flow).empty());
     CHECK_FALSE(lines_with(out, "consume_skb").empty());
     // ... and none of it is called dropped.
@@ -418,8 +419,10 @@ TEST_CASE("drops: TCP, UDP and ICMP both ways, nothing dropped, no reason on any
     CHECK(s.drop_lines.empty());
 }
 
-TEST_CASE("drops: a closed port, an iptables DROP, a too-big DF datagram and no route, each with the kernel's reason and place",
-          "[netns]") {
+TEST_CASE(
+    "drops: a closed port, an iptables DROP, a too-big DF datagram and no route, each with the kernel's reason and "
+    "place",
+    "[netns]") {
     PWRU_REQUIRE_ROOT();
     NetnsPair ns;
     const std::string b_netns = " in netns " + std::to_string(ns.netns_inode_b()) + ": ";

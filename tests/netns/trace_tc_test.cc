@@ -114,8 +114,8 @@ TEST_CASE("--filter-trace-tc with a filter no packet matches prints no (tc) line
 TEST_CASE("--filter-trace-xdp traces an XDP program, or says the kernel refuses fentry and goes on", "[netns]") {
     PWRU_REQUIRE_ROOT();
     NetnsPair ns;
-    auto x = ns.run_in(ns.b(), {"ip", "link", "set", "dev", NetnsPair::veth_b(), "xdp", "obj", PWRU_TRACE_TARGETS_OBJ,
-                                "sec", "xdp"});
+    auto x = ns.run_in(
+        ns.b(), {"ip", "link", "set", "dev", NetnsPair::veth_b(), "xdp", "obj", PWRU_TRACE_TARGETS_OBJ, "sec", "xdp"});
     INFO("ip link set ... xdp: " << x.err);
     REQUIRE(x.ok());
 

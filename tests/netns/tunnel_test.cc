@@ -88,9 +88,9 @@ bool contains(const std::string& s, const std::string& needle) { return s.find(n
 // it; with `vlan`, the inner frame has an 802.1Q tag.
 std::vector<uint8_t> geneve_payload(const std::string& inner_src, const std::string& inner_dst, uint16_t sport,
                                     uint16_t dport, bool vlan) {
-    std::vector<uint8_t> b = {0x02, 0x00, 0x65, 0x58, 0, 0, 42, 0,  // 2 option words, TEB, VNI 42
+    std::vector<uint8_t> b = {0x02, 0x00, 0x65, 0x58, 0,    0,    42,   0,     // 2 option words, TEB, VNI 42
                               0x01, 0x02, 0x80, 0x01, 0xde, 0xad, 0xbe, 0xef,  // one option
-                              0x02, 0, 0, 0, 0xaa, 0x02, 0x02, 0, 0, 0, 0xaa, 0x01};
+                              0x02, 0,    0,    0,    0xaa, 0x02, 0x02, 0,    0, 0, 0xaa, 0x01};
     if (vlan) b.insert(b.end(), {0x81, 0x00, 0x00, 0x07});
     b.insert(b.end(), {0x08, 0x00});
     std::vector<uint8_t> ip = {0x45, 0, 0, 20 + 8 + 4, 0, 1, 0x40, 0, 64, 17, 0, 0};
@@ -99,8 +99,9 @@ std::vector<uint8_t> geneve_payload(const std::string& inner_src, const std::str
         inet_pton(AF_INET, a->c_str(), addr);
         ip.insert(ip.end(), addr, addr + 4);
     }
-    ip.insert(ip.end(), {static_cast<uint8_t>(sport >> 8), static_cast<uint8_t>(sport), static_cast<uint8_t>(dport >> 8),
-                         static_cast<uint8_t>(dport), 0, 12, 0, 0, 'p', 'w', 'r', 'u'});
+    ip.insert(ip.end(),
+              {static_cast<uint8_t>(sport >> 8), static_cast<uint8_t>(sport), static_cast<uint8_t>(dport >> 8),
+               static_cast<uint8_t>(dport), 0, 12, 0, 0, 'p', 'w', 'r', 'u'});
     b.insert(b.end(), ip.begin(), ip.end());
     return b;
 }
@@ -109,8 +110,8 @@ std::vector<uint8_t> geneve_payload(const std::string& inner_src, const std::str
 // returns its stdout once `expect` shows up (or after 10 s).
 std::string trace_traffic(NetnsPair& ns, const Tunnel& t, const std::vector<std::string>& extra,
                           const std::string& expect) {
-    std::vector<std::string> argv = {PWRU_BIN, "--ready-file", "", "--output-tunnel", "--filter-tunnel-pcap-l3",
-                                     "udp dst port 7001"};
+    std::vector<std::string> argv = {
+        PWRU_BIN, "--ready-file", "", "--output-tunnel", "--filter-tunnel-pcap-l3", "udp dst port 7001"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back("udp port 4789 or udp port 6081 or udp port 7003");
     const std::string ready = pwru::test::fresh_ready_file("tunnel");
@@ -220,8 +221,8 @@ TEST_CASE("tunnel filter and inner tuple on Geneve packets sent from a socket", 
         inet_pton(AF_INET, ns.addr_b().c_str(), &sin.sin_addr);
         // 5555 -> 7001 plain, 6666 -> 7001 behind an inner VLAN tag, 5555 -> 7002 plain
         for (auto [sport, dport, vlan] : {std::tuple{5555, 7001, false}, {6666, 7001, true}, {5555, 7002, false}}) {
-            std::vector<uint8_t> msg = geneve_payload(inner_a, inner_b, static_cast<uint16_t>(sport),
-                                                      static_cast<uint16_t>(dport), vlan);
+            std::vector<uint8_t> msg =
+                geneve_payload(inner_a, inner_b, static_cast<uint16_t>(sport), static_cast<uint16_t>(dport), vlan);
             CHECK(sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) ==
                   static_cast<ssize_t>(msg.size()));
         }

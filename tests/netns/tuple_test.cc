@@ -68,8 +68,7 @@ TEST_CASE("tuples for TCP with flags, UDP, ICMP, IPv6 UDP and ICMPv6", "[netns]"
     PWRU_REQUIRE_ROOT();
     NetnsPair ns(NetnsOptions{.disable_ipv6 = false});
     const std::string ready = pwru::test::fresh_ready_file("tuple");
-    ChildProcess pwru({PWRU_BIN, "--ready-file", ready, "--output-tcp-flags",
-                       "port 9999 or icmp or icmp6"});
+    ChildProcess pwru({PWRU_BIN, "--ready-file", ready, "--output-tcp-flags", "port 9999 or icmp or icmp6"});
     REQUIRE(pwru.wait_for_file(ready, 60s));
 
     CHECK_FALSE(ns.tcp_connect_from_a(9999, 500));  // nobody listens: SYN, then RST back

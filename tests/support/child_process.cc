@@ -56,8 +56,8 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, ChildOptions options) 
     if (argv_.empty()) throw std::invalid_argument("ChildProcess: empty argv");
 
     // The pid in the name lets NetnsPair::sweep_stale() remove it after a crash.
-    std::string tmpl = (std::filesystem::temp_directory_path() /
-                        ("pwrut-child-" + std::to_string(::getpid()) + "-XXXXXX")).string();
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / ("pwrut-child-" + std::to_string(::getpid()) + "-XXXXXX")).string();
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
     dir_ = tmpl;
     stdout_path_ = dir_ / "stdout";
@@ -81,8 +81,7 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, ChildOptions options) 
         out_fd = open_or_throw(stdout_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, what);
         err_fd = open_or_throw(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, what);
         if (!options.netns_path.empty()) ns_fd = open_or_throw(options.netns_path.c_str(), O_RDONLY, what);
-        if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
-            throw std::runtime_error(what + ": pipe2: " + std::strerror(errno));
+        if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error(what + ": pipe2: " + std::strerror(errno));
     } catch (...) {
         close_all();
         std::filesystem::remove_all(dir_);
@@ -166,8 +165,10 @@ void ChildProcess::reap(int options) {
     pid_t r;
     do r = ::waitpid(pid_, &raw, options);
     while (r < 0 && errno == EINTR);
-    if (r == pid_) status_ = encode_status(raw);
-    else if (r < 0 && errno == ECHILD) status_ = -1;  // reaped elsewhere; don't wait forever
+    if (r == pid_)
+        status_ = encode_status(raw);
+    else if (r < 0 && errno == ECHILD)
+        status_ = -1;  // reaped elsewhere; don't wait forever
 }
 
 bool ChildProcess::running() {

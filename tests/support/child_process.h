@@ -32,7 +32,7 @@ struct ChildOptions {
 };
 
 class ChildProcess {
-public:
+  public:
     // Starts argv[0] (looked up in PATH like execvp). Throws std::runtime_error
     // naming the command when it cannot be started (e.g. binary not found).
     explicit ChildProcess(std::vector<std::string> argv, ChildOptions options = {});
@@ -76,7 +76,7 @@ public:
     // its ready file or output files.
     const std::filesystem::path& dir() const { return dir_; }
 
-private:
+  private:
     void reap(int options);
 
     std::vector<std::string> argv_;

@@ -24,9 +24,10 @@ namespace pwru::test {
 
 // The API server's side: users by token, and which (user, resource, ns) RBAC allows.
 class FakeKubeApi {
-public:
+  public:
     FakeKubeApi(const CertFiles& server) : srv_(server.cert.c_str(), server.key.c_str()) {
-        srv_.Post("/apis/authentication.k8s.io/v1/tokenreviews", [this](const httplib::Request& req, httplib::Response& res) {
+        srv_.Post("/apis/authentication.k8s.io/v1/tokenreviews", [this](const httplib::Request& req,
+                                                                        httplib::Response& res) {
             std::lock_guard lock(mu_);
             auth_headers.push_back(req.get_header_value("Authorization"));
             if (forbid_agent) return forbidden(res, "tokenreviews.authentication.k8s.io");
@@ -46,10 +47,10 @@ public:
                 status = {{"user", nlohmann::json::object()}, {"error", "[invalid bearer token, token lookup failed]"}};
             }
             nlohmann::json out = {{"kind", "TokenReview"},
-                        {"apiVersion", "authentication.k8s.io/v1"},
-                        {"metadata", {{"creationTimestamp", nullptr}}},
-                        {"spec", in["spec"]},
-                        {"status", status}};
+                                  {"apiVersion", "authentication.k8s.io/v1"},
+                                  {"metadata", {{"creationTimestamp", nullptr}}},
+                                  {"spec", in["spec"]},
+                                  {"status", status}};
             res.status = 201;
             res.set_content(out.dump(), "application/json");
         });
@@ -63,12 +64,14 @@ public:
                       bool allowed = in["spec"]["user"] == "alice" && ra.value("resource", "") == "pods" &&
                                      ra.value("namespace", "") == allowed_ns && ra.value("verb", "") == "get";
                       nlohmann::json status = {{"allowed", allowed}};
-                      if (allowed) status["reason"] = "RBAC: allowed by RoleBinding \"tracers/" + allowed_ns + "\" of Role \"pod-reader\" to User \"alice\"";
+                      if (allowed)
+                          status["reason"] = "RBAC: allowed by RoleBinding \"tracers/" + allowed_ns +
+                                             "\" of Role \"pod-reader\" to User \"alice\"";
                       nlohmann::json out = {{"kind", "SubjectAccessReview"},
-                                  {"apiVersion", "authorization.k8s.io/v1"},
-                                  {"metadata", {{"creationTimestamp", nullptr}}},
-                                  {"spec", in["spec"]},
-                                  {"status", status}};
+                                            {"apiVersion", "authorization.k8s.io/v1"},
+                                            {"metadata", {{"creationTimestamp", nullptr}}},
+                                            {"spec", in["spec"]},
+                                            {"status", status}};
                       res.status = 201;
                       res.set_content(out.dump(), "application/json");
                   });
@@ -90,16 +93,19 @@ public:
     std::vector<nlohmann::json> token_reviews, access_reviews;
     std::vector<std::string> auth_headers;
 
-private:
+  private:
     static void forbidden(httplib::Response& res, const std::string& what) {
-        nlohmann::json out = {{"kind", "Status"},
-                    {"apiVersion", "v1"},
-                    {"metadata", nlohmann::json::object()},
-                    {"status", "Failure"},
-                    {"message", what + " is forbidden: User \"system:serviceaccount:pwru:pwru-agent\" cannot create "
-                                       "resource \"" + what + "\" at the cluster scope"},
-                    {"reason", "Forbidden"},
-                    {"code", 403}};
+        nlohmann::json out = {
+            {"kind", "Status"},
+            {"apiVersion", "v1"},
+            {"metadata", nlohmann::json::object()},
+            {"status", "Failure"},
+            {"message", what +
+                            " is forbidden: User \"system:serviceaccount:pwru:pwru-agent\" cannot create "
+                            "resource \"" +
+                            what + "\" at the cluster scope"},
+            {"reason", "Forbidden"},
+            {"code", 403}};
         res.status = 403;
         res.set_content(out.dump(), "application/json");
     }

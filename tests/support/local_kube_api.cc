@@ -27,8 +27,9 @@ using tcp = asio::ip::tcp;
 namespace {
 
 nlohmann::json status_error(int code, const std::string& reason, const std::string& message) {
-    return {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", nlohmann::json::object()},
-            {"status", "Failure"}, {"message", message}, {"reason", reason}, {"code", code}};
+    return {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", nlohmann::json::object()},
+            {"status", "Failure"}, {"message", message}, {"reason", reason},
+            {"code", code}};
 }
 
 std::map<std::string, std::string> parse_query(const std::string& q) {
@@ -135,12 +136,16 @@ struct LocalKubeApi::Impl {
         } else if (path.rfind(pfx, 0) == 0) {
             std::string rest = path.substr(pfx.size());
             auto s1 = rest.find('/');
-            if (s1 == std::string::npos) return {404, status_error(404, "NotFound", "the server could not find the requested resource")};
+            if (s1 == std::string::npos)
+                return {404, status_error(404, "NotFound", "the server could not find the requested resource")};
             ns = rest.substr(0, s1);
             std::string tail = rest.substr(s1 + 1);
-            if (tail == "pods") list = true;
-            else if (tail.rfind("pods/", 0) == 0) name = tail.substr(5);
-            else return {404, status_error(404, "NotFound", "the server could not find the requested resource")};
+            if (tail == "pods")
+                list = true;
+            else if (tail.rfind("pods/", 0) == 0)
+                name = tail.substr(5);
+            else
+                return {404, status_error(404, "NotFound", "the server could not find the requested resource")};
         } else {
             return {404, status_error(404, "NotFound", "the server could not find the requested resource")};
         }
@@ -159,15 +164,16 @@ struct LocalKubeApi::Impl {
             }
             items.push_back(p);
         }
-        return {200, {{"kind", "PodList"}, {"apiVersion", "v1"}, {"metadata", {{"resourceVersion", "1"}}}, {"items", items}}};
+        return {
+            200,
+            {{"kind", "PodList"}, {"apiVersion", "v1"}, {"metadata", {{"resourceVersion", "1"}}}, {"items", items}}};
     }
 
     void serve_port_forward(asio::io_context& ioc, ssl::stream<tcp::socket>& tls, http::request<http::string_body>& req,
                             uint16_t local_port, uint16_t remote_port, const std::string& netns_path) {
         websocket::stream<ssl::stream<tcp::socket>&> ws(tls);
-        ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
-            res.set(http::field::sec_websocket_protocol, "v4.channel.k8s.io");
-        }));
+        ws.set_option(websocket::stream_base::decorator(
+            [](websocket::response_type& res) { res.set(http::field::sec_websocket_protocol, "v4.channel.k8s.io"); }));
         boost::system::error_code ec;
         ws.accept(req, ec);
         if (ec) return;
@@ -180,7 +186,10 @@ struct LocalKubeApi::Impl {
         open_in_netns(upstream, netns_path, ec);
         if (!ec) upstream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), local_port), ec);
         if (ec) {
-            std::string msg = "\x01" "error forwarding port " + std::to_string(remote_port) + ": connection refused";
+            std::string msg =
+                "\x01"
+                "error forwarding port " +
+                std::to_string(remote_port) + ": connection refused";
             ws.write(asio::buffer(msg), ec);
             ws.close(websocket::close_code::normal, ec);
             return;
@@ -192,11 +201,17 @@ struct LocalKubeApi::Impl {
         std::function<void()> read_ws, read_up;
         read_ws = [&] {
             ws.async_read(in, [&](boost::system::error_code e, size_t) {
-                if (e) { upstream.close(e); return; }
+                if (e) {
+                    upstream.close(e);
+                    return;
+                }
                 auto d = in.cdata();
                 const auto* p = static_cast<const uint8_t*>(d.data());
                 size_t n = d.size();
-                if (n < 2 || p[0] != 0) { in.consume(n); return read_ws(); }
+                if (n < 2 || p[0] != 0) {
+                    in.consume(n);
+                    return read_ws();
+                }
                 asio::async_write(upstream, asio::buffer(p + 1, n - 1), [&, n](boost::system::error_code e2, size_t) {
                     in.consume(n);
                     if (e2) return;
@@ -206,7 +221,10 @@ struct LocalKubeApi::Impl {
         };
         read_up = [&] {
             upstream.async_read_some(asio::buffer(up), [&](boost::system::error_code e, size_t n) {
-                if (e) { ws.async_close(websocket::close_code::normal, [](boost::system::error_code) {}); return; }
+                if (e) {
+                    ws.async_close(websocket::close_code::normal, [](boost::system::error_code) {});
+                    return;
+                }
                 out.assign(1, 0);
                 out.insert(out.end(), up.begin(), up.begin() + n);
                 ws.async_write(asio::buffer(out), [&](boost::system::error_code e2, size_t) {
@@ -277,7 +295,8 @@ struct LocalKubeApi::Impl {
                 return reply(403, status_error(403, "Forbidden",
                                                "pods \"" + pod_name + "\" is forbidden: User \"" + denied_user +
                                                    "\" cannot get resource \"pods/portforward\" in API group \"\" in "
-                                                   "the namespace \"" + pod_ns + "\""));
+                                                   "the namespace \"" +
+                                                   pod_ns + "\""));
             if (local == 0) return reply(404, status_error(404, "NotFound", "pods \"" + pod_name + "\" not found"));
             if (!accept_matches_streaming_route(std::string(req[http::field::accept]))) {
                 http::response<http::string_body> res{http::status::not_acceptable, 11};
@@ -289,7 +308,8 @@ struct LocalKubeApi::Impl {
                 tls.shutdown(ec);
                 return;
             }
-            if (!websocket::is_upgrade(req)) return reply(400, status_error(400, "BadRequest", "Upgrade request required"));
+            if (!websocket::is_upgrade(req))
+                return reply(400, status_error(400, "BadRequest", "Upgrade request required"));
             return serve_port_forward(conn_ioc, tls, req, local, rport, netns_path);
         }
         if (req.method() != http::verb::get) return reply(405, status_error(405, "MethodNotAllowed", "only GET here"));
@@ -337,13 +357,12 @@ LocalKubeApi::~LocalKubeApi() {
 }
 
 void LocalKubeApi::add_pod(const std::string& ns, const std::string& name, const std::string& node,
-                          const std::map<std::string, std::string>& labels, const std::string& ip) {
-    nlohmann::json pod = {
-        {"kind", "Pod"},
-        {"apiVersion", "v1"},
-        {"metadata", {{"name", name}, {"namespace", ns}, {"labels", labels}, {"uid", name + "-uid"}}},
-        {"spec", {{"nodeName", node}, {"containers", {{{"name", "c"}, {"image", "busybox"}}}}}},
-        {"status", {{"phase", node.empty() ? "Pending" : "Running"}}}};
+                           const std::map<std::string, std::string>& labels, const std::string& ip) {
+    nlohmann::json pod = {{"kind", "Pod"},
+                          {"apiVersion", "v1"},
+                          {"metadata", {{"name", name}, {"namespace", ns}, {"labels", labels}, {"uid", name + "-uid"}}},
+                          {"spec", {{"nodeName", node}, {"containers", {{{"name", "c"}, {"image", "busybox"}}}}}},
+                          {"status", {{"phase", node.empty() ? "Pending" : "Running"}}}};
     // A scheduled pod is Ready, as the kubelet would report it (kind-trace.sh waits for it).
     if (!node.empty()) pod["status"]["conditions"] = {{{"type", "Ready"}, {"status", "True"}}};
     if (!ip.empty()) {
@@ -370,7 +389,8 @@ void LocalKubeApi::set_pod_ready(const std::string& ns, const std::string& pod, 
         if (p["metadata"]["namespace"] == ns && p["metadata"]["name"] == pod) {
             p["status"]["conditions"] = {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}};
             if (!waiting_reason.empty())
-                p["status"]["containerStatuses"] = {{{"name", "c"}, {"state", {{"waiting", {{"reason", waiting_reason}}}}}}};
+                p["status"]["containerStatuses"] = {
+                    {{"name", "c"}, {"state", {{"waiting", {{"reason", waiting_reason}}}}}}};
         }
 }
 

@@ -37,9 +37,7 @@ std::string join(const std::vector<std::string>& argv) {
     return s;
 }
 
-[[noreturn]] void throw_errno(const std::string& what) {
-    throw std::runtime_error(what + ": " + std::strerror(errno));
-}
+[[noreturn]] void throw_errno(const std::string& what) { throw std::runtime_error(what + ": " + std::strerror(errno)); }
 
 uint64_t inode_of(const std::string& path) {
     struct stat st {};

@@ -21,10 +21,10 @@
 namespace pwru::test {
 
 struct CommandResult {
-    int exit_code = -1;     // exit code, 128+N if killed by signal N, -1 if unknown
-    bool timed_out = false; // killed because the timeout passed
-    std::string out;        // stdout
-    std::string err;        // stderr
+    int exit_code = -1;      // exit code, 128+N if killed by signal N, -1 if unknown
+    bool timed_out = false;  // killed because the timeout passed
+    std::string out;         // stdout
+    std::string err;         // stderr
     bool ok() const { return !timed_out && exit_code == 0; }
 };
 
@@ -46,13 +46,16 @@ void in_netns(const std::string& ns_path, const std::function<void()>& fn);
 
 // An owned file descriptor (closed on destruction).
 class Fd {
-public:
+  public:
     Fd() = default;
     explicit Fd(int fd) : fd_(fd) {}
     ~Fd() { reset(); }
     Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
     Fd& operator=(Fd&& o) noexcept {
-        if (this != &o) { reset(); fd_ = std::exchange(o.fd_, -1); }
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
         return *this;
     }
     Fd(const Fd&) = delete;
@@ -60,7 +63,8 @@ public:
     int get() const { return fd_; }
     explicit operator bool() const { return fd_ >= 0; }
     void reset();
-private:
+
+  private:
     int fd_ = -1;
 };
 
@@ -71,16 +75,16 @@ struct NetnsOptions {
 };
 
 class NetnsPair {
-public:
+  public:
     explicit NetnsPair(NetnsOptions options = {});
     ~NetnsPair();  // deletes the rules it added, then both namespaces; never throws
     NetnsPair(const NetnsPair&) = delete;
     NetnsPair& operator=(const NetnsPair&) = delete;
 
-    const std::string& a() const { return a_; }             // netns name, e.g. "pwrut-1234-0-a"
+    const std::string& a() const { return a_; }  // netns name, e.g. "pwrut-1234-0-a"
     const std::string& b() const { return b_; }
-    const std::string& addr_a() const { return addr_a_; }   // "10.199.X.1"
-    const std::string& addr_b() const { return addr_b_; }   // "10.199.X.2"
+    const std::string& addr_a() const { return addr_a_; }       // "10.199.X.1"
+    const std::string& addr_b() const { return addr_b_; }       // "10.199.X.2"
     static constexpr const char* veth_a() { return "veth-a"; }  // interface name inside A
     static constexpr const char* veth_b() { return "veth-b"; }  // interface name inside B
     std::string ns_path_a() const { return "/run/netns/" + a_; }
@@ -118,7 +122,7 @@ public:
     // safe to call any time. Returns how many namespaces were deleted.
     static int sweep_stale();
 
-private:
+  private:
     void iptables_in(const std::string& ns, const std::vector<std::string>& args);
     void cleanup() noexcept;
 

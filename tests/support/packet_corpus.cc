@@ -17,6 +17,9 @@ static_assert(sizeof(struct bpf_insn) == sizeof(sock_filter));
 static_assert(offsetof(struct bpf_insn, k) == offsetof(struct sock_filter, k));
 
 const std::vector<std::string>& filter_expressions() {
+    // A table, grouped by what each row exercises: clang-format would put one
+    // expression per line.
+    // clang-format off
     static const std::vector<std::string> expressions = {
     // protocols
     "tcp", "udp", "icmp", "icmp6", "ip", "ip6", "ip proto 47", "ip6 proto 58", "esp or ah",
@@ -144,6 +147,7 @@ const std::vector<std::string>& filter_expressions() {
     "ip6 and ether multicast", "ether[14:2] = 0x4242", "ether[3000:2] != 0",
     "len > 3000 and ether[12:2] = 0x0800",
     };
+    // clang-format on
     return expressions;
 }
 
@@ -165,7 +169,9 @@ void append(Bytes& b, const Bytes& more) { b.insert(b.end(), more.begin(), more.
 using Mac = std::array<uint8_t, 6>;
 using Ip6 = std::array<uint8_t, 16>;
 
-uint32_t ip4(int a, int b, int c, int d) { return uint32_t(a) << 24 | uint32_t(b) << 16 | uint32_t(c) << 8 | uint32_t(d); }
+uint32_t ip4(int a, int b, int c, int d) {
+    return uint32_t(a) << 24 | uint32_t(b) << 16 | uint32_t(c) << 8 | uint32_t(d);
+}
 
 Ip6 ip6(uint16_t a, uint16_t b, uint16_t c, uint16_t last) {
     Ip6 out{};
@@ -246,12 +252,12 @@ Bytes ipv4(uint32_t src, uint32_t dst, uint8_t proto, const Bytes& l4, Ip4Opts o
 // (its length counts 4-byte words minus 2).
 Bytes ext_header(uint8_t type, uint8_t next, bool later_fragment = false) {
     switch (type) {
-    case 44:
-        return later_fragment ? Bytes{next, 0, 0x05, 0xc8, 0, 0, 0, 7} : Bytes{next, 0, 0x00, 0x01, 0, 0, 0, 7};
-    case 51: return Bytes{next, 1, 0, 0, 0, 0, 0x10, 0x01, 0, 0, 0, 9};
-    case 60: return Bytes{next, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    case 43: return Bytes{next, 2, 0, 1, 0, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3};
-    default: return Bytes{next, 0, 1, 4, 0, 0, 0, 0};  // hop-by-hop (PadN) or unknown
+        case 44:
+            return later_fragment ? Bytes{next, 0, 0x05, 0xc8, 0, 0, 0, 7} : Bytes{next, 0, 0x00, 0x01, 0, 0, 0, 7};
+        case 51: return Bytes{next, 1, 0, 0, 0, 0, 0x10, 0x01, 0, 0, 0, 9};
+        case 60: return Bytes{next, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        case 43: return Bytes{next, 2, 0, 1, 0, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3};
+        default: return Bytes{next, 0, 1, 4, 0, 0, 0, 0};  // hop-by-hop (PadN) or unknown
     }
 }
 
@@ -323,7 +329,7 @@ void add_special_ip_packets(std::vector<Bytes>& v4, std::vector<Bytes>& v6,
     v4.push_back(ipv4(a4, b4, 50, payload(64, 3)));
     v4.push_back(ipv4(a4, b4, 6, tcp(12345, 80, 0x18, payload(2900, 4))));
     v4.push_back(ipv4(b4, a4, 17, udp(53, 5353, payload(3000, 5)), {1, 0, 0x2000, 0}));  // first fragment
-    v4.push_back(ipv4(b4, a4, 17, payload(1200, 6), {64, 0, 0x00b9, 0}));               // a later one
+    v4.push_back(ipv4(b4, a4, 17, payload(1200, 6), {64, 0, 0x00b9, 0}));                // a later one
     Bytes bad_len = ipv4(a4, b4, 6, tcp(80, 12345, 0x12, payload(100, 7)));
     bad_len[2] = 0xff, bad_len[3] = 0xff;  // claims 65535 bytes
     v4.push_back(bad_len);
@@ -351,8 +357,8 @@ void make_ip_packets(std::vector<Bytes>& v4, std::vector<Bytes>& v6) {
         {ip4(8, 8, 8, 8), ip4(10, 0, 0, 5)},     {ip4(172, 31, 255, 1), ip4(172, 32, 0, 1)},
     };
     const std::vector<std::pair<uint16_t, uint16_t>> ports = {
-        {12345, 80}, {80, 12345}, {22, 50000}, {443, 1500}, {8080, 8050}, {1000, 2000},
-        {5353, 53},  {53, 5353},  {67, 68},    {3000, 4000}, {7, 19},     {2001, 999},
+        {12345, 80}, {80, 12345}, {22, 50000}, {443, 1500},  {8080, 8050}, {1000, 2000},
+        {5353, 53},  {53, 5353},  {67, 68},    {3000, 4000}, {7, 19},      {2001, 999},
     };
     const uint8_t flags[] = {0x02, 0x12, 0x18, 0x04, 0x19, 0x20, 0x10, 0x11};
     const size_t sizes[] = {0, 5, 60, 200, 1400};
@@ -398,7 +404,8 @@ void make_ip_packets(std::vector<Bytes>& v4, std::vector<Bytes>& v6) {
         for (const auto& ext : ext_chains) {
             auto [src, dst] = addrs6[n % addrs6.size()];
             if (n % 2 == 0)
-                v6.push_back(ipv6(src, dst, 6, tcp(sport, dport, flags[n % 8], payload(sizes[n % 5], uint8_t(n))), ext));
+                v6.push_back(
+                    ipv6(src, dst, 6, tcp(sport, dport, flags[n % 8], payload(sizes[n % 5], uint8_t(n))), ext));
             else
                 v6.push_back(ipv6(src, dst, 17, udp(sport, dport, payload(sizes[n % 5], uint8_t(n))), ext));
             ++n;
@@ -422,9 +429,9 @@ std::vector<Bytes> make_l2_packets(const std::vector<Bytes>& v4, const std::vect
         const Mac& dst = dsts[n % 4];
         const Mac& src = n % 3 == 0 ? kMacA : kMacB;
         switch (n % 6) {
-        case 4: out.push_back(ether(dst, src, {0x8100, 100, type}, ip)); break;
-        case 5: out.push_back(ether(dst, src, {0x88a8, 200, 0x8100, 100, type}, ip)); break;
-        default: out.push_back(ether(dst, src, {type}, ip)); break;
+            case 4: out.push_back(ether(dst, src, {0x8100, 100, type}, ip)); break;
+            case 5: out.push_back(ether(dst, src, {0x88a8, 200, 0x8100, 100, type}, ip)); break;
+            default: out.push_back(ether(dst, src, {type}, ip)); break;
         }
         ++n;
     };
@@ -501,8 +508,10 @@ PacketSets make_packets() {
     s.l3.insert(s.l3.end(), v6.begin(), v6.end());
     std::mt19937 rng(20240607);
     std::vector<Bytes> l2_templates = s.l2, l3_templates = s.l3;
-    add_truncations(s.l2, l2_templates, 5, {0, 1, 13, 14, 15, 20, 23, 24, 33, 34, 36, 38, 47, 54, 55, 60, 127, 128, 129, 1000, 2048});
-    add_truncations(s.l3, l3_templates, 5, {0, 1, 9, 10, 19, 20, 22, 24, 33, 40, 41, 54, 60, 127, 128, 129, 1000, 2048});
+    add_truncations(s.l2, l2_templates, 5,
+                    {0, 1, 13, 14, 15, 20, 23, 24, 33, 34, 36, 38, 47, 54, 55, 60, 127, 128, 129, 1000, 2048});
+    add_truncations(s.l3, l3_templates, 5,
+                    {0, 1, 9, 10, 19, 20, 22, 24, 33, 40, 41, 54, 60, 127, 128, 129, 1000, 2048});
     add_random(s.l2, l2_templates, {0, 0x11, 0x22, 0x33, 0x44, 0x55, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45},
                {0, 0x11, 0x22, 0x33, 0x44, 0x55, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60}, rng);
     add_random(s.l3, l3_templates, {0x45}, {0x60}, rng);

@@ -27,10 +27,18 @@ bpf_insn mov64_imm(uint8_t dst, int32_t imm) { return insn(BPF_ALU64 | BPF_MOV |
 bpf_insn mov32_reg(uint8_t dst, uint8_t src) { return insn(BPF_ALU | BPF_MOV | BPF_X, dst, src, 0, 0); }
 bpf_insn add64_imm(uint8_t dst, int32_t imm) { return insn(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm); }
 bpf_insn add64_reg(uint8_t dst, uint8_t src) { return insn(BPF_ALU64 | BPF_ADD | BPF_X, dst, src, 0, 0); }
-bpf_insn ldx(uint8_t size, uint8_t dst, uint8_t src, int16_t off) { return insn(BPF_LDX | BPF_MEM | size, dst, src, off, 0); }
-bpf_insn st_imm(uint8_t size, uint8_t dst, int16_t off, int32_t imm) { return insn(BPF_ST | BPF_MEM | size, dst, 0, off, imm); }
-bpf_insn jmp_imm(uint8_t op, uint8_t dst, int32_t imm, int16_t off) { return insn(BPF_JMP | op | BPF_K, dst, 0, off, imm); }
-bpf_insn jmp_reg(uint8_t op, uint8_t dst, uint8_t src, int16_t off) { return insn(BPF_JMP | op | BPF_X, dst, src, off, 0); }
+bpf_insn ldx(uint8_t size, uint8_t dst, uint8_t src, int16_t off) {
+    return insn(BPF_LDX | BPF_MEM | size, dst, src, off, 0);
+}
+bpf_insn st_imm(uint8_t size, uint8_t dst, int16_t off, int32_t imm) {
+    return insn(BPF_ST | BPF_MEM | size, dst, 0, off, imm);
+}
+bpf_insn jmp_imm(uint8_t op, uint8_t dst, int32_t imm, int16_t off) {
+    return insn(BPF_JMP | op | BPF_K, dst, 0, off, imm);
+}
+bpf_insn jmp_reg(uint8_t op, uint8_t dst, uint8_t src, int16_t off) {
+    return insn(BPF_JMP | op | BPF_X, dst, src, off, 0);
+}
 bpf_insn to_be(uint8_t dst, int bits) { return insn(BPF_ALU | BPF_END | BPF_TO_BE, dst, 0, 0, bits); }
 bpf_insn call_helper(int32_t id) { return insn(BPF_JMP | BPF_CALL, 0, 0, 0, id); }
 bpf_insn pseudo_call() { return insn(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_CALL, 0, 0); }

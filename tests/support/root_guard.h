@@ -6,10 +6,10 @@
 
 #include <catch2/catch.hpp>
 
-#define PWRU_REQUIRE_ROOT()                                                         \
-    do {                                                                            \
-        if (geteuid() != 0) {                                                       \
+#define PWRU_REQUIRE_ROOT()                                                     \
+    do {                                                                        \
+        if (geteuid() != 0) {                                                   \
             WARN("SKIPPED: needs root (BPF, network namespaces); run as root"); \
-            return;                                                                 \
-        }                                                                           \
+            return;                                                             \
+        }                                                                       \
     } while (0)

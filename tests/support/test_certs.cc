@@ -35,15 +35,15 @@ X509* new_cert(const std::string& cn, EVP_PKEY* key, int serial, long from_s, lo
     X509_gmtime_adj(X509_getm_notAfter(c), until_s);
     X509_set_pubkey(c, key);
     X509_NAME* name = X509_get_subject_name(c);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
-                               0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
     return c;
 }
 
 void write_pem(const std::string& path, X509* cert, EVP_PKEY* key) {
     FILE* f = std::fopen(path.c_str(), "w");
     if (!f) throw std::runtime_error("cannot write " + path);
-    bool ok = cert ? PEM_write_X509(f, cert) == 1 : PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) == 1;
+    bool ok =
+        cert ? PEM_write_X509(f, cert) == 1 : PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) == 1;
     std::fclose(f);
     if (!ok) throw std::runtime_error("cannot write PEM " + path);
 }
@@ -73,7 +73,8 @@ TestCa::~TestCa() {
 CertFiles TestCa::issue(const std::string& cn, const std::vector<std::string>& sans, bool expired) {
     auto* ca_cert = static_cast<X509*>(cert_);
     EVP_PKEY* key = new_key();
-    X509* cert = expired ? new_cert(cn, key, serial_++, -2 * 86400, -86400) : new_cert(cn, key, serial_++, -3600, 86400);
+    X509* cert =
+        expired ? new_cert(cn, key, serial_++, -2 * 86400, -86400) : new_cert(cn, key, serial_++, -3600, 86400);
     X509_set_issuer_name(cert, X509_get_subject_name(ca_cert));
     add_ext(cert, ca_cert, NID_basic_constraints, "critical,CA:FALSE");
     add_ext(cert, ca_cert, NID_key_usage, "critical,digitalSignature,keyEncipherment");
@@ -85,7 +86,8 @@ CertFiles TestCa::issue(const std::string& cn, const std::vector<std::string>& s
         add_ext(cert, ca_cert, NID_subject_alt_name, list);
     }
     if (!X509_sign(cert, static_cast<EVP_PKEY*>(key_), EVP_sha256())) throw std::runtime_error("cannot sign " + cn);
-    std::string base = (dir_ / (name_ + "-" + cn + (expired ? "-expired" : "") + "-" + std::to_string(serial_))).string();
+    std::string base =
+        (dir_ / (name_ + "-" + cn + (expired ? "-expired" : "") + "-" + std::to_string(serial_))).string();
     CertFiles f{base + ".crt", base + ".key"};
     write_pem(f.cert, cert, nullptr);
     write_pem(f.key, nullptr, key);

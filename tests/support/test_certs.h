@@ -20,7 +20,7 @@ struct CertFiles {
 };
 
 class TestCa {
-public:
+  public:
     // A self-signed CA (EC P-256) written to dir/NAME-ca.{crt,key}.
     TestCa(std::filesystem::path dir, const std::string& name);
     ~TestCa();
@@ -34,7 +34,7 @@ public:
     // or, with expired, from two days ago until yesterday. Throws on failure.
     CertFiles issue(const std::string& cn, const std::vector<std::string>& sans, bool expired = false);
 
-private:
+  private:
     std::filesystem::path dir_;
     std::string name_;
     CertFiles files_;

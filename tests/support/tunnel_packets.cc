@@ -139,19 +139,18 @@ std::optional<Bytes> tunnel_inner_frame(const Bytes& p, bool l2) {
     if (p.size() <= ip) return std::nullopt;
     size_t l4;
     switch (p[ip] >> 4) {
-    case 4: {
-        size_t ihl = p[ip] & 0xf;
-        if (ihl < 5 || p.size() < ip + 10 || p[ip + 9] != 17) return std::nullopt;
-        if ((((p[ip + 6] << 8) | p[ip + 7]) & 0x1fff) != 0) return std::nullopt;  // a later fragment
-        l4 = ip + 4 * ihl;
-        break;
-    }
-    case 6:
-        if (p.size() < ip + 7 || p[ip + 6] != 17) return std::nullopt;
-        l4 = ip + 40;
-        break;
-    default:
-        return std::nullopt;
+        case 4: {
+            size_t ihl = p[ip] & 0xf;
+            if (ihl < 5 || p.size() < ip + 10 || p[ip + 9] != 17) return std::nullopt;
+            if ((((p[ip + 6] << 8) | p[ip + 7]) & 0x1fff) != 0) return std::nullopt;  // a later fragment
+            l4 = ip + 4 * ihl;
+            break;
+        }
+        case 6:
+            if (p.size() < ip + 7 || p[ip + 6] != 17) return std::nullopt;
+            l4 = ip + 40;
+            break;
+        default: return std::nullopt;
     }
     if (p.size() < l4 + 16) return std::nullopt;  // UDP + tunnel header incomplete
     uint16_t dport = static_cast<uint16_t>(p[l4 + 2] << 8 | p[l4 + 3]);
@@ -193,7 +192,8 @@ TunnelPacketSets make_tunnel_packets() {
         // option lengths: none, small, and far enough that the inner frame
         // starts past the 128-byte window (read through pkt_load_slow)
         for (uint8_t words : {0, 1, 8, 30, 63})
-            for (Bytes& p : outer_packets(kGenevePort, geneve(0, words, 0x6558, inner))) ip_packets.push_back(std::move(p));
+            for (Bytes& p : outer_packets(kGenevePort, geneve(0, words, 0x6558, inner)))
+                ip_packets.push_back(std::move(p));
         for (Bytes& p : outer_packets(kGenevePort, geneve(1, 0, 0x6558, inner))) ip_packets.push_back(std::move(p));
         Bytes no_l2(inner.begin() + kEth, inner.end());
         for (Bytes& p : outer_packets(kGenevePort, geneve(0, 0, 0x0800, no_l2))) ip_packets.push_back(std::move(p));

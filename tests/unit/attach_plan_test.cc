@@ -25,7 +25,8 @@ Kallsyms kallsyms_of(const std::string& text) {
 }
 
 std::vector<SkbFunction> functions() {
-    return {{"ip_rcv", 1, 0, ""}, {"kfree_skb_reason", 1, 2, ""}, {"nf_hook_slow", 1, 0, ""}, {"veth_xmit", 1, 0, "veth"}};
+    return {
+        {"ip_rcv", 1, 0, ""}, {"kfree_skb_reason", 1, 2, ""}, {"nf_hook_slow", 1, 0, ""}, {"veth_xmit", 1, 0, "veth"}};
 }
 
 }  // namespace

@@ -37,7 +37,6 @@ bool kernel_at_least(int major, int minor) {
            (ma > major || (ma == major && mi >= minor));
 }
 
-
 // Adds `void name(params...)` and returns nothing: the tests look them up by name.
 void add_func(struct btf* b, const char* name, std::initializer_list<int> param_types) {
     int proto = btf__add_func_proto(b, 0);
@@ -111,14 +110,11 @@ TEST_CASE("discover_skb_functions finds the skb functions of the live kernel", "
     auto fns = discover_skb_functions({});
     auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start);
     REQUIRE(fns.has_value());
-    WARN("discovered " << fns->size() << " skb functions in /sys/kernel/btf/vmlinux in "
-                       << ms.count() << " ms");
+    WARN("discovered " << fns->size() << " skb functions in /sys/kernel/btf/vmlinux in " << ms.count() << " ms");
     CHECK(fns->size() > 1000);
-    CHECK(std::is_sorted(fns->begin(), fns->end(),
-                         [](const auto& a, const auto& b) { return a.name <= b.name; }));
-    CHECK(std::all_of(fns->begin(), fns->end(), [](const SkbFunction& f) {
-        return f.skb_pos >= 1 && f.skb_pos <= 5 && f.module.empty();
-    }));
+    CHECK(std::is_sorted(fns->begin(), fns->end(), [](const auto& a, const auto& b) { return a.name <= b.name; }));
+    CHECK(std::all_of(fns->begin(), fns->end(),
+                      [](const SkbFunction& f) { return f.skb_pos >= 1 && f.skb_pos <= 5 && f.module.empty(); }));
 
     const SkbFunction* ip_rcv = find_fn(*fns, "ip_rcv");
     REQUIRE(ip_rcv);
@@ -262,8 +258,8 @@ TEST_CASE("discover_skb_tracepoints finds the skb tracepoints of the live kernel
     WARN("discovered " << tps->size() << " skb tracepoints in " << ms.count() << " ms");
     std::map<std::string, SkbTracepoint> by_name;
     for (const auto& tp : *tps) by_name[tp.name] = tp;
-    for (const char* name : {"kfree_skb", "consume_skb", "net_dev_queue", "net_dev_start_xmit",
-                             "net_dev_xmit", "netif_receive_skb", "netif_rx"}) {
+    for (const char* name : {"kfree_skb", "consume_skb", "net_dev_queue", "net_dev_start_xmit", "net_dev_xmit",
+                             "netif_receive_skb", "netif_rx"}) {
         INFO(name);
         CHECK(by_name.count(name));
     }

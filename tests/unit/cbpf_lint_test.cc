@@ -20,7 +20,8 @@ std::vector<std::string> lint(const std::string& expr) {
 TEST_CASE("cbpf lint: a byte or halfword compared with a value it cannot hold", "[unit]") {
     auto proto = lint("ip proto 999");
     REQUIRE(proto.size() == 1);
-    CHECK(proto[0] == "a test compares a 1-byte packet field with 999, a value it cannot hold: that test is never true");
+    CHECK(proto[0] ==
+          "a test compares a 1-byte packet field with 999, a value it cannot hold: that test is never true");
     CHECK(lint("ip6 proto 300").size() == 1);
     CHECK(lint("ether proto 70000").size() == 1);  // a 2-byte ethertype
     CHECK(lint("icmp or ip proto 999").size() == 1);

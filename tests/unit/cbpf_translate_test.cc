@@ -32,11 +32,7 @@ const std::vector<std::string> kBothLayers = {
 };
 
 const std::vector<std::string> kL2Only = {
-    "arp",
-    "vlan",
-    "vlan 100 and tcp",
-    "ether host 00:11:22:33:44:55",
-    "ether[200:4] = 0x01020304",
+    "arp", "vlan", "vlan 100 and tcp", "ether host 00:11:22:33:44:55", "ether[200:4] = 0x01020304",
 };
 
 bool is_jump_class(const bpf_insn& i) {
@@ -46,9 +42,7 @@ bool is_jump_class(const bpf_insn& i) {
     return op != BPF_CALL && op != BPF_EXIT;
 }
 
-bool is_pseudo_call(const bpf_insn& i) {
-    return i.code == (BPF_JMP | BPF_CALL) && i.src_reg == BPF_PSEUDO_CALL;
-}
+bool is_pseudo_call(const bpf_insn& i) { return i.code == (BPF_JMP | BPF_CALL) && i.src_reg == BPF_PSEUDO_CALL; }
 
 // What every translation must satisfy for the injector and the verifier.
 void check_structure(const pwru::TranslatedFilter& f) {
@@ -200,7 +194,8 @@ size_t backward_jumps(const std::vector<sock_filter>& prog) {
 }  // namespace
 
 TEST_CASE("protochain (backward jumps) translates to a bounded loop", "[unit]") {
-    for (const char* expr : {"ip6 protochain 58", "ip protochain 6", "protochain 17", "ip6 protochain 6 and tcp port 80"}) {
+    for (const char* expr :
+         {"ip6 protochain 58", "ip protochain 6", "protochain 17", "ip6 protochain 6 and tcp port 80"}) {
         for (LinkLayer ll : {LinkLayer::L2, LinkLayer::L3}) {
             auto cbpf_prog = pwru::compile_pcap(expr, ll);
             REQUIRE(cbpf_prog.has_value());
@@ -208,8 +203,7 @@ TEST_CASE("protochain (backward jumps) translates to a bounded loop", "[unit]") 
             check_structure(f);
             INFO(expr);
             bool has_backward = false;
-            for (size_t i = 0; i < f.insns.size(); ++i)
-                has_backward |= is_jump_class(f.insns[i]) && f.insns[i].off < 0;
+            for (size_t i = 0; i < f.insns.size(); ++i) has_backward |= is_jump_class(f.insns[i]) && f.insns[i].off < 0;
             CHECK(has_backward);
             // Every backward cBPF jump spends budget; every loop (libpcap
             // emits one per protochain clause) resets it when entered.
@@ -257,8 +251,7 @@ TEST_CASE("hand-written loops: per-loop budget, one budget for overlapping loops
     // The old error stays for a target that is not an instruction.
     std::string e = translate_error({cbpf(BPF_LD | BPF_IMM, 0, 0, 1), ja_back(3), ret_a});
     CHECK(e.find("cBPF instruction 1") != std::string::npos);
-    CHECK(e.find("backward jump (protochain) to instruction -1, before the start of the program") !=
-          std::string::npos);
+    CHECK(e.find("backward jump (protochain) to instruction -1, before the start of the program") != std::string::npos);
 }
 
 TEST_CASE("untranslatable cBPF is rejected with the construct named", "[unit]") {
@@ -268,15 +261,14 @@ TEST_CASE("untranslatable cBPF is rejected with the construct named", "[unit]") 
     CHECK(translate_error({cbpf(BPF_MISC | 0x40, 0, 0, 0), ret0}).find("BPF_MISC other than TAX/TXA") !=
           std::string::npos);
     // ld [SKF_AD_OFF + SKF_AD_PKTTYPE]: what "inbound" compiles to on a live Linux handle.
-    CHECK(translate_error({cbpf(BPF_LD | BPF_B | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)),
-                           ret0})
+    CHECK(translate_error(
+              {cbpf(BPF_LD | BPF_B | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)), ret0})
               .find("extension load") != std::string::npos);
     CHECK(translate_error({cbpf(BPF_JMP | BPF_JEQ | BPF_K, 0, 5, 1), ret0}).find("jump out of the program") !=
           std::string::npos);
     CHECK(translate_error({cbpf(BPF_JMP | BPF_JA, 0, 0, 7), ret0}).find("jump out of the program") !=
           std::string::npos);
-    CHECK(translate_error({cbpf(BPF_LD | BPF_MEM, 0, 0, 16), ret0}).find("scratch memory slot") !=
-          std::string::npos);
+    CHECK(translate_error({cbpf(BPF_LD | BPF_MEM, 0, 0, 16), ret0}).find("scratch memory slot") != std::string::npos);
     CHECK(translate_error({cbpf(BPF_ALU | BPF_DIV | BPF_K, 0, 0, 0), ret0}).find("division") != std::string::npos);
 }
 

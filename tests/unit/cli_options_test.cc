@@ -39,8 +39,8 @@ TEST_CASE("positional words become one tcpdump expression", "[unit]") {
 
 TEST_CASE("flags map to options", "[unit]") {
     auto c = parse({"--backend", "tracepoint", "--kmods", "veth,br_netfilter", "--filter-func", "ip_.*",
-                    "--output-json", "--timestamp", "absolute", "--no-feature", "kprobe_multi",
-                    "--no-output-meta", "--output-tcp-flags", "--ready-file", "/tmp/r"});
+                    "--output-json", "--timestamp", "absolute", "--no-feature", "kprobe_multi", "--no-output-meta",
+                    "--output-tcp-flags", "--ready-file", "/tmp/r"});
     REQUIRE(c);
     CHECK(c->trace.backend == Backend::Tracepoint);
     CHECK(c->trace.discovery.kmods == std::vector<std::string>{"veth", "br_netfilter"});

@@ -29,14 +29,11 @@ std::optional<uint32_t> live_reason_value(const char* enumerator) {
     const struct btf_type* t = btf__type_by_id(b->get(), id);
     const struct btf_enum* e = btf_enum(t);
     for (int i = 0; i < btf_vlen(t); ++i)
-        if (std::string_view(btf__name_by_offset(b->get(), e[i].name_off)) == enumerator)
-            return uint32_t(e[i].val);
+        if (std::string_view(btf__name_by_offset(b->get(), e[i].name_off)) == enumerator) return uint32_t(e[i].val);
     return std::nullopt;
 }
 
-
-void add_enum(struct btf* b, const char* name,
-              std::initializer_list<std::pair<const char*, int64_t>> values) {
+void add_enum(struct btf* b, const char* name, std::initializer_list<std::pair<const char*, int64_t>> values) {
     REQUIRE(btf__add_enum(b, name, 4) > 0);
     for (auto [value_name, value] : values) REQUIRE(btf__add_enum_value(b, value_name, value) == 0);
 }

@@ -31,13 +31,13 @@ EventRecord ev(uint64_t skb, const std::string& func, const std::string& reason 
 }  // namespace
 
 TEST_CASE("drop rule: only the verdict functions and the kfree_skb tracepoint carry a reason", "[unit]") {
-    for (const char* f : {"kfree_skb_reason", "sk_skb_reason_drop", "kfree_skb_list_reason",
-                          "dev_kfree_skb_any_reason", "dev_kfree_skb_irq_reason"}) {
+    for (const char* f : {"kfree_skb_reason", "sk_skb_reason_drop", "kfree_skb_list_reason", "dev_kfree_skb_any_reason",
+                          "dev_kfree_skb_irq_reason"}) {
         INFO(f);
         CHECK(function_reports_drop_reason(f));
     }
-    for (const char* f : {"skb_release_data", "skb_release_all", "__napi_kfree_skb", "tcp_drop_reason",
-                          "kfree_skb", "consume_skb", "kfree_skbmem", "sk_skb_reason_drop2", ""}) {
+    for (const char* f : {"skb_release_data", "skb_release_all", "__napi_kfree_skb", "tcp_drop_reason", "kfree_skb",
+                          "consume_skb", "kfree_skbmem", "sk_skb_reason_drop2", ""}) {
         INFO(f);
         CHECK_FALSE(function_reports_drop_reason(f));
     }

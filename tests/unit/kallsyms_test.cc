@@ -46,8 +46,7 @@ TEST_CASE("Kallsyms loads the live /proc/kallsyms", "[unit]") {
     CHECK(ks->size() > 10000);
     if (!ks->addresses_visible()) {
         WARN("skipping the address checks: /proc/kallsyms shows every address as 0 (euid "
-             << ::geteuid() << ", kernel.kptr_restrict="
-             << read_first_line("/proc/sys/kernel/kptr_restrict") << ")");
+             << ::geteuid() << ", kernel.kptr_restrict=" << read_first_line("/proc/sys/kernel/kptr_restrict") << ")");
         CHECK_FALSE(ks->address_of("ip_rcv"));
         CHECK(ks->symbolize(0x1234) == "0x1234");
         return;
@@ -116,13 +115,11 @@ TEST_CASE("tracefs available_filter_functions is read or refused in one line", "
     auto funcs = read_available_filter_functions();
     auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start);
     if (funcs) {
-        WARN(funcs->size() << " functions in available_filter_functions, read in " << ms.count()
-                           << " ms");
+        WARN(funcs->size() << " functions in available_filter_functions, read in " << ms.count() << " ms");
         CHECK(funcs->size() > 1000);
         CHECK(funcs->count("ip_rcv"));
-        CHECK(std::none_of(funcs->begin(), funcs->end(), [](const std::string& f) {
-            return f.find_first_of(" \t[") != std::string::npos;
-        }));
+        CHECK(std::none_of(funcs->begin(), funcs->end(),
+                           [](const std::string& f) { return f.find_first_of(" \t[") != std::string::npos; }));
     } else {
         const Error& e = funcs.error();
         WARN("available_filter_functions not readable (errno " << e.err << "): " << e.message());

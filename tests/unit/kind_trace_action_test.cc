@@ -142,9 +142,10 @@ TEST_CASE("kind-trace action: start, collect and upload steps run the script as 
     CHECK(upload["with"]["name"].as<std::string>() == "${{ inputs.artifact-name }}");
 }
 
-TEST_CASE("kind-trace example: the manual's block is the workflow file; it starts before the tests and always "
-          "collects",
-          "[unit][kind-trace]") {
+TEST_CASE(
+    "kind-trace example: the manual's block is the workflow file; it starts before the tests and always "
+    "collects",
+    "[unit][kind-trace]") {
     const std::string file = slurp(kExample);
     const std::string section = readme_section();
     auto at = section.find(kMarker);

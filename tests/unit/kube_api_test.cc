@@ -25,8 +25,8 @@
 #include <sstream>
 
 using namespace pwru::plugin;
-using pwru::test::LocalKubeApi;
 using pwru::test::CertFiles;
+using pwru::test::LocalKubeApi;
 using pwru::test::TempDir;
 using pwru::test::TestCa;
 
@@ -118,7 +118,8 @@ TEST_CASE("API client: pods, selectors, workloads, and the API's own error messa
     api.add_pod("pwru", "pwru-agent-x1", "node-a", {{"app.kubernetes.io/name", "pwru-agent"}}, "10.0.0.11");
     api.add_pod("pwru", "pwru-agent-x2", "node-b", {{"app.kubernetes.io/name", "pwru-agent"}}, "10.0.0.12");
     api.add_object("/apis/apps/v1/namespaces/web/deployments/httpd",
-                   {{"kind", "Deployment"}, {"apiVersion", "apps/v1"},
+                   {{"kind", "Deployment"},
+                    {"apiVersion", "apps/v1"},
                     {"spec", {{"selector", {{"matchLabels", {{"app", "httpd"}}}}}}}});
     KubeApi k(access_for(api, ca, "tok"));
 
@@ -146,7 +147,9 @@ TEST_CASE("API client: pods, selectors, workloads, and the API's own error messa
     REQUIRE(agents->size() == 1);
     CHECK(agents->front().name == "pwru-agent-x2");
     CHECK(api.requests().back() ==
-          "GET /api/v1/namespaces/pwru/pods?labelSelector=app.kubernetes.io%2Fname%3Dpwru-agent&fieldSelector=spec.nodeName%3Dnode-b");
+          "GET "
+          "/api/v1/namespaces/pwru/"
+          "pods?labelSelector=app.kubernetes.io%2Fname%3Dpwru-agent&fieldSelector=spec.nodeName%3Dnode-b");
 
     auto kind = k.workload_selector("cronjob", "web", "x");
     REQUIRE_FALSE(kind);
@@ -203,8 +206,9 @@ TEST_CASE("port-forward: the agent's mutual TLS runs end to end through the API 
         REQUIRE(conn);
         std::vector<std::string> lines;
         int status = 0;
-        auto r = (*conn)->stream_lines("POST", "/v1/trace", {}, "{}", [&](const HttpResponse& h) { status = h.status; },
-                                       [&](std::string_view l) { lines.emplace_back(l); });
+        auto r = (*conn)->stream_lines(
+            "POST", "/v1/trace", {}, "{}", [&](const HttpResponse& h) { status = h.status; },
+            [&](std::string_view l) { lines.emplace_back(l); });
         REQUIRE(r);
         CHECK(status == 200);
         REQUIRE(lines.size() == 2);
@@ -296,8 +300,7 @@ TEST_CASE("port-forward: an upgrade with Accept: application/json gets 406 Not A
           "agents at their pod addresses");
 }
 
-TEST_CASE("targets: -l across all namespaces (-A) finds pods in each, one problem line when none match",
-          "[kubeapi]") {
+TEST_CASE("targets: -l across all namespaces (-A) finds pods in each, one problem line when none match", "[kubeapi]") {
     TempDir dir;
     TestCa ca(dir.path, "test-cluster");
     LocalKubeApi api(ca.issue("kube-apiserver", {"IP:127.0.0.1", "DNS:localhost"}), "tok");

@@ -33,7 +33,8 @@ clusters:
 - name: dev-cluster
   cluster:
     server: https://10.0.0.1:6443
-    certificate-authority-data: )") + kCaB64 + R"(
+    certificate-authority-data: )") +
+           kCaB64 + R"(
 - name: shared
   cluster:
     server: https://from-first:6443
@@ -46,8 +47,10 @@ contexts:
 users:
 - name: dev-user
   user:
-    client-certificate-data: )" + kCertB64 + R"(
-    client-key-data: )" + kKeyB64 + "\n";
+    client-certificate-data: )" +
+           kCertB64 + R"(
+    client-key-data: )" +
+           kKeyB64 + "\n";
 }
 
 std::string second_file() {

@@ -75,10 +75,13 @@ class ReferenceFormatter {
             if (!e.cb.empty()) j["cb"] = e.cb;
         }
         if (!e.netns_name.empty()) j["netns_name"] = e.netns_name;
-        for (auto [key, on, t] : {std::tuple{"tuple", opts_.tuple, &e.tuple},
-                                  std::tuple{"tunnel_tuple", opts_.tunnel, &e.tunnel_tuple}}) {
+        for (auto [key, on, t] :
+             {std::tuple{"tuple", opts_.tuple, &e.tuple}, std::tuple{"tunnel_tuple", opts_.tunnel, &e.tunnel_tuple}}) {
             if (!on) continue;
-            j[key] = {{"saddr", t->saddr}, {"daddr", t->daddr}, {"sport", t->sport}, {"dport", t->dport},
+            j[key] = {{"saddr", t->saddr},
+                      {"daddr", t->daddr},
+                      {"sport", t->sport},
+                      {"dport", t->dport},
                       {"proto", t->l4_proto}};
             if (opts_.tcp_flags) j[key]["flags"] = tcp_flags_string(t->tcp_flags);
         }
@@ -113,11 +116,25 @@ class ReferenceFormatter {
 // Strings a name may hold: empty, plain, long, JSON-special, control bytes,
 // UTF-8 (2, 3 and 4 bytes; fmt pads those by display width).
 std::string pick_string(std::mt19937& rng) {
-    static const std::vector<std::string> pool = {
-        "", "eth0", "lo", "kfree_skb_reason", "/usr/bin/a-rather-long-process-name:123456",
-        "q\"uote", "back\\slash", "tab\there", "nl\nline", std::string("nul\0byte", 8), "\x01\x1f\x7f",
-        "caf\xc3\xa9", "\xe2\x82\xac euro", "\xf0\x9f\x98\x80", "SKB_DROP_REASON_NETFILTER_DROP",
-        "ip_rcv_core+0x1a2/0x300 [kernel]", "10.99.0.1", "fd00::1:2", "a:b/c{d}[e],f"};
+    static const std::vector<std::string> pool = {"",
+                                                  "eth0",
+                                                  "lo",
+                                                  "kfree_skb_reason",
+                                                  "/usr/bin/a-rather-long-process-name:123456",
+                                                  "q\"uote",
+                                                  "back\\slash",
+                                                  "tab\there",
+                                                  "nl\nline",
+                                                  std::string("nul\0byte", 8),
+                                                  "\x01\x1f\x7f",
+                                                  "caf\xc3\xa9",
+                                                  "\xe2\x82\xac euro",
+                                                  "\xf0\x9f\x98\x80",
+                                                  "SKB_DROP_REASON_NETFILTER_DROP",
+                                                  "ip_rcv_core+0x1a2/0x300 [kernel]",
+                                                  "10.99.0.1",
+                                                  "fd00::1:2",
+                                                  "a:b/c{d}[e],f"};
     return pool[rng() % pool.size()];
 }
 

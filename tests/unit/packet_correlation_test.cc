@@ -54,7 +54,8 @@ TEST_CASE("correlate: a packet DNAT'd and SNAT'd on its way is one trajectory, f
     CHECK(c.add(ev("node-b", 0xb7, 3, "netif_receive_skb", snat)) == id);
     CHECK(c.add(ev("node-b", 0xb7, 4, "kfree_skb", dnat, "SKB_DROP_REASON_NO_SOCKET")) == id);
     // Another datagram of the same flow (next IP ID) is another packet.
-    const uint64_t next = c.add(ev("node-a", 0xa1, 5, "net_dev_queue", v4("10.0.1.5", 40000, "10.96.0.10", 53, 17, 0x1235, 20)));
+    const uint64_t next =
+        c.add(ev("node-a", 0xa1, 5, "net_dev_queue", v4("10.0.1.5", 40000, "10.96.0.10", 53, 17, 0x1235, 20)));
     CHECK(next != id);
 
     auto done = c.close_all();
@@ -70,9 +71,10 @@ TEST_CASE("correlate: a packet DNAT'd and SNAT'd on its way is one trajectory, f
     REQUIRE(t.drop);
     CHECK(t.drop->node == "node-b");
     CHECK(t.drop->drop_reason == "SKB_DROP_REASON_NO_SOCKET");
-    CHECK_THAT(t.text(), Contains("# packet " + std::to_string(id) + " (udp id 0x1234 len 20): node-a -> node-b, 5 events") &&
-                             Contains("first on node-a at net_dev_queue 10.0.1.5:40000->10.96.0.10:53(udp)") &&
-                             Contains("dropped on node-b at kfree_skb(SKB_DROP_REASON_NO_SOCKET)"));
+    CHECK_THAT(t.text(),
+               Contains("# packet " + std::to_string(id) + " (udp id 0x1234 len 20): node-a -> node-b, 5 events") &&
+                   Contains("first on node-a at net_dev_queue 10.0.1.5:40000->10.96.0.10:53(udp)") &&
+                   Contains("dropped on node-b at kfree_skb(SKB_DROP_REASON_NO_SOCKET)"));
     auto j = t.json();
     CHECK(j["trajectory"] == id);
     CHECK(j["nodes"] == nlohmann::json::array({"node-a", "node-b"}));
@@ -127,7 +129,8 @@ TEST_CASE("correlate: through VXLAN the inner headers are matched", "[correlate]
     const auto inner = v4("10.0.1.5", 40000, "10.0.2.7", 80, 6, 0x2222, 0, 5000, 6000);
     const uint64_t id = c.add(ev("node-a", 0xa1, 0, "net_dev_queue", inner));
     // On the wire: the outer UDP header to port 4789, an outer IP ID of its own.
-    EventRecord outer = ev("node-b", 0xb1, 1, "netif_receive_skb", v4("192.168.0.1", 51234, "192.168.0.2", 4789, 17, 0x7777, 80));
+    EventRecord outer =
+        ev("node-b", 0xb1, 1, "netif_receive_skb", v4("192.168.0.1", 51234, "192.168.0.2", 4789, 17, 0x7777, 80));
     outer.has_tunnel_tuple = true;
     outer.tunnel_tuple = inner;
     CHECK(c.add(outer) == id);
@@ -155,7 +158,7 @@ TEST_CASE("correlate: skb continuity, reuse, the window, and bounded memory", "[
 
     for (int i = 0; i < 5; ++i)
         c.add(ev("node-c", 0xc0 + i, 5000 + i, "net_dev_queue", v4("10.0.3.1", 1, "10.0.3.2", 2, 17, 100 + i, 8)));
-    CHECK(c.open_count() == 3);  // the oldest were closed early, not lost
+    CHECK(c.open_count() == 3);     // the oldest were closed early, not lost
     auto rest = c.close_idle(kT0);  // nothing idle yet: only the early-closed ones
     CHECK(rest.size() == 3);
     CHECK(c.close_all().size() == 3);

@@ -79,7 +79,8 @@ TEST_CASE("agent records become merge messages; junk is an error, unknown types 
     auto hb = parse_agent_line(R"({"type":"heartbeat","node":"n","wall_ns":10,"watermark_ns":7})", 0);
     REQUIRE(hb.kind == StreamMessage::Kind::Heartbeat);
     CHECK(hb.watermark_ns == 7);
-    auto sum = parse_agent_line(R"({"type":"summary","events":2,"drops":[{"func":"f","reason":"R","count":2}],"ended":"client"})", 0);
+    auto sum = parse_agent_line(
+        R"({"type":"summary","events":2,"drops":[{"func":"f","reason":"R","count":2}],"ended":"client"})", 0);
     REQUIRE(sum.kind == StreamMessage::Kind::Summary);
     CHECK(sum.record["drops"][0]["count"] == 2);
     CHECK(parse_agent_line("not json", 0).kind == StreamMessage::Kind::Error);
@@ -97,7 +98,7 @@ TEST_CASE("kubectl pwru: the agent's port comes from --agent-port, else the agen
 
     auto dflt = parse_plugin_options({"pod/x"});
     REQUIRE(dflt);
-    CHECK(agent_port_of(dflt->agents, pod) == 8443);  // the port named https
+    CHECK(agent_port_of(dflt->agents, pod) == 8443);        // the port named https
     CHECK(agent_port_of(dflt->agents, PodInfo{}) == 4245);  // nothing declared: the agent's default --listen
     PodInfo one;
     one.tcp_ports = {{"", 7000}};

@@ -20,10 +20,11 @@ TEST_CASE("port-forward refusal: a Status object's message is the reason", "[por
     auto line = port_forward_refusal(declined(
         404, "Not Found",
         R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \"pwru-agent-a\" not found","reason":"NotFound","code":404})"));
-    CHECK(line ==
-          "port-forward to pwru/pwru-agent-a:4443 declined by the API server: HTTP 404 Not Found: pods \"pwru-agent-a\" "
-          "not found; the agent pod is gone or in another namespace; check --agent-namespace and kubectl get pods -n "
-          "pwru");
+    CHECK(
+        line ==
+        "port-forward to pwru/pwru-agent-a:4443 declined by the API server: HTTP 404 Not Found: pods \"pwru-agent-a\" "
+        "not found; the agent pod is gone or in another namespace; check --agent-namespace and kubectl get pods -n "
+        "pwru");
 }
 
 TEST_CASE("port-forward refusal: a Status without a message gives its reason; 401 names the context", "[portforward]") {
@@ -43,9 +44,10 @@ TEST_CASE("port-forward refusal: a plain or HTML body is cut to its first line, 
           std::string::npos);
     CHECK(line.find("more") == std::string::npos);
 
-    CHECK(port_forward_refusal(declined(400, "Bad Request", "")) ==
-          "port-forward to pwru/pwru-agent-a:4443 declined by the API server: HTTP 400 Bad Request; the API server (or a "
-          "proxy in front of it) would not open the tunnel; use --direct to reach the agents at their pod addresses");
+    CHECK(
+        port_forward_refusal(declined(400, "Bad Request", "")) ==
+        "port-forward to pwru/pwru-agent-a:4443 declined by the API server: HTTP 400 Bad Request; the API server (or a "
+        "proxy in front of it) would not open the tunnel; use --direct to reach the agents at their pod addresses");
 }
 
 TEST_CASE("port-forward refusal: a multi-line Status message stays one line", "[portforward]") {

@@ -30,9 +30,8 @@ std::vector<int64_t> event_times(const std::vector<MergedItem>& items) {
 }
 
 size_t count_status(const std::vector<MergedItem>& items, StreamState s) {
-    return std::count_if(items.begin(), items.end(), [&](const MergedItem& i) {
-        return i.kind == MergedItem::Kind::Status && i.state == s;
-    });
+    return std::count_if(items.begin(), items.end(),
+                         [&](const MergedItem& i) { return i.kind == MergedItem::Kind::Status && i.state == s; });
 }
 
 }  // namespace
@@ -48,7 +47,7 @@ TEST_CASE("events wait for the slowest stream's watermark, then come out in time
     m.on_event(a, at(now + 10 * kMs), now + 31 * kMs);  // out of order within a stream too
     m.on_heartbeat(a, now + 40 * kMs, now + 41 * kMs);
     auto out = m.drain(now + 42 * kMs);
-    CHECK(event_times(out).empty());  // B has said nothing: A's events are held
+    CHECK(event_times(out).empty());                        // B has said nothing: A's events are held
     CHECK(count_status(out, StreamState::Connected) == 1);  // A, on its first message
 
     m.on_event(b, at(now + 20 * kMs), now + 50 * kMs);
@@ -132,8 +131,9 @@ TEST_CASE("a dying stream: its error is shown in the stream and the rest goes on
     // What the dying node sent before it died is kept, in order.
     CHECK(event_times(out) == std::vector<int64_t>{t0 + 5 * kMs, t0 + 7 * kMs});
     REQUIRE(count_status(out, StreamState::Error) == 1);
-    auto it = std::find_if(out.begin(), out.end(),
-                           [](const MergedItem& i) { return i.kind == MergedItem::Kind::Status && i.state == StreamState::Error; });
+    auto it = std::find_if(out.begin(), out.end(), [](const MergedItem& i) {
+        return i.kind == MergedItem::Kind::Status && i.state == StreamState::Error;
+    });
     CHECK(it->message == "connection reset by peer");
     CHECK(m.stream_name(it->stream) == "dying");
 }
@@ -182,7 +182,10 @@ TEST_CASE("10 streams x 100k events: memory stays bounded and the output stays o
         for (const auto& i : items) {
             if (i.kind != MergedItem::Kind::Event) continue;
             ++events_out;
-            if (i.late) { ++late; continue; }
+            if (i.late) {
+                ++late;
+                continue;
+            }
             if (i.event.wall_ns < last) ordered = false;
             last = i.event.wall_ns;
         }
@@ -219,6 +222,7 @@ TEST_CASE("a stream with no start record yet is reported as still attaching, not
     REQUIRE(count_status(out, StreamState::Unavailable) == 2);
     for (const auto& i : out) {
         if (i.kind != MergedItem::Kind::Status || i.state != StreamState::Unavailable) continue;
-        CHECK(i.message == (i.stream == slow ? "no start record after 3 s (still attaching?)" : "no heartbeat for 3 s"));
+        CHECK(i.message ==
+              (i.stream == slow ? "no start record after 3 s (still attaching?)" : "no heartbeat for 3 s"));
     }
 }

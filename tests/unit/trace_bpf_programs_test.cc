@@ -106,7 +106,9 @@ TEST_CASE("IPv4 tuple addresses are written as inet_ntop writes them", "[unit]")
     ev.flags |= PWRU_EV_HAS_TUPLE;
     ev.tuple.l3 = 4;
     for (const auto& [s, d] : {std::pair<uint32_t, uint32_t>{0x00000000u, 0xffffffffu},
-                               {0x0a00010au, 0xc0a86401u}, {0x7f000001u, 0x01020304u}, {0x09630a64u, 0x6300c8ffu}}) {
+                               {0x0a00010au, 0xc0a86401u},
+                               {0x7f000001u, 0x01020304u},
+                               {0x09630a64u, 0x6300c8ffu}}) {
         uint32_t sn = htonl(s), dn = htonl(d);
         std::memcpy(ev.tuple.saddr, &sn, 4);
         std::memcpy(ev.tuple.daddr, &dn, 4);

@@ -83,9 +83,10 @@ TEST_CASE("report: events, drops and losses per node", "[unit][report]") {
     dropped.skb += 0x100;  // a second packet dropped at the same place
     REQUIRE(r.add_line(fmt.format(dropped)));
     CHECK_FALSE(r.add_line("{\"skb\":\"0xff"));  // a line cut by a killed writer
-    r.add_plugin_log("kubectl-pwru: 4.2 s\n"
-                     "  kind-worker: 1 events (0 late), lost: 0 ring buffer full, 0 over the rate limit; ended\n"
-                     "  kind-worker2: 2 events (0 late), lost: 17 ring buffer full, 3 over the rate limit; ended\n");
+    r.add_plugin_log(
+        "kubectl-pwru: 4.2 s\n"
+        "  kind-worker: 1 events (0 late), lost: 0 ring buffer full, 0 over the rate limit; ended\n"
+        "  kind-worker2: 2 events (0 late), lost: 17 ring buffer full, 3 over the rate limit; ended\n");
     REQUIRE(r.nodes().size() == 2);
     CHECK(r.nodes().at("kind-worker").events == 1);
     CHECK(r.nodes().at("kind-worker2").events == 2);

@@ -29,7 +29,8 @@ TEST_CASE("the TUNNEL column ends the header and the event line", "[unit]") {
     OutputFormatter f({.tunnel = true});
     CHECK(f.header().ends_with(" FUNC TUNNEL"));
     std::string line = f.format(vxlan_event());
-    CHECK(line.ends_with(" 10.199.1.1:51234->10.199.1.2:4789(udp) net_dev_queue 192.168.1.1:41000->192.168.1.2:80(tcp)"));
+    CHECK(
+        line.ends_with(" 10.199.1.1:51234->10.199.1.2:4789(udp) net_dev_queue 192.168.1.1:41000->192.168.1.2:80(tcp)"));
 
     OutputFormatter flags({.tcp_flags = true, .tunnel = true});
     CHECK(flags.format(vxlan_event()).ends_with("192.168.1.2:80(tcp:SYN|ACK)"));
@@ -82,8 +83,13 @@ TEST_CASE("the transport JSON keeps the tunnel tuple", "[unit]") {
 }
 
 TEST_CASE("tunnel flags parse into the trace and output options", "[unit]") {
-    const char* argv[] = {"pwru", "--filter-tunnel-pcap-l2", "ether src 02:00:00:00:00:01", "--filter-tunnel-pcap-l3",
-                          "udp dst port 7001", "--output-tunnel", "udp port 4789"};
+    const char* argv[] = {"pwru",
+                          "--filter-tunnel-pcap-l2",
+                          "ether src 02:00:00:00:00:01",
+                          "--filter-tunnel-pcap-l3",
+                          "udp dst port 7001",
+                          "--output-tunnel",
+                          "udp port 4789"};
     auto c = parse_cli(7, argv);
     REQUIRE(c);
     CHECK(c->trace.tunnel_pcap_l2 == "ether src 02:00:00:00:00:01");

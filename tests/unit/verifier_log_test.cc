@@ -12,8 +12,9 @@ namespace {
 
 // What libbpf 1.1 prints when the kernel refuses a program (log shortened).
 std::string libbpf_failure(int log_lines) {
-    std::string s = "libbpf: prog 'kprobe_skb_1': BPF program load failed: Permission denied\n"
-                    "libbpf: prog 'kprobe_skb_1': -- BEGIN PROG LOAD LOG --\n";
+    std::string s =
+        "libbpf: prog 'kprobe_skb_1': BPF program load failed: Permission denied\n"
+        "libbpf: prog 'kprobe_skb_1': -- BEGIN PROG LOAD LOG --\n";
     for (int i = 1; i <= log_lines; ++i) s += std::to_string(i) + ": (79) r1 = *(u64 *)(r6 +0)\n";
     s += "R1 invalid mem access 'scalar'\n"
          "processed 1234 insns (limit 1000000) max_states_per_insn 4\n"

@@ -20,11 +20,11 @@ struct AttachStats {
 
 // --filter-trace-tc / --filter-trace-xdp for one kind of program.
 struct BpfProgAttachStats {
-    size_t found = 0;                      // loaded programs of the kind, with BTF
+    size_t found = 0;  // loaded programs of the kind, with BTF
     size_t attached = 0;
     std::vector<std::string> without_btf;  // "name (id N)": fentry cannot attach to these
     std::vector<std::string> failures;     // "name (id N): reason"
-    std::string refused;  // set when the kernel refuses fentry itself: why (nothing was attached)
+    std::string refused;                   // set when the kernel refuses fentry itself: why (nothing was attached)
 };
 
 // Called as targets attach (the progress bar): done of total.

@@ -45,10 +45,8 @@ std::unique_ptr<Attachment> attach_clone_probes(bpf_program* entry_prog, bpf_pro
         }
     }
     take_libbpf_messages();
-    if (!failed.empty())
-        spdlog::warn("--filter-track-skb will not follow the clones and copies made by {}", failed);
-    spdlog::info("Following clones and copies of tracked skbs at {} of {} functions", attached,
-                 std::size(kClonedBy));
+    if (!failed.empty()) spdlog::warn("--filter-track-skb will not follow the clones and copies made by {}", failed);
+    spdlog::info("Following clones and copies of tracked skbs at {} of {} functions", attached, std::size(kClonedBy));
     return links;
 }
 

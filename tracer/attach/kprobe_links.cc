@@ -32,8 +32,7 @@ Result<int> kprobe_pmu_type() {
     return type;
 }
 
-Result<KprobeLink> open_kprobe_link(int pmu_type, int prog_fd, const std::string& func, int cpu,
-                                    bool enable_event) {
+Result<KprobeLink> open_kprobe_link(int pmu_type, int prog_fd, const std::string& func, int cpu, bool enable_event) {
     perf_event_attr attr{};
     attr.size = sizeof(attr);
     attr.type = static_cast<__u32>(pmu_type);
@@ -43,8 +42,7 @@ Result<KprobeLink> open_kprobe_link(int pmu_type, int prog_fd, const std::string
     KprobeLink link;
     link.cpu = cpu;
     // pid -1: every task; the kprobe fires on every CPU whatever `cpu` is.
-    link.perf_event.reset(static_cast<int>(
-        ::syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)));
+    link.perf_event.reset(static_cast<int>(::syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)));
     if (!link.perf_event) return fail("perf_event_open(kprobe " + func + ")", errno);
     link.bpf_link.reset(bpf_link_create(prog_fd, link.perf_event.get(), BPF_PERF_EVENT, nullptr));
     if (!link.bpf_link) return fail("BPF_LINK_CREATE(perf event of " + func + ")", errno);

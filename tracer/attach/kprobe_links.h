@@ -31,7 +31,6 @@ Result<int> kprobe_pmu_type();
 // The BPF program runs from the kprobe itself (the event's trace_event_call),
 // whether the perf event is enabled or not: left disabled (enable_event false),
 // the event costs perf nothing on install, on every hit and on removal.
-Result<KprobeLink> open_kprobe_link(int pmu_type, int prog_fd, const std::string& func, int cpu,
-                                    bool enable_event);
+Result<KprobeLink> open_kprobe_link(int pmu_type, int prog_fd, const std::string& func, int cpu, bool enable_event);
 
 }  // namespace pwru

@@ -17,8 +17,7 @@ bool is_unprobeable(int err) {
 
 class MultiAttacher {
   public:
-    MultiAttacher(bpf_program* prog, AttachStats& st, KprobeMultiLinks& links)
-        : prog_(prog), st_(st), links_(links) {}
+    MultiAttacher(bpf_program* prog, AttachStats& st, KprobeMultiLinks& links) : prog_(prog), st_(st), links_(links) {}
 
     // Attaches all of `targets` as one link; on failure bisects to skip only the culprits.
     void attach(const std::vector<MultiTarget>& targets) {
@@ -65,8 +64,7 @@ class MultiAttacher {
         std::vector<const char*> names;
         names.reserve(targets.size());
         for (const auto& t : targets) names.push_back(t.name.c_str());
-        LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .syms = names.data(), .cookies = cookies.data(),
-                    .cnt = names.size());
+        LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .syms = names.data(), .cookies = cookies.data(), .cnt = names.size());
         return bpf_program__attach_kprobe_multi_opts(prog_, nullptr, &opts);
     }
 

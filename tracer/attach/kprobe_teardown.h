@@ -30,7 +30,7 @@ unsigned kprobe_threads();
 struct KprobePlacement {
     std::vector<int> cpus;  // {-1}: unpinned
     unsigned threads_per_cpu = 1;
-    unsigned threads = 1;   // in all
+    unsigned threads = 1;  // in all
     // Perf events enabled (as libbpf does; PWRU_KPROBE_ENABLE=1) or left
     // disabled (default: the program runs either way, see open_kprobe_link).
     bool enable_events = false;

@@ -60,8 +60,8 @@ Result<Attached> attach_kprobes(const std::vector<int>& prog_fds, const std::vec
         const SkbFunction& f = functions[i];
         if (out_of_fds.load()) {
             errors[i] = EMFILE;
-        } else if (auto link = open_kprobe_link(*pmu, prog_fd(f.skb_pos), f.name, event_cpu[i],
-                                                placement.enable_events)) {
+        } else if (auto link =
+                       open_kprobe_link(*pmu, prog_fd(f.skb_pos), f.name, event_cpu[i], placement.enable_events)) {
             slots[i] = std::move(*link);
         } else {
             errors[i] = link.error().err;

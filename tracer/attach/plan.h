@@ -25,9 +25,7 @@ struct Plan {
     // event's probe_id is the index here (filled by Session::attach_bpf_programs()).
     std::vector<LoadedBpfProg> bpf_programs;
 
-    size_t target_count() const {
-        return backend == Backend::Tracepoint ? tracepoints.size() : functions.size();
-    }
+    size_t target_count() const { return backend == Backend::Tracepoint ? tracepoints.size() : functions.size(); }
 };
 
 }  // namespace pwru

@@ -22,7 +22,8 @@ Result<Attached> attach_skb_probes(bpf_object* obj, const Plan& plan, const Kall
             std::vector<int> prog_fds(PWRU_MAX_SKB_POS + 1, -1);
             for (int pos = 1; pos <= PWRU_MAX_SKB_POS; ++pos) {
                 std::string name = "kprobe_skb_" + std::to_string(pos);
-                if (bpf_program* p = bpf_object__find_program_by_name(obj, name.c_str())) prog_fds[pos] = bpf_program__fd(p);
+                if (bpf_program* p = bpf_object__find_program_by_name(obj, name.c_str()))
+                    prog_fds[pos] = bpf_program__fd(p);
             }
             return attach_kprobes(prog_fds, plan.functions, progress);
         }

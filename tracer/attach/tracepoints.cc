@@ -28,9 +28,9 @@ Result<Attached> attach_tracepoints(bpf_object* obj, const std::vector<SkbTracep
             const int err = errno;
             // Out of descriptors or memory: the rest would fail the same way,
             // and a trace missing tracepoints must not look whole.
-            if (auto limit = explain_resource_error(
-                    err, "cannot attach tracepoint " + std::to_string(i + 1) + " of " +
-                             std::to_string(tracepoints.size()) + " (" + tracepoints[i].name + ")")) {
+            if (auto limit = explain_resource_error(err, "cannot attach tracepoint " + std::to_string(i + 1) + " of " +
+                                                             std::to_string(tracepoints.size()) + " (" +
+                                                             tracepoints[i].name + ")")) {
                 take_libbpf_messages();
                 return fail(*limit);
             }

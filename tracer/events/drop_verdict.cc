@@ -29,9 +29,9 @@ namespace {
 // them SKB_DROP_REASON_NOT_SPECIFIED, whatever happened to the packet),
 // __napi_kfree_skb (a release after the verdict was traced), tcp_drop_reason
 // (static; it calls sk_skb_reason_drop, which reports the verdict).
-constexpr std::array<std::string_view, 5> kDropFunctions = {
-    "kfree_skb_reason", "sk_skb_reason_drop", "kfree_skb_list_reason",
-    "dev_kfree_skb_any_reason", "dev_kfree_skb_irq_reason"};
+constexpr std::array<std::string_view, 5> kDropFunctions = {"kfree_skb_reason", "sk_skb_reason_drop",
+                                                            "kfree_skb_list_reason", "dev_kfree_skb_any_reason",
+                                                            "dev_kfree_skb_irq_reason"};
 
 }  // namespace
 

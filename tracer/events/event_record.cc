@@ -17,8 +17,9 @@ std::string EventRecord::iface_display() const {
 }
 
 void to_json(nlohmann::json& j, const TupleRecord& t) {
-    j = nlohmann::json{{"saddr", t.saddr}, {"daddr", t.daddr}, {"sport", t.sport}, {"dport", t.dport},
-                       {"l3", t.l3},       {"proto", t.l4_proto}, {"flags", t.tcp_flags}, {"payload_len", t.payload_len}};
+    j = nlohmann::json{
+        {"saddr", t.saddr}, {"daddr", t.daddr},    {"sport", t.sport},     {"dport", t.dport},
+        {"l3", t.l3},       {"proto", t.l4_proto}, {"flags", t.tcp_flags}, {"payload_len", t.payload_len}};
     if (t.l3 == 4) j["ip_id"] = t.ip_id;
     if (t.l4_proto == 6) {
         j["tcp_seq"] = t.tcp_seq;

@@ -41,17 +41,17 @@ struct EventRecord {
     uint16_t proto = 0;  // skb->protocol, host order
     uint32_t mtu = 0;
     uint32_t len = 0;
-    std::vector<uint32_t> cb;   // --output-skb-cb: 5 words
-    std::string netns_name;     // --output-netns-names
+    std::vector<uint32_t> cb;  // --output-skb-cb: 5 words
+    std::string netns_name;    // --output-netns-names
     bool has_tuple = false;
     TupleRecord tuple;
-    bool has_tunnel_tuple = false;  // --output-tunnel, on VXLAN / Geneve packets
-    TupleRecord tunnel_tuple;       // the inner packet's tuple
+    bool has_tunnel_tuple = false;   // --output-tunnel, on VXLAN / Geneve packets
+    TupleRecord tunnel_tuple;        // the inner packet's tuple
     std::string caller;              // --output-caller: the calling function
     std::vector<std::string> stack;  // --output-stack: symbolized frames, innermost first
     std::string skb_dump;            // --output-skb: the sk_buff as text (bpf_snprintf_btf)
     std::string shinfo_dump;         // --output-skb-shared-info
-    std::string node;  // filled by the agent / plugin
+    std::string node;                // filled by the agent / plugin
     std::string pod;
     std::string pod_namespace;  // the pod's namespace (JSON "namespace"); "" node-wide and in pwru
 

@@ -24,7 +24,7 @@ struct OutputOptions {
     bool netns_names = false;
     size_t netns_name_width = 16;
     TimestampMode timestamp = TimestampMode::None;
-    bool node_columns = false;  // NODE and POD (the kubectl plugin)
+    bool node_columns = false;        // NODE and POD (the kubectl plugin)
     bool pod_with_namespace = false;  // POD as NAMESPACE/POD (targets in several namespaces)
 };
 
@@ -76,7 +76,8 @@ class OutputFormatter {
     size_t tuple_width_ = 0;
     size_t func_width_ = 0;
     std::unordered_map<uint64_t, uint64_t> last_seen_;
-    std::string scratch_;  // one padded piece at a time (reused: no allocation per event)  // skb -> ktime of its last event
+    std::string
+        scratch_;  // one padded piece at a time (reused: no allocation per event)  // skb -> ktime of its last event
 };
 
 }  // namespace pwru

@@ -10,9 +10,7 @@ namespace pwru {
 namespace {
 
 // The function part of "nft_do_chain+0x46f [mod]".
-std::string function_of(const std::string& location) {
-    return location.substr(0, location.find_first_of("+ "));
-}
+std::string function_of(const std::string& location) { return location.substr(0, location.find_first_of("+ ")); }
 
 }  // namespace
 
@@ -20,14 +18,12 @@ std::string drop_line(const EventRecord& e) {
     // The tracepoint's location names the function that dropped it. A probed
     // drop function (sk_skb_reason_drop) is itself the place, unless its caller
     // is known (--output-caller): that is where the kernel dropped it.
-    std::string where = !e.location.empty()                                   ? function_of(e.location)
+    std::string where = !e.location.empty()                                         ? function_of(e.location)
                         : !e.caller.empty() && function_reports_drop_reason(e.func) ? e.caller
-                                                                              : e.func;
+                                                                                    : e.func;
     std::string iface = e.ifname.empty() ? std::to_string(e.ifindex) : e.ifname + ":" + std::to_string(e.ifindex);
-    return "dropped in " + where + " at " + iface + " in netns " + std::to_string(e.netns) + ": " +
-           e.drop_reason;
+    return "dropped in " + where + " at " + iface + " in netns " + std::to_string(e.netns) + ": " + e.drop_reason;
 }
-
 
 void TrajectorySummary::add(const EventRecord& e) {
     auto it = open_.find(e.skb);
@@ -80,9 +76,8 @@ size_t TrajectorySummary::dropped_count() const {
 
 std::string TrajectorySummary::text(size_t max_paths) const {
     auto all = trajectories();
-    std::string out = "Trajectories: " + std::to_string(all.size()) + " packets, " +
-                      std::to_string(dropped_count()) + " dropped" +
-                      (overflow_ ? " (" + std::to_string(overflow_) + " more not kept)" : "") + "\n";
+    std::string out = "Trajectories: " + std::to_string(all.size()) + " packets, " + std::to_string(dropped_count()) +
+                      " dropped" + (overflow_ ? " (" + std::to_string(overflow_) + " more not kept)" : "") + "\n";
     size_t shown = 0;
     for (const auto& t : all) {
         if (shown++ >= max_paths) {

@@ -25,10 +25,10 @@ namespace pwru {
 
 struct Trajectory {
     uint64_t skb = 0;
-    std::string tuple;                // of its first event with one
-    std::vector<std::string> path;    // functions, consecutive repeats folded
-    bool dropped = false;             // its first drop verdict, if any
-    std::string drop_line;            // "dropped in ... : REASON" of that verdict
+    std::string tuple;              // of its first event with one
+    std::vector<std::string> path;  // functions, consecutive repeats folded
+    bool dropped = false;           // its first drop verdict, if any
+    std::string drop_line;          // "dropped in ... : REASON" of that verdict
 };
 
 class TrajectorySummary {

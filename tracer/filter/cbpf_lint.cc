@@ -19,8 +19,7 @@ uint32_t max_after(const sock_filter& in, uint32_t before) {
         case BPF_ALU:
         case BPF_MISC:  // tax leaves A alone, txa replaces it: either way assume anything
             return BPF_CLASS(in.code) == BPF_MISC && BPF_MISCOP(in.code) == BPF_TAX ? before : 0xffffffff;
-        default:
-            return before;  // jumps, stores, ldx, ret
+        default: return before;  // jumps, stores, ldx, ret
     }
 }
 
@@ -62,7 +61,8 @@ std::vector<std::string> impossible_comparisons(const std::vector<struct sock_fi
                            (BPF_OP(op.code) == BPF_JGE && k > max);
         if (never && seen.insert({max, k}).second)
             out.push_back(std::string("a test compares ") + (max == 0xff ? "a 1-byte" : "a 2-byte") +
-                          " packet field with " + std::to_string(k) + ", a value it cannot hold: that test is never true");
+                          " packet field with " + std::to_string(k) +
+                          ", a value it cannot hold: that test is never true");
     }
     return out;
 }

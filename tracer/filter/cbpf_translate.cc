@@ -35,13 +35,13 @@ namespace {
 
 // ---- registers and stack layout -------------------------------------------
 
-constexpr uint8_t R0 = BPF_REG_0;     // return value, slow-load result
-constexpr uint8_t R1 = BPF_REG_1;     // argument 1 (w)
-constexpr uint8_t R2 = BPF_REG_2;     // argument 2 (off), temporary
-constexpr uint8_t R3 = BPF_REG_3;     // argument 3 (size), temporary
-constexpr uint8_t R_A = BPF_REG_6;    // cBPF accumulator
-constexpr uint8_t R_X = BPF_REG_7;    // cBPF index register
-constexpr uint8_t R_W = BPF_REG_8;    // struct pwru_pkt_window *
+constexpr uint8_t R0 = BPF_REG_0;        // return value, slow-load result
+constexpr uint8_t R1 = BPF_REG_1;        // argument 1 (w)
+constexpr uint8_t R2 = BPF_REG_2;        // argument 2 (off), temporary
+constexpr uint8_t R3 = BPF_REG_3;        // argument 3 (size), temporary
+constexpr uint8_t R_A = BPF_REG_6;       // cBPF accumulator
+constexpr uint8_t R_X = BPF_REG_7;       // cBPF index register
+constexpr uint8_t R_W = BPF_REG_8;       // struct pwru_pkt_window *
 constexpr uint8_t R_COPIED = BPF_REG_9;  // w->copied, loaded once
 constexpr uint8_t R_FP = BPF_REG_10;
 
@@ -80,16 +80,24 @@ bpf_insn alu64_reg(uint8_t op, uint8_t dst, uint8_t src) { return make_insn(BPF_
 bpf_insn mov32_imm(uint8_t dst, uint32_t k) { return alu32_imm(BPF_MOV, dst, k); }
 bpf_insn mov32_reg(uint8_t dst, uint8_t src) { return alu32_reg(BPF_MOV, dst, src); }
 bpf_insn mov64_reg(uint8_t dst, uint8_t src) { return alu64_reg(BPF_MOV, dst, src); }
-bpf_insn ldx(uint8_t size, uint8_t dst, uint8_t base, int16_t off) { return make_insn(BPF_LDX | BPF_MEM | size, dst, base, off, 0); }
-bpf_insn stx(uint8_t size, uint8_t base, int16_t off, uint8_t src) { return make_insn(BPF_STX | BPF_MEM | size, base, src, off, 0); }
-bpf_insn st_imm(uint8_t size, uint8_t base, int16_t off, int32_t imm) { return make_insn(BPF_ST | BPF_MEM | size, base, 0, off, imm); }
+bpf_insn ldx(uint8_t size, uint8_t dst, uint8_t base, int16_t off) {
+    return make_insn(BPF_LDX | BPF_MEM | size, dst, base, off, 0);
+}
+bpf_insn stx(uint8_t size, uint8_t base, int16_t off, uint8_t src) {
+    return make_insn(BPF_STX | BPF_MEM | size, base, src, off, 0);
+}
+bpf_insn st_imm(uint8_t size, uint8_t base, int16_t off, int32_t imm) {
+    return make_insn(BPF_ST | BPF_MEM | size, base, 0, off, imm);
+}
 bpf_insn to_be(uint8_t dst, int bits) { return make_insn(BPF_ALU | BPF_END | BPF_TO_BE, dst, 0, 0, bits); }
 bpf_insn exit_insn() { return make_insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
 bpf_insn pseudo_call() { return make_insn(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_CALL, 0, 0); }
 // Jumps: the offset is filled in by Assembler::finish().
 bpf_insn ja() { return make_insn(BPF_JMP | BPF_JA, 0, 0, 0, 0); }
 bpf_insn jmp_imm(uint8_t op, uint8_t dst, int32_t imm) { return make_insn(BPF_JMP | op | BPF_K, dst, 0, 0, imm); }
-bpf_insn jmp32_imm(uint8_t op, uint8_t dst, uint32_t k) { return make_insn(BPF_JMP32 | op | BPF_K, dst, 0, 0, imm32(k)); }
+bpf_insn jmp32_imm(uint8_t op, uint8_t dst, uint32_t k) {
+    return make_insn(BPF_JMP32 | op | BPF_K, dst, 0, 0, imm32(k));
+}
 bpf_insn jmp32_reg(uint8_t op, uint8_t dst, uint8_t src) { return make_insn(BPF_JMP32 | op | BPF_X, dst, src, 0, 0); }
 
 // BPF_B/H/W for a load of `size` bytes.
@@ -98,9 +106,9 @@ uint8_t size_code(uint32_t size) { return size == 1 ? BPF_B : size == 2 ? BPF_H 
 // Bytes read by a cBPF packet load (BPF_LD|BPF_ABS/IND, BPF_LDX|BPF_MSH).
 uint32_t cbpf_load_size(uint16_t code) {
     switch (BPF_SIZE(code)) {
-    case BPF_W: return 4;
-    case BPF_H: return 2;
-    default: return 1;
+        case BPF_W: return 4;
+        case BPF_H: return 2;
+        default: return 1;
     }
 }
 
@@ -132,9 +140,10 @@ class Assembler {
             if (!label_pos_[label]) return fail("cBPF translator bug: jump to an unbound label");
             long off = static_cast<long>(*label_pos_[label]) - static_cast<long>(at) - 1;
             if (off < std::numeric_limits<int16_t>::min() || off > std::numeric_limits<int16_t>::max())
-                return fail(fmt::format("filter too large: its eBPF translation needs a jump over {} instructions, "
-                                        "more than the 16-bit eBPF jump offset allows; simplify the expression",
-                                        off));
+                return fail(
+                    fmt::format("filter too large: its eBPF translation needs a jump over {} instructions, "
+                                "more than the 16-bit eBPF jump offset allows; simplify the expression",
+                                off));
             insns_[at].off = static_cast<int16_t>(off);
         }
         TranslatedFilter out;
@@ -159,12 +168,14 @@ std::string insn_name(size_t i, const sock_filter& f) {
 
 bool is_packet_load(uint16_t code) {
     switch (code) {
-    case BPF_LD | BPF_W | BPF_ABS: case BPF_LD | BPF_H | BPF_ABS: case BPF_LD | BPF_B | BPF_ABS:
-    case BPF_LD | BPF_W | BPF_IND: case BPF_LD | BPF_H | BPF_IND: case BPF_LD | BPF_B | BPF_IND:
-    case BPF_LDX | BPF_B | BPF_MSH:
-        return true;
-    default:
-        return false;
+        case BPF_LD | BPF_W | BPF_ABS:
+        case BPF_LD | BPF_H | BPF_ABS:
+        case BPF_LD | BPF_B | BPF_ABS:
+        case BPF_LD | BPF_W | BPF_IND:
+        case BPF_LD | BPF_H | BPF_IND:
+        case BPF_LD | BPF_B | BPF_IND:
+        case BPF_LDX | BPF_B | BPF_MSH: return true;
+        default: return false;
     }
 }
 
@@ -177,15 +188,17 @@ bool is_scratch_access(uint16_t code) {
 bool is_known_opcode(uint16_t code) {
     if (is_packet_load(code) || is_scratch_access(code)) return true;
     switch (code) {
-    case BPF_RET | BPF_K: case BPF_RET | BPF_A:
-    case BPF_LD | BPF_W | BPF_LEN: case BPF_LDX | BPF_W | BPF_LEN:
-    case BPF_LD | BPF_IMM: case BPF_LDX | BPF_IMM:
-    case BPF_JMP | BPF_JA:
-    case BPF_MISC | BPF_TAX: case BPF_MISC | BPF_TXA:
-    case BPF_ALU | BPF_NEG:
-        return true;
-    default:
-        break;
+        case BPF_RET | BPF_K:
+        case BPF_RET | BPF_A:
+        case BPF_LD | BPF_W | BPF_LEN:
+        case BPF_LDX | BPF_W | BPF_LEN:
+        case BPF_LD | BPF_IMM:
+        case BPF_LDX | BPF_IMM:
+        case BPF_JMP | BPF_JA:
+        case BPF_MISC | BPF_TAX:
+        case BPF_MISC | BPF_TXA:
+        case BPF_ALU | BPF_NEG: return true;
+        default: break;
     }
     if (BPF_CLASS(code) == BPF_JMP) {
         uint16_t op = BPF_OP(code);
@@ -305,7 +318,7 @@ struct Analysis {
     std::vector<bool> reachable;
     uint32_t zero_at_entry = 0;  // state bits read on some path before any write
     bool needs_copied = false;
-    bool loads_packet = false;   // every packet load calls pkt_load_slow somewhere
+    bool loads_packet = false;    // every packet load calls pkt_load_slow somewhere
     std::vector<bool> loop_head;  // target of a reachable backward jump
     BudgetMode budget = BudgetMode::kNone;
 };
@@ -383,8 +396,7 @@ Analysis analyze(const std::vector<sock_filter>& prog) {
 
 class Translator {
   public:
-    Translator(const std::vector<sock_filter>& prog, Analysis analysis)
-        : prog_(prog), analysis_(std::move(analysis)) {
+    Translator(const std::vector<sock_filter>& prog, Analysis analysis) : prog_(prog), analysis_(std::move(analysis)) {
         for (size_t i = 0; i < prog_.size(); ++i) {
             cbpf_label_.push_back(as_.new_label());
             loop_label_.push_back(as_.new_label());
@@ -514,16 +526,16 @@ class Translator {
         uint16_t c = f.code;
         if (is_packet_load(c)) return translate_packet_load(f);
         switch (BPF_CLASS(c)) {
-        case BPF_LD:
-        case BPF_LDX: return translate_other_load(f);
-        case BPF_ST: return as_.emit(stx(BPF_W, R_FP, mem_slot_off(f.k), R_A));
-        case BPF_STX: return as_.emit(stx(BPF_W, R_FP, mem_slot_off(f.k), R_X));
-        case BPF_ALU: return translate_alu(f);
-        case BPF_JMP: return translate_jump(i, f);
-        case BPF_RET: return translate_ret(f);
-        case BPF_MISC:
-            if (c == (BPF_MISC | BPF_TAX)) return as_.emit(mov32_reg(R_X, R_A));
-            return as_.emit(mov32_reg(R_A, R_X));
+            case BPF_LD:
+            case BPF_LDX: return translate_other_load(f);
+            case BPF_ST: return as_.emit(stx(BPF_W, R_FP, mem_slot_off(f.k), R_A));
+            case BPF_STX: return as_.emit(stx(BPF_W, R_FP, mem_slot_off(f.k), R_X));
+            case BPF_ALU: return translate_alu(f);
+            case BPF_JMP: return translate_jump(i, f);
+            case BPF_RET: return translate_ret(f);
+            case BPF_MISC:
+                if (c == (BPF_MISC | BPF_TAX)) return as_.emit(mov32_reg(R_X, R_A));
+                return as_.emit(mov32_reg(R_A, R_X));
         }
     }
 
@@ -531,9 +543,9 @@ class Translator {
     void translate_other_load(const sock_filter& f) {
         uint8_t dst = BPF_CLASS(f.code) == BPF_LD ? R_A : R_X;
         switch (BPF_MODE(f.code)) {
-        case BPF_LEN: return as_.emit(ldx(BPF_W, dst, R_W, PWRU_PKT_WINDOW_OFF_LEN));
-        case BPF_IMM: return as_.emit(mov32_imm(dst, f.k));
-        default: return as_.emit(ldx(BPF_W, dst, R_FP, mem_slot_off(f.k)));  // BPF_MEM
+            case BPF_LEN: return as_.emit(ldx(BPF_W, dst, R_W, PWRU_PKT_WINDOW_OFF_LEN));
+            case BPF_IMM: return as_.emit(mov32_imm(dst, f.k));
+            default: return as_.emit(ldx(BPF_W, dst, R_FP, mem_slot_off(f.k)));  // BPF_MEM
         }
     }
 
@@ -654,9 +666,9 @@ class Translator {
 
     static uint8_t negated(uint8_t op) {
         switch (op) {
-        case BPF_JEQ: return BPF_JNE;
-        case BPF_JGT: return BPF_JLE;
-        default: return BPF_JLT;  // BPF_JGE
+            case BPF_JEQ: return BPF_JNE;
+            case BPF_JGT: return BPF_JLE;
+            default: return BPF_JLT;  // BPF_JGE
         }
     }
 

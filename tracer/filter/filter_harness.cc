@@ -67,7 +67,8 @@ Result<std::unique_ptr<FilterHarness>> FilterHarness::create(const HarnessFilter
         load_with_filters(h->skel_->obj, std::move(stubs), [&] { return pwru_bpf__load(h->skel_.get()); });
     h->program_insns_ = loaded.max_insns;
     if (const int err = loaded.err) {
-        if (!loaded.splice_error.empty()) return fail("cannot place filter '" + what + "': " + loaded.splice_error, err);
+        if (!loaded.splice_error.empty())
+            return fail("cannot place filter '" + what + "': " + loaded.splice_error, err);
         return fail("the kernel rejected the filter program for '" + what + "'", err, loaded.libbpf_log);
     }
     h->skel_->bss->filtercheck_l3 = l3 ? 1 : 0;

@@ -23,9 +23,7 @@ int prepare_load_hook(bpf_program* prog, bpf_prog_load_opts* opts, long /*cookie
     return t_active->prepare(prog, opts);
 }
 
-bool is_pseudo_call(const bpf_insn& in) {
-    return in.code == (BPF_JMP | BPF_CALL) && in.src_reg == BPF_PSEUDO_CALL;
-}
+bool is_pseudo_call(const bpf_insn& in) { return in.code == (BPF_JMP | BPF_CALL) && in.src_reg == BPF_PSEUDO_CALL; }
 
 bool is_pseudo_func(const bpf_insn& in) {
     return in.code == (BPF_LD | BPF_IMM | BPF_DW) && in.src_reg == BPF_PSEUDO_FUNC;
@@ -79,8 +77,8 @@ Result<void> register_section_handlers() {
     return result;
 }
 
-Result<void> splice_subprogram(ProgramImage& image, const std::string& stub,
-                               const TranslatedFilter& body, const std::string& slow_loader) {
+Result<void> splice_subprogram(ProgramImage& image, const std::string& stub, const TranslatedFilter& body,
+                               const std::string& slow_loader) {
     auto range = find_subprog(image, stub);
     if (!range) return std::unexpected(range.error());
     std::optional<SubprogRange> slow;
@@ -131,8 +129,7 @@ Result<void> splice_subprogram(ProgramImage& image, const std::string& stub,
     return {};
 }
 
-FilterInjector::FilterInjector(const btf* object_btf, StubFilters stubs)
-    : btf_(object_btf), stubs_(std::move(stubs)) {
+FilterInjector::FilterInjector(const btf* object_btf, StubFilters stubs) : btf_(object_btf), stubs_(std::move(stubs)) {
     t_active = this;
 }
 
@@ -162,8 +159,7 @@ int FilterInjector::prepare(bpf_program* prog, bpf_prog_load_opts* opts) {
                         std::min<size_t>(rec_size, sizeof(T)));
     };
     copy_records(opts->func_info, opts->func_info_cnt, opts->func_info_rec_size, image.func_info);
-    if (opts->line_info)
-        copy_records(opts->line_info, opts->line_info_cnt, opts->line_info_rec_size, image.line_info);
+    if (opts->line_info) copy_records(opts->line_info, opts->line_info_cnt, opts->line_info_rec_size, image.line_info);
     image.func_names.clear();
     for (const auto& fi : image.func_info) {
         const btf_type* t = btf__type_by_id(btf_, fi.type_id);
@@ -172,8 +168,7 @@ int FilterInjector::prepare(bpf_program* prog, bpf_prog_load_opts* opts) {
 
     for (const auto& [stub, body] : stubs_) {
         // Programs that never call the filter have no stub: nothing to do.
-        if (std::find(image.func_names.begin(), image.func_names.end(), stub) == image.func_names.end())
-            continue;
+        if (std::find(image.func_names.begin(), image.func_names.end(), stub) == image.func_names.end()) continue;
         if (auto r = splice_subprogram(image, stub, body, "pkt_load_slow"); !r) {
             error_ = "program " + name + ": " + r.error().what;
             return -EINVAL;

@@ -47,8 +47,8 @@ struct ProgramImage {
     std::vector<std::string> func_names;  // parallel to func_info
     std::vector<bpf_line_info> line_info;
 };
-Result<void> splice_subprogram(ProgramImage& image, const std::string& stub,
-                               const TranslatedFilter& body, const std::string& slow_loader);
+Result<void> splice_subprogram(ProgramImage& image, const std::string& stub, const TranslatedFilter& body,
+                               const std::string& slow_loader);
 
 // Stub subprogram name -> the filter that replaces its body.
 using StubFilters = std::vector<std::pair<std::string, TranslatedFilter>>;

@@ -81,8 +81,7 @@ std::string seconds_text(Clock::duration d) {
 Result<void> check_filter_size(const std::string& expr, const char* what) {
     if (expr.size() <= kMaxFilterBytes) return {};
     return bad_input(std::string(what) + " is " + std::to_string(expr.size()) + " bytes, above the limit of " +
-                     std::to_string(kMaxFilterBytes) +
-                     "; shorten it (e.g. one `net` instead of many `host` terms)");
+                     std::to_string(kMaxFilterBytes) + "; shorten it (e.g. one `net` instead of many `host` terms)");
 }
 
 Result<PcapOutcome> compile_pcap_bounded(const std::string& expr, LinkLayer ll, const CompileBudget& budget) {
@@ -144,10 +143,10 @@ Result<PcapOutcome> compile_pcap_bounded(const std::string& expr, LinkLayer ll, 
     const char* payload = reply.data() + sizeof h;
     PcapOutcome out;
     switch (h.verdict) {
-    case ChildVerdict::compiled: break;
-    case ChildVerdict::refused: out.refused = std::string(payload, h.length); return out;
-    case ChildVerdict::failed: return fail("the filter compiler failed: " + std::string(payload, h.length));
-    default: return fail("the filter compiler's answer is not one it gives");
+        case ChildVerdict::compiled: break;
+        case ChildVerdict::refused: out.refused = std::string(payload, h.length); return out;
+        case ChildVerdict::failed: return fail("the filter compiler failed: " + std::string(payload, h.length));
+        default: return fail("the filter compiler's answer is not one it gives");
     }
     if (h.length % sizeof(sock_filter) != 0) return fail("the filter compiler's answer is not whole instructions");
     out.insns.resize(h.length / sizeof(sock_filter));

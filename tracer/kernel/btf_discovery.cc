@@ -23,8 +23,7 @@ Result<BtfPtr> load_kernel_btf(const std::string& path) {
     struct btf* b = btf__parse(path.c_str(), nullptr);
     if (!b) {
         int err = errno;
-        return fail("cannot read kernel BTF '" + path +
-                        "' (pass --kernel-btf FILE or enable CONFIG_DEBUG_INFO_BTF)",
+        return fail("cannot read kernel BTF '" + path + "' (pass --kernel-btf FILE or enable CONFIG_DEBUG_INFO_BTF)",
                     err);
     }
     return BtfPtr(b);
@@ -34,15 +33,15 @@ Result<std::string> module_btf_path(const std::string& btf_dir, const std::strin
     std::string path = btf_dir + "/" + name;
     // A '/' would escape btf_dir: no module is called that.
     if (name.empty() || name.find('/') != std::string::npos || name == "vmlinux" || !std::filesystem::exists(path))
-        return std::unexpected(Error{ENOENT,
-                                     "kernel module '" + name + "' has no BTF at " + path +
-                                         "; check that it is loaded and listed in " + btf_dir,
-                                     {}, ErrorKind::NotFound});
+        return std::unexpected(Error{
+            ENOENT,
+            "kernel module '" + name + "' has no BTF at " + path + "; check that it is loaded and listed in " + btf_dir,
+            {},
+            ErrorKind::NotFound});
     return path;
 }
 
-Result<BtfPtr> load_module_btf(const std::string& btf_dir, const std::string& name,
-                               const struct btf* vmlinux) {
+Result<BtfPtr> load_module_btf(const std::string& btf_dir, const std::string& name, const struct btf* vmlinux) {
     auto found = module_btf_path(btf_dir, name);
     if (!found) return std::unexpected(found.error());
     const std::string& path = *found;
@@ -91,8 +90,7 @@ bool is_skb_pointer(const struct btf* b, uint32_t id) {
     if (!ptr || !btf_is_ptr(ptr)) return false;
     const struct btf_type* target = btf__type_by_id(b, skip_mods(b, ptr->type));
     // A module may only forward-declare sk_buff when its BTF was not deduplicated.
-    bool is_struct = target && (btf_is_struct(target) ||
-                                (btf_is_fwd(target) && !btf_kflag(target)));
+    bool is_struct = target && (btf_is_struct(target) || (btf_is_fwd(target) && !btf_kflag(target)));
     return is_struct && type_name(b, target) == "sk_buff";
 }
 
@@ -137,9 +135,8 @@ const struct btf_type* func_proto(const struct btf* b, uint32_t id) {
 }
 
 // Appends the skb functions among the types [first_id, type count) of b.
-void collect_functions(const struct btf* b, uint32_t first_id, const std::string& module,
-                       const RE2* filter, SkbPointerMemo& is_skb,
-                       std::vector<SkbFunction>& out) {
+void collect_functions(const struct btf* b, uint32_t first_id, const std::string& module, const RE2* filter,
+                       SkbPointerMemo& is_skb, std::vector<SkbFunction>& out) {
     const uint32_t count = btf__type_cnt(b);
     for (uint32_t id = first_id; id < count; ++id) {
         const struct btf_type* t = btf__type_by_id(b, id);
@@ -174,8 +171,7 @@ std::vector<std::string> selected_modules(const DiscoveryOptions& opts) {
 Result<std::unique_ptr<RE2>> compile_filter_func(const DiscoveryOptions& opts) {
     if (opts.filter_func.empty()) return nullptr;
     auto filter = std::make_unique<RE2>(opts.filter_func, RE2::Quiet);
-    if (!filter->ok())
-        return bad_input("invalid --filter-func regex '" + opts.filter_func + "': " + filter->error());
+    if (!filter->ok()) return bad_input("invalid --filter-func regex '" + opts.filter_func + "': " + filter->error());
     return filter;
 }
 
@@ -206,10 +202,8 @@ Result<std::vector<SkbFunction>> discover_skb_functions(const DiscoveryOptions& 
 
     // Static functions share names across files; keep the first seen (vmlinux
     // before modules, as kallsyms lookups by name also prefer vmlinux).
-    std::stable_sort(out.begin(), out.end(),
-                     [](const auto& a, const auto& b) { return a.name < b.name; });
-    out.erase(std::unique(out.begin(), out.end(),
-                          [](const auto& a, const auto& b) { return a.name == b.name; }),
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    out.erase(std::unique(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name == b.name; }),
               out.end());
     return out;
 }
@@ -247,13 +241,11 @@ Result<std::vector<SkbTracepoint>> discover_skb_tracepoints(const DiscoveryOptio
         // Only these two are known to pass the caller's address right after the
         // skb; elsewhere a void * there means something else.
         const int after = tp.skb_arg + 2;  // params index of the argument after skb
-        if (tracepoint_ends_skb(tp.name) && after < nparams &&
-            is_void_pointer(b, params[after].type))
+        if (tracepoint_ends_skb(tp.name) && after < nparams && is_void_pointer(b, params[after].type))
             tp.location_arg = tp.skb_arg + 1;
         out.push_back(std::move(tp));
     }
-    std::sort(out.begin(), out.end(),
-              [](const auto& a, const auto& b) { return a.name < b.name; });
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
     return out;
 }
 

@@ -27,8 +27,7 @@ Result<BtfPtr> load_kernel_btf(const std::string& path);
 Result<std::string> module_btf_path(const std::string& btf_dir, const std::string& name);
 
 // Parses module BTF `btf_dir/name`, split on the kernel's BTF.
-Result<BtfPtr> load_module_btf(const std::string& btf_dir, const std::string& name,
-                               const struct btf* vmlinux);
+Result<BtfPtr> load_module_btf(const std::string& btf_dir, const std::string& name, const struct btf* vmlinux);
 
 // Every module with BTF in btf_dir (everything but "vmlinux"), sorted.
 std::vector<std::string> list_module_btfs(const std::string& btf_dir);

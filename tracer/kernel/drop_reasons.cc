@@ -21,13 +21,11 @@ void for_each_enum_value(const struct btf* b, const struct btf_type* t, Fn&& fn)
     if (btf_is_enum(t)) {
         const struct btf_enum* e = btf_enum(t);
         for (int i = 0; i < n; ++i)
-            fn(std::string_view(btf__name_by_offset(b, e[i].name_off)),
-               uint64_t(uint32_t(e[i].val)));
+            fn(std::string_view(btf__name_by_offset(b, e[i].name_off)), uint64_t(uint32_t(e[i].val)));
     } else if (btf_is_enum64(t)) {
         const struct btf_enum64* e = btf_enum64(t);
         for (int i = 0; i < n; ++i)
-            fn(std::string_view(btf__name_by_offset(b, e[i].name_off)),
-               btf_enum64_value(&e[i]));
+            fn(std::string_view(btf__name_by_offset(b, e[i].name_off)), btf_enum64_value(&e[i]));
     }
 }
 
@@ -39,8 +37,7 @@ const struct btf_type* find_enum(const struct btf* b, const char* name) {
 // Subsystem reasons live in their own enums (mac80211_drop_reason,
 // ovs_drop_reason), built in or in a module; their values already include the
 // subsystem bits, so they are added by value. Scanned: types [first_id, count).
-void add_subsystem_enums(const struct btf* b, uint32_t first_id,
-                                std::unordered_map<uint32_t, std::string>& names) {
+void add_subsystem_enums(const struct btf* b, uint32_t first_id, std::unordered_map<uint32_t, std::string>& names) {
     const uint32_t count = btf__type_cnt(b);
     for (uint32_t id = first_id; id < count; ++id) {
         const struct btf_type* t = btf__type_by_id(b, id);
@@ -48,16 +45,14 @@ void add_subsystem_enums(const struct btf* b, uint32_t first_id,
         std::string_view name = btf__name_by_offset(b, t->name_off);
         if (!name.ends_with("_drop_reason") || name == "skb_drop_reason") continue;
         for_each_enum_value(b, t, [&](std::string_view value_name, uint64_t value) {
-            if (value <= UINT32_MAX && (value & kSubsysMask))
-                names.try_emplace(uint32_t(value), value_name);
+            if (value <= UINT32_MAX && (value & kSubsysMask)) names.try_emplace(uint32_t(value), value_name);
         });
     }
 }
 
 }  // namespace
 
-Result<DropReasons> DropReasons::load(const std::string& kernel_btf,
-                                      const std::string& module_btf_dir) {
+Result<DropReasons> DropReasons::load(const std::string& kernel_btf, const std::string& module_btf_dir) {
     auto vmlinux = load_kernel_btf(kernel_btf);
     if (!vmlinux) return std::unexpected(vmlinux.error());
     const struct btf* b = vmlinux->get();
@@ -94,8 +89,7 @@ std::string DropReasons::name(uint32_t value) const {
     const uint32_t low = value & ~kSubsysMask;
     if (uint32_t sub = value >> kSubsysShift; sub != 0) {
         auto it = subsystems_.find(sub);
-        std::string subsys =
-            it != subsystems_.end() ? it->second : "SUBSYS_" + std::to_string(sub);
+        std::string subsys = it != subsystems_.end() ? it->second : "SUBSYS_" + std::to_string(sub);
         return subsys + ":" + std::to_string(low);
     }
     return "UNKNOWN(" + std::to_string(value) + ")";

@@ -26,8 +26,7 @@ std::string errno_text(const char* step, int err) {
 
 // Opens the features object with only `keep` loadable, lets `configure` set
 // it up, loads it, and runs `attach`. Returns "" on success, else why not.
-std::string probe_one(bpf_program* (*pick)(features_bpf*),
-                      const std::function<void(bpf_program*)>& configure,
+std::string probe_one(bpf_program* (*pick)(features_bpf*), const std::function<void(bpf_program*)>& configure,
                       const std::function<bpf_link*(bpf_program*)>& attach) {
     FeaturesSkel skel(features_bpf__open());
     if (!skel) return errno_text("open", errno);
@@ -41,9 +40,7 @@ std::string probe_one(bpf_program* (*pick)(features_bpf*),
     return "";
 }
 
-FeatureStatus status(const std::string& failure) {
-    return FeatureStatus{failure.empty(), failure};
-}
+FeatureStatus status(const std::string& failure) { return FeatureStatus{failure.empty(), failure}; }
 
 }  // namespace
 
@@ -128,8 +125,8 @@ Backend choose_backend(const Features& f, std::string& why) {
         why = "kprobe-multi unavailable (" + f.kprobe_multi.why + "), kprobe attaches";
         return Backend::Kprobe;
     }
-    why = "kprobes are unavailable on this kernel (kprobe-multi " + f.kprobe_multi.why + "; kprobe " +
-          f.kprobe.why + "): tracing the kernel's skb tracepoints instead";
+    why = "kprobes are unavailable on this kernel (kprobe-multi " + f.kprobe_multi.why + "; kprobe " + f.kprobe.why +
+          "): tracing the kernel's skb tracepoints instead";
     return Backend::Tracepoint;
 }
 

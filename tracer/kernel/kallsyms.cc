@@ -42,8 +42,8 @@ bool parse_line(std::string_view line, Kallsyms::Symbol& sym) {
     const char* p = line.data();
     const char* end = p + line.size();
     auto [after_addr, ec] = std::from_chars(p, end, sym.addr, 16);
-    if (ec != std::errc() || end - after_addr < 4 || after_addr[0] != ' ' ||
-        !is_text(after_addr[1]) || after_addr[2] != ' ')
+    if (ec != std::errc() || end - after_addr < 4 || after_addr[0] != ' ' || !is_text(after_addr[1]) ||
+        after_addr[2] != ' ')
         return false;
     // By hand: string_view::find_first_of calls memchr once per character.
     const char* name = after_addr + 3;
@@ -90,8 +90,7 @@ Result<Kallsyms> Kallsyms::load(const std::string& path) {
     if (!std::is_sorted(ks.symbols_.begin(), ks.symbols_.end(), by_addr))
         std::stable_sort(ks.symbols_.begin(), ks.symbols_.end(), by_addr);
     ks.by_name_.reserve(ks.symbols_.size());
-    for (uint32_t i = 0; i < ks.symbols_.size(); ++i)
-        ks.by_name_.try_emplace(ks.symbols_[i].name, i);
+    for (uint32_t i = 0; i < ks.symbols_.size(); ++i) ks.by_name_.try_emplace(ks.symbols_[i].name, i);
     return ks;
 }
 
@@ -106,8 +105,7 @@ const Kallsyms::Symbol* Kallsyms::find(uint64_t addr) const {
     // symbol (a BPF program's JIT image, loaded after we read kallsyms).
     constexpr uint64_t kMaxFunctionSize = 1 << 20;
     if (addr - start > kMaxFunctionSize) return nullptr;
-    return &*std::lower_bound(symbols_.begin(), it, start,
-                              [](const Symbol& s, uint64_t a) { return s.addr < a; });
+    return &*std::lower_bound(symbols_.begin(), it, start, [](const Symbol& s, uint64_t a) { return s.addr < a; });
 }
 
 std::string Kallsyms::symbolize(uint64_t addr) const {

@@ -38,13 +38,13 @@ std::string find_netns_path(uint32_t inode) {
     std::error_code ec;
     for (const char* dir : {"/run/netns", "/var/run/netns"}) {
         for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-            struct stat st{};
+            struct stat st {};
             if (stat(e.path().c_str(), &st) == 0 && st.st_ino == inode) return e.path();
         }
     }
     for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
         std::string p = e.path().string() + "/ns/net";
-        struct stat st{};
+        struct stat st {};
         if (stat(p.c_str(), &st) == 0 && st.st_ino == inode) return p;
     }
     return "";
@@ -60,18 +60,21 @@ Result<NetnsRef> parse_netns(const std::string& arg) {
         std::string path = find_netns_path(static_cast<uint32_t>(*n));
         // A number naming no netns would trace nothing, silently.
         if (path.empty())
-            return bad_input("--filter-netns " + arg + ": no network namespace with that inode is in use "
+            return bad_input("--filter-netns " + arg +
+                             ": no network namespace with that inode is in use "
                              "(searched /run/netns and /proc/*/ns/net); check `lsns -t net`");
         return NetnsRef{static_cast<uint32_t>(*n), path};
     }
-    struct stat st{};
+    struct stat st {};
     if (stat(arg.c_str(), &st) != 0)
-        return fail("unknown netns '" + arg + "'; pass /proc/PID/ns/net of a running process, /run/netns/NAME or inode:N",
-                    errno);
+        return fail(
+            "unknown netns '" + arg + "'; pass /proc/PID/ns/net of a running process, /run/netns/NAME or inode:N",
+            errno);
     // Any file has an inode: only an nsfs file of type net names a netns.
     UniqueFd fd(open(arg.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd || ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET)
-        return bad_input("--filter-netns '" + arg + "' is not a network namespace; pass /proc/PID/ns/net, "
+        return bad_input("--filter-netns '" + arg +
+                         "' is not a network namespace; pass /proc/PID/ns/net, "
                          "/run/netns/NAME or inode:N");
     return NetnsRef{static_cast<uint32_t>(st.st_ino), arg};
 }
@@ -103,9 +106,11 @@ Result<MarkFilter> parse_mark(const std::string& arg) {
     MarkFilter m;
     auto slash = arg.find('/');
     auto mark = parse_number(arg.substr(0, slash), "mark");
-    auto mask = slash == std::string::npos ? Result<uint64_t>(0xffffffffu) : parse_number(arg.substr(slash + 1), "mask");
+    auto mask =
+        slash == std::string::npos ? Result<uint64_t>(0xffffffffu) : parse_number(arg.substr(slash + 1), "mask");
     if (!mark || !mask || *mark > UINT32_MAX || *mask > UINT32_MAX)
-        return bad_input("invalid --filter-mark '" + arg + "': expected MARK or MARK/MASK (decimal or 0x-hex, 32 bits)");
+        return bad_input("invalid --filter-mark '" + arg +
+                         "': expected MARK or MARK/MASK (decimal or 0x-hex, 32 bits)");
     m.mark = static_cast<uint32_t>(*mark);
     m.mask = static_cast<uint32_t>(*mask);
     return m;
@@ -120,7 +125,9 @@ Result<void> check_privileges() {
     auto has = [&](int cap) { return (eff >> cap) & 1; };
     constexpr int kSysAdmin = 21, kPerfmon = 38, kBpf = 39;
     if (has(kSysAdmin) || (has(kBpf) && has(kPerfmon))) return {};
-    return fail("pwru needs root or the capabilities CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on kernels before 5.8); run it with sudo");
+    return fail(
+        "pwru needs root or the capabilities CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on kernels before 5.8); run it "
+        "with sudo");
 }
 
 }  // namespace pwru

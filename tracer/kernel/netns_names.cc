@@ -11,7 +11,7 @@ void NetnsNames::rescan() {
     std::error_code ec;
     for (const auto& dir : dirs_) {
         for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-            struct stat st{};
+            struct stat st {};
             if (stat(e.path().c_str(), &st) == 0) names_.emplace(static_cast<uint32_t>(st.st_ino), e.path().filename());
         }
     }

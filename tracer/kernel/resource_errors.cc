@@ -17,18 +17,22 @@ std::optional<std::string> explain_resource_error(int err, const std::string& do
     if (err == EMFILE) {
         rlimit rl{};
         ::getrlimit(RLIMIT_NOFILE, &rl);
-        return doing + ": this process is at its open-file limit (RLIMIT_NOFILE soft " + limit_text(rl.rlim_cur) + ", hard " + limit_text(rl.rlim_max) +
+        return doing + ": this process is at its open-file limit (RLIMIT_NOFILE soft " + limit_text(rl.rlim_cur) +
+               ", hard " + limit_text(rl.rlim_max) +
                "; every BPF program, map and link is a descriptor); raise it (ulimit -n, LimitNOFILE= of a "
                "service, or the container runtime's nofile limit) or end other traces";
     }
     if (err == ENFILE)
-        return doing + ": the system's file table is full (fs.file-max in /proc/sys/fs/file-nr); close "
+        return doing +
+               ": the system's file table is full (fs.file-max in /proc/sys/fs/file-nr); close "
                "descriptors elsewhere or raise fs.file-max";
     if (err == ENOMEM) {
         rlimit rl{};
         ::getrlimit(RLIMIT_MEMLOCK, &rl);
-        return doing + ": the kernel could not allocate memory for BPF programs or maps (ENOMEM: the memory "
-               "cgroup's limit on Linux 5.11 and later, RLIMIT_MEMLOCK before it, soft " + limit_text(rl.rlim_cur) +
+        return doing +
+               ": the kernel could not allocate memory for BPF programs or maps (ENOMEM: the memory "
+               "cgroup's limit on Linux 5.11 and later, RLIMIT_MEMLOCK before it, soft " +
+               limit_text(rl.rlim_cur) +
                "); give the process more memory (its cgroup, ulimit -l on older kernels), a smaller "
                "--ring-buffer-size, or run fewer traces";
     }

@@ -30,9 +30,7 @@ Result<std::string> find_or_mount_tracefs() {
     for (const char* dir : {kTracing, kDebugTracing})
         if (is_tracefs(dir)) return std::string(dir);
     const char* hint = "; mount it with 'mount -t tracefs nodev /sys/kernel/tracing'";
-    if (::geteuid() != 0)
-        return fail(std::string("tracefs is not mounted and only root can mount it") + hint,
-                    EPERM);
+    if (::geteuid() != 0) return fail(std::string("tracefs is not mounted and only root can mount it") + hint, EPERM);
     if (::mount("nodev", kTracing, "tracefs", 0, nullptr) != 0) {
         int err = errno;
         return fail(std::string("cannot mount tracefs at ") + kTracing + hint, err);
@@ -70,8 +68,7 @@ Result<std::unordered_set<std::string>> read_available_filter_functions() {
         if (n < 0) return fail(what, errno);
         if (n == 0) break;
         std::string_view data(chunk, size_t(n));
-        for (size_t nl; (nl = data.find('\n')) != std::string_view::npos;
-             data.remove_prefix(nl + 1)) {
+        for (size_t nl; (nl = data.find('\n')) != std::string_view::npos; data.remove_prefix(nl + 1)) {
             if (pending.empty()) {
                 add_line(data.substr(0, nl));
             } else {

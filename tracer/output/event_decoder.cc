@@ -139,7 +139,7 @@ EventRecord EventDecoder::decode(const pwru_event& ev, const pwru_dumps* dumps) 
 
     if (ev.probe_kind == PWRU_PROBE_TRACEPOINT) {
         r.func = ev.probe_id < plan_.tracepoints.size() ? plan_.tracepoints[ev.probe_id].name
-                                                         : "tracepoint#" + std::to_string(ev.probe_id);
+                                                        : "tracepoint#" + std::to_string(ev.probe_id);
         if (ev.flags & PWRU_EV_HAS_REASON) r.drop_reason = reasons_ ? reasons_->name(ev.drop_reason) : "";
         // consume_skb carries a location too; only a drop's location is news.
         if ((ev.flags & PWRU_EV_HAS_LOCATION) && (ev.flags & PWRU_EV_HAS_REASON) && kallsyms_ &&
@@ -154,8 +154,7 @@ EventRecord EventDecoder::decode(const pwru_event& ev, const pwru_dumps* dumps) 
     } else {
         const FuncInfo& fi = func_info(ev.func_addr);
         r.func = fi.name;
-        if (fi.reason_after_skb && reasons_)
-            r.drop_reason = reasons_->name(static_cast<uint32_t>(ev.arg_after_skb));
+        if (fi.reason_after_skb && reasons_) r.drop_reason = reasons_->name(static_cast<uint32_t>(ev.arg_after_skb));
     }
 
     if (ev.stack_id >= 0 && stacks_) {

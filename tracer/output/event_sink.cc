@@ -28,12 +28,14 @@ unsigned backup_number(const std::string& name, const std::string& base) {
 Result<EventSink> EventSink::open(const std::string& path, RotationOptions rotation) {
     EventSink s;
     s.file_ = std::fopen(path.c_str(), "w");
-    if (!s.file_) return fail("cannot open --output-file " + path + "; check the directory exists and is writable", errno);
+    if (!s.file_)
+        return fail("cannot open --output-file " + path + "; check the directory exists and is writable", errno);
     // Files of /proc and /sys open for writing but refuse the first event: say so now.
-    struct statfs fs_info{};
+    struct statfs fs_info {};
     constexpr long kProcMagic = 0x9fa0, kSysfsMagic = 0x62656572;
     if (fstatfs(fileno(s.file_), &fs_info) == 0 && (fs_info.f_type == kProcMagic || fs_info.f_type == kSysfsMagic))
-        return bad_input("--output-file " + path + " is a /proc or /sys file, which takes no events; give a file in "
+        return bad_input("--output-file " + path +
+                         " is a /proc or /sys file, which takes no events; give a file in "
                          "a writable directory");
     s.path_ = path;
     s.rotation_ = rotation;
@@ -47,8 +49,10 @@ EventSink::EventSink(EventSink&& o) noexcept
 }
 
 EventSink::~EventSink() {
-    if (file_ && file_ != stdout) std::fclose(file_);
-    else if (file_) std::fflush(file_);
+    if (file_ && file_ != stdout)
+        std::fclose(file_);
+    else if (file_)
+        std::fflush(file_);
 }
 
 std::map<unsigned, std::string> EventSink::backups() const {
