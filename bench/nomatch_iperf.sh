@@ -11,6 +11,9 @@
 # run_cnt, steadier) gives the cost of one hit for pwru and bpftrace.
 #
 #   bench/nomatch_iperf.sh [--quick]
+#
+# BASELINE_PWRU=path: a second pwru binary (e.g. built from an older commit)
+# measured in the same rounds, for a before/after ratio of the cost per hit.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 need_root; need iperf3 bpftrace bpftool jq ip
@@ -18,6 +21,8 @@ need_root; need iperf3 bpftrace bpftool jq ip
 ROUNDS=10 SECS=4
 [ "${1:-}" = --quick ] && { ROUNDS=3 SECS=2; }
 [ -x "$PWRU" ] || { echo "SKIPPED: no pwru at $PWRU (build it)"; exit 77; }
+BASELINE=${BASELINE_PWRU:-}
+[ -z "$BASELINE" ] || [ -x "$BASELINE" ] || { echo "bench: BASELINE_PWRU=$BASELINE is not an executable" >&2; exit 1; }
 
 NS_A=pwru-bench-a NS_B=pwru-bench-b
 WORK=$(mktemp -d /tmp/pwru-bench-iperf.XXXXXX)
@@ -71,11 +76,12 @@ start_tracer() {
   case "$1" in
     none) return 0 ;;
     pwru) "$PWRU" --ready-file "$WORK/ready" "$FILTER" >"$WORK/pwru.out" 2>"$WORK/pwru.err" & ;;
+    baseline) "$BASELINE" --ready-file "$WORK/ready" "$FILTER" >"$WORK/baseline.out" 2>"$WORK/baseline.err" & ;;
     bpftrace) bpftrace -B line "$WORK/peer.bt" >"$WORK/ready.out" 2>"$WORK/bt.err" & ;;
   esac
   TRACER_PID=$!
   for _ in $(seq 600); do
-    if [ "$1" = pwru ] && [ -e "$WORK/ready" ]; then prog_ids pwru '^tp_slot_'; return 0; fi
+    if [ "$1" != bpftrace ] && [ -e "$WORK/ready" ]; then prog_ids "$1" '^tp_slot_'; return 0; fi
     if [ "$1" = bpftrace ] && grep -q ready "$WORK/ready.out" 2>/dev/null; then prog_ids bpftrace '.'; return 0; fi
     kill -0 "$TRACER_PID" 2>/dev/null || break
     sleep 0.1
@@ -110,9 +116,10 @@ prog_stats() {
 
 sysctl -qw kernel.bpf_stats_enabled=1
 modes=(none pwru bpftrace)
+[ -n "$BASELINE" ] && modes+=(baseline)
 for r in $(seq "$ROUNDS"); do
-  for i in 0 1 2; do
-    m=${modes[$(((r + i) % 3))]}
+  for i in $(seq 0 $((${#modes[@]} - 1))); do
+    m=${modes[$(((r + i) % ${#modes[@]}))]}
     start_tracer "$m" || exit 1
     before="0 0"; [ "$m" != none ] && before=$(prog_stats "$m")
     bps=$(ip netns exec "$NS_A" iperf3 -c 10.77.0.2 -t "$SECS" -J 2>/dev/null | jq '.end.sum_received.bits_per_second // empty')
@@ -134,3 +141,8 @@ result nomatch "iperf3 throughput, bpftrace vs no tracer" "$(gb "$BT")" "$(gb "$
 result nomatch "iperf3 throughput, pwru vs bpftrace" "$(gb "$PW")" "$(gb "$BT")" "$(ratio "$PW" "$BT")" "> 1: pwru cheaper"
 PNS=$(ns_per_hit pwru) BNS=$(ns_per_hit bpftrace)
 result nomatch "ns per hit (bpf_stats), pwru vs bpftrace" "$PNS ns" "$BNS ns" "$(ratio "$PNS" "$BNS")" "< 1: pwru cheaper; hits $(hits pwru) vs $(hits bpftrace)"
+if [ -n "$BASELINE" ]; then
+  ONS=$(ns_per_hit baseline)
+  result nomatch "ns per hit (bpf_stats), pwru vs BASELINE_PWRU" "$PNS ns" "$ONS ns" "$(ratio "$PNS" "$ONS")" "< 1: this build cheaper; hits $(hits pwru) vs $(hits baseline)"
+  result nomatch "iperf3 throughput, pwru vs BASELINE_PWRU" "$(gb "$PW")" "$(gb "$(med baseline)")" "$(ratio "$PW" "$(med baseline)")" "> 1: this build faster"
+fi

@@ -98,37 +98,108 @@ struct pkt_bounds {
 	bool l2;
 };
 
-static __always_inline void packet_bounds(struct sk_buff *skb, enum pcap_start mode,
-					  struct pkt_bounds *b)
+/* How a probe holds its skb, a constant at each call site: an untyped
+ * address (kprobes: each field read is a bpf_probe_read_kernel() call), or a
+ * pointer the verifier knows to be a struct sk_buff (tp_btf arguments: plain
+ * loads, which the JIT makes guarded moves, no call). */
+enum skb_access { SKB_UNTYPED, SKB_TYPED };
+
+/* The sk_buff fields packet_bounds() needs. */
+struct skb_layout {
+	unsigned char *head;
+	unsigned char *data;
+	__u32 len;
+	__u32 tail;
+	__u16 mac;
+	__u16 net;
+};
+
+/* Copies a field of `type` at sk_buff offset `off` out of `buf`, which holds
+ * the sk_buff's bytes from offset `lo` (both CO-RE constants: the verifier
+ * sees a fixed, aligned stack offset). */
+#define SKB_SPAN_FIELD(buf, lo, type, off) (*(type *)((void *)(buf) + ((off) - (lo))))
+
+/*
+ * Every probe reads these on every hit, and most hits are then rejected by
+ * the filter: each read is a helper call (an untyped skb, on the kprobe
+ * backends), which costs more than the filter. network_header, mac_header,
+ * tail, end, head and data sit together at the end of sk_buff's header group
+ * in every kernel since the sk_buff_data_t offsets (2.6.22): one read covers
+ * them, len is a second. Where a kernel lays them out otherwise (the span is
+ * longer than the buffer), one read per field, as before; the verifier, which
+ * knows the offsets, drops the branch not taken.
+ */
+static __always_inline void read_skb_layout(struct sk_buff *skb, enum skb_access access,
+					    struct skb_layout *l)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	unsigned char *data = BPF_CORE_READ(skb, data);
-	__u16 mac = BPF_CORE_READ(skb, mac_header);
-	__u16 net = BPF_CORE_READ(skb, network_header);
+	const __u64 off_net = bpf_core_field_offset(struct sk_buff, network_header);
+	const __u64 off_mac = bpf_core_field_offset(struct sk_buff, mac_header);
+	const __u64 off_tail = bpf_core_field_offset(struct sk_buff, tail);
+	const __u64 off_head = bpf_core_field_offset(struct sk_buff, head);
+	const __u64 off_data = bpf_core_field_offset(struct sk_buff, data);
+	const __u64 lo = (off_net < off_mac ? off_net : off_mac) & ~7ULL;
+	const __u64 hi = off_data + sizeof(void *);
+	__u64 span[6];
+
+	if (access == SKB_TYPED) {
+		l->head = skb->head;
+		l->data = skb->data;
+		l->len = skb->len;
+		l->tail = skb->tail;
+		l->mac = skb->mac_header;
+		l->net = skb->network_header;
+		return;
+	}
+	l->len = BPF_CORE_READ(skb, len);
+	if (off_tail > lo && off_head > lo && hi > lo && hi - lo <= sizeof(span) &&
+	    !(off_head & 7) && !(off_data & 7) && !(off_tail & 3)) {
+		if (bpf_probe_read_kernel(span, hi - lo, (void *)skb + lo)) {
+			__builtin_memset(l, 0, sizeof(*l));
+			return;
+		}
+		l->net = SKB_SPAN_FIELD(span, lo, __u16, off_net);
+		l->mac = SKB_SPAN_FIELD(span, lo, __u16, off_mac);
+		l->tail = SKB_SPAN_FIELD(span, lo, __u32, off_tail);
+		l->head = SKB_SPAN_FIELD(span, lo, unsigned char *, off_head);
+		l->data = SKB_SPAN_FIELD(span, lo, unsigned char *, off_data);
+		return;
+	}
+	l->head = BPF_CORE_READ(skb, head);
+	l->data = BPF_CORE_READ(skb, data);
+	l->mac = BPF_CORE_READ(skb, mac_header);
+	l->net = BPF_CORE_READ(skb, network_header);
+	l->tail = BPF_CORE_READ(skb, tail);
+}
+
+static __always_inline void packet_bounds(struct sk_buff *skb, enum pcap_start mode,
+					  enum skb_access access, struct pkt_bounds *b)
+{
+	struct skb_layout l;
 	__s64 start_off, len, linear;
 
+	read_skb_layout(skb, access, &l);
 	if (mode == PCAP_START_AUTO)
-		b->l2 = mac != PWRU_NO_HEADER && net != PWRU_NO_HEADER &&
-			net >= mac + PWRU_ETH_HLEN;
+		b->l2 = l.mac != PWRU_NO_HEADER && l.net != PWRU_NO_HEADER &&
+			l.net >= l.mac + PWRU_ETH_HLEN;
 	else
 		b->l2 = mode == PCAP_START_L2;
 
 	if (b->l2)
-		start_off = mac;
-	else if (net != PWRU_NO_HEADER)
-		start_off = net;
+		start_off = l.mac;
+	else if (l.net != PWRU_NO_HEADER)
+		start_off = l.net;
 	else
-		start_off = data - head;
+		start_off = l.data - l.head;
 
-	len = (__s64)BPF_CORE_READ(skb, len) + (data - head) - start_off;
-	linear = (__s64)BPF_CORE_READ(skb, tail) - start_off;
+	len = (__s64)l.len + (l.data - l.head) - start_off;
+	linear = (__s64)l.tail - start_off;
 	if (len < 0)
 		len = 0;
 	if (linear < 0)
 		linear = 0;
 	if (linear > len)
 		linear = len;
-	b->start = head + start_off;
+	b->start = l.head + start_off;
 	b->len = (__u32)len;
 	b->linear = (__u32)linear;
 }
@@ -150,7 +221,7 @@ static __always_inline __u64 copy_packet_head(const struct pkt_bounds *b, void *
 
 /* The per-CPU window, filled from the packet start that `mode` chooses. */
 static __always_inline struct pwru_pkt_window *
-fill_window(struct sk_buff *skb, enum pcap_start mode, struct pkt_bounds *b)
+fill_window(struct sk_buff *skb, enum pcap_start mode, enum skb_access access, struct pkt_bounds *b)
 {
 	struct pwru_pkt_window *w;
 	__u32 zero = 0;
@@ -158,7 +229,7 @@ fill_window(struct sk_buff *skb, enum pcap_start mode, struct pkt_bounds *b)
 	w = bpf_map_lookup_elem(&pkt_windows, &zero);
 	if (!w)
 		return NULL;
-	packet_bounds(skb, mode, b);
+	packet_bounds(skb, mode, access, b);
 	w->copied = (__u32)copy_packet_head(b, w->data, PWRU_PKT_WINDOW);
 	w->len = b->len;
 	w->linear = b->linear;

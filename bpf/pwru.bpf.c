@@ -276,6 +276,6 @@ int filtercheck(struct __sk_buff *ctx)
 	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
 
 	if (filtercheck_l3)
-		return filter_pcap(skb, PCAP_START_L3);
-	return filter_pcap(skb, PCAP_START_L2);
+		return filter_pcap(skb, PCAP_START_L3, SKB_UNTYPED);
+	return filter_pcap(skb, PCAP_START_L2, SKB_UNTYPED);
 }

@@ -151,7 +151,7 @@ static __always_inline void set_tunnel_tuple(struct sk_buff *skb, struct pwru_ev
 	long inner;
 	__u64 ip;
 
-	w = fill_window(skb, PCAP_START_L3, &b);
+	w = fill_window(skb, PCAP_START_L3, SKB_UNTYPED, &b);
 	if (!w)
 		return;
 	inner = tunnel_inner_offset(w, 0);
@@ -210,7 +210,7 @@ static __always_inline void capture_packet(struct sk_buff *skb, struct pwru_pack
 {
 	struct pkt_bounds b;
 
-	packet_bounds(skb, PCAP_START_AUTO, &b);
+	packet_bounds(skb, PCAP_START_AUTO, SKB_UNTYPED, &b);
 	p->cap_len = (__u32)copy_packet_head(&b, p->data, PWRU_PCAP_SNAP);
 	p->orig_len = b.len;
 	p->l2 = b.l2;
@@ -259,7 +259,8 @@ enum skb_selection { SKB_NOT_SELECTED, SKB_SELECTED, SKB_SELECTED_BY_STACK };
 
 /* The filters, or --filter-track-skb's memory of an earlier match, or
  * (--filter-track-skb-by-stackid) a selected skb earlier on this stack. */
-static __always_inline enum skb_selection skb_selected(struct sk_buff *skb, __u64 stack)
+static __always_inline enum skb_selection skb_selected(struct sk_buff *skb, __u64 stack,
+						       enum skb_access access)
 {
 	__u64 key = (__u64)skb;
 	__u8 one = 1;
@@ -282,7 +283,7 @@ static __always_inline enum skb_selection skb_selected(struct sk_buff *skb, __u6
 	}
 	if (CFG.track_by_stackid && stack_has_skb(stack))
 		return SKB_SELECTED_BY_STACK;
-	if (!filter_meta(skb) || !filter_pcap(skb, PCAP_START_AUTO))
+	if (!filter_meta(skb) || !filter_pcap(skb, PCAP_START_AUTO, access))
 		return SKB_NOT_SELECTED;
 	if (CFG.track_skb)
 		bpf_map_update_elem(&tracked_skbs, &key, &one, BPF_ANY);
@@ -347,7 +348,9 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, const struc
 		return 0;
 	if (CFG.track_by_stackid)
 		stack = current_stack_base();
-	sel = skb_selected(skb, stack);
+	/* tp_btf arguments are typed: the filter's field reads need no call */
+	sel = skb_selected(skb, stack,
+			   hit->probe_kind == PWRU_PROBE_TRACEPOINT ? SKB_TYPED : SKB_UNTYPED);
 	if (sel == SKB_NOT_SELECTED) {
 		cnt = this_cpu_counters();
 		if (cnt)

@@ -41,14 +41,15 @@ PWRU_PCAP_FILTER_STUB(pcap_filter_l3)
 
 /* Fills the per-CPU window from the skb and runs the matching filter, then
  * the tunnel filters (on VXLAN / Geneve packets only). */
-static __always_inline bool filter_pcap(struct sk_buff *skb, enum pcap_start mode)
+static __always_inline bool filter_pcap(struct sk_buff *skb, enum pcap_start mode,
+					enum skb_access access)
 {
 	struct pwru_pkt_window *w;
 	struct pkt_bounds b;
 
 	if (!CFG.pcap_filter && !CFG.tunnel_filter)
 		return true;
-	w = fill_window(skb, mode, &b);
+	w = fill_window(skb, mode, access, &b);
 	if (!w)
 		return false;
 

@@ -161,7 +161,7 @@ Result<void> Session::configure() {
     cfg->output_pcap = opts_.output_pcap ? 1 : 0;
     cfg->tunnel_filter = opts_.tunnel_filter() ? 1 : 0;
     cfg->output_tunnel = opts_.output_tunnel ? 1 : 0;
-    if ((opts_.track_skb || opts_.track_skb_by_stackid) && plan_.backend != Backend::Tracepoint) {
+    if ((opts_.track_skb || opts_.track_skb_by_stackid) && plan_.kprobes()) {
         // The skb's memory is freed in kfree_skbmem: forget it there.
         auto ks = kallsyms();
         if (!ks) return fail("--filter-track-skb needs /proc/kallsyms: " + ks.error().message());
@@ -212,7 +212,7 @@ Result<void> Session::configure() {
     if (!opts_.non_skb_funcs.empty()) bpf_program__set_autoload(skel_->progs.kprobe_non_skb, true);
     // --filter-track-skb follows clones and copies (attach_clone_tracking()),
     // with kprobes: not loaded for the tracepoint backend, which cannot attach them.
-    if (opts_.track_skb && plan_.backend != Backend::Tracepoint) {
+    if (opts_.track_skb && plan_.kprobes()) {
         bpf_program__set_autoload(skel_->progs.kprobe_skb_clone_entry, true);
         bpf_program__set_autoload(skel_->progs.kretprobe_skb_clone, true);
     }

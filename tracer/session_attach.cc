@@ -72,14 +72,14 @@ Result<AttachStats> Session::attach(const ProgressFn& progress) {
                     "; try --backend auto");
     }
     attachments_.push_back(std::move(attached->owner));
-    if (plan_.backend != Backend::Tracepoint) log_attach_summary(stats);
+    if (plan_.kprobes()) log_attach_summary(stats);
     if (opts_.track_skb) attach_clone_tracking();
     return stats;
 }
 
 void Session::attach_clone_tracking() {
     if (!skel_ || !opts_.track_skb) return;
-    if (plan_.backend == Backend::Tracepoint) {
+    if (!plan_.kprobes()) {
         spdlog::info(
             "Notice: --filter-track-skb does not follow clones and copies of an skb with the "
             "tracepoint backend (no tracepoint marks them)");
@@ -90,7 +90,7 @@ void Session::attach_clone_tracking() {
 
 Result<AttachStats> Session::attach_non_skb_funcs() {
     if (!skel_) return fail("attach_non_skb_funcs before load");
-    if (plan_.backend == Backend::Tracepoint)
+    if (!plan_.kprobes())
         return fail("--filter-non-skb-funcs needs kprobes, which this kernel lacks (tracing its tracepoints instead)");
     Attached attached = attach_non_skb_probes(skel_->progs.kprobe_non_skb, opts_.non_skb_funcs, plan_.functions);
     attachments_.push_back(std::move(attached.owner));

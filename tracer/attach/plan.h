@@ -25,6 +25,9 @@ struct Plan {
     // event's probe_id is the index here (filled by Session::attach_bpf_programs()).
     std::vector<LoadedBpfProg> bpf_programs;
 
+    // The kprobe backends, where clone tracking, --filter-non-skb-funcs and
+    // kfree_skbmem exist; the tracepoint backend has none of them.
+    bool kprobes() const { return backend != Backend::Tracepoint; }
     size_t target_count() const { return backend == Backend::Tracepoint ? tracepoints.size() : functions.size(); }
 };
 
