@@ -5,10 +5,11 @@
 #   bench/run.sh [--quick] [--vm] [--only NAME...]
 #
 #   --quick   fewer rounds, smaller floods, a subset of functions in the VM
-#   --vm      also bench 1 (attach/detach in the qemu VM: minutes to tens of minutes)
-#   --only    run only these: attach nomatch events decode filter agent flood merge
+#   --vm      also the VM benches (attach/detach, the cost of a hit against
+#             cilium/pwru: minutes to tens of minutes)
+#   --only    run only these: attach hitcost nomatch events decode filter agent flood merge
 # Environment: BUILD_DIR (build), PWRU (BUILD_DIR/pwru), BASELINE_PWRU (a second
-# pwru for a before/after ratio in the VM bench).
+# pwru for a before/after ratio), PEER_PWRU (cilium/pwru's binary, for hitcost).
 # Needs root (BPF, network namespaces). Never part of the test suite: it fails
 # only when a bench cannot run, never on a number.
 set -uo pipefail
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
 done
 wanted() {
   if [ ${#ONLY[@]} -gt 0 ]; then printf '%s\n' "${ONLY[@]}" | grep -qx "$1"; return; fi
-  [ "$1" != attach ] || [ "$VM" = 1 ]
+  { [ "$1" != attach ] && [ "$1" != hitcost ]; } || [ "$VM" = 1 ]
 }
 
 echo "bench: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r); $(load_note)" >&2
@@ -61,6 +62,7 @@ run agent "$BENCH_DIR/agent.sh" $QUICK
 run flood "$BENCH_DIR/agent_flood.sh" $QUICK
 run merge "$BUILD_DIR/bench/pwru-bench-merge" 10 $([ -n "$QUICK" ] && echo 10000 || echo 100000)
 run attach "$BENCH_DIR/attach_vm.sh" $QUICK
+run hitcost "$BENCH_DIR/hit_cost_vm.sh" $QUICK
 sleep 0.2  # the tee of the last bench
 
 # The table (markdown, ready for bench/README.md).

@@ -196,15 +196,14 @@ Result<void> Session::configure() {
         return {};
     }
 
-    // kprobe-multi: one program for every function (the skb position is the
-    // link's cookie); classic kprobes: one program per skb position in use.
-    if (plan_.backend == Backend::KprobeMulti)
-        bpf_program__set_autoload(skel_->progs.kprobe_multi_skb, !plan_.functions.empty());
-    for (int pos = 1; pos <= PWRU_MAX_SKB_POS && plan_.backend == Backend::Kprobe; ++pos) {
+    // Both kprobe backends: one program per skb position in use (kprobe-multi:
+    // one link per program, see bpf/pwru.bpf.c for why not a cookie).
+    const char* prefix = plan_.backend == Backend::KprobeMulti ? "kprobe_multi_skb_" : "kprobe_skb_";
+    for (int pos = 1; pos <= PWRU_MAX_SKB_POS; ++pos) {
         bool used = std::any_of(plan_.functions.begin(), plan_.functions.end(),
                                 [&](const SkbFunction& f) { return f.skb_pos == pos; });
         if (!used) continue;
-        std::string prog_name = "kprobe_skb_" + std::to_string(pos);
+        std::string prog_name = prefix + std::to_string(pos);
         bpf_program* p = bpf_object__find_program_by_name(skel_->obj, prog_name.c_str());
         if (!p) return fail("BPF object lacks program " + prog_name);
         bpf_program__set_autoload(p, true);

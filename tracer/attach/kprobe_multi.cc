@@ -1,8 +1,9 @@
-// kprobe-multi: one link for every skb function, the skb position as each
-// target's cookie.
+// kprobe-multi: one link per position of the skb argument, for every skb
+// function at that position.
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
 
 #include "tracer/attach/skb_probes.h"
 #include "tracer/kernel/log.h"
@@ -50,21 +51,17 @@ class MultiAttacher {
 
   private:
     bpf_link* open(const std::vector<MultiTarget>& targets) {
-        std::vector<__u64> cookies;
-        cookies.reserve(targets.size());
-        for (const auto& t : targets) cookies.push_back(t.cookie);
         if (targets.front().addr != 0) {
             std::vector<unsigned long> addrs;
             addrs.reserve(targets.size());
             for (const auto& t : targets) addrs.push_back(t.addr);
-            LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .addrs = addrs.data(), .cookies = cookies.data(),
-                        .cnt = addrs.size());
+            LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .addrs = addrs.data(), .cnt = addrs.size());
             return bpf_program__attach_kprobe_multi_opts(prog_, nullptr, &opts);
         }
         std::vector<const char*> names;
         names.reserve(targets.size());
         for (const auto& t : targets) names.push_back(t.name.c_str());
-        LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .syms = names.data(), .cookies = cookies.data(), .cnt = names.size());
+        LIBBPF_OPTS(bpf_kprobe_multi_opts, opts, .syms = names.data(), .cnt = names.size());
         return bpf_program__attach_kprobe_multi_opts(prog_, nullptr, &opts);
     }
 
@@ -79,11 +76,10 @@ MultiPlan plan_kprobe_multi(const std::vector<SkbFunction>& functions, const Kal
     MultiPlan plan;
     plan.targets.reserve(functions.size());
     for (const auto& f : functions) {
-        const auto cookie = static_cast<__u64>(f.skb_pos);
         if (!by_addr) {
-            plan.targets.push_back({f.name, 0, cookie});
+            plan.targets.push_back({f.name, 0, f.skb_pos});
         } else if (auto addr = by_addr->address_of(f.name)) {
-            plan.targets.push_back({f.name, static_cast<unsigned long>(*addr), cookie});
+            plan.targets.push_back({f.name, static_cast<unsigned long>(*addr), f.skb_pos});
         } else {
             plan.skipped.push_back(f.name + ": not in /proc/kallsyms");
         }
@@ -91,13 +87,25 @@ MultiPlan plan_kprobe_multi(const std::vector<SkbFunction>& functions, const Kal
     return plan;
 }
 
-Attached attach_kprobe_multi(bpf_program* prog, const MultiPlan& plan, const ProgressFn& progress) {
+Attached attach_kprobe_multi(const std::function<bpf_program*(int skb_pos)>& prog_of, const MultiPlan& plan,
+                             const ProgressFn& progress) {
     auto t0 = std::chrono::steady_clock::now();
     auto links = std::make_unique<KprobeMultiLinks>();
     Attached out;
     out.stats.ignored = plan.skipped.size();
     out.stats.failures = plan.skipped;
-    MultiAttacher(prog, out.stats, *links).attach(plan.targets);
+    std::map<int, std::vector<MultiTarget>> by_pos;
+    for (const auto& t : plan.targets) by_pos[t.skb_pos].push_back(t);
+    for (const auto& [pos, targets] : by_pos) {
+        bpf_program* prog = prog_of(pos);
+        if (!prog) {
+            out.stats.ignored += targets.size();
+            out.stats.failures.push_back(std::to_string(targets.size()) + " functions with the skb at argument " +
+                                         std::to_string(pos) + ": no program for that position");
+            continue;
+        }
+        MultiAttacher(prog, out.stats, *links).attach(targets);
+    }
     const size_t total = plan.targets.size() + plan.skipped.size();
     if (progress) progress(total, total);
     take_libbpf_messages();

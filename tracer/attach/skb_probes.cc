@@ -13,9 +13,11 @@ Result<Attached> attach_skb_probes(bpf_object* obj, const Plan& plan, const Kall
             // Addresses from kallsyms when it shows them (root, kptr_restrict < 2).
             const Kallsyms* by_addr = kallsyms && kallsyms->addresses_visible() ? kallsyms : nullptr;
             if (!by_addr) spdlog::debug("kprobe-multi: attaching by name (kallsyms shows no addresses)");
-            bpf_program* prog = bpf_object__find_program_by_name(obj, "kprobe_multi_skb");
-            if (!prog) return fail("BPF object lacks program kprobe_multi_skb");
-            return attach_kprobe_multi(prog, plan_kprobe_multi(plan.functions, by_addr), progress);
+            auto prog_of = [obj](int pos) {
+                std::string name = "kprobe_multi_skb_" + std::to_string(pos);
+                return bpf_object__find_program_by_name(obj, name.c_str());
+            };
+            return attach_kprobe_multi(prog_of, plan_kprobe_multi(plan.functions, by_addr), progress);
         }
         case Backend::Kprobe: {
             // One program per skb position in use (loaded by the session's configure()).

@@ -9,6 +9,7 @@
 #include <bpf/libbpf.h>
 #include <linux/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,12 +30,12 @@ struct Attached {
 // ---- planning: pure, no kernel ---------------------------------------------
 
 // One kprobe.multi target: the name (for reports), where it is when kallsyms
-// shows addresses, and its cookie: the position of its skb argument, which
-// the one kprobe_multi_skb program reads with bpf_get_attach_cookie().
+// shows addresses, and the position of its skb argument: which of the
+// programs kprobe_multi_skb_1..5 (one link each) runs on it.
 struct MultiTarget {
     std::string name;
     unsigned long addr = 0;  // 0: attach by name
-    __u64 cookie = 0;
+    int skb_pos = 0;
 };
 
 struct MultiPlan {
@@ -56,9 +57,12 @@ MultiPlan plan_kprobe_multi(const std::vector<SkbFunction>& functions, const Kal
 Result<Attached> attach_tracepoints(bpf_object* obj, const std::vector<SkbTracepoint>& tracepoints,
                                     const ProgressFn& progress);
 
-// kprobe-multi: every target in one link (the kernel's fixed cost per link,
-// an ftrace update on attach and an RCU grace period on detach, paid once).
-Attached attach_kprobe_multi(bpf_program* prog, const MultiPlan& plan, const ProgressFn& progress);
+// kprobe-multi: one link per skb position in use, prog_of(pos) on the targets
+// whose skb is there (the kernel's fixed cost per link, an ftrace update on
+// attach and an RCU grace period on detach, paid once per position, five at
+// most). A position without a program skips its targets.
+Attached attach_kprobe_multi(const std::function<bpf_program*(int skb_pos)>& prog_of, const MultiPlan& plan,
+                             const ProgressFn& progress);
 
 // Classic kprobes: prog_fds[pos] runs on the functions whose skb is argument
 // pos (1..PWRU_MAX_SKB_POS); several attach in flight (kprobe_teardown.h).
