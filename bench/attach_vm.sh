@@ -14,10 +14,7 @@ need qemu-system-x86_64 bpftrace
 [ -x "$PWRU" ] || { echo "SKIPPED: no pwru at $PWRU (build it)"; exit 77; }
 QUICK=""
 [ "${1:-}" = --quick ] && QUICK=--quick
-"$REPO_DIR/tests/vm/run-in-vm.sh" --prepare >&2
-rc=$?
-[ "$rc" -eq 77 ] && { echo "SKIPPED: the VM cannot be had (see above)"; exit 77; }
-[ "$rc" -eq 0 ] || exit 1
+vm_prepare
 cd "$REPO_DIR" || exit 1
 "$REPO_DIR/tests/vm/run-in-vm.sh" --timeout "${BENCH_VM_TIMEOUT:-1800}" -- \
   env ${BENCH_ATTACH_PARTS:+BENCH_ATTACH_PARTS="$BENCH_ATTACH_PARTS"} bash "$BENCH_DIR/guest_attach.sh" $QUICK "$(readlink -f "$PWRU")" \

@@ -39,6 +39,10 @@ bin_of() { case $1 in ours) echo "$OURS" ;; peer) echo "$PEER" ;; baseline) echo
 [ "$PEER" != - ] && echo "guest: peer $("$PEER" --version 2>&1 | head -n 1)"
 
 prog_ids() { bpftool prog show -j 2>/dev/null | jq '[.[].id]'; }
+# Functions ftrace calls out of (a kprobe-multi link's are among them): the
+# same count for both tools, whatever each one logs (cilium/pwru's progress
+# bar counts its links).
+traced_functions() { wc -l </sys/kernel/tracing/enabled_functions 2>/dev/null || echo 0; }
 # "run_time_ns run_cnt" summed over the programs whose ids are in file $1
 prog_stats() {
   bpftool prog show -j 2>/dev/null | jq -r --slurpfile ids "$1" '
@@ -58,6 +62,8 @@ run() {
   filter='tcp and port 9999' args=()
   [ "$mode" = match ] && { filter='udp and port 9'; args=(--output-file "$WORK/out.$tool"); }
   prog_ids >"$WORK/ids.before"
+  local traced_before
+  traced_before=$(traced_functions)
   t0=$(now)
   "$bin" --backend kprobe-multi "${args[@]}" "$filter" >/dev/null 2>"$WORK/err" &
   CUR=$!
@@ -67,22 +73,15 @@ run() {
   t1=$(now)
   grep -aq 'Listening for events' "$WORK/err" || { echo "guest: $tool did not get ready"; tail -5 "$WORK/err"; kill -KILL "$CUR"; CUR=""; return 1; }
   prog_ids | jq --slurpfile old "$WORK/ids.before" '[.[] | select(. as $i | $old[0] | index($i) | not)]' >"$WORK/ids.$tool"
+  local attached=$(($(traced_functions) - traced_before))
   st0=$(prog_stats "$WORK/ids.$tool")
   t2=$(now); flood "$PACKETS"; send=$(secs "$t2" "$(now)")
   st1=$(prog_stats "$WORK/ids.$tool")
   t3=$(now)
   kill -INT "$CUR"; wait "$CUR"; CUR=""
-  local exit_s ns attached
+  local exit_s ns
   exit_s=$(secs "$t3" "$(now)")
   ns=$(echo "$st0 $st1" | awk '{ dc = $4 - $2; if (dc > 0) printf "%.1f", ($3 - $1) / dc; else print "nan" }')
-  # ours: "Attached N functions in"; cilium/pwru: its progress bar "N / N" less "ignored M"
-  attached=$(grep -a -m1 -o 'Attached [0-9]* functions' "$WORK/err" | awk '{ print $2 }')
-  if [ -z "$attached" ]; then
-    local total ignored
-    total=$(grep -a -o '[0-9]* / [0-9]*' "$WORK/err" | tail -n 1 | awk '{ print $3 }')
-    ignored=$(grep -a -o 'ignored [0-9]*' "$WORK/err" | tail -n 1 | awk '{ print $2 }')
-    attached=$(( ${total:-0} - ${ignored:-0} ))
-  fi
   echo "$(secs "$t0" "$t1") $exit_s $send $ns $attached" >>"$WORK/$tool.$mode"
   echo "guest: $tool $mode: ready $(secs "$t0" "$t1") s, exit $exit_s s, flood $send s, $ns ns/hit, $attached functions"
 }

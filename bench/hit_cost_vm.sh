@@ -22,10 +22,7 @@ done
 [ -n "$PEER" ] || log "PEER_PWRU is not set: no cilium/pwru row (measuring.md says how to build it)"
 QUICK=""
 [ "${1:-}" = --quick ] && QUICK=--quick
-"$REPO_DIR/tests/vm/run-in-vm.sh" --prepare >&2
-rc=$?
-[ "$rc" -eq 77 ] && { echo "SKIPPED: the VM cannot be had (see above)"; exit 77; }
-[ "$rc" -eq 0 ] || exit 1
+vm_prepare
 cd "$REPO_DIR" || exit 1
 shares=()
 for b in "$PEER" "$BASE"; do [ -n "$b" ] && shares+=(--share "$(dirname "$(readlink -f "$b")")"); done

@@ -35,6 +35,15 @@ need() {  # need TOOL...: exits 77 (skipped) with the reason when one is missing
 }
 need_root() { [ "$(id -u)" -eq 0 ] || { echo "SKIPPED: needs root (BPF, netns)"; exit 77; }; }
 
+# The VM benches' first step: the guest kernel and initramfs, fetched once and
+# cached. Exits 77 (skipped) when the VM cannot be had, 1 on an error.
+vm_prepare() {
+  "$REPO_DIR/tests/vm/run-in-vm.sh" --prepare >&2
+  local rc=$?
+  [ "$rc" -eq 77 ] && { echo "SKIPPED: the VM cannot be had (see above)"; exit 77; }
+  [ "$rc" -eq 0 ] || exit 1
+}
+
 # The load of the machine, recorded with the numbers (other builds share it).
 load_note() { uptime | sed 's/.*load average: /load /'; }
 
