@@ -41,16 +41,9 @@ void log_attach_summary(const AttachStats& st) {
 
 // One traced tc / XDP program: its own copy of the object (sharing the main
 // copy's maps) and the fentry (and fexit) link on it. The links go first.
+// Members are destroyed in reverse order: the links, then the copy.
 class ProgTracer final : public Attachment {
   public:
-    ~ProgTracer() override {
-        exit_link.reset();
-        link.reset();
-        skel.reset();
-    }
-    const char* kind() const override { return "fentry on a BPF program"; }
-    size_t size() const override { return (link ? 1 : 0) + (exit_link ? 1 : 0); }
-
     SkeletonPtr<pwru_bpf, pwru_bpf__destroy> skel;
     LinkPtr link;
     LinkPtr exit_link;  // XDP with --filter-track-skb: fexit too, as pwru

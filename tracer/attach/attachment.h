@@ -20,24 +20,16 @@ class Attachment {
     Attachment() = default;
     Attachment(const Attachment&) = delete;
     Attachment& operator=(const Attachment&) = delete;
-
-    // What it holds, for the logs ("tracepoints", "kprobe-multi links", ...).
-    virtual const char* kind() const = 0;
-    virtual size_t size() const = 0;
 };
 
 // Links libbpf made (tp_btf programs, single kprobes and kretprobes):
 // destroyed newest first.
 class LinkSet final : public Attachment {
   public:
-    explicit LinkSet(const char* kind) : kind_(kind) {}
     ~LinkSet() override;
     void add(LinkPtr link) { links_.push_back(std::move(link)); }
-    const char* kind() const override { return kind_; }
-    size_t size() const override { return links_.size(); }
 
   private:
-    const char* kind_;
     std::vector<LinkPtr> links_;
 };
 
@@ -47,8 +39,6 @@ class KprobeMultiLinks final : public Attachment {
   public:
     ~KprobeMultiLinks() override;
     void add(LinkPtr link) { links_.push_back(std::move(link)); }
-    const char* kind() const override { return "kprobe-multi links"; }
-    size_t size() const override { return links_.size(); }
 
   private:
     std::vector<LinkPtr> links_;
@@ -60,8 +50,6 @@ class KprobeSet final : public Attachment {
   public:
     ~KprobeSet() override;
     void add(KprobeLink link) { links_.push_back(std::move(link)); }
-    const char* kind() const override { return "kprobes"; }
-    size_t size() const override { return links_.size(); }
 
   private:
     std::vector<KprobeLink> links_;

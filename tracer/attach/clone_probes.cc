@@ -25,7 +25,7 @@ constexpr const char* kClonedBy[] = {"skb_clone", "skb_copy", "__pskb_copy_fclon
 }  // namespace
 
 std::unique_ptr<Attachment> attach_clone_probes(bpf_program* entry_prog, bpf_program* ret_prog) {
-    auto links = std::make_unique<LinkSet>("clone probes");
+    auto links = std::make_unique<LinkSet>();
     std::string failed;
     size_t attached = 0;
     for (const char* fn : kClonedBy) {

@@ -16,7 +16,7 @@ Attached attach_non_skb_probes(bpf_program* prog, const std::vector<std::string>
     Attached out;
     AttachStats& st = out.stats;
     auto t0 = std::chrono::steady_clock::now();
-    auto links = std::make_unique<LinkSet>("non-skb kprobes");
+    auto links = std::make_unique<LinkSet>();
     std::set<std::string> skb_funcs;
     for (const auto& f : skb_functions) skb_funcs.insert(f.name);
     std::set<std::string> seen;

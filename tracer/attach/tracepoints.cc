@@ -15,7 +15,7 @@ Result<Attached> attach_tracepoints(bpf_object* obj, const std::vector<SkbTracep
     Attached out;
     AttachStats& st = out.stats;
     auto t0 = std::chrono::steady_clock::now();
-    auto links = std::make_unique<LinkSet>("tracepoints");
+    auto links = std::make_unique<LinkSet>();
     for (size_t i = 0; i < tracepoints.size(); ++i) {
         std::string prog_name = "tp_slot_" + std::to_string(i);
         bpf_program* p = bpf_object__find_program_by_name(obj, prog_name.c_str());
