@@ -43,12 +43,6 @@ prog_ids() { bpftool prog show -j 2>/dev/null | jq '[.[].id]'; }
 # same count for both tools, whatever each one logs (cilium/pwru's progress
 # bar counts its links).
 traced_functions() { wc -l </sys/kernel/tracing/enabled_functions 2>/dev/null || echo 0; }
-# "run_time_ns run_cnt" summed over the programs whose ids are in file $1
-prog_stats() {
-  bpftool prog show -j 2>/dev/null | jq -r --slurpfile ids "$1" '
-    [ .[] | select(.id as $i | $ids[0] | index($i)) ] |
-    "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"'
-}
 
 # run TOOL MODE: appends "ready_s exit_s send_s ns_per_hit attached" to $WORK/TOOL.MODE
 run() {
@@ -74,9 +68,9 @@ run() {
   grep -aq 'Listening for events' "$WORK/err" || { echo "guest: $tool did not get ready"; tail -5 "$WORK/err"; kill -KILL "$CUR"; CUR=""; return 1; }
   prog_ids | jq --slurpfile old "$WORK/ids.before" '[.[] | select(. as $i | $old[0] | index($i) | not)]' >"$WORK/ids.$tool"
   local attached=$(($(traced_functions) - traced_before))
-  st0=$(prog_stats "$WORK/ids.$tool")
+  st0=$(bpf_prog_stats "$WORK/ids.$tool")
   t2=$(now); flood "$PACKETS"; send=$(secs "$t2" "$(now)")
-  st1=$(prog_stats "$WORK/ids.$tool")
+  st1=$(bpf_prog_stats "$WORK/ids.$tool")
   t3=$(now)
   kill -INT "$CUR"; wait "$CUR"; CUR=""
   local exit_s ns

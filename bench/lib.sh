@@ -44,6 +44,14 @@ vm_prepare() {
   [ "$rc" -eq 0 ] || exit 1
 }
 
+# "run_time_ns run_cnt" (kernel.bpf_stats_enabled=1) summed over the BPF
+# programs whose ids the JSON array in file $1 lists.
+bpf_prog_stats() {
+  bpftool prog show -j 2>/dev/null | jq -r --slurpfile ids "$1" '
+    [ .[] | select(.id as $i | $ids[0] | index($i)) ] |
+    "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"'
+}
+
 # The load of the machine, recorded with the numbers (other builds share it).
 load_note() { uptime | sed 's/.*load average: /load /'; }
 

@@ -108,11 +108,7 @@ prog_ids() {
     .[] | select((.id as $i | $old[0] | index($i)) == null) | select(.name | test($re)) | .id' >"$WORK/ids.$1"
 }
 # prog_stats MODE: "run_time_ns run_cnt" summed over that tracer's programs
-prog_stats() {
-  bpftool prog show -j 2>/dev/null | jq -r --slurpfile ids <(jq -s . "$WORK/ids.$1") '
-    [ .[] | select(.id as $i | $ids[0] | index($i)) ] |
-    "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"'
-}
+prog_stats() { bpf_prog_stats <(jq -s . "$WORK/ids.$1"); }
 
 sysctl -qw kernel.bpf_stats_enabled=1
 modes=(none pwru bpftrace)
