@@ -256,3 +256,43 @@ int filtercheck(struct __sk_buff *ctx)
 		return filter_pcap(skb, PCAP_START_L3, SKB_UNTYPED);
 	return filter_pcap(skb, PCAP_START_L2, SKB_UNTYPED);
 }
+
+/*
+ * The harness's route for the packets BPF_PROG_TEST_RUN builds no skb from:
+ * above about 3.5 KB (GSO, BIG TCP, jumbograms: the test skb's linear area
+ * is one page) and shorter than the header their ethertype announces. User
+ * space writes the packet into filtercheck_packet, whose values lie end to
+ * end in kernel memory (an array map's are one area), and its length into
+ * filtercheck_len; the window is filled from there as fill_window() fills it
+ * from an skb whose bytes are all linear, and the same spliced filter runs.
+ * The test run's own frame is ignored.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* the harness makes it PWRU_FILTERCHECK_CHUNKS */
+	__type(key, __u32);
+	__type(value, struct pwru_filtercheck_chunk);
+} filtercheck_packet SEC(".maps");
+
+volatile __u32 filtercheck_len = 0;
+
+SEC("pwru_tc")
+int filtercheck_buffer(struct __sk_buff *ctx)
+{
+	struct pwru_pkt_window *w;
+	__u32 zero = 0;
+	void *pkt;
+	__u64 len = filtercheck_len, n;
+
+	pkt = bpf_map_lookup_elem(&filtercheck_packet, &zero);
+	w = bpf_map_lookup_elem(&pkt_windows, &zero);
+	if (!pkt || !w)
+		return 0;
+	n = len < PWRU_PKT_WINDOW ? len : PWRU_PKT_WINDOW;
+	w->copied = bpf_probe_read_kernel(w->data, n, pkt) ? 0 : (__u32)n;
+	w->len = (__u32)len;
+	w->linear = (__u32)len;
+	w->start = (__u64)pkt;
+	w->skb = 0;
+	return filter_window(w, !filtercheck_l3);
+}

@@ -142,9 +142,11 @@ static __always_inline int trace_xdp(void *ctx, struct xdp_buff *xdp, __u32 prob
 	set_xdp_meta(xdp, &ev->meta, &l3);
 	if (CFG.output_tuple && (ev->meta.protocol == 0x0800 || ev->meta.protocol == 0x86dd))
 		set_tuple_at(l3, ev);
+	if (CFG.n_skb_fields) /* no sk_buff to read yet (user space prints none) */
+		__builtin_memset(ev + 1, 0, sizeof(struct pwru_field_values));
 	if (CFG.output_skb || CFG.output_shinfo) {
 		/* no sk_buff to dump yet */
-		struct pwru_dumps *d = (struct pwru_dumps *)(ev + 1);
+		struct pwru_dumps *d = record_dumps(ev);
 
 		d->skb_len = 0;
 		d->shinfo_len = 0;

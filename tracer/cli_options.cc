@@ -1,9 +1,11 @@
 #include "tracer/cli_options.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include <CLI/CLI.hpp>
 
+#include "pwru_abi.h"
 #include "tracer/kernel/netns.h"
 #include "tracer/filter/pcap_compile.h"
 
@@ -29,11 +31,13 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
         "  pwru --output-tuple 'tcp and dst port 80'");
     app.set_help_flag("-h,--help", "Show this help");
 
-    std::string kmods;
+    std::vector<std::string> kmods;
     std::string backend = "auto", timestamp = "none";
     std::vector<std::string> no_features;
     app.add_option("--kernel-btf", c.trace.discovery.kernel_btf, "kernel BTF file")->capture_default_str();
-    app.add_option("--kmods", kmods, "also trace these kernel modules (comma-separated)");
+    app.add_option("--kmods", kmods, "also trace these kernel modules (comma-separated; may be repeated)")
+        ->delimiter(',')
+        ->allow_extra_args(false);  // one word per occurrence: the filter words follow
     app.add_flag("--all-kmods", c.trace.discovery.all_kmods, "also trace every kernel module with BTF");
     app.add_option("--backend", backend, "auto, kprobe-multi, kprobe or tracepoint")
         ->check(CLI::IsMember(kBackends))
@@ -43,6 +47,12 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_option("--filter-netns", c.filter_netns, "trace only this netns: /proc/PID/ns/net or inode:N");
     app.add_option("--filter-mark", c.filter_mark, "trace only skbs with this mark: MARK[/MASK]");
     app.add_option("--filter-ifname", c.filter_ifname, "trace only this interface (in --filter-netns, else ours)");
+    app.add_option("--filter-kprobe-batch", c.trace.kprobe_batch,
+                   "classic kprobe backend: attach and detach this many kprobes at once (default: 16)")
+        ->check(CLI::Range(1u, 256u));
+    app.add_option("--filter-skb-expr", c.trace.filter_skb_expr,
+                   "trace only skbs for which this C comparison of an skb member holds, e.g. "
+                   "'skb->dev->ifindex == 11' or 'skb->len > 1000'");
     app.add_flag("--filter-track-skb", c.trace.track_skb,
                  "keep tracing an skb after it matched once (NAT, decapsulation)");
     app.add_option("--filter-tunnel-pcap-l2", c.trace.tunnel_pcap_l2,
@@ -66,6 +76,11 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_flag("--output-meta,!--no-output-meta", c.output.meta, "print NETNS MARK IFACE PROTO MTU LEN")
         ->capture_default_str();
     app.add_flag("--output-tuple,!--no-output-tuple", c.output.tuple, "print the L3/L4 tuple")->capture_default_str();
+    app.add_option("--output-skb-metadata", c.trace.output_skb_metadata,
+                   "print this skb member on each event, e.g. skb->mark or skb->dev->ifindex (up to 4; "
+                   "repeated or comma-separated)")
+        ->delimiter(',')
+        ->allow_extra_args(false);
     app.add_flag("--output-skb", c.trace.output_skb, "print the sk_buff (bpf_snprintf_btf)");
     app.add_flag("--output-skb-shared-info", c.trace.output_shinfo, "print the skb_shared_info (bpf_snprintf_btf)");
     app.add_flag("--output-skb-cb", c.trace.output_skb_cb, "print skb->cb (the __sk_buff->cb[] words)");
@@ -141,13 +156,15 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     c.output.tunnel = c.trace.output_tunnel;
     c.trace.output_pcap = !c.output_pcap.empty();
     c.trace.pcap_expr = join_filter_words(c.filter_words);
-    for (size_t start = 0; start < kmods.size();) {
-        size_t comma = kmods.find(',', start);
-        std::string m = kmods.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (!m.empty()) c.trace.discovery.kmods.push_back(m);
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-    }
+    std::erase_if(c.trace.output_skb_metadata, [](const std::string& f) { return f.empty(); });
+    if (c.trace.output_skb_metadata.size() > PWRU_MAX_FIELDS)
+        return bad_input("--output-skb-metadata names " + std::to_string(c.trace.output_skb_metadata.size()) +
+                         " members; at most " + std::to_string(PWRU_MAX_FIELDS) + " fit in an event");
+    // Repeats and commas, as pwru (a string slice); a module named twice is scanned once.
+    for (std::string& m : kmods)
+        if (!m.empty() && std::find(c.trace.discovery.kmods.begin(), c.trace.discovery.kmods.end(), m) ==
+                              c.trace.discovery.kmods.end())
+            c.trace.discovery.kmods.push_back(std::move(m));
     return c;
 }
 

@@ -9,9 +9,11 @@
 #include <cstring>
 
 #include "tracer/kernel/pwru_skel.h"
+#include "tracer/attach/kprobe_teardown.h"
 #include "tracer/events/drop_verdict.h"
 #include "tracer/filter/filter_injector.h"
 #include "tracer/filter/filter_programs.h"
+#include "tracer/filter/member_compare.h"
 #include "tracer/kernel/kallsyms.h"
 #include "tracer/kernel/log.h"
 #include "tracer/pod_scope.h"
@@ -47,6 +49,30 @@ void keep_traceable(Plan& plan) {
     size_t before = fns.size();
     std::erase_if(fns, [&](const SkbFunction& f) { return !available->count(f.name); });
     plan.not_traceable = before - fns.size();
+}
+
+// --output-skb-metadata / --filter-skb-expr, against the kernel's BTF (read
+// only when one is given).
+Result<void> resolve_skb_members(const TraceOptions& opts, Plan& plan) {
+    if (opts.output_skb_metadata.empty() && opts.filter_skb_expr.empty()) return {};
+    if (opts.output_skb_metadata.size() > PWRU_MAX_FIELDS)
+        return bad_input("--output-skb-metadata names more than " + std::to_string(PWRU_MAX_FIELDS) + " members");
+    auto btf = load_kernel_btf(opts.discovery.kernel_btf);
+    if (!btf) return std::unexpected(btf.error());
+    for (const std::string& expr : opts.output_skb_metadata) {
+        auto m = resolve_member_access(btf->get(), "skb", "sk_buff", expr, "--output-skb-metadata");
+        if (!m) return std::unexpected(m.error());
+        // Named twice (maybe spelled with spaces once): printed once.
+        if (std::none_of(plan.skb_fields.begin(), plan.skb_fields.end(),
+                         [&](const MemberAccess& f) { return f.expr == m->expr; }))
+            plan.skb_fields.push_back(std::move(*m));
+    }
+    if (!opts.filter_skb_expr.empty()) {
+        auto c = compile_member_compare(btf->get(), "skb", "sk_buff", opts.filter_skb_expr, "--filter-skb-expr");
+        if (!c) return std::unexpected(c.error());
+        plan.skb_expr = c->cmp;
+    }
+    return {};
 }
 
 }  // namespace
@@ -87,8 +113,10 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
         if (!tunnel) return std::unexpected(tunnel.error());
         s->filters_->tunnel = std::move(*tunnel);
     }
+    if (auto r = resolve_skb_members(opts, s->plan_); !r) return std::unexpected(r.error());
     s->plan_.backend = backend;
     s->plan_.backend_why = why;
+    if (opts.kprobe_batch) set_kprobe_batch(opts.kprobe_batch);
 
     if (backend == Backend::Tracepoint) {
         // Tracepoints are the kernel's own: --kmods selects nothing here. A
@@ -161,6 +189,9 @@ Result<void> Session::configure() {
     cfg->output_pcap = opts_.output_pcap ? 1 : 0;
     cfg->tunnel_filter = opts_.tunnel_filter() ? 1 : 0;
     cfg->output_tunnel = opts_.output_tunnel ? 1 : 0;
+    cfg->n_skb_fields = static_cast<__u8>(plan_.skb_fields.size());
+    for (size_t i = 0; i < plan_.skb_fields.size(); ++i) cfg->skb_fields[i] = plan_.skb_fields[i].field;
+    cfg->skb_expr = plan_.skb_expr;
     if ((opts_.track_skb || opts_.track_skb_by_stackid) && plan_.kprobes()) {
         // The skb's memory is freed in kfree_skbmem: forget it there.
         auto ks = kallsyms();
@@ -286,6 +317,11 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
     const char* p = static_cast<const char*>(data);
     size_t off = sizeof(pwru_event);
     RecordExtras extras;
+    if (!self->plan_.skb_fields.empty()) {
+        if (size >= off + sizeof(pwru_field_values))
+            extras.fields = reinterpret_cast<const pwru_field_values*>(p + off);
+        off += sizeof(pwru_field_values);
+    }
     if (self->opts_.output_skb || self->opts_.output_shinfo) {
         if (size >= off + sizeof(pwru_dumps)) extras.dumps = reinterpret_cast<const pwru_dumps*>(p + off);
         off += sizeof(pwru_dumps);

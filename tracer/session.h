@@ -33,8 +33,9 @@ namespace pwru {
 
 // The optional parts of a record, null when not asked for.
 struct RecordExtras {
-    const pwru_dumps* dumps = nullptr;    // --output-skb / --output-skb-shared-info
-    const pwru_packet* packet = nullptr;  // --output-pcap
+    const pwru_field_values* fields = nullptr;  // --output-skb-metadata
+    const pwru_dumps* dumps = nullptr;          // --output-skb / --output-skb-shared-info
+    const pwru_packet* packet = nullptr;        // --output-pcap
 };
 using EventFn = std::function<void(const pwru_event&, const RecordExtras&)>;
 

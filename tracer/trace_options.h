@@ -46,6 +46,9 @@ struct TraceOptions {
     std::optional<uint32_t> ifindex;      // --filter-ifname, resolved; implies ifindex_netns
     uint32_t ifindex_netns = 0;           // the netns the ifindex was resolved in
 
+    // --filter-kprobe-batch: kprobes attached / detached at once on the
+    // classic kprobe backend (0: kprobe_threads()'s default).
+    unsigned kprobe_batch = 0;
     bool track_skb = false;                  // --filter-track-skb
     bool trace_tc = false;                   // --filter-trace-tc: fentry on every loaded tc program
     bool trace_xdp = false;                  // --filter-trace-xdp: the same for XDP programs
@@ -59,6 +62,10 @@ struct TraceOptions {
     bool output_shinfo = false;  // --output-skb-shared-info
     bool output_pcap = false;    // --output-pcap: records carry the packet
     bool output_tunnel = false;  // --output-tunnel: the inner tuple of VXLAN / Geneve packets
+    // --output-skb-metadata (up to PWRU_MAX_FIELDS, e.g. "skb->mark") and
+    // --filter-skb-expr ("skb->len > 1000"): members of the skb, from BTF.
+    std::vector<std::string> output_skb_metadata;
+    std::string filter_skb_expr;
 
     bool tunnel_filter() const { return !tunnel_pcap_l2.empty() || !tunnel_pcap_l3.empty(); }
     uint32_t ringbuf_bytes = 8u << 20;  // power of two

@@ -43,7 +43,9 @@ class TracePipeline {
     Result<int> poll(int timeout_ms, const EventFn& fn, size_t max_records = 0) {
         return session_->poll(timeout_ms, fn, max_records);
     }
-    EventRecord decode(const pwru_event& ev, const RecordExtras& extras) { return decoder_->decode(ev, extras.dumps); }
+    EventRecord decode(const pwru_event& ev, const RecordExtras& extras) {
+        return decoder_->decode(ev, extras.dumps, extras.fields);
+    }
     EventDecoder& decoder() { return *decoder_; }
     const EventDecoder& decoder() const { return *decoder_; }
     // The monotonic-to-wall offset read again every 10 s (the wall clock may

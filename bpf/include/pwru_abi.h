@@ -161,6 +161,53 @@ struct pwru_scope_port {
 	__u8 _pad;
 };
 
+/* --output-skb-metadata / --filter-skb-expr: a member of the skb reached
+ * through pointers, e.g. skb->dev->ifindex, resolved from BTF by user space
+ * (tracer/kernel/btf_member_access.h). levels reads: the first levels - 1 load
+ * a pointer at (the previous pointer, the skb first) + off[i], and stop at
+ * NULL; the last loads `size` bytes at + off[levels - 1]. The value is then
+ * made a number: bitfield bits extracted, big-endian (__be16 ...) types put in
+ * host order, signed types sign-extended. */
+#define PWRU_FIELD_LEVELS 8
+#define PWRU_MAX_FIELDS	  4 /* pwru's maximum of --output-skb-metadata */
+
+struct pwru_field {
+	__u16 off[PWRU_FIELD_LEVELS];
+	__u8 levels; /* 1..PWRU_FIELD_LEVELS; 0: unused */
+	__u8 size;   /* 1, 2, 4 or 8 bytes read at the last level */
+	__u8 bit_shift;
+	__u8 bit_size; /* 0: not a bitfield */
+	__u8 is_signed;
+	__u8 big_endian;
+	__u8 _pad[2];
+};
+
+/* --filter-skb-expr: field OP value, compared as numbers (signed when the
+ * field's type is). An unreadable field (a NULL on the way) does not match. */
+enum pwru_cmp_op {
+	PWRU_CMP_EQ = 1,
+	PWRU_CMP_NE,
+	PWRU_CMP_LT,
+	PWRU_CMP_LE,
+	PWRU_CMP_GT,
+	PWRU_CMP_GE,
+};
+
+struct pwru_field_cmp {
+	struct pwru_field field;
+	__u8 op; /* enum pwru_cmp_op; 0: no expression */
+	__u8 _pad[7];
+	__u64 value;
+};
+
+/* --output-skb-metadata: the fields' values, after the event in the same
+ * ring-buffer record (before the dumps and the packet). */
+struct pwru_field_values {
+	__u64 value[PWRU_MAX_FIELDS];
+	__u8 readable[PWRU_MAX_FIELDS]; /* 0: a NULL pointer on the way */
+	__u8 _pad[4];
+};
+
 /* Per tracepoint slot: where the arguments of interest are (0-based index
  * into the tracepoint's TP_PROTO arguments) or PWRU_NO_ARG. */
 struct pwru_tp_slot {
@@ -212,6 +259,11 @@ struct pwru_config {
 	__u8 scope_nports;
 	__u8 _pad5[3];
 	struct pwru_scope_port scope_ports[PWRU_SCOPE_PORTS];
+	/* --output-skb-metadata: skb_fields[0, n_skb_fields) go in each record */
+	__u8 n_skb_fields;
+	__u8 _pad6[7];
+	struct pwru_field skb_fields[PWRU_MAX_FIELDS];
+	struct pwru_field_cmp skb_expr; /* --filter-skb-expr (op != 0) */
 };
 
 /*
@@ -233,6 +285,16 @@ struct pwru_pkt_window {
 	__u32 _pad;
 	__u64 start;
 	__u64 skb;
+};
+
+/* pwru-filtercheck's packets that BPF_PROG_TEST_RUN cannot make an skb of
+ * (bpf/pwru.bpf.c, filtercheck_buffer): up to this many chunks of bytes, the
+ * largest capture libpcap writes (a snap length of 262144). */
+#define PWRU_FILTERCHECK_CHUNK	4096
+#define PWRU_FILTERCHECK_CHUNKS 64
+
+struct pwru_filtercheck_chunk {
+	__u8 bytes[PWRU_FILTERCHECK_CHUNK];
 };
 
 /* Per-CPU counters (array of one element). */
@@ -258,6 +320,11 @@ struct pwru_counters {
 PWRU_STATIC_ASSERT(sizeof(struct pwru_tuple) == 52, "pwru_tuple layout");
 PWRU_STATIC_ASSERT(sizeof(struct pwru_meta) == 64, "pwru_meta layout");
 PWRU_STATIC_ASSERT(sizeof(struct pwru_event) == 72 + 16 + 64 + 52 + 52, "pwru_event layout");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_field) == 2 * PWRU_FIELD_LEVELS + 8, "pwru_field layout");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_field_cmp) == sizeof(struct pwru_field) + 16,
+		   "pwru_field_cmp");
+PWRU_STATIC_ASSERT(sizeof(struct pwru_field_values) == 8 * PWRU_MAX_FIELDS + 8,
+		   "pwru_field_values");
 PWRU_STATIC_ASSERT(sizeof(struct pwru_pkt_window) == PWRU_PKT_WINDOW + 32,
 		   "pwru_pkt_window layout");
 PWRU_STATIC_ASSERT(__builtin_offsetof(struct pwru_pkt_window, copied) == PWRU_PKT_WINDOW_OFF_COPIED,

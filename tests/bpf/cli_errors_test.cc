@@ -116,6 +116,25 @@ TEST_CASE("--kmods naming a module that does not exist: exit 2, one line, also o
                           "kernel module 'nonexistent_mod' has no BTF at /sys/kernel/btf/nonexistent_mod");
 }
 
+TEST_CASE("--filter-skb-expr / --output-skb-metadata against this kernel's BTF: exit 2, one line", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    expect_one_line_error(run_pwru({"--backend", "tracepoint", "--filter-skb-expr", "skb->nosuch == 1", "icmp"}), 2,
+                          "struct sk_buff has no member 'nosuch'");
+    expect_one_line_error(run_pwru({"--backend", "tracepoint", "--filter-skb-expr", "skb->len >> 3"}), 2,
+                          "one operator only");
+    expect_one_line_error(run_pwru({"--backend", "tracepoint", "--filter-skb-expr", "skb->mark == 0x100000000"}), 2,
+                          "does not fit: skb->mark is a 32-bit unsigned number");
+    expect_one_line_error(run_pwru({"--backend", "tracepoint", "--output-skb-metadata", "skb->dev->name"}), 2,
+                          "skb->dev->name is an array");
+    expect_one_line_error(run_pwru({"--output-skb-metadata", "skb->mark,skb->len,skb->hash,skb->priority",
+                                    "--output-skb-metadata", "skb->protocol"}),
+                          2, "at most 4");
+    // what is right passes: the dry run names the plan and exits 0
+    auto fine = run_pwru({"--dry-run", "--backend", "tracepoint", "--filter-skb-expr", "skb->dev->ifindex == 1",
+                          "--output-skb-metadata", "skb->mark", "icmp"});
+    CHECK(fine.code == 0);
+}
+
 namespace {
 std::string host_list(int n) {
     std::string s;

@@ -4,9 +4,11 @@
 // for each link layer, translated and spliced into the REAL `filtercheck`
 // program of bpf/pwru.bpf.c (pwru::FilterHarness: the same filter_pcap()
 // window fill and pkt_load_slow() the probes use), loaded through the
-// verifier, and run by BPF_PROG_TEST_RUN on a real sk_buff for every packet:
-// L2 (DLT_EN10MB) on Ethernet frames, L3 (DLT_RAW) on IP packets. Each
-// verdict must equal pcap_offline_filter() on the same bytes.
+// verifier, and run by BPF_PROG_TEST_RUN on a real sk_buff for every packet
+// the kernel makes one of, through the harness's buffer route for the rest
+// (GSO, BIG TCP, jumbograms, packets shorter than their headers): L2
+// (DLT_EN10MB) on Ethernet frames, L3 (DLT_RAW) on IP packets. Each verdict
+// must equal pcap_offline_filter() on the same bytes.
 // tests/bpf/cbpf_translate_run_test.cc is the fast translator-only layer
 // over the same inputs.
 #include <linux/filter.h>
@@ -33,7 +35,6 @@ using pwru::test::Bytes;
 
 namespace {
 
-constexpr size_t kEthHeader = 14;
 constexpr size_t kShownPerFilter = 3;       // disagreements shown per (expression, layer) ...
 constexpr size_t kShownDisagreements = 60;  // ... and in all
 constexpr size_t kHexShown = 64;
@@ -44,43 +45,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// The largest frame BPF_PROG_TEST_RUN accepts for the program (tc: a page
-// minus the skb headroom and the shared info), found by bisection.
-size_t test_run_limit(pwru::FilterHarness& l2) {
-    auto fits = [&](size_t n) {
-        Bytes frame(n, 0);
-        return l2.run(frame.data(), frame.size()).has_value();
-    };
-    size_t lo = kEthHeader, hi = 1 << 20;  // fits(lo); !fits(hi) assumed, checked by the caller
-    if (fits(hi)) return hi;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        (fits(mid) ? lo : hi) = mid;
-    }
-    return lo;
-}
-
 struct PacketSet {
     std::vector<Bytes> packets;
     size_t generated = 0;  // packets [0, generated) are generated, the rest come from captures
 };
-
-// BPF_PROG_TEST_RUN (tc) refuses a frame whose ethertype announces IPv4 or
-// IPv6 when fewer bytes than that header follow the Ethernet header (found
-// on this kernel: 0x0800 needs 20, 0x86dd 40). For L3, FilterHarness makes
-// up the ethertype from the version nibble (0x86dd for 6, else 0x0800).
-bool announced_ip_header_missing(LinkLayer ll, const Bytes& pkt) {
-    size_t ip_len;
-    uint16_t ethertype;
-    if (ll == LinkLayer::L2) {
-        ethertype = static_cast<uint16_t>(pkt[12] << 8 | pkt[13]);
-        ip_len = pkt.size() - kEthHeader;
-    } else {
-        ethertype = !pkt.empty() && pkt[0] >> 4 == 6 ? 0x86dd : 0x0800;
-        ip_len = pkt.size();
-    }
-    return (ethertype == 0x0800 && ip_len < 20) || (ethertype == 0x86dd && ip_len < 40);
-}
 
 // One (expression, layer): its cBPF and, after the run, what happened.
 struct Job {
@@ -93,6 +61,7 @@ struct Job {
     size_t program_insns = 0;
     size_t comparisons = 0;
     size_t matches = 0;
+    size_t buffer_runs = 0;                  // verdicts of the harness's buffer route
     std::vector<std::string> disagreements;  // the first kShownPerFilter
     size_t disagreement_count = 0;
 };
@@ -135,6 +104,7 @@ void run_job(Job& job, const PacketSet& set, const std::atomic<bool>& abort) {
         if (job.disagreement_count++ < kShownPerFilter)
             job.disagreements.push_back(describe_disagreement(job, set, i, *ours, want));
     }
+    job.buffer_runs = (*harness)->buffer_runs();
 }
 
 // Runs the jobs on every CPU (each BPF_PROG_LOAD and test run is a syscall;
@@ -156,64 +126,26 @@ void run_jobs(std::vector<Job>& jobs, const PacketSet& l2, const PacketSet& l3) 
     for (auto& t : threads) t.join();
 }
 
-// Whether the harness can run `pkt`: true, false for the refusal above
-// (counted), a test failure for anything else.
-bool runnable(pwru::FilterHarness& probe, LinkLayer ll, const Bytes& pkt, size_t& refused) {
-    auto r = probe.run(pkt.data(), pkt.size());
-    if (r) return true;
-    INFO(layer_name(ll) << " packet of " << pkt.size() << " bytes: " << pwru::test::hex(pkt, kHexShown));
-    if (!announced_ip_header_missing(ll, pkt)) FAIL(r.error().message());
-    ++refused;
-    return false;
-}
-
-void report_refused(LinkLayer ll, size_t refused) {
-    if (refused == 0) return;
-    std::printf(
-        "%s: %zu packets skipped: shorter than the IP header their ethertype announces (%s), which "
-        "BPF_PROG_TEST_RUN refuses; the raw-runner differential covers them\n",
-        layer_name(ll), refused,
-        ll == LinkLayer::L2 ? "bytes 12-13 of the frame" : "made up by FilterHarness from the version nibble");
-}
-
-// Generated packets plus the captures, as the harness can take them.
-PacketSet packets_for(LinkLayer ll, std::vector<Bytes> generated, size_t max_len) {
-    auto probe = pwru::FilterHarness::create("len >= 0", ll == LinkLayer::L3);
-    if (!probe) FAIL(probe.error().message() << "\n" << probe.error().context);
+// Generated packets plus the captures, whole: the harness takes any length.
+PacketSet packets_for(LinkLayer ll, std::vector<Bytes> generated) {
     PacketSet set;
-    size_t too_short = 0, refused = 0, longest = 0;
+    size_t longest = 0, shortest = SIZE_MAX;
     for (Bytes& p : generated) {
-        // An skb shorter than an Ethernet header never reaches the L2 filter
-        // (the probes choose L2 only with >= 14 bytes from the MAC header);
-        // BPF_PROG_TEST_RUN refuses it too.
-        if (ll == LinkLayer::L2 && p.size() < kEthHeader) {
-            ++too_short;
-            continue;
-        }
-        if (!runnable(**probe, ll, p, refused)) continue;
         longest = std::max(longest, p.size());
+        shortest = std::min(shortest, p.size());
         set.packets.push_back(std::move(p));
     }
-    INFO(layer_name(ll) << ": the longest generated packet (" << longest << " bytes) must fit the test run (" << max_len
-                        << ")");
-    REQUIRE(longest <= max_len);
     set.generated = set.packets.size();
-    std::printf("%s: %zu generated packets (longest %zu bytes)", layer_name(ll), set.generated, longest);
-    if (too_short) std::printf(", %zu shorter than 14 bytes skipped (never filtered at L2)", too_short);
-    std::printf("\n");
+    std::printf("%s: %zu generated packets (%zu to %zu bytes)\n", layer_name(ll), set.generated, shortest, longest);
 
-    auto corpus = pwru::test::read_captures(ll, max_len);
+    auto corpus = pwru::test::read_captures(ll, size_t{PWRU_FILTERCHECK_CHUNK} * PWRU_FILTERCHECK_CHUNKS);
     if (!corpus.found) {
         std::printf("%s: capture corpus %s missing: corpus part skipped\n", layer_name(ll), corpus.dir.c_str());
-        report_refused(ll, refused);
         return set;
     }
-    for (Bytes& p : corpus.packets)
-        if ((ll == LinkLayer::L3 || p.size() >= kEthHeader) && runnable(**probe, ll, p, refused))
-            set.packets.push_back(std::move(p));
-    std::printf("%s: %zu packets from %zu capture files in %s (%zu longer than %zu bytes cut to it)\n", layer_name(ll),
-                set.packets.size() - set.generated, corpus.files, corpus.dir.c_str(), corpus.truncated, max_len);
-    report_refused(ll, refused);
+    for (Bytes& p : corpus.packets) set.packets.push_back(std::move(p));
+    std::printf("%s: %zu packets from %zu capture files in %s (%zu cut to 256 KiB)\n", layer_name(ll),
+                set.packets.size() - set.generated, corpus.files, corpus.dir.c_str(), corpus.truncated);
     return set;
 }
 
@@ -223,20 +155,13 @@ TEST_CASE("the probes' filter decides exactly as libpcap (probe-path differentia
     PWRU_REQUIRE_ROOT();
     auto t0 = std::chrono::steady_clock::now();
 
-    // --- the largest packet BPF_PROG_TEST_RUN takes
-    auto probe = pwru::FilterHarness::create("len > 0", false);
-    if (!probe) FAIL(probe.error().message() << "\n" << probe.error().context);
-    size_t limit = test_run_limit(**probe);
-    std::printf(
-        "BPF_PROG_TEST_RUN (tc) takes frames up to %zu bytes: L2 frames up to %zu, L3 packets up to %zu "
-        "(behind the harness's 14-byte Ethernet header); the filter window is %d bytes\n",
-        limit, limit, limit - kEthHeader, PWRU_PKT_WINDOW);
-    REQUIRE(limit > 2 * PWRU_PKT_WINDOW);
-
-    // --- packets
+    // --- packets: the corpus, and what the kernel's test skb cannot hold
     pwru::test::PacketSets generated = pwru::test::make_packets();
-    PacketSet l2 = packets_for(LinkLayer::L2, std::move(generated.l2), limit);
-    PacketSet l3 = packets_for(LinkLayer::L3, std::move(generated.l3), limit - kEthHeader);
+    pwru::test::PacketSets odd = pwru::test::big_and_short_packets();
+    for (auto& p : odd.l2) generated.l2.push_back(std::move(p));
+    for (auto& p : odd.l3) generated.l3.push_back(std::move(p));
+    PacketSet l2 = packets_for(LinkLayer::L2, std::move(generated.l2));
+    PacketSet l3 = packets_for(LinkLayer::L3, std::move(generated.l3));
 
     // --- expressions: compile and translate everything first, so that a
     // construct we cannot handle fails here, named, before any run.
@@ -271,7 +196,7 @@ TEST_CASE("the probes' filter decides exactly as libpcap (probe-path differentia
     run_jobs(jobs, l2, l3);
     double run_s = seconds_since(t1);
 
-    size_t comparisons = 0, disagreements = 0, shown = 0;
+    size_t comparisons = 0, disagreements = 0, shown = 0, buffer_l2 = 0, buffer_l3 = 0;
     std::string errors;
     std::printf("layer  filter_insns  program_insns  libpcap matches  expression\n");
     for (const Job& job : jobs) {
@@ -286,6 +211,7 @@ TEST_CASE("the probes' filter decides exactly as libpcap (probe-path differentia
             if (shown++ < kShownDisagreements) std::printf("%s\n", d.c_str());
         comparisons += job.comparisons;
         disagreements += job.disagreement_count;
+        (job.ll == LinkLayer::L2 ? buffer_l2 : buffer_l3) += job.buffer_runs;
     }
     if (!errors.empty()) FAIL("filters that compile but cannot be loaded or run:\n" << errors);
 
@@ -296,6 +222,10 @@ TEST_CASE("the probes' filter decides exactly as libpcap (probe-path differentia
         "%zu disagreements\n",
         expressions, l2.packets.size(), l3.packets.size(), comparisons, disagreements);
     std::printf("time: %.1f s (setup %.1f s, load + compare %.1f s)\n", seconds_since(t0), setup_s, run_s);
+    std::printf("verdicts through the buffer route (no test skb possible): L2 %zu, L3 %zu\n", buffer_l2, buffer_l3);
+    // the big and short packets took it, at both layers
+    CHECK(buffer_l2 > 0);
+    CHECK(buffer_l3 > 0);
     CHECK(expressions >= 300);
     CHECK(disagreements == 0);
 }
@@ -324,5 +254,32 @@ TEST_CASE("protochain through the probe path: same verdict as libpcap up to the 
             CHECK(pwru::test::libpcap_matches(*cbpf, pkt));
             CHECK(*ours == (headers <= budget));
         }
+    }
+}
+
+TEST_CASE("the harness's buffer route decides as the kernel's test skb on every packet both can take", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    pwru::test::PacketSets sets = pwru::test::make_packets();
+    for (LinkLayer ll : {LinkLayer::L2, LinkLayer::L3}) {
+        size_t compared = 0;
+        for (const char* expr : {"tcp and dst port 80", "ip[6:2] & 0x1fff = 0 and len > 100", "ip6 protochain 58",
+                                 "udp[8:4] = 0x01020304 or icmp", "len >= 1000"}) {
+            auto harness = pwru::FilterHarness::create(expr, ll == LinkLayer::L3);
+            if (!harness) FAIL(harness.error().message() << "\n" << harness.error().context);
+            for (const Bytes& p : ll == LinkLayer::L2 ? sets.l2 : sets.l3) {
+                const size_t before = (*harness)->buffer_runs();
+                auto ours = (*harness)->run(p.data(), p.size());
+                REQUIRE(ours);
+                if ((*harness)->buffer_runs() != before) continue;  // the kernel made no skb of it
+                auto via_buffer = (*harness)->run_from_buffer(p.data(), p.size());
+                REQUIRE(via_buffer);
+                INFO(layer_name(ll) << " '" << expr << "' packet of " << p.size()
+                                    << " bytes: " << pwru::test::hex(p, kHexShown));
+                CHECK(*via_buffer == *ours);
+                ++compared;
+            }
+        }
+        std::printf("%s: buffer route = test skb route on %zu (expression, packet) pairs\n", layer_name(ll), compared);
+        CHECK(compared > 1000);
     }
 }

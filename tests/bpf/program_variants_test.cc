@@ -46,6 +46,36 @@ TEST_CASE("every backend's programs pass the verifier, with every filter", "[bpf
         for (const char* f : kFilters) verify(b, f);
 }
 
+// --filter-skb-expr and --output-skb-metadata: the member reads (a pointer
+// chain, a bitfield, a big-endian and a signed member) pass the verifier on
+// every backend, with the dumps and the packet after them in the record.
+TEST_CASE("every backend's programs pass the verifier with skb member filters and outputs", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    for (Backend b : {Backend::KprobeMulti, Backend::Kprobe, Backend::Tracepoint}) {
+        for (const char* expr : {"skb->dev->ifindex == 1", "skb->pkt_type != 0", "skb->protocol >= 0x0800",
+                                 "skb->users.refs.counter > 1"}) {
+            TraceOptions opts;
+            opts.backend = b;
+            opts.pcap_expr = "tcp and dst port 80";
+            opts.filter_skb_expr = expr;
+            opts.output_skb_metadata = {"skb->mark", "skb->dev->ifindex", "skb->pkt_type",
+                                        "skb->sk->__sk_common.skc_family"};
+            opts.output_skb = true;
+            opts.output_pcap = true;
+            opts.ringbuf_bytes = 1 << 16;
+            auto s = Session::create_unprobed(opts);
+            if (!s) INFO(s.error().message());
+            REQUIRE(s);
+            CHECK((*s)->plan().skb_fields.size() == 4);
+            CHECK((*s)->plan().skb_expr.op != 0);
+            auto loaded = (*s)->load();
+            INFO("backend " << backend_name(b) << ", --filter-skb-expr '" << expr << "'");
+            if (!loaded) INFO(loaded.error().message() << "\n" << loaded.error().context);
+            REQUIRE(loaded);
+        }
+    }
+}
+
 // --filter-track-skb on the kprobe backends loads the clone-following pair
 // (kprobe at skb_clone & co.'s entry, kretprobe at their return); without the
 // option, or on the tracepoint backend, they stay out of the kernel.

@@ -499,6 +499,50 @@ void add_random(std::vector<Bytes>& out, const std::vector<Bytes>& templates, co
 
 }  // namespace
 
+PacketSets big_and_short_packets() {
+    PacketSets out;
+    const uint32_t a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+    const Ip6 a6 = ip6(0x2001, 0xdb8, 0, 1), b6 = ip6(0x2001, 0xdb8, 0, 2);
+    std::vector<Bytes> l3;
+    // GSO: one TCP segment of 7 KB, as the stack hands it down before segmentation
+    l3.push_back(ipv4(a, b, 6, tcp(40000, 80, 0x18, payload(7000 - 40, 1))));
+    l3.push_back(ipv4(a, b, 17, udp(5000, 53, payload(9000 - 28, 2))));  // a jumbo frame's worth
+    // IPv4 BIG TCP: 80 KB, the total length field 0 (it cannot say more)
+    Bytes big4 = ipv4(a, b, 6, tcp(40001, 443, 0x10, payload(80000 - 40, 3)));
+    big4[2] = big4[3] = 0;
+    l3.push_back(big4);
+    // IPv6 jumbograms: payload length 0, a hop-by-hop header with the Jumbo Payload option
+    for (size_t total : {size_t{65575}, size_t{80000}}) {
+        const size_t l4_len = total - 40 - 8;
+        Bytes hbh = {6, 0, 0xc2, 4};  // next TCP, 8 bytes, option 0xC2 of 4 bytes
+        put32(hbh, static_cast<uint32_t>(8 + l4_len));
+        Bytes p6 = ipv6(a6, b6, 0, tcp(40002, 80, 0x10, payload(l4_len - 20, 4)));
+        p6[4] = p6[5] = 0;  // payload length 0
+        p6.insert(p6.begin() + 40, hbh.begin(), hbh.end());
+        l3.push_back(p6);
+    }
+    // 33 bytes: IPv4 with 13 bytes of TCP, and IPv6 cut inside its 40-byte header
+    Bytes short4 = ipv4(a, b, 6, tcp(40003, 80, 0x02, {}));
+    short4.resize(33);
+    l3.push_back(short4);
+    Bytes short6 = ipv6(a6, b6, 17, udp(5000, 53, payload(8, 5)));
+    short6.resize(33);
+    l3.push_back(short6);
+    for (size_t n : {size_t{1}, size_t{10}, size_t{19}}) l3.push_back(Bytes(short4.begin(), short4.begin() + n));
+
+    const Mac dst{0, 1, 2, 3, 4, 5}, src{0, 6, 7, 8, 9, 10};
+    for (const Bytes& p : l3) {
+        const uint16_t type = !p.empty() && p[0] >> 4 == 6 ? 0x86dd : 0x0800;
+        out.l2.push_back(ether(dst, src, {type}, p));
+    }
+    // Ethernet frames of 33 and 20 bytes announcing IPv4 (19 and 6 bytes of it), and of 5 bytes
+    out.l2.push_back(ether(dst, src, {0x0800}, Bytes(short4.begin(), short4.begin() + 19)));
+    out.l2.push_back(ether(dst, src, {0x0800}, Bytes(short4.begin(), short4.begin() + 6)));
+    out.l2.push_back(Bytes(dst.begin(), dst.begin() + 5));
+    out.l3 = std::move(l3);
+    return out;
+}
+
 PacketSets make_packets() {
     std::vector<Bytes> v4, v6;
     make_ip_packets(v4, v6);

@@ -48,6 +48,15 @@ struct PacketSets {
 // around the window edge, random bytes and mutated packets. Sizes from 0.
 PacketSets make_packets();
 
+// What BPF_PROG_TEST_RUN builds no skb from, which the filter harness runs
+// through its buffer route: a 7 KB TCP GSO packet, 9 KB UDP (jumbo frame),
+// IPv4 BIG TCP (80 KB, total length 0), IPv6 jumbograms and BIG TCP (payload
+// length 0 and a hop-by-hop Jumbo Payload option, RFC 2675; 65,575 and 80 KB),
+// and short ones: 33 bytes (IPv4 with half a TCP header, IPv6 cut inside its
+// header), 1 to 19 bytes, Ethernet frames shorter than the IP header their
+// ethertype announces and than the Ethernet header itself.
+PacketSets big_and_short_packets();
+
 // IPv6 + `headers` hop-by-hop extension headers + ICMPv6 echo: a chain
 // `protochain` walks with one backward jump per header.
 Bytes ipv6_hop_by_hop_chain(size_t headers);

@@ -53,6 +53,29 @@ TEST_CASE("flags map to options", "[unit]") {
     CHECK(c->ready_file == "/tmp/r");
 }
 
+TEST_CASE("--kmods is taken repeated and comma-separated, as pwru's string slice; the filter words still follow",
+          "[unit]") {
+    auto c = parse({"--kmods", "veth", "--kmods", "br_netfilter,nf_tables", "--kmods", "veth", "tcp", "port", "80"});
+    REQUIRE(c);
+    CHECK(c->trace.discovery.kmods == std::vector<std::string>{"veth", "br_netfilter", "nf_tables"});
+    CHECK(c->trace.pcap_expr == "tcp port 80");
+}
+
+TEST_CASE("--filter-kprobe-batch sets the kprobes in flight; out of range is refused with the range", "[unit]") {
+    auto c = parse({"--filter-kprobe-batch", "4", "icmp"});
+    REQUIRE(c);
+    CHECK(c->trace.kprobe_batch == 4);
+    CHECK(c->trace.pcap_expr == "icmp");
+    auto dflt = parse({"icmp"});
+    REQUIRE(dflt);
+    CHECK(dflt->trace.kprobe_batch == 0);
+    for (const char* bad : {"0", "257", "-1", "ten"}) {
+        auto r = parse({"--filter-kprobe-batch", bad});
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message().find("--filter-kprobe-batch") != std::string::npos);
+    }
+}
+
 TEST_CASE("pwru's --flag=false form works for boolean flags", "[unit]") {
     auto c = parse({"--output-tuple=false", "--output-meta=false"});
     REQUIRE(c);

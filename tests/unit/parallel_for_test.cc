@@ -75,5 +75,12 @@ TEST_CASE("kprobe placement: pinned to one CPU by default, one unpinned group wi
     CHECK(unpinned.cpus == std::vector<int>{-1});
     CHECK(unpinned.threads_per_cpu == 16);
     unsetenv("PWRU_KPROBE_PIN");
+
+    // --filter-kprobe-batch wins over the environment, 0 returns to it
+    set_kprobe_batch(3);
+    CHECK(kprobe_threads() == 3);
+    CHECK(kprobe_placement().threads == 3);
+    set_kprobe_batch(0);
+    CHECK(kprobe_threads() == 16);
     unsetenv("PWRU_KPROBE_THREADS");
 }

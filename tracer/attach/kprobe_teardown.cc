@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -22,9 +23,14 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 constexpr unsigned kDefaultThreads = 16;
 constexpr unsigned kMaxThreads = 256;
 
+std::atomic<unsigned> g_kprobe_batch{0};
+
 }  // namespace
 
+void set_kprobe_batch(unsigned n) { g_kprobe_batch = std::min(n, kMaxThreads); }
+
 unsigned kprobe_threads() {
+    if (unsigned batch = g_kprobe_batch.load()) return batch;
     const char* env = std::getenv("PWRU_KPROBE_THREADS");
     if (!env || !*env) return kDefaultThreads;
     char* end = nullptr;

@@ -20,8 +20,14 @@
 namespace pwru {
 
 // Threads that attach and detach classic kprobes and kprobe-multi links.
-// PWRU_KPROBE_THREADS overrides (1 = one by one, the way to measure the gain).
+// --filter-kprobe-batch (set_kprobe_batch) first, then PWRU_KPROBE_THREADS
+// (1 = one by one, the way to measure the gain), else 16.
 unsigned kprobe_threads();
+
+// pwru's --filter-kprobe-batch: a process-wide setting, as the flag is (0
+// returns to the default). pwru attaches its batches one after the other;
+// ours is the number in flight at once, which is what its batches buy.
+void set_kprobe_batch(unsigned n);
 
 // Where classic kprobes' perf events live and who works on them: by default
 // every event on the first CPU we may use, attached and closed by threads

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "pwru_abi.h"
 #include "tracer/kernel/bpf_prog_list.h"
+#include "tracer/kernel/btf_member_access.h"
 #include "tracer/kernel/btf_discovery.h"
 #include "tracer/kernel/features.h"
 
@@ -24,6 +26,11 @@ struct Plan {
     // --filter-trace-tc / --filter-trace-xdp: the programs traced so far; an
     // event's probe_id is the index here (filled by Session::attach_bpf_programs()).
     std::vector<LoadedBpfProg> bpf_programs;
+
+    // --output-skb-metadata: what each record's pwru_field_values hold, in
+    // order; --filter-skb-expr: the comparison the probes make (op 0: none).
+    std::vector<MemberAccess> skb_fields;
+    pwru_field_cmp skb_expr{};
 
     // The kprobe backends, where clone tracking, --filter-non-skb-funcs and
     // kfree_skbmem exist; the tracepoint backend has none of them.

@@ -66,6 +66,11 @@ void to_json(nlohmann::json& j, const EventRecord& e) {
     if (e.has_tunnel_tuple) j["tunnel_tuple"] = e.tunnel_tuple;
     if (!e.caller.empty()) j["caller_func"] = e.caller;
     if (!e.stack.empty()) j["stack"] = e.stack;
+    if (!e.skb_fields.empty()) {
+        nlohmann::json fields = nlohmann::json::array();
+        for (const auto& f : e.skb_fields) fields.push_back({{"expr", f.expr}, {"name", f.name}, {"value", f.value}});
+        j["skb_fields"] = std::move(fields);
+    }
     if (!e.skb_dump.empty()) j["skb_metadata"] = e.skb_dump;
     if (!e.shinfo_dump.empty()) j["skb_shared_info"] = e.shinfo_dump;
     if (!e.node.empty()) j["node"] = e.node;
@@ -98,6 +103,9 @@ void from_json(const nlohmann::json& j, EventRecord& e) {
     if (e.has_tunnel_tuple) j.at("tunnel_tuple").get_to(e.tunnel_tuple);
     e.caller = j.value("caller_func", "");
     e.stack = j.value("stack", std::vector<std::string>{});
+    if (auto it = j.find("skb_fields"); it != j.end() && it->is_array())
+        for (const auto& f : *it)
+            e.skb_fields.push_back({f.value("expr", ""), f.value("name", ""), f.value("value", "")});
     e.skb_dump = j.value("skb_metadata", "");
     e.shinfo_dump = j.value("skb_shared_info", "");
     e.node = j.value("node", "");

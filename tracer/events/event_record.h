@@ -24,6 +24,14 @@ struct TupleRecord {
     uint32_t tcp_seq = 0, tcp_ack = 0;
 };
 
+// --output-skb-metadata: one skb member's value, as printed.
+struct FieldRecord {
+    std::string expr;   // "skb->dev->ifindex" (the JSON key)
+    std::string name;   // "ifindex" (the text output's NAME=VALUE)
+    std::string value;  // formatted as pwru does; "?" when a pointer on the way was NULL
+    bool operator==(const FieldRecord&) const = default;
+};
+
 struct EventRecord {
     uint64_t skb = 0;
     uint32_t cpu = 0;
@@ -45,13 +53,14 @@ struct EventRecord {
     std::string netns_name;    // --output-netns-names
     bool has_tuple = false;
     TupleRecord tuple;
-    bool has_tunnel_tuple = false;   // --output-tunnel, on VXLAN / Geneve packets
-    TupleRecord tunnel_tuple;        // the inner packet's tuple
-    std::string caller;              // --output-caller: the calling function
-    std::vector<std::string> stack;  // --output-stack: symbolized frames, innermost first
-    std::string skb_dump;            // --output-skb: the sk_buff as text (bpf_snprintf_btf)
-    std::string shinfo_dump;         // --output-skb-shared-info
-    std::string node;                // filled by the agent / plugin
+    bool has_tunnel_tuple = false;        // --output-tunnel, on VXLAN / Geneve packets
+    TupleRecord tunnel_tuple;             // the inner packet's tuple
+    std::string caller;                   // --output-caller: the calling function
+    std::vector<std::string> stack;       // --output-stack: symbolized frames, innermost first
+    std::vector<FieldRecord> skb_fields;  // --output-skb-metadata, in the order asked
+    std::string skb_dump;                 // --output-skb: the sk_buff as text (bpf_snprintf_btf)
+    std::string shinfo_dump;              // --output-skb-shared-info
+    std::string node;                     // filled by the agent / plugin
     std::string pod;
     std::string pod_namespace;  // the pod's namespace (JSON "namespace"); "" node-wide and in pwru
 

@@ -3,6 +3,7 @@
 #include <fmt/compile.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ctime>
 #include <iterator>
 
@@ -199,6 +200,13 @@ void OutputFormatter::append_text(std::string& l, const EventRecord& e) {
         l += ' ';
         append_func(l, e, true);
     }
+    // --output-skb-metadata: " NAME=VALUE" after the function, as pwru prints them.
+    for (const auto& f : e.skb_fields) {
+        l += ' ';
+        l += f.name;
+        l += '=';
+        l += f.value;
+    }
     // pwru appends the inner tuple after everything else of the event; here it
     // ends the event's own line, under the TUNNEL header.
     if (opts_.tunnel) {
@@ -268,6 +276,17 @@ void OutputFormatter::append_json(std::string& l, const EventRecord& e) {
     char skb[24];
     auto skb_end = fmt::format_to_n(skb, sizeof(skb), FMT_COMPILE("{:#x}"), e.skb).out;
     w.key("skb").string(std::string_view(skb, skb_end - skb));
+    // --output-skb-metadata (pwru's JSON has no such field): {"skb->mark": "0", ...},
+    // keys in nlohmann's sorted order.
+    if (!e.skb_fields.empty()) {
+        w.key("skb_fields");
+        std::vector<const FieldRecord*> sorted;
+        for (const auto& f : e.skb_fields) sorted.push_back(&f);
+        std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->expr < b->expr; });
+        JsonWriter fw(l);
+        for (const FieldRecord* f : sorted) fw.key(f->expr).string(f->value);
+        fw.end();
+    }
     if (!e.skb_dump.empty()) w.key("skb_metadata").string(e.skb_dump);
     if (!e.shinfo_dump.empty()) w.key("skb_shared_info").string(e.shinfo_dump);
     if (!e.stack.empty()) {

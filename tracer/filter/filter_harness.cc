@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "tracer/filter/filter_programs.h"
 #include "tracer/kernel/log.h"
 #include "tracer/filter/pcap_compile.h"
+#include "pwru_abi.h"
 #include "tracer/kernel/pwru_skel.h"
 
 namespace pwru {
@@ -55,8 +57,10 @@ Result<std::unique_ptr<FilterHarness>> FilterHarness::create(const HarnessFilter
     if (!h->skel_) return fail("cannot open the BPF object", errno);
 
     bpf_program* prog;
-    bpf_object__for_each_program(prog, h->skel_->obj)
-        bpf_program__set_autoload(prog, prog == h->skel_->progs.filtercheck);
+    bpf_object__for_each_program(prog, h->skel_->obj) bpf_program__set_autoload(
+        prog, prog == h->skel_->progs.filtercheck || prog == h->skel_->progs.filtercheck_buffer);
+    if (int err = bpf_map__set_max_entries(h->skel_->maps.filtercheck_packet, PWRU_FILTERCHECK_CHUNKS); err)
+        return fail("cannot size the filter check's packet map", -err);
     auto* cfg = const_cast<pwru_config*>(&h->skel_->rodata->CFG);
     cfg->pcap_filter = f.expr.empty() ? 0 : 1;
     cfg->tunnel_filter = tunnel ? 1 : 0;
@@ -73,7 +77,34 @@ Result<std::unique_ptr<FilterHarness>> FilterHarness::create(const HarnessFilter
     }
     h->skel_->bss->filtercheck_l3 = l3 ? 1 : 0;
     h->prog_fd_ = bpf_program__fd(h->skel_->progs.filtercheck);
+    h->buffer_prog_fd_ = bpf_program__fd(h->skel_->progs.filtercheck_buffer);
+    h->packet_map_fd_ = bpf_map__fd(h->skel_->maps.filtercheck_packet);
     return h;
+}
+
+Result<bool> FilterHarness::run_from_buffer(const uint8_t* pkt, size_t len) {
+    if (len > size_t{PWRU_FILTERCHECK_CHUNK} * PWRU_FILTERCHECK_CHUNKS)
+        return bad_input("a packet of " + std::to_string(len) + " bytes is longer than the " +
+                         std::to_string(PWRU_FILTERCHECK_CHUNK * PWRU_FILTERCHECK_CHUNKS) +
+                         " bytes the filter check takes (libpcap's largest snap length)");
+    pwru_filtercheck_chunk chunk;
+    for (__u32 i = 0; size_t{i} * PWRU_FILTERCHECK_CHUNK < len; ++i) {
+        const size_t at = size_t{i} * PWRU_FILTERCHECK_CHUNK;
+        const size_t n = std::min<size_t>(PWRU_FILTERCHECK_CHUNK, len - at);
+        std::memcpy(chunk.bytes, pkt + at, n);
+        std::memset(chunk.bytes + n, 0, sizeof(chunk.bytes) - n);
+        if (bpf_map_update_elem(packet_map_fd_, &i, &chunk, BPF_ANY) != 0)
+            return fail("cannot write the packet into the filter check's map", errno);
+    }
+    skel_->bss->filtercheck_len = static_cast<__u32>(len);
+    // The test run needs a frame of its own; the program does not read it.
+    uint8_t frame[64] = {};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame), .repeat = 1);
+    if (int err = bpf_prog_test_run_opts(buffer_prog_fd_, &opts); err)
+        return fail("BPF_PROG_TEST_RUN of the buffer route failed for a packet of " + std::to_string(len) + " bytes",
+                    -err);
+    ++buffer_runs_;
+    return opts.retval != 0;
 }
 
 Result<bool> FilterHarness::run(const uint8_t* pkt, size_t len) {
@@ -92,11 +123,20 @@ Result<bool> FilterHarness::run(const uint8_t* pkt, size_t len) {
         frame[13] = static_cast<uint8_t>(type);
     }
     frame.insert(frame.end(), pkt, pkt + len);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<__u32>(frame.size()),
-                .repeat = 1);
-    if (int err = bpf_prog_test_run_opts(prog_fd_, &opts); err)
-        return fail("BPF_PROG_TEST_RUN failed for a packet of " + std::to_string(len) + " bytes", -err);
-    return opts.retval != 0;
+    // The kernel's skb route when it takes the frame (it refuses frames
+    // above its page and below the header an ethertype announces: -EINVAL),
+    // else the buffer route; both run the same spliced filter.
+    if (frame.size() >= 14 && frame.size() <= skb_route_max_) {
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<__u32>(frame.size()),
+                    .repeat = 1);
+        const int err = bpf_prog_test_run_opts(prog_fd_, &opts);
+        if (err == 0) return opts.retval != 0;
+        if (err != -EINVAL && err != -E2BIG && err != -ENOMEM)
+            return fail("BPF_PROG_TEST_RUN failed for a packet of " + std::to_string(len) + " bytes", -err);
+        // Too long for the skb route: the next longer ones go to the buffer at once.
+        if (frame.size() > 1500) skb_route_max_ = std::min(skb_route_max_, frame.size() - 1);
+    }
+    return run_from_buffer(pkt, len);
 }
 
 }  // namespace pwru

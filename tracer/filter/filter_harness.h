@@ -33,9 +33,17 @@ class FilterHarness {
     static Result<std::unique_ptr<FilterHarness>> create(const HarnessFilters& filters);
     ~FilterHarness();
 
-    // The verdict for one packet: link-layer bytes (an Ethernet frame, or with
-    // l3 an IP packet).
+    // The verdict for one packet of any length up to 256 KiB: link-layer
+    // bytes (an Ethernet frame, or with l3 an IP packet). The kernel builds a
+    // real skb of it when it can (BPF_PROG_TEST_RUN: up to about 3.5 KB, and
+    // not shorter than the IP header its ethertype announces); otherwise the
+    // bytes go through a map (the buffer route, bpf/pwru.bpf.c). The same
+    // translated filter decides either way.
     Result<bool> run(const uint8_t* pkt, size_t len);
+    // The buffer route alone (tests compare it with the skb route).
+    Result<bool> run_from_buffer(const uint8_t* pkt, size_t len);
+    // How many verdicts came from the buffer route.
+    size_t buffer_runs() const { return buffer_runs_; }
 
     // Instructions of the translated filter, and of the whole loaded program.
     size_t filter_insns() const { return filter_insns_; }
@@ -47,6 +55,10 @@ class FilterHarness {
     size_t filter_insns_ = 0;
     size_t program_insns_ = 0;
     int prog_fd_ = -1;
+    int buffer_prog_fd_ = -1;
+    int packet_map_fd_ = -1;
+    size_t skb_route_max_ = SIZE_MAX;  // learnt: longer frames go to the buffer route
+    size_t buffer_runs_ = 0;
     std::unique_ptr<pwru_bpf, void (*)(pwru_bpf*)> skel_{nullptr, nullptr};
 };
 

@@ -128,7 +128,7 @@ std::vector<std::string> EventDecoder::symbolize_stack(const std::vector<uint64_
     return out;
 }
 
-EventRecord EventDecoder::decode(const pwru_event& ev, const pwru_dumps* dumps) {
+EventRecord EventDecoder::decode(const pwru_event& ev, const pwru_dumps* dumps, const pwru_field_values* fields) {
     EventRecord r;
     r.skb = ev.skb;
     r.cpu = ev.cpu;
@@ -173,6 +173,15 @@ EventRecord EventDecoder::decode(const pwru_event& ev, const pwru_dumps* dumps) 
         r.shinfo_dump.assign(dumps->shinfo,
                              strnlen(dumps->shinfo, std::min<size_t>(dumps->shinfo_len, sizeof(dumps->shinfo))));
     }
+
+    // --output-skb-metadata: an XDP event has no sk_buff yet, so no members.
+    if (fields && ev.probe_kind != PWRU_PROBE_XDP)
+        for (size_t i = 0; i < plan_.skb_fields.size() && i < PWRU_MAX_FIELDS; ++i) {
+            const MemberAccess& m = plan_.skb_fields[i];
+            // A NULL pointer on the way: "?" (pwru prints 0, which a real 0 cannot be told from).
+            r.skb_fields.push_back(
+                {m.expr, m.leaf, fields->readable[i] ? format_member_value(m, fields->value[i]) : "?"});
+        }
 
     r.netns = ev.meta.netns;
     r.mark = ev.meta.mark;
