@@ -48,6 +48,7 @@ class ReferenceFormatter {
         } else {
             l += " " + e.func_display();
         }
+        for (const auto& f : e.skb_fields) l += " " + f.name + "=" + f.value;
         if (opts_.tunnel) l += " " + tuple_string(e.tunnel_tuple, opts_.tcp_flags);
         for (const auto& frame : e.stack) l += "\n" + frame;
         if (!e.skb_dump.empty()) l += "\n" + e.skb_dump;
@@ -92,6 +93,7 @@ class ReferenceFormatter {
         }
         if (!e.skb_dump.empty()) j["skb_metadata"] = e.skb_dump;
         if (!e.shinfo_dump.empty()) j["skb_shared_info"] = e.shinfo_dump;
+        for (const auto& f : e.skb_fields) j["skb_fields"][f.expr] = f.value;
         if (!e.drop_reason.empty()) j["drop_reason"] = e.drop_reason;
         if (!e.location.empty()) j["location"] = e.location;
         if (!e.node.empty()) j["node"] = e.node;
@@ -173,6 +175,10 @@ EventRecord random_event(std::mt19937& rng) {
     e.has_tunnel_tuple = u(2);
     if (u(3) == 0) e.caller = pick_string(rng);
     for (uint64_t i = u(4); i > 0; --i) e.stack.push_back(pick_string(rng));
+    // --output-skb-metadata: member expressions are [a-z_>.-] only (btf_member_access.h)
+    static const char* const kMembers[] = {"skb->mark", "skb->dev->ifindex", "skb->len", "skb->users.refs.counter"};
+    for (uint64_t i = u(5); i > 0; --i)
+        e.skb_fields.push_back({kMembers[i - 1], "name" + std::to_string(i), pick_string(rng)});
     if (u(5) == 0) e.skb_dump = pick_string(rng);
     if (u(5) == 0) e.shinfo_dump = pick_string(rng);
     if (u(3) == 0) e.node = pick_string(rng);

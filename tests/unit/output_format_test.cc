@@ -140,6 +140,7 @@ TEST_CASE("the transport JSON round-trips every field", "[unit]") {
     e.skb_dump = "(struct sk_buff){...}";
     e.caller = "ip_output";
     e.node = "node-1";
+    e.skb_fields = {{"skb->mark", "mark", "42"}, {"skb->dev", "dev", "?"}};
     nlohmann::json j = e;
     EventRecord back = j.get<EventRecord>();
     OutputFormatter text({.caller = true, .skb_cb = true});
@@ -148,6 +149,7 @@ TEST_CASE("the transport JSON round-trips every field", "[unit]") {
     CHECK(back.wall_ns == e.wall_ns);
     CHECK(back.node == "node-1");
     CHECK(back.skb_dump == e.skb_dump);
+    CHECK(back.skb_fields == e.skb_fields);
 }
 
 TEST_CASE("absolute time is the event's, in pwru's layout", "[unit]") {
