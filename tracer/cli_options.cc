@@ -92,6 +92,9 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_flag("--output-tunnel", c.trace.output_tunnel,
                  "print the inner tuple of VXLAN / Geneve packets (TUNNEL column, JSON tunnel_tuple)");
     app.add_flag("--output-json", c.output.json, "one JSON object per event");
+    app.add_flag("--output-json-pwru", c.output.json_pwru_shape,
+                 "--output-json in cilium/pwru's exact shape: its field order, empty fields left out, none of ours, "
+                 "no summary or loss records");
     app.add_option("--timestamp", timestamp, "none, current, relative or absolute")
         ->check(CLI::IsMember(kTimestamps))
         ->capture_default_str();
@@ -145,6 +148,8 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     c.rotation.max_bytes = max_size_mb << 20;
     c.rotation.max_age_days = static_cast<unsigned>(max_age_days);
     c.output.timestamp = kTimestamps.at(timestamp);
+    c.output.absolute_with_ktime = true;  // pwru's TIME and TIMESTAMP columns
+    if (c.output.json_pwru_shape) c.output.json = true;
     c.trace.no_features.insert(no_features.begin(), no_features.end());
     c.trace.output_tuple = c.output.tuple;
     c.output.caller = c.trace.output_caller;

@@ -257,7 +257,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
                          c.recursion_misses
                              ? fmt::format(", {} while another BPF program ran on the CPU", c.recursion_misses)
                              : std::string());
-            if (cfg.output.json) (void)out.write_line(loss_record(c).dump());
+            if (cfg.output.json && !cfg.output.json_pwru_shape) (void)out.write_line(loss_record(c).dump());
             reported_lost = c.lost();
         }
         p.refresh_clock_if_due();
@@ -267,7 +267,8 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     // Events already in the ring buffer were traced before the detach: print them.
     p.detach_and_drain(limit_reached ? EventFn{} : on_event);
     LossCounters c = p.counters();
-    if (cfg.output.json) {
+    // pwru's JSON shape has events only: the summary goes to stderr as text.
+    if (cfg.output.json && !cfg.output.json_pwru_shape) {
         (void)out.write_line(loss_record(c).dump());
         if (cfg.summary) (void)out.write_line(summary.json().dump());
     } else if (cfg.summary) {

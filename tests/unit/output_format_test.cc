@@ -160,6 +160,44 @@ TEST_CASE("absolute time is the event's, in pwru's layout", "[unit]") {
     EventRecord e = sample_event();
     e.wall_ns = 1764043062123456789;  // 2025-11-25T03:57:42.123 UTC
     CHECK(f.format(e) == "2025-11-25T03:57:42.123 0xff4a626c020ef4e8 1   ~sr/bin/bash:306 ip_local_out");
+
+    // pwru's own CLI: TIME, then the kernel time in TIMESTAMP (cilium/pwru's PrintHeader / Print)
+    OutputFormatter pwru_cols(
+        {.meta = false, .tuple = false, .timestamp = TimestampMode::Absolute, .absolute_with_ktime = true});
+    CHECK(pwru_cols.header() ==
+          "TIME                    SKB                CPU PROCESS          TIMESTAMP        FUNC");
+    e.ktime_ns = 804115495290;
+    CHECK(pwru_cols.format(e) ==
+          "2025-11-25T03:57:42.123 0xff4a626c020ef4e8 1   ~sr/bin/bash:306 804115495290     ip_local_out");
+}
+
+TEST_CASE("--output-json-pwru: cilium/pwru's field order, empty fields left out, nothing of ours", "[unit]") {
+    EventRecord e = sample_event();
+    e.drop_reason = "SKB_DROP_REASON_NETFILTER_DROP";
+    e.location = "nf_hook_slow+0x9c";
+    e.wall_ns = 1764000000123456789;
+    e.ktime_ns = 42;
+    e.ifname = "v0";
+    e.ifindex = 3;
+    e.skb_fields = {{"skb->mark", "mark", "0"}};
+    OutputFormatter f({.tcp_flags = true, .json = true, .json_pwru_shape = true});
+    // Go's encoding/json of pwru's jsonPrinter: mark 0 and proto 0 omitted
+    CHECK(f.format(e) ==
+          R"j({"skb":"0xff4a626c020ef4e8","cpu":1,"process":"/usr/bin/bash:306",)j"
+          R"j("func":"ip_local_out(SKB_DROP_REASON_NETFILTER_DROP)","netns":4026531840,"iface":"v0:3","mtu":1500,)j"
+          R"j("len":60,"tuple":{"saddr":"10.99.0.1","daddr":"10.99.0.2","sport":39096,"dport":8080,"proto":6,)j"
+          R"j("flags":"SYN"}})j");
+    e.cpu = 0;
+    e.stack = {"a+0x1", "b+0x2"};
+    e.tuple.tcp_flags = 0;
+    e.tuple.sport = 0;
+    OutputFormatter current(
+        {.meta = false, .json = true, .timestamp = TimestampMode::Current, .json_pwru_shape = true});
+    CHECK(
+        current.format(e) ==
+        R"j({"skb":"0xff4a626c020ef4e8","process":"/usr/bin/bash:306","func":"ip_local_out(SKB_DROP_REASON_NETFILTER_DROP)",)j"
+        R"j("time":42,"tuple":{"saddr":"10.99.0.1","daddr":"10.99.0.2","dport":8080,"proto":6},)j"
+        R"j("stack":"\na+0x1\nb+0x2"})j");
 }
 
 TEST_CASE("TUPLE and FUNC pad to the widest seen, CALLER follows", "[unit]") {

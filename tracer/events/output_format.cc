@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <ctime>
 #include <iterator>
+#include <tuple>
 
 #include "tracer/events/json_writer.h"
 
@@ -117,7 +118,8 @@ std::string OutputFormatter::header() const {
     if (opts_.timestamp == TimestampMode::Absolute) h += fmt::format("{:<23} ", "TIME");
     if (opts_.node_columns) h += fmt::format("{:<16} {:<24} ", "NODE", "POD");
     h += fmt::format("{:<18} {:<3} {:<16}", "SKB", "CPU", "PROCESS");
-    if (opts_.timestamp == TimestampMode::Current || opts_.timestamp == TimestampMode::Relative)
+    if (opts_.timestamp == TimestampMode::Current || opts_.timestamp == TimestampMode::Relative ||
+        (opts_.timestamp == TimestampMode::Absolute && opts_.absolute_with_ktime))
         h += fmt::format(" {:<16}", "TIMESTAMP");
     if (opts_.meta) {
         h += fmt::format(" {:<10} {:<8} {:>16} {:<6} {:<5} {:<5}", "NETNS", "MARK/x", center("IFACE", 16), "PROTO",
@@ -165,7 +167,9 @@ void OutputFormatter::append_text(std::string& l, const EventRecord& e) {
     const std::string_view process =
         e.process.size() <= 16 ? std::string_view(e.process) : std::string_view(scratch_ = shorten_left(e.process, 16));
     fmt::format_to(out, FMT_COMPILE("{:<18} {:<3} {:<16}"), std::string_view(skb, skb_end - skb), e.cpu, process);
-    if (opts_.timestamp == TimestampMode::Current) fmt::format_to(out, FMT_COMPILE(" {:<16}"), e.ktime_ns);
+    if (opts_.timestamp == TimestampMode::Current ||
+        (opts_.timestamp == TimestampMode::Absolute && opts_.absolute_with_ktime))
+        fmt::format_to(out, FMT_COMPILE(" {:<16}"), e.ktime_ns);
     if (opts_.timestamp == TimestampMode::Relative) fmt::format_to(out, FMT_COMPILE(" {:<16}"), relative_ns(e));
     if (opts_.meta) {
         char mark[12];
@@ -321,8 +325,76 @@ void OutputFormatter::append_json_tuple(JsonWriter& parent, const TupleRecord& t
     w.end();
 }
 
+// cilium/pwru's jsonPrinter (internal/pwru/output.go): its fields in its
+// order, each left out when empty (Go's omitempty: 0, "", no tuple), time
+// when --timestamp asks for it; nothing of ours (drop_reason, location,
+// ktime_ns, wall_ns, skb_fields): for scripts written against pwru's lines.
+void OutputFormatter::append_json_pwru(std::string& l, const EventRecord& e) {
+    JsonWriter w(l);
+    char skb[24];
+    auto skb_end = fmt::format_to_n(skb, sizeof(skb), FMT_COMPILE("{:#x}"), e.skb).out;
+    w.key("skb").string(std::string_view(skb, skb_end - skb));
+    if (!e.shinfo_dump.empty()) w.key("skb_shared_info").string(e.shinfo_dump);
+    if (e.cpu) w.key("cpu").number(e.cpu);
+    if (!e.process.empty()) w.key("process").string(e.process);
+    scratch_.clear();
+    append_func(scratch_, e, false);
+    w.key("func").string(scratch_);
+    if (!e.caller.empty()) w.key("caller_func").string(e.caller);
+    switch (opts_.timestamp) {
+        case TimestampMode::None: break;
+        case TimestampMode::Current: w.key("time").number(e.ktime_ns); break;
+        case TimestampMode::Relative: w.key("time").number(relative_ns(e)); break;
+        case TimestampMode::Absolute: w.key("time").string(absolute_time(e.wall_ns)); break;
+    }
+    if (opts_.meta && e.netns) w.key("netns").number(e.netns);
+    if (!e.netns_name.empty()) w.key("netns_name").string(e.netns_name);
+    if (opts_.meta) {
+        if (e.mark) w.key("mark").number(e.mark);
+        scratch_.clear();
+        append_iface(scratch_, e);
+        w.key("iface").string(scratch_);
+        if (e.proto) w.key("proto").number(e.proto);
+        if (e.mtu) w.key("mtu").number(e.mtu);
+        if (e.len) w.key("len").number(e.len);
+        if (!e.cb.empty()) {
+            w.key("cb");
+            l += '[';
+            for (size_t i = 0; i < e.cb.size(); ++i) {
+                if (i) l += ',';
+                w.number(e.cb[i]);
+            }
+            l += ']';
+        }
+    }
+    for (auto [key, on, t] :
+         {std::tuple{"tuple", opts_.tuple, &e.tuple}, std::tuple{"tunnel_tuple", opts_.tunnel, &e.tunnel_tuple}}) {
+        if (!on) continue;
+        JsonWriter tw(w.key(key).buffer());
+        if (!t->saddr.empty()) tw.key("saddr").string(t->saddr);
+        if (!t->daddr.empty()) tw.key("daddr").string(t->daddr);
+        if (t->sport) tw.key("sport").number(t->sport);
+        if (t->dport) tw.key("dport").number(t->dport);
+        if (t->l4_proto) tw.key("proto").number(t->l4_proto);
+        if (opts_.tcp_flags && t->tcp_flags) tw.key("flags").string(tcp_flags_string(t->tcp_flags));
+        tw.end();
+    }
+    if (!e.stack.empty()) {
+        scratch_.clear();
+        for (const auto& f : e.stack) {
+            scratch_ += '\n';
+            scratch_ += f;
+        }
+        w.key("stack").string(scratch_);
+    }
+    if (!e.skb_dump.empty()) w.key("skb_metadata").string(e.skb_dump);
+    w.end();
+}
+
 void OutputFormatter::format_to(std::string& out, const EventRecord& e) {
-    if (opts_.json)
+    if (opts_.json && opts_.json_pwru_shape)
+        append_json_pwru(out, e);
+    else if (opts_.json)
         append_json(out, e);
     else
         append_text(out, e);

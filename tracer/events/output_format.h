@@ -24,6 +24,13 @@ struct OutputOptions {
     bool netns_names = false;
     size_t netns_name_width = 16;
     TimestampMode timestamp = TimestampMode::None;
+    // pwru: --timestamp absolute prints the kernel time too (TIME, then
+    // TIMESTAMP), as cilium/pwru does; the kubectl plugin's merged timeline
+    // has no use for a node's own clock.
+    bool absolute_with_ktime = false;
+    // --output-json-pwru: cilium/pwru's JSON byte for byte in shape: its
+    // field order (Go's struct order), empty fields left out, none of ours.
+    bool json_pwru_shape = false;
     bool node_columns = false;        // NODE and POD (the kubectl plugin)
     bool pod_with_namespace = false;  // POD as NAMESPACE/POD (targets in several namespaces)
 };
@@ -68,6 +75,7 @@ class OutputFormatter {
   private:
     void append_text(std::string& out, const EventRecord& e);
     void append_json(std::string& out, const EventRecord& e);
+    void append_json_pwru(std::string& out, const EventRecord& e);
     void append_json_tuple(JsonWriter& parent, const TupleRecord& t);
     uint64_t relative_ns(const EventRecord& e);
 
