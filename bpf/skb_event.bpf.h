@@ -184,10 +184,10 @@ static __always_inline void dump_skb(struct sk_buff *skb, struct pwru_dumps *d)
 	d->skb_len = 0;
 	d->shinfo_len = 0;
 	if (CFG.output_skb)
-		d->skb_len = btf_dump(d->skb, sizeof(d->skb), skb,
+		d->skb_len = btf_dump(d->text, CFG.skb_dump_size, skb,
 				      bpf_core_type_id_kernel(struct sk_buff));
 	if (CFG.output_shinfo)
-		d->shinfo_len = btf_dump(d->shinfo, sizeof(d->shinfo),
+		d->shinfo_len = btf_dump(d->text + CFG.skb_dump_size, CFG.shinfo_dump_size,
 					 BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end),
 					 bpf_core_type_id_kernel(struct skb_shared_info));
 }
@@ -208,7 +208,7 @@ static __always_inline __u64 record_size(void)
 	if (CFG.n_skb_fields)
 		size += sizeof(struct pwru_field_values);
 	if (CFG.output_skb || CFG.output_shinfo)
-		size += sizeof(struct pwru_dumps);
+		size += sizeof(struct pwru_dumps) + CFG.skb_dump_size + CFG.shinfo_dump_size;
 	if (CFG.output_pcap)
 		size += sizeof(struct pwru_packet);
 	return size;

@@ -83,6 +83,9 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
         ->allow_extra_args(false);
     app.add_flag("--output-skb", c.trace.output_skb, "print the sk_buff (bpf_snprintf_btf)");
     app.add_flag("--output-skb-shared-info", c.trace.output_shinfo, "print the skb_shared_info (bpf_snprintf_btf)");
+    app.add_option("--set-percpu-buf", c.trace.dump_bytes,
+                   "bytes of text for each --output-skb / --output-skb-shared-info dump (default 4096 and 2048)")
+        ->check(CLI::Range(uint32_t{PWRU_DUMP_MIN}, uint32_t{PWRU_DUMP_MAX}));
     app.add_flag("--output-skb-cb", c.trace.output_skb_cb, "print skb->cb (the __sk_buff->cb[] words)");
     app.add_flag("--output-netns-names", c.output.netns_names, "print netns names (from /run/netns) where possible");
     app.add_option("--netns-names-max-length", c.output.netns_name_width, "characters per netns name (min 10)")

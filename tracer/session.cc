@@ -186,6 +186,11 @@ Result<void> Session::configure() {
     cfg->output_skb_cb = opts_.output_skb_cb ? 1 : 0;
     cfg->output_skb = opts_.output_skb ? 1 : 0;
     cfg->output_shinfo = opts_.output_shinfo ? 1 : 0;
+    // --set-percpu-buf: both texts' room (pwru's one size); ours by default
+    // 4 KiB for the sk_buff and 2 KiB for its shared info.
+    cfg->skb_dump_size = opts_.output_skb ? (opts_.dump_bytes ? opts_.dump_bytes : PWRU_SKB_DUMP) : 0;
+    cfg->shinfo_dump_size = opts_.output_shinfo ? (opts_.dump_bytes ? opts_.dump_bytes : PWRU_SHINFO_DUMP) : 0;
+    dump_sizes_ = {cfg->skb_dump_size, cfg->shinfo_dump_size};
     cfg->output_pcap = opts_.output_pcap ? 1 : 0;
     cfg->tunnel_filter = opts_.tunnel_filter() ? 1 : 0;
     cfg->output_tunnel = opts_.output_tunnel ? 1 : 0;
@@ -323,8 +328,18 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
         off += sizeof(pwru_field_values);
     }
     if (self->opts_.output_skb || self->opts_.output_shinfo) {
-        if (size >= off + sizeof(pwru_dumps)) extras.dumps = reinterpret_cast<const pwru_dumps*>(p + off);
-        off += sizeof(pwru_dumps);
+        const size_t skb_room = self->dump_sizes_.first, shinfo_room = self->dump_sizes_.second;
+        if (size >= off + sizeof(pwru_dumps) + skb_room + shinfo_room) {
+            pwru_dumps d;
+            std::memcpy(&d, p + off, sizeof(d));
+            const char* text = p + off + sizeof(pwru_dumps);
+            auto view = [](const char* t, size_t room, uint32_t len) {
+                return std::string_view(t, strnlen(t, std::min<size_t>(len, room)));
+            };
+            extras.skb_dump = view(text, skb_room, d.skb_len);
+            extras.shinfo_dump = view(text + skb_room, shinfo_room, d.shinfo_len);
+        }
+        off += sizeof(pwru_dumps) + skb_room + shinfo_room;
     }
     if (self->opts_.output_pcap && size >= off + sizeof(pwru_packet))
         extras.packet = reinterpret_cast<const pwru_packet*>(p + off);

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pwru_abi.h"
@@ -34,7 +35,8 @@ namespace pwru {
 // The optional parts of a record, null when not asked for.
 struct RecordExtras {
     const pwru_field_values* fields = nullptr;  // --output-skb-metadata
-    const pwru_dumps* dumps = nullptr;          // --output-skb / --output-skb-shared-info
+    std::string_view skb_dump;                  // --output-skb: the text, not NUL-terminated
+    std::string_view shinfo_dump;               // --output-skb-shared-info
     const pwru_packet* packet = nullptr;        // --output-pcap
 };
 using EventFn = std::function<void(const pwru_event&, const RecordExtras&)>;
@@ -119,6 +121,7 @@ class Session {
     size_t poll_limit_ = 0;  // poll()'s max_records (0: none) and the records seen so far
     size_t polled_ = 0;
     size_t max_insns_ = 0;
+    std::pair<size_t, size_t> dump_sizes_{0, 0};  // CFG.skb_dump_size, CFG.shinfo_dump_size
 
     static int on_sample(void* ctx, void* data, size_t size);
 

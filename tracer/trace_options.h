@@ -60,6 +60,9 @@ struct TraceOptions {
     bool output_skb_cb = false;  // --output-skb-cb
     bool output_skb = false;     // --output-skb (bpf_snprintf_btf)
     bool output_shinfo = false;  // --output-skb-shared-info
+    // --set-percpu-buf: bytes for each of those texts (0: 4096 and 2048);
+    // PWRU_DUMP_MIN..PWRU_DUMP_MAX.
+    uint32_t dump_bytes = 0;
     bool output_pcap = false;    // --output-pcap: records carry the packet
     bool output_tunnel = false;  // --output-tunnel: the inner tuple of VXLAN / Geneve packets
     // --output-skb-metadata (up to PWRU_MAX_FIELDS, e.g. "skb->mark") and

@@ -44,7 +44,7 @@ class TracePipeline {
         return session_->poll(timeout_ms, fn, max_records);
     }
     EventRecord decode(const pwru_event& ev, const RecordExtras& extras) {
-        return decoder_->decode(ev, extras.dumps, extras.fields);
+        return decoder_->decode(ev, extras);
     }
     EventDecoder& decoder() { return *decoder_; }
     const EventDecoder& decoder() const { return *decoder_; }

@@ -117,15 +117,18 @@ struct pwru_event {
 };
 
 /* --output-skb / --output-skb-shared-info: bpf_snprintf_btf() text that
- * follows the event in the same ring-buffer record. */
+ * follows the event in the same ring-buffer record: this header, then
+ * CFG.skb_dump_size bytes for the sk_buff, then CFG.shinfo_dump_size for its
+ * skb_shared_info (pwru's --set-percpu-buf sets both). */
 #define PWRU_SKB_DUMP	 4096
 #define PWRU_SHINFO_DUMP 2048
+#define PWRU_DUMP_MIN	 256
+#define PWRU_DUMP_MAX	 (1u << 20)
 
 struct pwru_dumps {
-	__u32 skb_len; /* bytes written to skb[] (0: not asked) */
+	__u32 skb_len; /* bytes written to the sk_buff's text (0: not asked) */
 	__u32 shinfo_len;
-	char skb[PWRU_SKB_DUMP];
-	char shinfo[PWRU_SHINFO_DUMP];
+	char text[];
 };
 
 /* --output-pcap: the packet's bytes (linear part, up to the snap length)
@@ -264,6 +267,8 @@ struct pwru_config {
 	__u8 _pad6[7];
 	struct pwru_field skb_fields[PWRU_MAX_FIELDS];
 	struct pwru_field_cmp skb_expr; /* --filter-skb-expr (op != 0) */
+	__u32 skb_dump_size;		/* with output_skb / output_shinfo: struct pwru_dumps */
+	__u32 shinfo_dump_size;
 };
 
 /*

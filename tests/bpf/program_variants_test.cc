@@ -3,6 +3,7 @@
 // they cannot attach (no CONFIG_KPROBES): the verifier is what we prove.
 #include <catch2/catch.hpp>
 
+#include "pwru_abi.h"
 #include "support/root_guard.h"
 #include "tracer/filter/filter_harness.h"
 #include "tracer/session.h"
@@ -48,7 +49,8 @@ TEST_CASE("every backend's programs pass the verifier, with every filter", "[bpf
 
 // --filter-skb-expr and --output-skb-metadata: the member reads (a pointer
 // chain, a bitfield, a big-endian and a signed member) pass the verifier on
-// every backend, with the dumps and the packet after them in the record.
+// every backend, with the dumps (at --set-percpu-buf's largest) and the
+// packet after them in the record.
 TEST_CASE("every backend's programs pass the verifier with skb member filters and outputs", "[bpf]") {
     PWRU_REQUIRE_ROOT();
     for (Backend b : {Backend::KprobeMulti, Backend::Kprobe, Backend::Tracepoint}) {
@@ -61,6 +63,8 @@ TEST_CASE("every backend's programs pass the verifier with skb member filters an
             opts.output_skb_metadata = {"skb->mark", "skb->dev->ifindex", "skb->pkt_type",
                                         "skb->sk->__sk_common.skc_family"};
             opts.output_skb = true;
+            opts.output_shinfo = true;
+            opts.dump_bytes = PWRU_DUMP_MAX;  // --set-percpu-buf's largest
             opts.output_pcap = true;
             opts.ringbuf_bytes = 1 << 16;
             auto s = Session::create_unprobed(opts);

@@ -332,6 +332,48 @@ TEST_CASE("--output-netns-names, --output-skb-cb, --output-skb, --output-skb-sha
     CHECK(out.find("\n(struct skb_shared_info){", at) != std::string::npos);
 }
 
+TEST_CASE("--set-percpu-buf sizes the --output-skb text, as pwru's; out of range is refused", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    ns.iptables_b({"-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP"});
+    // JSON: each dump is one string, its length easy to see
+    auto dumps = [&](std::vector<std::string> size) {
+        std::vector<std::string> args = {"--output-json", "--output-skb", "--output-skb-shared-info"};
+        args.insert(args.end(), size.begin(), size.end());
+        args.push_back("tcp and dst port 80");
+        PwruRun pwru(args);
+        send_dropped_syn(ns);
+        CHECK(pwru.wait_for_output("NETFILTER_DROP", 5s));
+        std::string out = pwru.stop();
+        INFO("pwru output:\n" << out);
+        std::vector<std::pair<size_t, size_t>> sizes;
+        std::istringstream in(out);
+        for (std::string line; std::getline(in, line);) {
+            auto j = nlohmann::json::parse(line);
+            if (!j.contains("func")) continue;
+            REQUIRE(j.contains("skb_metadata"));
+            REQUIRE(j.contains("skb_shared_info"));
+            CHECK(j["skb_metadata"].get<std::string>().rfind("(struct sk_buff){", 0) == 0);
+            sizes.emplace_back(j["skb_metadata"].get<std::string>().size(),
+                               j["skb_shared_info"].get<std::string>().size());
+        }
+        REQUIRE_FALSE(sizes.empty());
+        return sizes;
+    };
+    for (auto [skb, shinfo] : dumps({"--set-percpu-buf", "256"})) {
+        CHECK(skb == 255);  // cut: the sk_buff prints far more
+        CHECK(shinfo <= 255);
+    }
+    for (auto [skb, shinfo] : dumps({"--set-percpu-buf", "65536"})) {
+        CHECK(skb > 1000);  // far more room than the 256 above
+        CHECK(skb < 65535);
+        CHECK(shinfo < 65535);
+    }
+    CommandResult bad = run_command({PWRU_BIN, "--set-percpu-buf", "100", "icmp"});
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find("--set-percpu-buf") != std::string::npos);
+}
+
 TEST_CASE("--output-pcap writes the traced packets, commented with their functions", "[netns]") {
     PWRU_REQUIRE_ROOT();
     NetnsPair ns;

@@ -128,7 +128,8 @@ std::vector<std::string> EventDecoder::symbolize_stack(const std::vector<uint64_
     return out;
 }
 
-EventRecord EventDecoder::decode(const pwru_event& ev, const pwru_dumps* dumps, const pwru_field_values* fields) {
+EventRecord EventDecoder::decode(const pwru_event& ev, const RecordExtras& extras) {
+    const pwru_field_values* fields = extras.fields;
     EventRecord r;
     r.skb = ev.skb;
     r.cpu = ev.cpu;
@@ -168,11 +169,8 @@ EventRecord EventDecoder::decode(const pwru_event& ev, const pwru_dumps* dumps, 
         if (keep_stack_) r.stack = std::move(frames);
     }
 
-    if (dumps) {
-        r.skb_dump.assign(dumps->skb, strnlen(dumps->skb, std::min<size_t>(dumps->skb_len, sizeof(dumps->skb))));
-        r.shinfo_dump.assign(dumps->shinfo,
-                             strnlen(dumps->shinfo, std::min<size_t>(dumps->shinfo_len, sizeof(dumps->shinfo))));
-    }
+    r.skb_dump = extras.skb_dump;
+    r.shinfo_dump = extras.shinfo_dump;
 
     // --output-skb-metadata: an XDP event has no sk_buff yet, so no members.
     if (fields && ev.probe_kind != PWRU_PROBE_XDP)

@@ -35,8 +35,7 @@ class EventDecoder {
     EventDecoder(const Plan& plan, std::shared_ptr<const Kallsyms> kallsyms,
                  std::shared_ptr<const DropReasons> reasons);
 
-    EventRecord decode(const pwru_event& ev, const pwru_dumps* dumps = nullptr,
-                       const pwru_field_values* fields = nullptr);
+    EventRecord decode(const pwru_event& ev, const RecordExtras& extras = {});
     // Where --output-stack / --output-caller frames come from (the session's
     // stack map), and which of the two the output wants.
     void set_stack_reader(std::function<std::vector<uint64_t>(int32_t)> reader, bool keep_stack, bool caller) {
