@@ -43,9 +43,7 @@ class TracePipeline {
     Result<int> poll(int timeout_ms, const EventFn& fn, size_t max_records = 0) {
         return session_->poll(timeout_ms, fn, max_records);
     }
-    EventRecord decode(const pwru_event& ev, const RecordExtras& extras) {
-        return decoder_->decode(ev, extras);
-    }
+    EventRecord decode(const pwru_event& ev, const RecordExtras& extras) { return decoder_->decode(ev, extras); }
     EventDecoder& decoder() { return *decoder_; }
     const EventDecoder& decoder() const { return *decoder_; }
     // The monotonic-to-wall offset read again every 10 s (the wall clock may
