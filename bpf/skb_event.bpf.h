@@ -195,8 +195,9 @@ static __always_inline void dump_skb(struct sk_buff *skb, struct pwru_dumps *d)
 /* Where the dumps go in a record: after the event and its field values. */
 static __always_inline struct pwru_dumps *record_dumps(struct pwru_event *ev)
 {
-	return (struct pwru_dumps *)((void *)(ev + 1) +
-				     (CFG.n_skb_fields ? sizeof(struct pwru_field_values) : 0));
+	return (struct pwru_dumps *)((void *)(ev + 1) + (records_have_fields()
+								 ? sizeof(struct pwru_field_values)
+								 : 0));
 }
 
 /* One ring-buffer record: the event, then the optional parts in this order.
@@ -205,7 +206,7 @@ static __always_inline __u64 record_size(void)
 {
 	__u64 size = sizeof(struct pwru_event);
 
-	if (CFG.n_skb_fields)
+	if (records_have_fields())
 		size += sizeof(struct pwru_field_values);
 	if (CFG.output_skb || CFG.output_shinfo)
 		size += sizeof(struct pwru_dumps) + CFG.skb_dump_size + CFG.shinfo_dump_size;
@@ -396,8 +397,9 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, const struc
 		set_tuple(skb, ev);
 	if (CFG.output_tunnel)
 		set_tunnel_tuple(skb, ev);
-	if (CFG.n_skb_fields)
-		read_skb_members(skb, (struct pwru_field_values *)(ev + 1));
+	if (records_have_fields())
+		read_members(skb, CFG.skb_fields, CFG.n_skb_fields,
+			     (struct pwru_field_values *)(ev + 1));
 	if (CFG.output_skb || CFG.output_shinfo)
 		dump_skb(skb, record_dumps(ev));
 	if (CFG.output_pcap)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * --output-skb-metadata and --filter-skb-expr: a member of the skb reached
+ * --output-skb-metadata and --filter-skb-expr (and their xdp_buff twins): a
+ * member of the skb reached
  * through pointers (struct pwru_field, resolved from BTF by user space), read
  * with bpf_probe_read_kernel and made a plain number. pwru splices generated
  * instructions for each expression; here the few reads are described in CFG,
@@ -112,15 +113,24 @@ static __always_inline bool member_matches(const void *base,
 	}
 }
 
-/* --output-skb-metadata: every asked field of the skb into the record. */
-static __always_inline void read_skb_members(const void *skb, struct pwru_field_values *out)
+/* --output-skb-metadata / --output-xdp-metadata: the n asked fields of the
+ * object at base into the record. */
+static __always_inline void read_members(const void *base, const volatile struct pwru_field *fields,
+					 __u32 n, struct pwru_field_values *out)
 {
-#pragma unroll
+	/* A bounded loop, not unrolled: clang gives up on unrolling it around
+	 * the unrolled reads, and the verifier walks it (at most 4 turns). */
 	for (int i = 0; i < PWRU_MAX_FIELDS; i++) {
-		if (i >= CFG.n_skb_fields)
+		if (i >= n)
 			break;
-		out->readable[i] = read_member(skb, &CFG.skb_fields[i], &out->value[i]);
+		out->readable[i] = read_member(base, &fields[i], &out->value[i]);
 	}
+}
+
+/* Whether records carry struct pwru_field_values. */
+static __always_inline bool records_have_fields(void)
+{
+	return CFG.n_skb_fields || CFG.n_xdp_fields;
 }
 
 #endif /* PWRU_SKB_MEMBER_BPF_H */

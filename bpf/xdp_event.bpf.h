@@ -4,7 +4,8 @@
  * in the same format as an skb's. An XDP packet has no skb yet: the event's
  * skb field is the xdp_buff's address, the metadata comes from the receive
  * queue's device, and the filters are pwru's for XDP (netns, ifindex, the
- * pcap filter from the Ethernet header; there is no mark to filter on).
+ * pcap filter from the Ethernet header, --filter-xdp-expr; there is no mark
+ * to filter on).
  */
 #ifndef PWRU_XDP_EVENT_BPF_H
 #define PWRU_XDP_EVENT_BPF_H
@@ -20,6 +21,8 @@ static __always_inline bool filter_xdp_meta(struct xdp_buff *xdp)
 	if (CFG.filter_netns && BPF_CORE_READ(dev, nd_net.net, ns.inum) != CFG.netns)
 		return false;
 	if (CFG.filter_ifindex && BPF_CORE_READ(dev, ifindex) != CFG.ifindex)
+		return false;
+	if (CFG.xdp_expr.op && !member_matches(xdp, &CFG.xdp_expr))
 		return false;
 	return true;
 }
@@ -142,8 +145,12 @@ static __always_inline int trace_xdp(void *ctx, struct xdp_buff *xdp, __u32 prob
 	set_xdp_meta(xdp, &ev->meta, &l3);
 	if (CFG.output_tuple && (ev->meta.protocol == 0x0800 || ev->meta.protocol == 0x86dd))
 		set_tuple_at(l3, ev);
-	if (CFG.n_skb_fields) /* no sk_buff to read yet (user space prints none) */
-		__builtin_memset(ev + 1, 0, sizeof(struct pwru_field_values));
+	if (records_have_fields()) {
+		struct pwru_field_values *v = (struct pwru_field_values *)(ev + 1);
+
+		__builtin_memset(v, 0, sizeof(*v));
+		read_members(xdp, CFG.xdp_fields, CFG.n_xdp_fields, v);
+	}
 	if (CFG.output_skb || CFG.output_shinfo) {
 		/* no sk_buff to dump yet */
 		struct pwru_dumps *d = record_dumps(ev);

@@ -53,6 +53,9 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_option("--filter-skb-expr", c.trace.filter_skb_expr,
                    "trace only skbs for which this C comparison of an skb member holds, e.g. "
                    "'skb->dev->ifindex == 11' or 'skb->len > 1000'");
+    app.add_option("--filter-xdp-expr", c.trace.filter_xdp_expr,
+                   "with --filter-trace-xdp: trace only XDP frames for which this comparison of an xdp_buff member "
+                   "holds, e.g. 'xdp->rxq->dev->ifindex == 9'");
     app.add_flag("--filter-track-skb", c.trace.track_skb,
                  "keep tracing an skb after it matched once (NAT, decapsulation)");
     app.add_option("--filter-tunnel-pcap-l2", c.trace.tunnel_pcap_l2,
@@ -79,6 +82,11 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_option("--output-skb-metadata", c.trace.output_skb_metadata,
                    "print this skb member on each event, e.g. skb->mark or skb->dev->ifindex (up to 4; "
                    "repeated or comma-separated)")
+        ->delimiter(',')
+        ->allow_extra_args(false);
+    app.add_option("--output-xdp-metadata", c.trace.output_xdp_metadata,
+                   "with --filter-trace-xdp: print this xdp_buff member on each XDP event, e.g. "
+                   "xdp->rxq->queue_index (up to 4; repeated or comma-separated)")
         ->delimiter(',')
         ->allow_extra_args(false);
     app.add_flag("--output-skb", c.trace.output_skb, "print the sk_buff (bpf_snprintf_btf)");
@@ -165,9 +173,12 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     c.trace.output_pcap = !c.output_pcap.empty();
     c.trace.pcap_expr = join_filter_words(c.filter_words);
     std::erase_if(c.trace.output_skb_metadata, [](const std::string& f) { return f.empty(); });
-    if (c.trace.output_skb_metadata.size() > PWRU_MAX_FIELDS)
-        return bad_input("--output-skb-metadata names " + std::to_string(c.trace.output_skb_metadata.size()) +
-                         " members; at most " + std::to_string(PWRU_MAX_FIELDS) + " fit in an event");
+    std::erase_if(c.trace.output_xdp_metadata, [](const std::string& f) { return f.empty(); });
+    for (auto [flag, list] : {std::pair{"--output-skb-metadata", &c.trace.output_skb_metadata},
+                              std::pair{"--output-xdp-metadata", &c.trace.output_xdp_metadata}})
+        if (list->size() > PWRU_MAX_FIELDS)
+            return bad_input(std::string(flag) + " names " + std::to_string(list->size()) + " members; at most " +
+                             std::to_string(PWRU_MAX_FIELDS) + " fit in an event");
     // Repeats and commas, as pwru (a string slice); a module named twice is scanned once.
     for (std::string& m : kmods)
         if (!m.empty() && std::find(c.trace.discovery.kmods.begin(), c.trace.discovery.kmods.end(), m) ==

@@ -51,28 +51,45 @@ void keep_traceable(Plan& plan) {
     plan.not_traceable = before - fns.size();
 }
 
-// --output-skb-metadata / --filter-skb-expr, against the kernel's BTF (read
-// only when one is given).
-Result<void> resolve_skb_members(const TraceOptions& opts, Plan& plan) {
-    if (opts.output_skb_metadata.empty() && opts.filter_skb_expr.empty()) return {};
-    if (opts.output_skb_metadata.size() > PWRU_MAX_FIELDS)
-        return bad_input("--output-skb-metadata names more than " + std::to_string(PWRU_MAX_FIELDS) + " members");
-    auto btf = load_kernel_btf(opts.discovery.kernel_btf);
-    if (!btf) return std::unexpected(btf.error());
-    for (const std::string& expr : opts.output_skb_metadata) {
-        auto m = resolve_member_access(btf->get(), "skb", "sk_buff", expr, "--output-skb-metadata");
+// --output-skb-metadata ... into `fields` (a member named twice, maybe
+// spelled with spaces once, is printed once) and --filter-skb-expr ... into
+// `expr`, for the object `root` (skb, xdp) points to.
+Result<void> resolve_members(const struct btf* b, const char* root, const char* root_struct,
+                             const std::vector<std::string>& outputs, const std::string& filter,
+                             std::vector<MemberAccess>& fields, pwru_field_cmp& expr) {
+    const std::string out_flag = std::string("--output-") + root + "-metadata";
+    const std::string filter_flag = std::string("--filter-") + root + "-expr";
+    if (outputs.size() > PWRU_MAX_FIELDS)
+        return bad_input(out_flag + " names more than " + std::to_string(PWRU_MAX_FIELDS) + " members");
+    for (const std::string& e : outputs) {
+        auto m = resolve_member_access(b, root, root_struct, e, out_flag);
         if (!m) return std::unexpected(m.error());
-        // Named twice (maybe spelled with spaces once): printed once.
-        if (std::none_of(plan.skb_fields.begin(), plan.skb_fields.end(),
-                         [&](const MemberAccess& f) { return f.expr == m->expr; }))
-            plan.skb_fields.push_back(std::move(*m));
+        if (std::none_of(fields.begin(), fields.end(), [&](const MemberAccess& f) { return f.expr == m->expr; }))
+            fields.push_back(std::move(*m));
     }
-    if (!opts.filter_skb_expr.empty()) {
-        auto c = compile_member_compare(btf->get(), "skb", "sk_buff", opts.filter_skb_expr, "--filter-skb-expr");
+    if (!filter.empty()) {
+        auto c = compile_member_compare(b, root, root_struct, filter, filter_flag);
         if (!c) return std::unexpected(c.error());
-        plan.skb_expr = c->cmp;
+        expr = c->cmp;
     }
     return {};
+}
+
+// The member options, against the kernel's BTF (read only when one is given).
+Result<void> resolve_all_members(const TraceOptions& opts, Plan& plan) {
+    if (opts.output_skb_metadata.empty() && opts.filter_skb_expr.empty() && opts.output_xdp_metadata.empty() &&
+        opts.filter_xdp_expr.empty())
+        return {};
+    if ((!opts.output_xdp_metadata.empty() || !opts.filter_xdp_expr.empty()) && !opts.trace_xdp)
+        spdlog::warn("--output-xdp-metadata / --filter-xdp-expr apply to XDP programs' events: add --filter-trace-xdp");
+    auto btf = load_kernel_btf(opts.discovery.kernel_btf);
+    if (!btf) return std::unexpected(btf.error());
+    if (auto r = resolve_members(btf->get(), "skb", "sk_buff", opts.output_skb_metadata, opts.filter_skb_expr,
+                                 plan.skb_fields, plan.skb_expr);
+        !r)
+        return r;
+    return resolve_members(btf->get(), "xdp", "xdp_buff", opts.output_xdp_metadata, opts.filter_xdp_expr,
+                           plan.xdp_fields, plan.xdp_expr);
 }
 
 }  // namespace
@@ -113,7 +130,7 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
         if (!tunnel) return std::unexpected(tunnel.error());
         s->filters_->tunnel = std::move(*tunnel);
     }
-    if (auto r = resolve_skb_members(opts, s->plan_); !r) return std::unexpected(r.error());
+    if (auto r = resolve_all_members(opts, s->plan_); !r) return std::unexpected(r.error());
     s->plan_.backend = backend;
     s->plan_.backend_why = why;
     if (opts.kprobe_batch) set_kprobe_batch(opts.kprobe_batch);
@@ -197,6 +214,9 @@ Result<void> Session::configure() {
     cfg->n_skb_fields = static_cast<__u8>(plan_.skb_fields.size());
     for (size_t i = 0; i < plan_.skb_fields.size(); ++i) cfg->skb_fields[i] = plan_.skb_fields[i].field;
     cfg->skb_expr = plan_.skb_expr;
+    cfg->n_xdp_fields = static_cast<__u8>(plan_.xdp_fields.size());
+    for (size_t i = 0; i < plan_.xdp_fields.size(); ++i) cfg->xdp_fields[i] = plan_.xdp_fields[i].field;
+    cfg->xdp_expr = plan_.xdp_expr;
     if ((opts_.track_skb || opts_.track_skb_by_stackid) && plan_.kprobes()) {
         // The skb's memory is freed in kfree_skbmem: forget it there.
         auto ks = kallsyms();
@@ -322,7 +342,7 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
     const char* p = static_cast<const char*>(data);
     size_t off = sizeof(pwru_event);
     RecordExtras extras;
-    if (!self->plan_.skb_fields.empty()) {
+    if (!self->plan_.skb_fields.empty() || !self->plan_.xdp_fields.empty()) {  // records_have_fields()
         if (size >= off + sizeof(pwru_field_values))
             extras.fields = reinterpret_cast<const pwru_field_values*>(p + off);
         off += sizeof(pwru_field_values);

@@ -69,6 +69,10 @@ struct TraceOptions {
     // --filter-skb-expr ("skb->len > 1000"): members of the skb, from BTF.
     std::vector<std::string> output_skb_metadata;
     std::string filter_skb_expr;
+    // --output-xdp-metadata / --filter-xdp-expr: the same on the xdp_buff of
+    // --filter-trace-xdp events ("xdp->rxq->dev->ifindex").
+    std::vector<std::string> output_xdp_metadata;
+    std::string filter_xdp_expr;
 
     bool tunnel_filter() const { return !tunnel_pcap_l2.empty() || !tunnel_pcap_l3.empty(); }
     uint32_t ringbuf_bytes = 8u << 20;  // power of two

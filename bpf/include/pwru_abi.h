@@ -203,8 +203,9 @@ struct pwru_field_cmp {
 	__u64 value;
 };
 
-/* --output-skb-metadata: the fields' values, after the event in the same
- * ring-buffer record (before the dumps and the packet). */
+/* --output-skb-metadata (or, on an XDP event, --output-xdp-metadata): the
+ * fields' values, after the event in the same ring-buffer record (before the
+ * dumps and the packet). */
 struct pwru_field_values {
 	__u64 value[PWRU_MAX_FIELDS];
 	__u8 readable[PWRU_MAX_FIELDS]; /* 0: a NULL pointer on the way */
@@ -267,7 +268,13 @@ struct pwru_config {
 	__u8 _pad6[7];
 	struct pwru_field skb_fields[PWRU_MAX_FIELDS];
 	struct pwru_field_cmp skb_expr; /* --filter-skb-expr (op != 0) */
-	__u32 skb_dump_size;		/* with output_skb / output_shinfo: struct pwru_dumps */
+	/* --output-xdp-metadata / --filter-xdp-expr: the same on the xdp_buff
+	 * of --filter-trace-xdp events */
+	__u8 n_xdp_fields;
+	__u8 _pad7[7];
+	struct pwru_field xdp_fields[PWRU_MAX_FIELDS];
+	struct pwru_field_cmp xdp_expr;
+	__u32 skb_dump_size; /* with output_skb / output_shinfo: struct pwru_dumps */
 	__u32 shinfo_dump_size;
 };
 

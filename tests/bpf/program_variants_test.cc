@@ -62,6 +62,9 @@ TEST_CASE("every backend's programs pass the verifier with skb member filters an
             opts.filter_skb_expr = expr;
             opts.output_skb_metadata = {"skb->mark", "skb->dev->ifindex", "skb->pkt_type",
                                         "skb->sk->__sk_common.skc_family"};
+            opts.trace_xdp = true;  // the XDP members apply to its events
+            opts.output_xdp_metadata = {"xdp->rxq->dev->ifindex", "xdp->rxq->queue_index"};
+            opts.filter_xdp_expr = "xdp->rxq->queue_index == 0";
             opts.output_skb = true;
             opts.output_shinfo = true;
             opts.dump_bytes = PWRU_DUMP_MAX;  // --set-percpu-buf's largest

@@ -272,4 +272,17 @@ TEST_CASE("member access on the live kernel's sk_buff: what pwru's examples name
     REQUIRE(reason);
     CHECK(reason->cmp.field.bit_size == 3);
     CHECK_FALSE(live("skb->dev->name"));  // a char array: the IFACE column shows it
+
+    // --output-xdp-metadata / --filter-xdp-expr: the same on struct xdp_buff
+    auto xdp_ifindex =
+        resolve_member_access(btf->get(), "xdp", "xdp_buff", "xdp->rxq->dev->ifindex", "--output-xdp-metadata");
+    REQUIRE(xdp_ifindex);
+    CHECK(xdp_ifindex->field.levels == 3);
+    auto queue =
+        compile_member_compare(btf->get(), "xdp", "xdp_buff", "xdp->rxq->queue_index == 0", "--filter-xdp-expr");
+    REQUIRE(queue);
+    CHECK(queue->cmp.field.levels == 2);
+    auto wrong_root = resolve_member_access(btf->get(), "xdp", "xdp_buff", "skb->len", "--output-xdp-metadata");
+    REQUIRE_FALSE(wrong_root);
+    CHECK(wrong_root.error().what.find("must start with xdp") != std::string::npos);
 }

@@ -43,7 +43,7 @@ set -uo pipefail
 PWRU=${1:-}
 READY_TIMEOUT=${VM_READY_TIMEOUT:-240}
 STOP_TIMEOUT=${VM_STOP_TIMEOUT:-240}
-CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi no_drops real_drops track_skb_dnat mtu_meta multi_split output_stack trace_tc track_xdp non_skb_funcs track_skb_clone drop_kprobe}
+CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi no_drops real_drops track_skb_dnat mtu_meta multi_split output_stack trace_tc track_xdp xdp_members non_skb_funcs track_skb_clone drop_kprobe}
 
 PASSED=0
 FAILED=0
@@ -743,6 +743,65 @@ case_track_xdp() {
     show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
   fi
   note "after the (xdp) line: $(awk '{print $NF}' <<<"$after" | head -n 8 | tr '\n' ' ')"
+  pass "$name"
+}
+
+# ---------------------------------------------------------------------------
+# --output-xdp-metadata / --filter-xdp-expr and --output-skb-metadata (pwru v1.0.10 / v1.0.11)
+# on --filter-trace-xdp: the (xdp) lines print the xdp_buff's members (the receive queue's
+# device is the veth the XDP program sits on), the skb lines the skb's; an expression no
+# frame meets (queue 7: a veth has one) takes the (xdp) lines away and leaves the skb ones.
+# Root 10.99.12.1 (vh12) <-> netns 10.99.12.2 (vn12) with our XDP program on vn12.
+case_xdp_members() {
+  local name=xdp_members ns=pwru-vm-xdpm vh=vh12 vn=vn12 a=10.99.12.1 b=10.99.12.2
+  local dir=$WORK/xdp_members src obj rc=0 ifindex
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
+  obj=$dir/trace_targets.bpf.o
+  mkdir -p "$dir"
+  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
+    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
+  fi
+  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
+    fail "$name" "could not build the veth/netns pair"; return
+  fi
+  if ! ip -n "$ns" link set dev "$vn" xdp obj "$obj" sec xdp 2>"$dir/xdp.err"; then
+    show "$dir/xdp.err" "ip link ... xdp stderr"; fail "$name" "could not attach the XDP program to $vn"; return
+  fi
+  ifindex=$(ip -n "$ns" -o link show dev "$vn" | cut -d: -f1)
+  local flow="$b:8080(tcp)" out=$dir/pwru.out why="" xdp_lines skb_lines
+  for expr in 'xdp->rxq->queue_index == 0' 'xdp->rxq->queue_index == 7'; do
+    rc=0
+    rm -f "$dir/ready"
+    if ! bg_pwru_start "$dir" --filter-trace-xdp --output-xdp-metadata 'xdp->rxq->dev->ifindex' \
+      --output-xdp-metadata 'xdp->rxq->queue_index' --output-skb-metadata 'skb->len' --filter-xdp-expr "$expr" \
+      'tcp and dst port 8080'; then
+      show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready ($expr)"; return
+    fi
+    timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
+    sleep 1
+    bg_pwru_stop || rc=$?
+    xdp_lines=$(grep -F -- "$flow" "$out" | grep -F '(xdp)')
+    skb_lines=$(grep -F -- "$flow" "$out" | grep -vF '(xdp)')
+    if [ "$rc" -ne 0 ]; then
+      why="pwru exited with status $rc ($expr; 255: did not exit after SIGINT)"
+    elif [ -z "$skb_lines" ] || grep -qv ' len=[0-9]' <<<"$skb_lines"; then
+      why="skb lines without len= ($expr)"
+    elif [ "$expr" = 'xdp->rxq->queue_index == 0' ]; then
+      if [ -z "$xdp_lines" ]; then
+        why="no (xdp) line for $flow with '$expr'"
+      elif grep -qvE "\(xdp\) ifindex=$ifindex queue_index=0\$" <<<"$xdp_lines"; then
+        why="(xdp) lines without ifindex=$ifindex queue_index=0"
+      fi
+    elif [ -n "$xdp_lines" ]; then
+      why="(xdp) lines passed '$expr'"
+    fi
+    [ -z "$why" ] || break
+    [ -n "$xdp_lines" ] && note "xdp line: $(head -n1 <<<"$xdp_lines" | sed 's/  */ /g')"
+  done
+  if [ -n "$why" ]; then
+    show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
+  fi
+  note "skb line: $(head -n1 <<<"$skb_lines" | sed 's/  */ /g')"
   pass "$name"
 }
 

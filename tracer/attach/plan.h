@@ -31,6 +31,9 @@ struct Plan {
     // order; --filter-skb-expr: the comparison the probes make (op 0: none).
     std::vector<MemberAccess> skb_fields;
     pwru_field_cmp skb_expr{};
+    // --output-xdp-metadata / --filter-xdp-expr: the same for XDP events.
+    std::vector<MemberAccess> xdp_fields;
+    pwru_field_cmp xdp_expr{};
 
     // The kprobe backends, where clone tracking, --filter-non-skb-funcs and
     // kfree_skbmem exist; the tracepoint backend has none of them.

@@ -172,10 +172,11 @@ EventRecord EventDecoder::decode(const pwru_event& ev, const RecordExtras& extra
     r.skb_dump = extras.skb_dump;
     r.shinfo_dump = extras.shinfo_dump;
 
-    // --output-skb-metadata: an XDP event has no sk_buff yet, so no members.
-    if (fields && ev.probe_kind != PWRU_PROBE_XDP)
-        for (size_t i = 0; i < plan_.skb_fields.size() && i < PWRU_MAX_FIELDS; ++i) {
-            const MemberAccess& m = plan_.skb_fields[i];
+    // --output-skb-metadata, or on an XDP event (no sk_buff yet) --output-xdp-metadata.
+    const auto& members = ev.probe_kind == PWRU_PROBE_XDP ? plan_.xdp_fields : plan_.skb_fields;
+    if (fields)
+        for (size_t i = 0; i < members.size() && i < PWRU_MAX_FIELDS; ++i) {
+            const MemberAccess& m = members[i];
             // A NULL pointer on the way: "?" (pwru prints 0, which a real 0 cannot be told from).
             r.skb_fields.push_back(
                 {m.expr, m.leaf, fields->readable[i] ? format_member_value(m, fields->value[i]) : "?"});
