@@ -166,7 +166,9 @@ Result<std::unique_ptr<Session>> Session::create_for(const TraceOptions& opts, B
         else
             keep_traceable(s->plan_);
     }
-    if (s->plan_.target_count() == 0) return bad_input("no skb function or tracepoint matches; check --filter-func");
+    // pwru #394: with --filter-trace-tc / -xdp, the BPF programs alone are a trace.
+    if (s->plan_.target_count() == 0 && !opts.trace_tc && !opts.trace_xdp)
+        return bad_input("no skb function or tracepoint matches; check --filter-func");
     return s;
 }
 

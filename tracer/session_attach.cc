@@ -53,6 +53,8 @@ class ProgTracer final : public Attachment {
 
 Result<AttachStats> Session::attach(const ProgressFn& progress) {
     if (!skel_) return fail("attach before load");
+    // Only tc / XDP programs to trace (no skb function matched): nothing here.
+    if (plan_.target_count() == 0) return AttachStats{};
     const Kallsyms* names = nullptr;
     if (plan_.backend == Backend::KprobeMulti)
         if (auto ks = kallsyms()) names = ks->get();

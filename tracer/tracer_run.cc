@@ -104,25 +104,31 @@ bool create_ready_file(const std::string& path) {
 
 // --filter-trace-tc / --filter-trace-xdp: never fatal. A kernel that refuses
 // fentry is told in one line, and the functions' tracing goes on.
-void trace_bpf_programs(Session& s, BpfProgKind kind) {
+// Returns how many programs it traces, and why none when it traces none.
+size_t trace_bpf_programs(Session& s, BpfProgKind kind, std::string& why_none) {
     const std::string kind_name = bpf_prog_kind_name(kind);
     const std::string flag = "--filter-trace-" + kind_name;
     spdlog::info("Attaching {} progs...", kind == BpfProgKind::Tc ? "tc-bpf" : "xdp");
     auto st = s.attach_bpf_programs(kind);
     if (!st) {
+        why_none = flag + ": " + st.error().message();
         spdlog::warn("{}: {}; tracing continues without it", flag, st.error().message());
-        return;
+        return 0;
     }
     if (!st->refused.empty()) {
+        why_none = flag + " needs fentry, which this kernel refuses";
         spdlog::warn("{} needs fentry, which this kernel refuses: {}; tracing continues without it", flag, st->refused);
-        return;
+        return 0;
     }
     for (const auto& p : st->without_btf) spdlog::info("Not tracing {} program {}: it has no BTF", kind_name, p);
     for (const auto& f : st->failures) spdlog::warn("{}: not traced: {}", flag, f);
-    if (st->found == 0)
+    if (st->found == 0) {
+        why_none = "no " + kind_name + " BPF program with BTF is loaded";
         spdlog::info("No {} BPF programs with BTF are loaded: {} traces none", kind_name, flag);
-    else
+    } else {
         spdlog::info("Attached {} of {} {} programs", st->attached, st->found, kind_name);
+    }
+    return st->attached;
 }
 
 // --filter-non-skb-funcs: never fatal either; what did not attach is named.
@@ -176,8 +182,18 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     spdlog::info("Attached (ignored {})", stats->ignored);
     for (const auto& f : stats->failures) spdlog::debug("not attached: {}", f);
     if (!cfg.trace.non_skb_funcs.empty()) attach_non_skb(s);
-    if (cfg.trace.trace_tc) trace_bpf_programs(s, BpfProgKind::Tc);
-    if (cfg.trace.trace_xdp) trace_bpf_programs(s, BpfProgKind::Xdp);
+    size_t programs = 0;
+    std::string why_none;
+    if (cfg.trace.trace_tc) programs += trace_bpf_programs(s, BpfProgKind::Tc, why_none);
+    if (cfg.trace.trace_xdp) programs += trace_bpf_programs(s, BpfProgKind::Xdp, why_none);
+    if (plan.target_count() == 0) {
+        // pwru #394: no skb function matched, the tc / XDP programs are the trace
+        if (programs == 0)
+            return report(bad_input("no skb function matches --filter-func and no tc / XDP program can be traced (" +
+                                    why_none + "); widen --filter-func")
+                              .error());
+        spdlog::info("Notice: no skb function matches --filter-func: tracing {} tc / XDP programs only", programs);
+    }
 
     s.start();
     if (!cfg.ready_file.empty() && !create_ready_file(cfg.ready_file)) {

@@ -135,6 +135,20 @@ TEST_CASE("--filter-skb-expr / --output-skb-metadata against this kernel's BTF: 
     CHECK(fine.code == 0);
 }
 
+TEST_CASE("--filter-func matching nothing: refused, unless tc / XDP programs can be traced instead", "[bpf]") {
+    PWRU_REQUIRE_ROOT();
+    expect_one_line_error(run_pwru({"--filter-func", "^pwru_no_such_function$", "icmp"}), 2,
+                          "no skb function or tracepoint matches; check --filter-func");
+    // pwru #394: with --filter-trace-tc the tc programs alone would be the trace. Here
+    // none can be (this host refuses fentry, or none is loaded): exit 2, saying why last.
+    Outcome o = run_pwru({"--filter-func", "^pwru_no_such_function$", "--filter-trace-tc", "icmp"});
+    CHECK(o.code == 2);
+    REQUIRE_FALSE(o.err_lines.empty());
+    CHECK(o.err_lines.back().find("no skb function matches --filter-func and no tc / XDP program can be traced (") !=
+          std::string::npos);
+    CHECK(o.out.empty());
+}
+
 namespace {
 std::string host_list(int n) {
     std::string s;

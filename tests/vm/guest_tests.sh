@@ -43,7 +43,7 @@ set -uo pipefail
 PWRU=${1:-}
 READY_TIMEOUT=${VM_READY_TIMEOUT:-240}
 STOP_TIMEOUT=${VM_STOP_TIMEOUT:-240}
-CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi no_drops real_drops track_skb_dnat mtu_meta multi_split output_stack trace_tc track_xdp xdp_members non_skb_funcs track_skb_clone drop_kprobe}
+CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi no_drops real_drops track_skb_dnat mtu_meta multi_split output_stack trace_tc tc_only track_xdp xdp_members non_skb_funcs track_skb_clone drop_kprobe}
 
 PASSED=0
 FAILED=0
@@ -743,6 +743,49 @@ case_track_xdp() {
     show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
   fi
   note "after the (xdp) line: $(awk '{print $NF}' <<<"$after" | head -n 8 | tr '\n' ' ')"
+  pass "$name"
+}
+
+# ---------------------------------------------------------------------------
+# pwru #394: --filter-trace-tc with a --filter-func no skb function matches traces the tc
+# programs alone (ours refused it before: "no skb function or tracepoint matches").
+# Root 10.99.13.1 (vh13) <-> netns 10.99.13.2 (vn13) with our tc program on vn13's ingress.
+case_tc_only() {
+  local name=tc_only ns=pwru-vm-tconly vh=vh13 vn=vn13 a=10.99.13.1 b=10.99.13.2
+  local dir=$WORK/tc_only src obj rc=0
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
+  obj=$dir/trace_targets.bpf.o
+  mkdir -p "$dir"
+  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
+    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
+  fi
+  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
+    fail "$name" "could not build the veth/netns pair"; return
+  fi
+  if ! ip netns exec "$ns" tc qdisc add dev "$vn" clsact 2>"$dir/tc.err" ||
+    ! ip netns exec "$ns" tc filter add dev "$vn" ingress bpf da obj "$obj" sec tc 2>>"$dir/tc.err"; then
+    show "$dir/tc.err" "tc stderr"; fail "$name" "could not attach the tc program to $vn"; return
+  fi
+  if ! bg_pwru_start "$dir" --filter-func '^pwru_no_such_function$' --filter-trace-tc 'tcp and dst port 8080'; then
+    show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
+  fi
+  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
+  sleep 1
+  bg_pwru_stop || rc=$?
+  local out=$dir/pwru.out flow="$b:8080(tcp)" why=""
+  if [ "$rc" -ne 0 ]; then
+    why="pwru exited with status $rc (255: did not exit after SIGINT)"
+  elif ! grep -F -- "$flow" "$out" | grep -qE '_pwru_test_tc\(tc\)$'; then
+    why="no (tc) line for $flow"
+  elif grep -F -- "$flow" "$out" | grep -qvE '\(tc\)$'; then
+    why="a line of a kernel function, though none matches --filter-func"
+  elif ! grep -q 'tracing 1 tc / XDP programs only' "$dir/pwru.err"; then
+    why="no notice that only tc / XDP programs are traced"
+  fi
+  if [ -n "$why" ]; then
+    show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 40; fail "$name" "$why"; return
+  fi
+  note "tc line: $(grep -m1 -F -- "$flow" "$out" | sed 's/  */ /g')"
   pass "$name"
 }
 
