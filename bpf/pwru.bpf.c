@@ -135,6 +135,41 @@ int kretprobe_skb_clone(struct pt_regs *ctx)
 	return 0;
 }
 
+/* --filter-track-skb through veth's XDP path (pwru v1.0.7 follows it at
+ * veth_convert_skb_to_xdp_buff, which kernels may inline): veth_xdp_rcv_skb(rq,
+ * skb, ...) returns the skb that goes on, the old one or the copy it made for
+ * the XDP program. Its own stash map: the clones made inside must not take it. */
+SEC("pwru_kprobe")
+int kprobe_veth_rcv_entry(struct pt_regs *ctx)
+{
+	struct clone_key k;
+	__u64 old = PT_REGS_PARM2(ctx);
+
+	if (!ready || !CFG.track_skb || !old || !bpf_map_lookup_elem(&tracked_skbs, &old))
+		return 0;
+	k = clone_key_here();
+	bpf_map_update_elem(&veth_parents, &k, &old, BPF_ANY);
+	return 0;
+}
+
+SEC("pwru_kprobe")
+int kretprobe_veth_rcv(struct pt_regs *ctx)
+{
+	struct clone_key k;
+	__u64 new = PT_REGS_RC(ctx);
+	__u8 one = 1;
+
+	if (!CFG.track_skb)
+		return 0;
+	k = clone_key_here();
+	if (!bpf_map_lookup_elem(&veth_parents, &k))
+		return 0;
+	bpf_map_delete_elem(&veth_parents, &k);
+	if (new)
+		bpf_map_update_elem(&tracked_skbs, &new, &one, BPF_ANY);
+	return 0;
+}
+
 /*
  * Tracepoints (tp_btf): slot N is bound to one tracepoint by user space
  * (bpf_program__set_attach_target) and CFG.tp[N] says where its arguments

@@ -113,6 +113,16 @@ struct {
 	__type(value, __u64);
 } clone_parents SEC(".maps");
 
+/* --filter-track-skb through veth's XDP path: the tracked skb veth_xdp_rcv_skb
+ * was called with, for its return probe (same key as clone_parents, its own
+ * map: clones made inside must not take this stash). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct clone_key);
+	__type(value, __u64);
+} veth_parents SEC(".maps");
+
 /* --output-stack. Sized by user space: 1 entry when stacks are off. */
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);

@@ -272,6 +272,8 @@ Result<void> Session::configure() {
     if (opts_.track_skb && plan_.kprobes()) {
         bpf_program__set_autoload(skel_->progs.kprobe_skb_clone_entry, true);
         bpf_program__set_autoload(skel_->progs.kretprobe_skb_clone, true);
+        bpf_program__set_autoload(skel_->progs.kprobe_veth_rcv_entry, true);
+        bpf_program__set_autoload(skel_->progs.kretprobe_veth_rcv, true);
     }
     return {};
 }

@@ -105,6 +105,8 @@ TEST_CASE("--filter-track-skb loads the clone-following programs on kprobe backe
                 bool expect = track && b != Backend::Tracepoint;
                 CHECK(((*s)->program_fd("kprobe_skb_clone_entry") >= 0) == expect);
                 CHECK(((*s)->program_fd("kretprobe_skb_clone") >= 0) == expect);
+                CHECK(((*s)->program_fd("kprobe_veth_rcv_entry") >= 0) == expect);
+                CHECK(((*s)->program_fd("kretprobe_veth_rcv") >= 0) == expect);
             }
         }
     }

@@ -43,7 +43,7 @@ set -uo pipefail
 PWRU=${1:-}
 READY_TIMEOUT=${VM_READY_TIMEOUT:-240}
 STOP_TIMEOUT=${VM_STOP_TIMEOUT:-240}
-CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi no_drops real_drops track_skb_dnat mtu_meta multi_split output_stack trace_tc tc_only track_xdp xdp_members non_skb_funcs track_skb_clone drop_kprobe}
+CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi no_drops real_drops track_skb_dnat mtu_meta multi_split output_stack trace_tc tc_only track_xdp xdp_members track_veth_xdp non_skb_funcs track_skb_clone drop_kprobe}
 
 PASSED=0
 FAILED=0
@@ -743,6 +743,53 @@ case_track_xdp() {
     show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
   fi
   note "after the (xdp) line: $(awk '{print $NF}' <<<"$after" | head -n 8 | tr '\n' ' ')"
+  pass "$name"
+}
+
+# ---------------------------------------------------------------------------
+# --filter-track-skb through veth's XDP path (pwru v1.0.7): with an XDP program on a veth,
+# veth_convert_skb_to_xdp_buff gives the program a copy of a locally sent skb (too little
+# headroom for XDP), taken from veth's page pool: skb->pp_recycle is 1 on the copy only. The
+# expression selects pp_recycle 0, so the copy's lines (pp_recycle=0x1) come only from
+# following the tracked skb through the conversion.
+# Root 10.99.14.1 (vh14) <-> netns 10.99.14.2 (vn14) with our XDP program on vn14.
+case_track_veth_xdp() {
+  local name=track_veth_xdp ns=pwru-vm-vethxdp vh=vh14 vn=vn14 a=10.99.14.1 b=10.99.14.2
+  local dir=$WORK/track_veth_xdp src obj rc=0
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
+  obj=$dir/trace_targets.bpf.o
+  mkdir -p "$dir"
+  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
+    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
+  fi
+  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
+    fail "$name" "could not build the veth/netns pair"; return
+  fi
+  if ! ip -n "$ns" link set dev "$vn" xdp obj "$obj" sec xdp 2>"$dir/xdp.err"; then
+    show "$dir/xdp.err" "ip link ... xdp stderr"; fail "$name" "could not attach the XDP program to $vn"; return
+  fi
+  if ! bg_pwru_start "$dir" --filter-track-skb --filter-skb-expr 'skb->pp_recycle == 0' \
+    --output-skb-metadata 'skb->pp_recycle' 'tcp and dst port 8080'; then
+    show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
+  fi
+  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
+  sleep 1
+  bg_pwru_stop || rc=$?
+  local out=$dir/pwru.out flow="$b:8080(tcp)" why="" copies
+  copies=$(grep -F -- "$flow" "$out" | grep -F 'pp_recycle=0x1')
+  if [ "$rc" -ne 0 ]; then
+    why="pwru exited with status $rc (255: did not exit after SIGINT)"
+  elif ! grep -q "through veth's XDP path" "$dir/pwru.err"; then
+    why="pwru did not probe veth_convert_skb_to_xdp_buff"
+  elif ! grep -F -- "$flow" "$out" | grep -qF 'pp_recycle=0x0'; then
+    why="no line of the original skb (pp_recycle=0x0)"
+  elif [ -z "$copies" ]; then
+    why="no line of the copy veth made for XDP (pp_recycle=0x1): not followed through the conversion"
+  fi
+  if [ -n "$why" ]; then
+    show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
+  fi
+  note "the copy: $(awk '{print $1, $(NF-1)}' <<<"$copies" | head -n 6 | tr '\n' ';')"
   pass "$name"
 }
 

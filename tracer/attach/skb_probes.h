@@ -78,7 +78,13 @@ Result<Attached> attach_skb_probes(bpf_object* obj, const Plan& plan, const Kall
 // --filter-track-skb: `entry` (a kprobe) and `ret` (a kretprobe) on each
 // function that makes a new skb from its first argument (kClonedBy in the
 // .cc). A function that cannot be probed is a warning, said in the log.
-std::unique_ptr<Attachment> attach_clone_probes(bpf_program* entry, bpf_program* ret);
+struct CloneProbes {
+    bpf_program* clone_entry;   // kprobe_skb_clone_entry
+    bpf_program* clone_return;  // kretprobe_skb_clone
+    bpf_program* veth_entry;    // kprobe_veth_rcv_entry
+    bpf_program* veth_return;   // kretprobe_veth_rcv
+};
+std::unique_ptr<Attachment> attach_clone_probes(const CloneProbes& progs);
 
 // --filter-non-skb-funcs: `prog` as a kprobe on each of `names` that is not
 // already traced as an skb function (listed in `skb_functions`).
