@@ -80,9 +80,8 @@ void Session::attach_clone_tracking() {
             "tracepoint backend (no tracepoint marks them)");
         return;
     }
-    attachments_.push_back(
-        attach_clone_probes({skel_->progs.kprobe_skb_clone_entry, skel_->progs.kretprobe_skb_clone,
-                             skel_->progs.kprobe_veth_rcv_entry, skel_->progs.kretprobe_veth_rcv}));
+    attachments_.push_back(attach_clone_probes({skel_->progs.kprobe_skb_clone_entry, skel_->progs.kretprobe_skb_clone,
+                                                skel_->progs.kprobe_veth_rcv_entry, skel_->progs.kretprobe_veth_rcv}));
 }
 
 Result<AttachStats> Session::attach_non_skb_funcs() {

@@ -75,9 +75,10 @@ Result<Attached> attach_kprobes(const std::vector<int>& prog_fds, const std::vec
 Result<Attached> attach_skb_probes(bpf_object* obj, const Plan& plan, const Kallsyms* kallsyms,
                                    const ProgressFn& progress);
 
-// --filter-track-skb: `entry` (a kprobe) and `ret` (a kretprobe) on each
-// function that makes a new skb from its first argument (kClonedBy in the
-// .cc). A function that cannot be probed is a warning, said in the log.
+// --filter-track-skb: a kprobe and a kretprobe on each function that makes
+// a new skb from its first argument (kClonedBy in the .cc), and on veth's
+// XDP receive (kVethRcv). A clone function that cannot be probed is a
+// warning, said in the log; veth's (a module) is a note.
 struct CloneProbes {
     bpf_program* clone_entry;   // kprobe_skb_clone_entry
     bpf_program* clone_return;  // kretprobe_skb_clone
