@@ -70,6 +70,9 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
                    "implies --filter-track-skb-by-stackid)")
         ->delimiter(',')
         ->allow_extra_args(false);  // one word per occurrence, as pwru: the filter words follow
+    app.add_flag("--filter-track-bpf-helpers", c.trace.track_bpf_helpers,
+                 "also probe the kernel functions the loaded BPF programs call (helpers, map operations; kprobes; "
+                 "implies --filter-track-skb-by-stackid)");
     app.add_flag("--filter-trace-tc", c.trace.trace_tc,
                  "also trace every loaded tc BPF program (fentry); its lines end in (tc)");
     app.add_flag("--filter-trace-xdp", c.trace.trace_xdp,
@@ -165,7 +168,7 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     c.trace.output_tuple = c.output.tuple;
     c.output.caller = c.trace.output_caller;
     std::erase_if(c.trace.non_skb_funcs, [](const std::string& f) { return f.empty(); });
-    if (!c.trace.non_skb_funcs.empty()) c.trace.track_skb_by_stackid = true;
+    if (!c.trace.non_skb_funcs.empty() || c.trace.track_bpf_helpers) c.trace.track_skb_by_stackid = true;
     // pwru shows tc programs' cb[] (their __sk_buff->cb) whenever it traces them.
     if (c.trace.trace_tc) c.trace.output_skb_cb = true;
     c.output.skb_cb = c.trace.output_skb_cb;

@@ -266,7 +266,8 @@ Result<void> Session::configure() {
         if (!p) return fail("BPF object lacks program " + prog_name);
         bpf_program__set_autoload(p, true);
     }
-    if (!opts_.non_skb_funcs.empty()) bpf_program__set_autoload(skel_->progs.kprobe_non_skb, true);
+    if (!opts_.non_skb_funcs.empty() || opts_.track_bpf_helpers)
+        bpf_program__set_autoload(skel_->progs.kprobe_non_skb, true);
     // --filter-track-skb follows clones and copies (attach_clone_tracking()),
     // with kprobes: not loaded for the tracepoint backend, which cannot attach them.
     if (opts_.track_skb && plan_.kprobes()) {

@@ -17,6 +17,8 @@
 #include "tracer/kernel/log.h"
 #include "tracer/kernel/pwru_skel.h"
 #include "tracer/session.h"
+
+#include "tracer/kernel/bpf_helpers.h"
 #include "tracer/session_filters.h"
 
 namespace pwru {
@@ -88,7 +90,17 @@ Result<AttachStats> Session::attach_non_skb_funcs() {
     if (!skel_) return fail("attach_non_skb_funcs before load");
     if (!plan_.kprobes())
         return fail("--filter-non-skb-funcs needs kprobes, which this kernel lacks (tracing its tracepoints instead)");
-    Attached attached = attach_non_skb_probes(skel_->progs.kprobe_non_skb, opts_.non_skb_funcs, plan_.functions);
+    std::vector<std::string> names = opts_.non_skb_funcs;
+    if (opts_.track_bpf_helpers) {
+        auto ks = kallsyms();
+        if (!ks) return std::unexpected(ks.error());
+        auto helpers = bpf_helper_calls(**ks);
+        if (!helpers) return std::unexpected(helpers.error());
+        spdlog::info("--filter-track-bpf-helpers: {} kernel functions called by {} BPF programs",
+                     helpers->functions.size(), helpers->programs);
+        names.insert(names.end(), helpers->functions.begin(), helpers->functions.end());
+    }
+    Attached attached = attach_non_skb_probes(skel_->progs.kprobe_non_skb, names, plan_.functions);
     attachments_.push_back(std::move(attached.owner));
     return attached.stats;
 }

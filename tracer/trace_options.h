@@ -54,6 +54,9 @@ struct TraceOptions {
     bool trace_xdp = false;                  // --filter-trace-xdp: the same for XDP programs
     bool track_skb_by_stackid = false;       // --filter-track-skb-by-stackid
     std::vector<std::string> non_skb_funcs;  // --filter-non-skb-funcs (implies the above)
+    // --filter-track-bpf-helpers: also probe, as non-skb functions, the kernel
+    // functions the loaded BPF programs call (implies track_skb_by_stackid).
+    bool track_bpf_helpers = false;
     bool output_tuple = true;
     bool output_stack = false;   // --output-stack
     bool output_caller = false;  // --output-caller (derived from the stack)

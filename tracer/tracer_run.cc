@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 
+#include "tracer/kernel/bpf_helpers.h"
 #include "tracer/kernel/bpf_prog_list.h"
 #include "tracer/kernel/log.h"
 #include "tracer/kernel/netns.h"
@@ -87,6 +88,19 @@ void print_bpf_programs(BpfProgKind kind, FILE* out) {
     for (const auto& p : listing->progs) std::fprintf(out, "  %s id %u\n", p.ksym.c_str(), p.id);
 }
 
+// --dry-run --filter-track-bpf-helpers: what would be probed.
+void print_bpf_helpers(Session& s, FILE* out) {
+    auto ks = s.kallsyms();
+    auto calls = ks ? bpf_helper_calls(**ks) : Result<BpfHelperCalls>(std::unexpected(ks.error()));
+    if (!calls) {
+        std::fprintf(out, "bpf helpers: %s\n", calls.error().message().c_str());
+        return;
+    }
+    std::fprintf(out, "bpf helpers: %zu kernel functions called by %zu BPF programs (%zu unreadable)\n",
+                 calls->functions.size(), calls->programs, calls->unreadable);
+    for (const auto& f : calls->functions) std::fprintf(out, "  %s\n", f.c_str());
+}
+
 // ", per CPU: cpu0 3, cpu1 5" for the CPUs that lost any; "" when none did.
 std::string per_cpu_text(const std::vector<uint64_t>& per_cpu) {
     std::string out;
@@ -164,6 +178,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
         print_plan(plan, out.stream());
         if (cfg.trace.trace_tc) print_bpf_programs(BpfProgKind::Tc, out.stream());
         if (cfg.trace.trace_xdp) print_bpf_programs(BpfProgKind::Xdp, out.stream());
+        if (cfg.trace.track_bpf_helpers) print_bpf_helpers(s, out.stream());
         return kExitOk;
     }
     if (plan.backend == Backend::Tracepoint) spdlog::info("Notice: {}", plan.backend_why);
@@ -181,7 +196,7 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     print_progress(plan.target_count(), plan.target_count(), stats->seconds, true);
     spdlog::info("Attached (ignored {})", stats->ignored);
     for (const auto& f : stats->failures) spdlog::debug("not attached: {}", f);
-    if (!cfg.trace.non_skb_funcs.empty()) attach_non_skb(s);
+    if (!cfg.trace.non_skb_funcs.empty() || cfg.trace.track_bpf_helpers) attach_non_skb(s);
     size_t programs = 0;
     std::string why_none;
     if (cfg.trace.trace_tc) programs += trace_bpf_programs(s, BpfProgKind::Tc, why_none);

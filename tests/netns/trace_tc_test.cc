@@ -161,3 +161,24 @@ TEST_CASE("--dry-run with --filter-trace-tc lists the tc programs fentry would a
     // Not asked for: not listed.
     CHECK(r.out.find("xdp programs:") == std::string::npos);
 }
+
+// --filter-track-bpf-helpers (pwru v1.0.8): the kernel functions a loaded BPF
+// program calls, read from its translated instructions. Our tc classifier
+// calls bpf_skb_load_bytes and looks up and updates a hash map, which the
+// verifier turns into direct calls of the hash map's operations.
+TEST_CASE("--filter-track-bpf-helpers finds the helpers and map operations a loaded tc program calls", "[netns]") {
+    PWRU_REQUIRE_ROOT();
+    NetnsPair ns;
+    const std::vector<std::string> dry = {PWRU_BIN, "--dry-run", "--filter-track-bpf-helpers", "--filter-func",
+                                          "^kfree_skb$"};
+    CommandResult before = run_command(dry, 60s);
+    INFO("before:\n" << before.out << before.err);
+    REQUIRE(before.exit_code == 0);
+    attach_test_tc_program(ns);
+    CommandResult after = run_command(dry, 60s);
+    INFO("after:\n" << after.out << after.err);
+    REQUIRE(after.exit_code == 0);
+    CHECK(after.out.find("bpf helpers: ") != std::string::npos);
+    for (const char* fn : {"\n  bpf_skb_load_bytes\n", "\n  htab_map_update_elem\n", "_lookup_elem\n"})
+        CHECK(after.out.find(fn) != std::string::npos);
+}

@@ -1,0 +1,70 @@
+#include "tracer/kernel/bpf_helpers.h"
+
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+
+#include "tracer/kernel/bpf_owners.h"
+
+namespace pwru {
+namespace {
+
+// The program's translated instructions, empty when the kernel gives none.
+std::vector<bpf_insn> xlated_insns(int fd) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0 || info.xlated_prog_len == 0) return {};
+    std::vector<bpf_insn> insns(info.xlated_prog_len / sizeof(bpf_insn));
+    bpf_prog_info again{};
+    again.xlated_prog_len = static_cast<uint32_t>(insns.size() * sizeof(bpf_insn));
+    again.xlated_prog_insns = reinterpret_cast<uint64_t>(insns.data());
+    len = sizeof(again);
+    if (bpf_obj_get_info_by_fd(fd, &again, &len) != 0) return {};
+    insns.resize(std::min<size_t>(insns.size(), again.xlated_prog_len / sizeof(bpf_insn)));
+    return insns;
+}
+
+}  // namespace
+
+Result<BpfHelperCalls> bpf_helper_calls(const Kallsyms& kallsyms) {
+    if (!kallsyms.addresses_visible())
+        return fail("--filter-track-bpf-helpers needs kernel addresses: run as root with kernel.kptr_restrict < 2");
+    auto base = kallsyms.address_of("__bpf_call_base");
+    if (!base) return fail("--filter-track-bpf-helpers: /proc/kallsyms has no __bpf_call_base");
+    BpfHelperCalls out;
+    std::set<std::string> names;
+    uint32_t id = 0;
+    // Bounded: ids only grow, and a program gone between two calls is skipped.
+    for (int guard = 0; guard < 1 << 20; ++guard) {
+        if (bpf_prog_get_next_id(id, &id) != 0) {
+            if (errno != ENOENT) return fail("cannot list the loaded BPF programs", errno);
+            out.functions.assign(names.begin(), names.end());
+            return out;
+        }
+        UniqueFd fd(bpf_prog_get_fd_by_id(id));
+        if (!fd) continue;  // unloaded meanwhile
+        ++out.programs;
+        std::vector<bpf_insn> insns = xlated_insns(fd.get());
+        if (insns.empty()) {
+            ++out.unreadable;
+            continue;
+        }
+        for (const bpf_insn& insn : insns) {
+            // A call to a kernel function: BPF_JMP|BPF_CALL with src_reg 0
+            // (a helper, or a map operation called directly) or
+            // BPF_PSEUDO_KFUNC_CALL; BPF_PSEUDO_CALL is a call inside the
+            // program. imm 0: hidden, or a call the JIT resolves itself.
+            if (insn.code != (BPF_JMP | BPF_CALL) || insn.imm == 0) continue;
+            if (insn.src_reg != 0 && insn.src_reg != BPF_PSEUDO_KFUNC_CALL) continue;
+            const uint64_t target = *base + static_cast<uint64_t>(static_cast<int64_t>(insn.imm));
+            const Kallsyms::Symbol* sym = kallsyms.find(target);
+            if (sym && sym->addr == target) names.emplace(sym->name);
+        }
+    }
+    return fail("too many BPF programs to list");
+}
+
+}  // namespace pwru
