@@ -170,6 +170,89 @@ int kretprobe_veth_rcv(struct pt_regs *ctx)
 	return 0;
 }
 
+/* --output-bpfmap (pwru v1.0.11): a BPF map operation called on the stack of
+ * a selected skb (found as kprobe_non_skb finds it) is an event of that skb
+ * with the map, key and value. bpf_map's operations take (map, key[, value]);
+ * a lookup's value is its return value, read at the kretprobe with what its
+ * entry stashed. */
+static __always_inline int trace_bpfmap(struct pt_regs *ctx, __u64 ip, __u8 op, __u64 map,
+					__u64 key, __u64 value)
+{
+	__u64 stack = current_stack_base();
+	__u64 *skb = bpf_map_lookup_elem(&stack_skb, &stack);
+
+	if (!skb || !*skb)
+		return 0;
+	struct skb_hit hit = {
+		.probe_kind = PWRU_PROBE_KPROBE,
+		.func_addr = ip,
+		.bpfmap_op = op,
+		.bpfmap = map,
+		.bpfmap_key = key,
+		.bpfmap_value = value,
+	};
+	return trace_skb(ctx, (struct sk_buff *)*skb, &hit);
+}
+
+SEC("pwru_kprobe")
+int kprobe_bpfmap_update(struct pt_regs *ctx)
+{
+	return trace_bpfmap(ctx, bpf_get_func_ip(ctx), PWRU_BPFMAP_UPDATE, PT_REGS_PARM1(ctx),
+			    PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx));
+}
+
+SEC("pwru_kprobe")
+int kprobe_bpfmap_delete(struct pt_regs *ctx)
+{
+	return trace_bpfmap(ctx, bpf_get_func_ip(ctx), PWRU_BPFMAP_DELETE, PT_REGS_PARM1(ctx),
+			    PT_REGS_PARM2(ctx), 0);
+}
+
+struct bpfmap_lookup {
+	__u64 ip;
+	__u64 map;
+	__u64 key;
+};
+
+/* A lookup between its entry and its return, per task and stack (as
+ * clone_parents). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct clone_key);
+	__type(value, struct bpfmap_lookup);
+} bpfmap_lookups SEC(".maps");
+
+SEC("pwru_kprobe")
+int kprobe_bpfmap_lookup(struct pt_regs *ctx)
+{
+	struct clone_key k = clone_key_here();
+	struct bpfmap_lookup l = {
+		.ip = bpf_get_func_ip(ctx),
+		.map = PT_REGS_PARM1(ctx),
+		.key = PT_REGS_PARM2(ctx),
+	};
+
+	if (!ready)
+		return 0;
+	bpf_map_update_elem(&bpfmap_lookups, &k, &l, BPF_ANY);
+	return 0;
+}
+
+SEC("pwru_kprobe")
+int kretprobe_bpfmap_lookup(struct pt_regs *ctx)
+{
+	struct clone_key k = clone_key_here();
+	struct bpfmap_lookup *l = bpf_map_lookup_elem(&bpfmap_lookups, &k);
+	struct bpfmap_lookup copy;
+
+	if (!l)
+		return 0;
+	copy = *l;
+	bpf_map_delete_elem(&bpfmap_lookups, &k);
+	return trace_bpfmap(ctx, copy.ip, PWRU_BPFMAP_LOOKUP, copy.map, copy.key, PT_REGS_RC(ctx));
+}
+
 /*
  * Tracepoints (tp_btf): slot N is bound to one tracepoint by user space
  * (bpf_program__set_attach_target) and CFG.tp[N] says where its arguments

@@ -192,12 +192,20 @@ static __always_inline void dump_skb(struct sk_buff *skb, struct pwru_dumps *d)
 					 bpf_core_type_id_kernel(struct skb_shared_info));
 }
 
-/* Where the dumps go in a record: after the event and its field values. */
+/* Where the optional parts go in a record: the event, its field values, the
+ * BPF map operation, the dumps, the packet (record_size()). */
+static __always_inline struct pwru_bpfmap *record_bpfmap(struct pwru_event *ev)
+{
+	__u64 off = records_have_fields() ? sizeof(struct pwru_field_values) : 0;
+
+	return (struct pwru_bpfmap *)((void *)(ev + 1) + off);
+}
+
 static __always_inline struct pwru_dumps *record_dumps(struct pwru_event *ev)
 {
-	return (struct pwru_dumps *)((void *)(ev + 1) + (records_have_fields()
-								 ? sizeof(struct pwru_field_values)
-								 : 0));
+	__u64 off = CFG.output_bpfmap ? sizeof(struct pwru_bpfmap) : 0;
+
+	return (struct pwru_dumps *)((void *)record_bpfmap(ev) + off);
 }
 
 /* One ring-buffer record: the event, then the optional parts in this order.
@@ -208,6 +216,8 @@ static __always_inline __u64 record_size(void)
 
 	if (records_have_fields())
 		size += sizeof(struct pwru_field_values);
+	if (CFG.output_bpfmap)
+		size += sizeof(struct pwru_bpfmap);
 	if (CFG.output_skb || CFG.output_shinfo)
 		size += sizeof(struct pwru_dumps) + CFG.skb_dump_size + CFG.shinfo_dump_size;
 	if (CFG.output_pcap)
@@ -341,7 +351,43 @@ struct skb_hit {
 	__u32 drop_reason;
 	__u64 drop_location;
 	bool frees; /* the skb ends here */
+	/* --output-bpfmap: a map operation's map, key and value (kernel
+	 * addresses; value 0: none), op 0: not one */
+	__u8 bpfmap_op;
+	__u64 bpfmap;
+	__u64 bpfmap_key;
+	__u64 bpfmap_value;
 };
+
+/* --output-bpfmap: the map, key and value of the operation into the record. */
+static __always_inline void set_bpfmap(struct pwru_bpfmap *m, const struct skb_hit *hit)
+{
+	struct bpf_map *map = (struct bpf_map *)hit->bpfmap;
+	__u32 n;
+
+	__builtin_memset(m, 0, sizeof(*m));
+	if (!hit->bpfmap_op || !map)
+		return;
+	m->op = hit->bpfmap_op;
+	m->id = BPF_CORE_READ(map, id);
+	m->key_size = BPF_CORE_READ(map, key_size);
+	m->value_size = BPF_CORE_READ(map, value_size);
+	bpf_probe_read_kernel_str(m->name, sizeof(m->name), map->name);
+	/* exactly the key's and value's bytes (a longer read could fault and
+	 * leave zeros), at most PWRU_BPFMAP_BYTES: a branch the verifier sees */
+	n = m->key_size;
+	if (n > PWRU_BPFMAP_BYTES)
+		n = PWRU_BPFMAP_BYTES;
+	if (hit->bpfmap_key)
+		bpf_probe_read_kernel(m->key, n, (void *)hit->bpfmap_key);
+	n = m->value_size;
+	if (n > PWRU_BPFMAP_BYTES)
+		n = PWRU_BPFMAP_BYTES;
+	if (hit->bpfmap_value) {
+		m->has_value = 1;
+		bpf_probe_read_kernel(m->value, n, (void *)hit->bpfmap_value);
+	}
+}
 
 /* Filters the skb and, when it passes, emits one event. Always inlined with
  * a constant-initialised `hit`: the struct costs nothing at run time. */
@@ -400,6 +446,11 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, const struc
 	if (records_have_fields())
 		read_members(skb, CFG.skb_fields, CFG.n_skb_fields,
 			     (struct pwru_field_values *)(ev + 1));
+	if (CFG.output_bpfmap) {
+		set_bpfmap(record_bpfmap(ev), hit);
+		if (hit->bpfmap_op)
+			ev->flags |= PWRU_EV_HAS_BPFMAP;
+	}
 	if (CFG.output_skb || CFG.output_shinfo)
 		dump_skb(skb, record_dumps(ev));
 	if (CFG.output_pcap)

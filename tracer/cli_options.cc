@@ -73,6 +73,9 @@ Result<CliConfig> parse_cli(int argc, const char* const* argv) {
     app.add_flag("--filter-track-bpf-helpers", c.trace.track_bpf_helpers,
                  "also probe the kernel functions the loaded BPF programs call (helpers, map operations; kprobes; "
                  "implies --filter-track-skb-by-stackid)");
+    app.add_flag("--output-bpfmap", c.trace.output_bpfmap,
+                 "print the map, key and value of BPF map lookups, updates and deletes among the probed non-skb "
+                 "functions (--filter-track-bpf-helpers, --filter-non-skb-funcs)");
     app.add_flag("--filter-trace-tc", c.trace.trace_tc,
                  "also trace every loaded tc BPF program (fentry); its lines end in (tc)");
     app.add_flag("--filter-trace-xdp", c.trace.trace_xdp,

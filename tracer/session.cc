@@ -211,6 +211,7 @@ Result<void> Session::configure() {
     cfg->shinfo_dump_size = opts_.output_shinfo ? (opts_.dump_bytes ? opts_.dump_bytes : PWRU_SHINFO_DUMP) : 0;
     dump_sizes_ = {cfg->skb_dump_size, cfg->shinfo_dump_size};
     cfg->output_pcap = opts_.output_pcap ? 1 : 0;
+    cfg->output_bpfmap = opts_.output_bpfmap && plan_.kprobes() ? 1 : 0;
     cfg->tunnel_filter = opts_.tunnel_filter() ? 1 : 0;
     cfg->output_tunnel = opts_.output_tunnel ? 1 : 0;
     cfg->n_skb_fields = static_cast<__u8>(plan_.skb_fields.size());
@@ -268,6 +269,10 @@ Result<void> Session::configure() {
     }
     if (!opts_.non_skb_funcs.empty() || opts_.track_bpf_helpers)
         bpf_program__set_autoload(skel_->progs.kprobe_non_skb, true);
+    if (opts_.output_bpfmap && plan_.kprobes())
+        for (bpf_program* p : {skel_->progs.kprobe_bpfmap_update, skel_->progs.kprobe_bpfmap_delete,
+                               skel_->progs.kprobe_bpfmap_lookup, skel_->progs.kretprobe_bpfmap_lookup})
+            bpf_program__set_autoload(p, true);
     // --filter-track-skb follows clones and copies (attach_clone_tracking()),
     // with kprobes: not loaded for the tracepoint backend, which cannot attach them.
     if (opts_.track_skb && plan_.kprobes()) {
@@ -351,6 +356,10 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
         if (size >= off + sizeof(pwru_field_values))
             extras.fields = reinterpret_cast<const pwru_field_values*>(p + off);
         off += sizeof(pwru_field_values);
+    }
+    if (self->opts_.output_bpfmap) {
+        if (size >= off + sizeof(pwru_bpfmap)) extras.bpfmap = reinterpret_cast<const pwru_bpfmap*>(p + off);
+        off += sizeof(pwru_bpfmap);
     }
     if (self->opts_.output_skb || self->opts_.output_shinfo) {
         const size_t skb_room = self->dump_sizes_.first, shinfo_room = self->dump_sizes_.second;

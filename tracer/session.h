@@ -35,6 +35,7 @@ namespace pwru {
 // The optional parts of a record, null when not asked for.
 struct RecordExtras {
     const pwru_field_values* fields = nullptr;  // --output-skb-metadata
+    const pwru_bpfmap* bpfmap = nullptr;        // --output-bpfmap (filled when the event's flags say so)
     std::string_view skb_dump;                  // --output-skb: the text, not NUL-terminated
     std::string_view shinfo_dump;               // --output-skb-shared-info
     const pwru_packet* packet = nullptr;        // --output-pcap

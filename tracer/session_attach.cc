@@ -10,7 +10,9 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
+#include <cstring>
 #include <memory>
+#include <set>
 
 #include "tracer/attach/skb_probes.h"
 #include "tracer/filter/filter_injector.h"
@@ -94,13 +96,54 @@ Result<AttachStats> Session::attach_non_skb_funcs() {
     if (opts_.track_bpf_helpers) {
         auto ks = kallsyms();
         if (!ks) return std::unexpected(ks.error());
-        auto helpers = bpf_helper_calls(**ks);
+        std::set<uint32_t> ours;
+        bpf_program* prog;
+        bpf_object__for_each_program(prog, skel_->obj) {
+            bpf_prog_info info{};
+            uint32_t len = sizeof(info);
+            if (bpf_program__fd(prog) >= 0 && bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0)
+                ours.insert(info.id);
+        }
+        auto helpers = bpf_helper_calls(**ks, ours);
         if (!helpers) return std::unexpected(helpers.error());
         spdlog::info("--filter-track-bpf-helpers: {} kernel functions called by {} BPF programs",
                      helpers->functions.size(), helpers->programs);
         names.insert(names.end(), helpers->functions.begin(), helpers->functions.end());
     }
+    // --output-bpfmap: the map operations get programs of their own
+    auto maps = std::make_unique<LinkSet>();
+    size_t map_ops = 0;
+    std::vector<std::string> map_failures;
+    if (opts_.output_bpfmap) {
+        auto vmlinux = load_kernel_btf(opts_.discovery.kernel_btf);
+        if (!vmlinux) return std::unexpected(vmlinux.error());
+        std::erase_if(names, [&](const std::string& fn) {
+            const BpfMapOp op = bpf_map_op_of(vmlinux->get(), fn);
+            if (op == BpfMapOp::None) return false;
+            bpf_program* entry = op == BpfMapOp::Lookup   ? skel_->progs.kprobe_bpfmap_lookup
+                                 : op == BpfMapOp::Update ? skel_->progs.kprobe_bpfmap_update
+                                                          : skel_->progs.kprobe_bpfmap_delete;
+            LinkPtr in(bpf_program__attach_kprobe(entry, false, fn.c_str()));
+            LinkPtr out(in && op == BpfMapOp::Lookup
+                            ? bpf_program__attach_kprobe(skel_->progs.kretprobe_bpfmap_lookup, true, fn.c_str())
+                            : nullptr);
+            if (!in || (op == BpfMapOp::Lookup && !out)) {
+                map_failures.push_back(fn + ": " + std::strerror(errno));
+                return true;
+            }
+            maps->add(std::move(in));
+            if (out) maps->add(std::move(out));
+            ++map_ops;
+            return true;
+        });
+        take_libbpf_messages();
+        spdlog::info("--output-bpfmap: {} map operations probed", map_ops);
+    }
     Attached attached = attach_non_skb_probes(skel_->progs.kprobe_non_skb, names, plan_.functions);
+    attached.stats.attached += map_ops;
+    attached.stats.ignored += map_failures.size();
+    attached.stats.failures.insert(attached.stats.failures.end(), map_failures.begin(), map_failures.end());
+    attachments_.push_back(std::move(maps));
     attachments_.push_back(std::move(attached.owner));
     return attached.stats;
 }

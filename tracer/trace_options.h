@@ -57,6 +57,9 @@ struct TraceOptions {
     // --filter-track-bpf-helpers: also probe, as non-skb functions, the kernel
     // functions the loaded BPF programs call (implies track_skb_by_stackid).
     bool track_bpf_helpers = false;
+    // --output-bpfmap: the map operations among those functions (a struct
+    // bpf_map * first) become events with their map, key and value.
+    bool output_bpfmap = false;
     bool output_tuple = true;
     bool output_stack = false;   // --output-stack
     bool output_caller = false;  // --output-caller (derived from the stack)

@@ -196,7 +196,12 @@ int run_pwru(CliConfig& cfg, const std::atomic<bool>& stop, EventSink& out) {
     print_progress(plan.target_count(), plan.target_count(), stats->seconds, true);
     spdlog::info("Attached (ignored {})", stats->ignored);
     for (const auto& f : stats->failures) spdlog::debug("not attached: {}", f);
-    if (!cfg.trace.non_skb_funcs.empty() || cfg.trace.track_bpf_helpers) attach_non_skb(s);
+    if (!cfg.trace.non_skb_funcs.empty() || cfg.trace.track_bpf_helpers)
+        attach_non_skb(s);
+    else if (cfg.trace.output_bpfmap)
+        spdlog::warn(
+            "--output-bpfmap shows the map operations among the functions --filter-track-bpf-helpers or "
+            "--filter-non-skb-funcs probe: add one");
     size_t programs = 0;
     std::string why_none;
     if (cfg.trace.trace_tc) programs += trace_bpf_programs(s, BpfProgKind::Tc, why_none);

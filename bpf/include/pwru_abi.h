@@ -59,6 +59,7 @@ enum pwru_probe_kind {
 #define PWRU_EV_HAS_LOCATION (1u << 1) /* drop_location is valid */
 #define PWRU_EV_HAS_TUPLE    (1u << 2) /* tuple was parsed */
 #define PWRU_EV_HAS_TUNNEL   (1u << 3) /* tunnel_tuple: the inner packet's tuple */
+#define PWRU_EV_HAS_BPFMAP   (1u << 4) /* --output-bpfmap: the record's pwru_bpfmap is filled */
 
 /* UDP destination ports that make a packet tunnel traffic for
  * --filter-tunnel-pcap-l2/l3 and --output-tunnel (the IANA ports). */
@@ -129,6 +130,29 @@ struct pwru_dumps {
 	__u32 skb_len; /* bytes written to the sk_buff's text (0: not asked) */
 	__u32 shinfo_len;
 	char text[];
+};
+
+/* --output-bpfmap (pwru v1.0.11): a BPF map operation called on the stack of
+ * a traced skb, its map, key and value (pwru's 256 bytes of each); after the
+ * event and its field values in the record, before the dumps. */
+#define PWRU_BPFMAP_BYTES 256
+
+enum pwru_bpfmap_op {
+	PWRU_BPFMAP_LOOKUP = 1,
+	PWRU_BPFMAP_UPDATE,
+	PWRU_BPFMAP_DELETE,
+};
+
+struct pwru_bpfmap {
+	__u32 id;
+	__u32 key_size;
+	__u32 value_size;
+	__u8 op;	/* enum pwru_bpfmap_op */
+	__u8 has_value; /* lookup: 0 when nothing was found; delete: 0 */
+	__u8 _pad[2];
+	char name[16];
+	__u8 key[PWRU_BPFMAP_BYTES];
+	__u8 value[PWRU_BPFMAP_BYTES];
 };
 
 /* --output-pcap: the packet's bytes (linear part, up to the snap length)
@@ -274,6 +298,8 @@ struct pwru_config {
 	__u8 _pad7[7];
 	struct pwru_field xdp_fields[PWRU_MAX_FIELDS];
 	struct pwru_field_cmp xdp_expr;
+	__u8 output_bpfmap; /* records carry struct pwru_bpfmap */
+	__u8 _pad8[3];
 	__u32 skb_dump_size; /* with output_skb / output_shinfo: struct pwru_dumps */
 	__u32 shinfo_dump_size;
 };

@@ -125,6 +125,14 @@ struct xdp_buff {
 	struct xdp_rxq_info *rxq;
 };
 
+/* --output-bpfmap: the map a map operation is called on. */
+struct bpf_map {
+	__u32 key_size;
+	__u32 value_size;
+	__u32 id;
+	char name[16];
+};
+
 #pragma clang attribute pop
 
 /* bpf_snprintf_btf() argument (UAPI). */

@@ -63,6 +63,9 @@ TEST_CASE("every backend's programs pass the verifier with skb member filters an
             opts.output_skb_metadata = {"skb->mark", "skb->dev->ifindex", "skb->pkt_type",
                                         "skb->sk->__sk_common.skc_family"};
             opts.trace_xdp = true;  // the XDP members apply to its events
+            opts.output_bpfmap = true;
+            opts.track_bpf_helpers = true;
+            opts.track_skb_by_stackid = true;
             opts.output_xdp_metadata = {"xdp->rxq->dev->ifindex", "xdp->rxq->queue_index"};
             opts.filter_xdp_expr = "xdp->rxq->queue_index == 0";
             opts.output_skb = true;

@@ -235,3 +235,38 @@ TEST_CASE("cb and netns name columns, as pwru lays them out", "[unit]") {
           std::string::npos);
     CHECK(cb_string({}) == "[]");
 }
+
+TEST_CASE("--output-bpfmap: pwru's block with Go's hex dump, and a JSON object of ours", "[unit]") {
+    // Go's encoding/hex Dump, byte for byte: the gap after the 8th byte, the
+    // padding of a short last line, the ASCII column
+    CHECK(go_hex_dump({}).empty());
+    CHECK(go_hex_dump({0x0a, 0, 0, 0}) == "00000000  0a 00 00 00                                       |....|\n");
+    std::vector<uint8_t> bytes;
+    for (int i = 0; i < 18; ++i) bytes.push_back(static_cast<uint8_t>(0x2e + i));
+    CHECK(go_hex_dump(bytes) ==
+          "00000000  2e 2f 30 31 32 33 34 35  36 37 38 39 3a 3b 3c 3d  |./0123456789:;<=|\n"
+          "00000010  3e 3f                                             |>?|\n");
+
+    EventRecord e = sample_event();
+    e.bpfmap = BpfMapRecord{"update", 7, "pwru_test_lens", 4, 8, {0x3c, 0, 0, 0}, true, {1, 0, 0, 0, 0, 0, 0, 0}};
+    OutputFormatter text({.meta = false, .tuple = false});
+    CHECK(text.format(e) ==
+          "0xff4a626c020ef4e8 1   ~sr/bin/bash:306 ip_local_out\n"
+          "map_id: 7\nmap_name: pwru_test_lens\nkey(4):\n"
+          "00000000  3c 00 00 00                                       |<...|\n"
+          "value(8):\n"
+          "00000000  01 00 00 00 00 00 00 00                           |........|");
+    OutputFormatter json({.meta = false, .tuple = false, .json = true});
+    auto j = nlohmann::json::parse(json.format(e));
+    CHECK(j["bpfmap"]["op"] == "update");
+    CHECK(j["bpfmap"]["key"] == "3c000000");
+    CHECK(j["bpfmap"]["value"] == "0100000000000000");
+    nlohmann::json transport = e;
+    CHECK(transport.get<EventRecord>().bpfmap == e.bpfmap);
+    // a delete has no value
+    e.bpfmap->op = "delete";
+    e.bpfmap->has_value = false;
+    e.bpfmap->value.clear();
+    CHECK(text.format(e).find("value(") == std::string::npos);
+    CHECK_FALSE(nlohmann::json::parse(json.format(e))["bpfmap"].contains("value"));
+}

@@ -43,7 +43,7 @@ set -uo pipefail
 PWRU=${1:-}
 READY_TIMEOUT=${VM_READY_TIMEOUT:-240}
 STOP_TIMEOUT=${VM_STOP_TIMEOUT:-240}
-CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi no_drops real_drops track_skb_dnat mtu_meta multi_split output_stack trace_tc tc_only track_xdp xdp_members track_veth_xdp non_skb_funcs track_skb_clone drop_kprobe}
+CASES=${VM_CASES:-dry_run_auto drop_kprobe_multi no_drops real_drops track_skb_dnat mtu_meta multi_split output_stack trace_tc tc_only bpf_helpers track_xdp xdp_members track_veth_xdp non_skb_funcs track_skb_clone drop_kprobe}
 
 PASSED=0
 FAILED=0
@@ -790,6 +790,56 @@ case_track_veth_xdp() {
     show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
   fi
   note "the copy: $(awk '{print $1, $(NF-1)}' <<<"$copies" | head -n 6 | tr '\n' ';')"
+  pass "$name"
+}
+
+# ---------------------------------------------------------------------------
+# --filter-track-bpf-helpers and --output-bpfmap (pwru v1.0.8 / v1.0.11): our tc classifier
+# on vn15's ingress calls bpf_skb_load_bytes and looks up and updates its hash map
+# pwru_test_lens keyed by skb->len. Both calls run on the SYN's stack, so they are its
+# events: the helper's line, and the map operations with pwru's map/key/value block.
+# Root 10.99.15.1 (vh15) <-> netns 10.99.15.2 (vn15).
+case_bpf_helpers() {
+  local name=bpf_helpers ns=pwru-vm-helpers vh=vh15 vn=vn15 a=10.99.15.1 b=10.99.15.2
+  local dir=$WORK/bpf_helpers src obj rc=0
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
+  obj=$dir/trace_targets.bpf.o
+  mkdir -p "$dir"
+  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
+    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
+  fi
+  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
+    fail "$name" "could not build the veth/netns pair"; return
+  fi
+  if ! ip netns exec "$ns" tc qdisc add dev "$vn" clsact 2>"$dir/tc.err" ||
+    ! ip netns exec "$ns" tc filter add dev "$vn" ingress bpf da obj "$obj" sec tc 2>>"$dir/tc.err"; then
+    show "$dir/tc.err" "tc stderr"; fail "$name" "could not attach the tc program to $vn"; return
+  fi
+  if ! bg_pwru_start "$dir" --filter-track-bpf-helpers --output-bpfmap 'tcp and dst port 8080'; then
+    show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
+  fi
+  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
+  sleep 1
+  bg_pwru_stop || rc=$?
+  local out=$dir/pwru.out flow="$b:8080(tcp)" why=""
+  if [ "$rc" -ne 0 ]; then
+    why="pwru exited with status $rc (255: did not exit after SIGINT)"
+  elif ! grep -q 'kernel functions called by' "$dir/pwru.err"; then
+    why="no --filter-track-bpf-helpers summary"
+  elif ! grep -F -- "$flow" "$out" | grep -qE ' bpf_skb_load_bytes$'; then
+    why="no bpf_skb_load_bytes line for $flow (the helper the tc program calls)"
+  elif ! grep -q '^map_name: pwru_test_lens$' "$out"; then
+    why="no --output-bpfmap block for the tc program's map"
+  elif ! grep -A2 '^map_name: pwru_test_lens$' "$out" | grep -q '^key(4):$'; then
+    why="the map block has no key(4)"
+  elif ! grep -B1 '^map_id: ' "$out" | grep -F -- "$flow" | grep -qE '_(update|lookup)_elem$'; then
+    why="the map block does not follow a map operation's line of $flow"
+  fi
+  if [ -n "$why" ]; then
+    show "$dir/pwru.err" "pwru stderr"; show "$out" "pwru stdout" 60; fail "$name" "$why"; return
+  fi
+  note "$(grep -m1 'kernel functions called by' "$dir/pwru.err" | sed 's/^[0-9/]* [0-9:]* //')"
+  note "map: $(grep -m1 -A4 '^map_id: ' "$out" | tr '\n' ';')"
   pass "$name"
 }
 

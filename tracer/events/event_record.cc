@@ -16,6 +16,28 @@ std::string EventRecord::iface_display() const {
     return ifname.empty() ? std::to_string(ifindex) : ifname + ":" + std::to_string(ifindex);
 }
 
+std::string hex_bytes(const std::vector<uint8_t>& bytes) {
+    std::string out;
+    for (uint8_t b : bytes) out += fmt::format("{:02x}", b);
+    return out;
+}
+
+std::vector<uint8_t> bytes_of_hex(const std::string& hex) {
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    std::vector<uint8_t> out;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+        const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+        if (hi < 0 || lo < 0) break;  // not ours: keep what came before
+        out.push_back(static_cast<uint8_t>(hi << 4 | lo));
+    }
+    return out;
+}
+
 void to_json(nlohmann::json& j, const TupleRecord& t) {
     j = nlohmann::json{
         {"saddr", t.saddr}, {"daddr", t.daddr},    {"sport", t.sport},     {"dport", t.dport},
@@ -71,6 +93,16 @@ void to_json(nlohmann::json& j, const EventRecord& e) {
         for (const auto& f : e.skb_fields) fields.push_back({{"expr", f.expr}, {"name", f.name}, {"value", f.value}});
         j["skb_fields"] = std::move(fields);
     }
+    if (e.bpfmap) {
+        const BpfMapRecord& m = *e.bpfmap;
+        j["bpfmap"] = {{"op", m.op},
+                       {"id", m.id},
+                       {"name", m.name},
+                       {"key_size", m.key_size},
+                       {"key", hex_bytes(m.key)},
+                       {"value_size", m.value_size}};
+        if (m.has_value) j["bpfmap"]["value"] = hex_bytes(m.value);
+    }
     if (!e.skb_dump.empty()) j["skb_metadata"] = e.skb_dump;
     if (!e.shinfo_dump.empty()) j["skb_shared_info"] = e.shinfo_dump;
     if (!e.node.empty()) j["node"] = e.node;
@@ -106,6 +138,18 @@ void from_json(const nlohmann::json& j, EventRecord& e) {
     if (auto it = j.find("skb_fields"); it != j.end() && it->is_array())
         for (const auto& f : *it)
             e.skb_fields.push_back({f.value("expr", ""), f.value("name", ""), f.value("value", "")});
+    if (auto it = j.find("bpfmap"); it != j.end() && it->is_object()) {
+        BpfMapRecord m;
+        m.op = it->value("op", "");
+        m.id = it->value("id", 0u);
+        m.name = it->value("name", "");
+        m.key_size = it->value("key_size", 0u);
+        m.value_size = it->value("value_size", 0u);
+        m.key = bytes_of_hex(it->value("key", ""));
+        m.has_value = it->contains("value");
+        m.value = bytes_of_hex(it->value("value", ""));
+        e.bpfmap = std::move(m);
+    }
     e.skb_dump = j.value("skb_metadata", "");
     e.shinfo_dump = j.value("skb_shared_info", "");
     e.node = j.value("node", "");

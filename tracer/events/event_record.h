@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,18 @@ struct FieldRecord {
     bool operator==(const FieldRecord&) const = default;
 };
 
+// --output-bpfmap: a BPF map operation on the traced skb's stack.
+struct BpfMapRecord {
+    std::string op;  // "lookup", "update" or "delete"
+    uint32_t id = 0;
+    std::string name;
+    uint32_t key_size = 0, value_size = 0;
+    std::vector<uint8_t> key;    // at most 256 bytes of it
+    bool has_value = false;      // lookup: found; update: always; delete: never
+    std::vector<uint8_t> value;  // at most 256 bytes of it
+    bool operator==(const BpfMapRecord&) const = default;
+};
+
 struct EventRecord {
     uint64_t skb = 0;
     uint32_t cpu = 0;
@@ -58,6 +71,7 @@ struct EventRecord {
     std::string caller;                   // --output-caller: the calling function
     std::vector<std::string> stack;       // --output-stack: symbolized frames, innermost first
     std::vector<FieldRecord> skb_fields;  // --output-skb-metadata, in the order asked
+    std::optional<BpfMapRecord> bpfmap;   // --output-bpfmap, on a map operation's event
     std::string skb_dump;                 // --output-skb: the sk_buff as text (bpf_snprintf_btf)
     std::string shinfo_dump;              // --output-skb-shared-info
     std::string node;                     // filled by the agent / plugin
@@ -70,6 +84,10 @@ struct EventRecord {
     // What the IFACE column shows: "eth0:2", or the ifindex alone.
     std::string iface_display() const;
 };
+
+// Bytes as lowercase hex ("0a00") and back (stopping at what is not hex).
+std::string hex_bytes(const std::vector<uint8_t>& bytes);
+std::vector<uint8_t> bytes_of_hex(const std::string& hex);
 
 // The transport form: every field, lossless (see OutputFormatter for the
 // user-facing, pwru-shaped --output-json).

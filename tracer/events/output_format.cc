@@ -112,6 +112,36 @@ void append_iface(std::string& out, const EventRecord& e) {
     fmt::format_to(std::back_inserter(out), FMT_COMPILE("{}"), e.ifindex);
 }
 
+std::string go_hex_dump(const std::vector<uint8_t>& bytes) {
+    std::string out;
+    for (size_t line = 0; line < bytes.size(); line += 16) {
+        fmt::format_to(std::back_inserter(out), FMT_COMPILE("{:08x}  "), static_cast<uint32_t>(line));
+        std::string ascii;
+        for (size_t i = 0; i < 16; ++i) {
+            const char* gap = i == 7 ? "  " : i == 15 ? "  |" : " ";
+            if (line + i < bytes.size()) {
+                const uint8_t b = bytes[line + i];
+                fmt::format_to(std::back_inserter(out), FMT_COMPILE("{:02x}{}"), b, gap);
+                ascii += b < 32 || b > 126 ? '.' : static_cast<char>(b);
+            } else {
+                out += "  ";  // a missing byte's two digits, then the same gap
+                out += gap;
+            }
+        }
+        out += ascii;
+        out += "|\n";
+    }
+    return out;
+}
+
+std::string bpfmap_text(const BpfMapRecord& m) {
+    std::string out =
+        fmt::format("map_id: {}\nmap_name: {}\nkey({}):\n{}", m.id, m.name, m.key_size, go_hex_dump(m.key));
+    if (m.has_value) out += fmt::format("value({}):\n{}", m.value_size, go_hex_dump(m.value));
+    if (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+}
+
 std::string OutputFormatter::header() const {
     if (opts_.json) return "";
     std::string h;
@@ -230,6 +260,11 @@ void OutputFormatter::append_text(std::string& l, const EventRecord& e) {
         l += '\n';
         l += e.shinfo_dump;
     }
+    // --output-bpfmap: pwru's block, last
+    if (e.bpfmap) {
+        l += '\n';
+        l += bpfmap_text(*e.bpfmap);
+    }
 }
 
 // pwru's --output-json fields and types (iface "name:idx", tuple.flags as
@@ -243,6 +278,18 @@ void OutputFormatter::append_text(std::string& l, const EventRecord& e) {
 // nlohmann-built object on generated events.
 void OutputFormatter::append_json(std::string& l, const EventRecord& e) {
     JsonWriter w(l);
+    if (e.bpfmap) {  // --output-bpfmap (pwru's JSON has none): key and value in hex
+        const BpfMapRecord& m = *e.bpfmap;
+        JsonWriter mw(w.key("bpfmap").buffer());
+        mw.key("id").number(m.id);
+        mw.key("key").string(hex_bytes(m.key));
+        mw.key("key_size").number(m.key_size);
+        mw.key("name").string(m.name);
+        mw.key("op").string(m.op);
+        if (m.has_value) mw.key("value").string(hex_bytes(m.value));
+        mw.key("value_size").number(m.value_size);
+        mw.end();
+    }
     if (!e.caller.empty()) w.key("caller_func").string(e.caller);
     if (opts_.meta && !e.cb.empty()) {
         w.key("cb");

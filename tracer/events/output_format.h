@@ -45,6 +45,12 @@ std::string tcp_flags_string(uint8_t flags);
 std::string l4_proto_name(uint8_t proto);
 // pwru's absolute time: "2006-01-02T15:04:05.000", local time.
 std::string absolute_time(int64_t wall_ns);
+// Go's encoding/hex Dump (pwru prints --output-bpfmap keys and values with it):
+// "00000000  0a 00 00 00  ...  |....|\n" per 16 bytes; "" for none.
+std::string go_hex_dump(const std::vector<uint8_t>& bytes);
+// pwru's --output-bpfmap block: "map_id: N\nmap_name: X\nkey(K):\n<dump>value(V):\n<dump>"
+// (value only when the operation has one), without the last newline.
+std::string bpfmap_text(const BpfMapRecord& m);
 // pwru's cb column: "[0x00000000,...]".
 std::string cb_string(const std::vector<uint32_t>& cb);
 // pwru's TUPLE column: "10.0.0.1:1234->10.0.0.2:80(tcp)", IPv6 in brackets.

@@ -1,6 +1,7 @@
 #include "tracer/kernel/bpf_helpers.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <linux/bpf.h>
 
 #include <algorithm>
@@ -29,7 +30,7 @@ std::vector<bpf_insn> xlated_insns(int fd) {
 
 }  // namespace
 
-Result<BpfHelperCalls> bpf_helper_calls(const Kallsyms& kallsyms) {
+Result<BpfHelperCalls> bpf_helper_calls(const Kallsyms& kallsyms, const std::set<uint32_t>& skip) {
     if (!kallsyms.addresses_visible())
         return fail("--filter-track-bpf-helpers needs kernel addresses: run as root with kernel.kptr_restrict < 2");
     auto base = kallsyms.address_of("__bpf_call_base");
@@ -44,6 +45,7 @@ Result<BpfHelperCalls> bpf_helper_calls(const Kallsyms& kallsyms) {
             out.functions.assign(names.begin(), names.end());
             return out;
         }
+        if (skip.count(id)) continue;
         UniqueFd fd(bpf_prog_get_fd_by_id(id));
         if (!fd) continue;  // unloaded meanwhile
         ++out.programs;
@@ -65,6 +67,32 @@ Result<BpfHelperCalls> bpf_helper_calls(const Kallsyms& kallsyms) {
         }
     }
     return fail("too many BPF programs to list");
+}
+
+BpfMapOp bpf_map_op_of(const struct btf* b, const std::string& name) {
+    BpfMapOp op = name.ends_with("_lookup_elem")   ? BpfMapOp::Lookup
+                  : name.ends_with("_update_elem") ? BpfMapOp::Update
+                  : name.ends_with("_delete_elem") ? BpfMapOp::Delete
+                                                   : BpfMapOp::None;
+    if (op == BpfMapOp::None || !b) return BpfMapOp::None;
+    const int id = btf__find_by_name_kind(b, name.c_str(), BTF_KIND_FUNC);
+    if (id <= 0) return BpfMapOp::None;
+    auto skip = [&](uint32_t t) {
+        for (int hops = 0; hops < 32 && t; ++hops) {
+            const btf_type* bt = btf__type_by_id(b, t);
+            if (!bt || !(btf_is_mod(bt) || btf_is_typedef(bt))) break;
+            t = bt->type;
+        }
+        return t;
+    };
+    const btf_type* proto = btf__type_by_id(b, btf__type_by_id(b, id)->type);
+    if (!proto || !btf_is_func_proto(proto) || btf_vlen(proto) == 0) return BpfMapOp::None;
+    const btf_type* ptr = btf__type_by_id(b, skip(btf_params(proto)[0].type));
+    if (!ptr || !btf_is_ptr(ptr)) return BpfMapOp::None;
+    const btf_type* target = btf__type_by_id(b, skip(ptr->type));
+    if (!target || !btf_is_struct(target)) return BpfMapOp::None;
+    const char* sname = btf__name_by_offset(b, target->name_off);
+    return sname && std::string(sname) == "bpf_map" ? op : BpfMapOp::None;
 }
 
 }  // namespace pwru

@@ -10,11 +10,15 @@
 // kept for a caller that may see kernel addresses).
 #pragma once
 
+#include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "tracer/kernel/kallsyms.h"
 #include "tracer/util/result.h"
+
+struct btf;
 
 namespace pwru {
 
@@ -26,6 +30,14 @@ struct BpfHelperCalls {
 
 // Every kernel function a loaded BPF program calls. Fails when the kernel
 // hides addresses (not root, kptr_restrict): the calls cannot be named then.
-Result<BpfHelperCalls> bpf_helper_calls(const Kallsyms& kallsyms);
+// Programs in `skip` (pwru's own) are not read: probing what they call
+// would only count recursion misses.
+Result<BpfHelperCalls> bpf_helper_calls(const Kallsyms& kallsyms, const std::set<uint32_t>& skip = {});
+
+// --output-bpfmap: whether `name` is a map operation pwru shows: a function
+// whose first argument is a struct bpf_map * (in the kernel's BTF) and whose
+// name ends in _lookup_elem, _update_elem or _delete_elem.
+enum class BpfMapOp { None, Lookup, Update, Delete };
+BpfMapOp bpf_map_op_of(const struct btf* vmlinux, const std::string& name);
 
 }  // namespace pwru

@@ -169,6 +169,19 @@ EventRecord EventDecoder::decode(const pwru_event& ev, const RecordExtras& extra
         if (keep_stack_) r.stack = std::move(frames);
     }
 
+    if (extras.bpfmap && (ev.flags & PWRU_EV_HAS_BPFMAP)) {
+        const pwru_bpfmap& m = *extras.bpfmap;
+        BpfMapRecord b;
+        b.op = m.op == PWRU_BPFMAP_LOOKUP ? "lookup" : m.op == PWRU_BPFMAP_UPDATE ? "update" : "delete";
+        b.id = m.id;
+        b.name.assign(m.name, strnlen(m.name, sizeof(m.name)));
+        b.key_size = m.key_size;
+        b.value_size = m.value_size;
+        b.key.assign(m.key, m.key + std::min<size_t>(m.key_size, sizeof(m.key)));
+        b.has_value = m.has_value != 0;
+        if (b.has_value) b.value.assign(m.value, m.value + std::min<size_t>(m.value_size, sizeof(m.value)));
+        r.bpfmap = std::move(b);
+    }
     r.skb_dump = extras.skb_dump;
     r.shinfo_dump = extras.shinfo_dump;
 
