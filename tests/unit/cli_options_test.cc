@@ -152,3 +152,13 @@ TEST_CASE("hostile CLI values are refused at start: negative or huge limits, fil
     REQUIRE_FALSE(no_such);
     CHECK_THAT(no_such.error().what, Catch::Matchers::Contains("no network namespace with that inode"));
 }
+
+TEST_CASE("--help lists the flags taken from pwru v1.0.6 to v1.0.12", "[unit]") {
+    auto c = parse({"--help"});
+    REQUIRE(c);
+    REQUIRE(c->help);
+    for (const char* flag :
+         {"--filter-skb-expr", "--filter-xdp-expr", "--output-skb-metadata", "--output-xdp-metadata", "--output-bpfmap",
+          "--filter-track-bpf-helpers", "--filter-kprobe-batch", "--set-percpu-buf", "--output-json-pwru", "--kmods"})
+        CHECK(c->help_text.find(flag) != std::string::npos);
+}

@@ -309,6 +309,23 @@ case_drop_kprobe() {
   note "$(awk -v s="$t_serial" -v d="$t_default" -v as="$a_serial" -v ad="$a_default" 'BEGIN {
     printf "subset: detach %.2f s one by one vs %.2f s default (ratio %.2f); attach %.2f s vs %.2f s (ratio %.2f)",
       s, d, (d > 0 ? s / d : 0), as, ad, (ad > 0 ? as / ad : 0) }')"
+  # --filter-kprobe-batch (pwru v1.0.6): that many kprobes in flight, attaching and detaching
+  local WHY=""
+  if ! pwru_start "$dir/batch" env "$PWRU" --backend kprobe --filter-kprobe-batch 4 --filter-func "$KPROBE_SUBSET_RE" \
+    'tcp and port 9'; then
+    fail "$name" "--filter-kprobe-batch 4: $WHY"; return
+  fi
+  sleep 1
+  pwru_stop
+  local why
+  why=$(stop_verdict)
+  if [ -z "$why" ] && ! grep -aqE 'Attached [0-9]+ functions in [0-9.]+ s \(4 threads\)' "$dir/batch/pwru.err"; then
+    why="--filter-kprobe-batch 4: the attach did not run 4 at once"
+  elif [ -z "$why" ] && ! grep -aqE 'Detached [0-9]+ kprobes in [0-9.]+ s.*\(4 threads' "$dir/batch/pwru.err"; then
+    why="--filter-kprobe-batch 4: the detach did not run 4 at once"
+  fi
+  if [ -n "$why" ]; then show "$dir/batch/pwru.err" "pwru stderr"; fail "$name" "$why"; return; fi
+  note "batch 4: $(grep -a -m1 -o 'Attached [0-9]* functions in .*' "$dir/batch/pwru.err"); $(grep -a -m1 -o 'Detached .*' "$dir/batch/pwru.err")"
   pass "$name"
 }
 
