@@ -123,14 +123,6 @@ struct {
 	__type(value, __u64);
 } veth_parents SEC(".maps");
 
-/* --output-stack. Sized by user space: 1 entry when stacks are off. */
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 1);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, PWRU_STACK_DEPTH * sizeof(__u64));
-} stacks SEC(".maps");
-
 /* The kernel stack this program runs on, which is the traced code's (BPF
  * programs run on the kernel stack): the task's stack when our own stack
  * address lies in it (read back as a number: the verifier forbids pointer

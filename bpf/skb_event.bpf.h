@@ -201,11 +201,27 @@ static __always_inline struct pwru_bpfmap *record_bpfmap(struct pwru_event *ev)
 	return (struct pwru_bpfmap *)((void *)(ev + 1) + off);
 }
 
-static __always_inline struct pwru_dumps *record_dumps(struct pwru_event *ev)
+static __always_inline struct pwru_stack *record_stack(struct pwru_event *ev)
 {
 	__u64 off = CFG.output_bpfmap ? sizeof(struct pwru_bpfmap) : 0;
 
-	return (struct pwru_dumps *)((void *)record_bpfmap(ev) + off);
+	return (struct pwru_stack *)((void *)record_bpfmap(ev) + off);
+}
+
+static __always_inline struct pwru_dumps *record_dumps(struct pwru_event *ev)
+{
+	__u64 off = CFG.output_stack ? sizeof(struct pwru_stack) : 0;
+
+	return (struct pwru_dumps *)((void *)record_stack(ev) + off);
+}
+
+/* --output-stack / --output-caller: the stack into the record. */
+static __always_inline void set_stack(void *ctx, struct pwru_event *ev)
+{
+	struct pwru_stack *st = record_stack(ev);
+	long n = bpf_get_stack(ctx, st->ips, sizeof(st->ips), 0);
+
+	ev->stack_frames = n > 0 ? (__s32)(n / sizeof(__u64)) : -1;
 }
 
 /* One ring-buffer record: the event, then the optional parts in this order.
@@ -218,6 +234,8 @@ static __always_inline __u64 record_size(void)
 		size += sizeof(struct pwru_field_values);
 	if (CFG.output_bpfmap)
 		size += sizeof(struct pwru_bpfmap);
+	if (CFG.output_stack)
+		size += sizeof(struct pwru_stack);
 	if (CFG.output_skb || CFG.output_shinfo)
 		size += sizeof(struct pwru_dumps) + CFG.skb_dump_size + CFG.shinfo_dump_size;
 	if (CFG.output_pcap)
@@ -436,7 +454,9 @@ static __always_inline int trace_skb(void *ctx, struct sk_buff *skb, const struc
 	ev->probe_id = hit->probe_id;
 	ev->drop_reason = hit->drop_reason;
 	ev->flags = hit->flags;
-	ev->stack_id = CFG.output_stack ? bpf_get_stackid(ctx, &stacks, 0) : -1;
+	ev->stack_frames = -1;
+	if (CFG.output_stack)
+		set_stack(ctx, ev);
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	set_meta(skb, &ev->meta);
 	if (CFG.output_tuple)

@@ -140,7 +140,9 @@ static __always_inline int trace_xdp(void *ctx, struct xdp_buff *xdp, __u32 prob
 		return 0;
 	ev->probe_kind = PWRU_PROBE_XDP;
 	ev->probe_id = probe_id;
-	ev->stack_id = CFG.output_stack ? bpf_get_stackid(ctx, &stacks, 0) : -1;
+	ev->stack_frames = -1;
+	if (CFG.output_stack)
+		set_stack(ctx, ev);
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	set_xdp_meta(xdp, &ev->meta, &l3);
 	if (CFG.output_tuple && (ev->meta.protocol == 0x0800 || ev->meta.protocol == 0x86dd))

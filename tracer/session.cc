@@ -197,8 +197,8 @@ Result<void> Session::configure() {
     }
     cfg->pcap_filter = opts_.pcap_expr.empty() ? 0 : 1;
     cfg->output_tuple = opts_.output_tuple ? 1 : 0;
-    const bool stacks = opts_.output_stack || opts_.output_caller;
-    cfg->output_stack = stacks ? 1 : 0;
+    // The caller is the stack's second frame: both need the stack in the record.
+    cfg->output_stack = opts_.output_stack || opts_.output_caller ? 1 : 0;
     cfg->track_skb = opts_.track_skb ? 1 : 0;
     cfg->track_by_stackid = opts_.track_skb_by_stackid ? 1 : 0;
     cfg->track_xdp = opts_.track_skb && opts_.trace_xdp ? 1 : 0;
@@ -226,8 +226,6 @@ Result<void> Session::configure() {
         if (!ks) return fail("--filter-track-skb needs /proc/kallsyms: " + ks.error().message());
         cfg->kfree_skbmem_addr = (*ks)->address_of("kfree_skbmem").value_or(0);
     }
-    if (int err = bpf_map__set_max_entries(skel_->maps.stacks, stacks ? 16384 : 1); err)
-        return fail("cannot size the stack map", err);
     for (auto& slot : cfg->tp) slot = {PWRU_NO_ARG, PWRU_NO_ARG, PWRU_NO_ARG, 0};
 
     if (int err = bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes); err)
@@ -361,6 +359,10 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
         if (size >= off + sizeof(pwru_bpfmap)) extras.bpfmap = reinterpret_cast<const pwru_bpfmap*>(p + off);
         off += sizeof(pwru_bpfmap);
     }
+    if (self->opts_.output_stack || self->opts_.output_caller) {
+        if (size >= off + sizeof(pwru_stack)) extras.stack = reinterpret_cast<const pwru_stack*>(p + off);
+        off += sizeof(pwru_stack);
+    }
     if (self->opts_.output_skb || self->opts_.output_shinfo) {
         const size_t skb_room = self->dump_sizes_.first, shinfo_room = self->dump_sizes_.second;
         if (size >= off + sizeof(pwru_dumps) + skb_room + shinfo_room) {
@@ -395,18 +397,6 @@ Result<int> Session::poll(int timeout_ms, const EventFn& fn, size_t max_records)
     if (n == -EINTR) return 0;
     if (n < 0) return fail("reading the event ring buffer failed", n);
     return n;
-}
-
-std::vector<uint64_t> Session::stack(int32_t stack_id) const {
-    if (!skel_ || stack_id < 0) return {};
-    std::vector<uint64_t> frames(PWRU_STACK_DEPTH, 0);
-    __u32 key = static_cast<__u32>(stack_id);
-    int fd = bpf_map__fd(skel_->maps.stacks);
-    if (bpf_map_lookup_elem(fd, &key, frames.data()) != 0) return {};
-    // Free the slot, as pwru does: a full stack map stops giving stacks.
-    bpf_map_delete_elem(fd, &key);
-    while (!frames.empty() && frames.back() == 0) frames.pop_back();
-    return frames;
 }
 
 LossCounters Session::counters() const {

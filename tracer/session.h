@@ -36,6 +36,7 @@ namespace pwru {
 struct RecordExtras {
     const pwru_field_values* fields = nullptr;  // --output-skb-metadata
     const pwru_bpfmap* bpfmap = nullptr;        // --output-bpfmap (filled when the event's flags say so)
+    const pwru_stack* stack = nullptr;          // --output-stack / --output-caller (event.stack_frames of it)
     std::string_view skb_dump;                  // --output-skb: the text, not NUL-terminated
     std::string_view shinfo_dump;               // --output-skb-shared-info
     const pwru_packet* packet = nullptr;        // --output-pcap
@@ -85,8 +86,6 @@ class Session {
     // pwru-agent's node scope (options().node_netns set, after load()): makes
     // `netns` the node's set of netns inodes, at run time.
     Result<void> set_node_netns(const std::set<uint32_t>& netns);
-    // The kernel stack of an event (--output-stack): return addresses, innermost first.
-    std::vector<uint64_t> stack(int32_t stack_id) const;
     // Stops events and destroys every attachment, newest first (kprobes in
     // parallel: see kprobe_teardown.h).
     void detach();

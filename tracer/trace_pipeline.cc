@@ -28,9 +28,7 @@ Result<void> TracePipeline::load(const OutputOptions& output) {
 
     if (auto r = session_->load(); !r) return r;
     decoder_->set_extras(output.netns_names, output.skb_cb);
-    Session* s = session_.get();
-    decoder_->set_stack_reader([s](int32_t id) { return s->stack(id); }, session_->options().output_stack,
-                               session_->options().output_caller);
+    decoder_->set_stack_output(session_->options().output_stack, session_->options().output_caller);
     return {};
 }
 

@@ -105,11 +105,11 @@ struct pwru_event {
 	__u64 drop_location; /* kfree_skb tracepoint: where it was freed */
 	__u32 pid;	     /* tgid */
 	__u32 cpu;
-	__u32 probe_kind;  /* enum pwru_probe_kind */
-	__u32 probe_id;	   /* tracepoint slot */
-	__u32 drop_reason; /* valid with PWRU_EV_HAS_REASON */
-	__u32 flags;	   /* PWRU_EV_* */
-	__s32 stack_id;	   /* -1: not collected */
+	__u32 probe_kind;   /* enum pwru_probe_kind */
+	__u32 probe_id;	    /* tracepoint slot */
+	__u32 drop_reason;  /* valid with PWRU_EV_HAS_REASON */
+	__u32 flags;	    /* PWRU_EV_* */
+	__s32 stack_frames; /* --output-stack: frames in the record's pwru_stack; -1: none */
 	__u32 _pad;
 	char comm[PWRU_COMM_LEN];
 	struct pwru_meta meta;
@@ -153,6 +153,14 @@ struct pwru_bpfmap {
 	char name[16];
 	__u8 key[PWRU_BPFMAP_BYTES];
 	__u8 value[PWRU_BPFMAP_BYTES];
+};
+
+/* --output-stack / --output-caller: the kernel stack of the event, in its
+ * own record (a stack map shares buckets between stacks: a collision lost
+ * the stack, or with BPF_F_REUSE_STACKID gave an earlier event a later
+ * event's). After the map operation, before the dumps. */
+struct pwru_stack {
+	__u64 ips[PWRU_STACK_DEPTH]; /* return addresses, innermost first */
 };
 
 /* --output-pcap: the packet's bytes (linear part, up to the snap length)

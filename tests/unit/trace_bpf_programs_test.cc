@@ -26,7 +26,7 @@ pwru_event event_of(uint32_t kind, uint32_t probe_id) {
     ev.skb = 0xffff888100001000;
     ev.probe_kind = kind;
     ev.probe_id = probe_id;
-    ev.stack_id = -1;
+    ev.stack_frames = -1;
     ev.meta.ifindex = 2;
     std::memcpy(ev.meta.ifname, "veth-b", 7);
     return ev;

@@ -158,8 +158,11 @@ EventRecord EventDecoder::decode(const pwru_event& ev, const RecordExtras& extra
         if (fi.reason_after_skb && reasons_) r.drop_reason = reasons_->name(static_cast<uint32_t>(ev.arg_after_skb));
     }
 
-    if (ev.stack_id >= 0 && stacks_) {
-        std::vector<std::string> frames = symbolize_stack(stacks_(ev.stack_id));
+    if (ev.stack_frames > 0 && extras.stack) {
+        const size_t n = std::min<size_t>(static_cast<size_t>(ev.stack_frames), PWRU_STACK_DEPTH);
+        std::vector<uint64_t> ips(extras.stack->ips, extras.stack->ips + n);
+        while (!ips.empty() && ips.back() == 0) ips.pop_back();
+        std::vector<std::string> frames = symbolize_stack(ips);
         // A tracepoint's first kernel frame is the function that fired it; a
         // kprobe's is the probed function itself, its caller comes next.
         // fentry's stack starts above the traced program (a tracing frame too).

@@ -36,10 +36,9 @@ class EventDecoder {
                  std::shared_ptr<const DropReasons> reasons);
 
     EventRecord decode(const pwru_event& ev, const RecordExtras& extras = {});
-    // Where --output-stack / --output-caller frames come from (the session's
-    // stack map), and which of the two the output wants.
-    void set_stack_reader(std::function<std::vector<uint64_t>(int32_t)> reader, bool keep_stack, bool caller) {
-        stacks_ = std::move(reader);
+    // Which of --output-stack / --output-caller the output wants (the frames
+    // come with each record).
+    void set_stack_output(bool keep_stack, bool caller) {
         keep_stack_ = keep_stack;
         want_caller_ = caller;
     }
@@ -66,7 +65,6 @@ class EventDecoder {
     std::unordered_map<uint64_t, FuncInfo> funcs_;
     std::unordered_map<uint32_t, std::pair<std::string, std::string>> processes_;  // pid -> (comm, name)
     WallClock clock_;
-    std::function<std::vector<uint64_t>(int32_t)> stacks_;
     bool keep_stack_ = false;
     bool netns_names_ = false;
     bool skb_cb_ = false;
