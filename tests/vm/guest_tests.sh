@@ -562,6 +562,32 @@ bg_netns_pair() {  # bg_netns_pair NS VH VN A B: root A (VH) <-> NS B (VN)
     ip -n "$ns" link set lo up
 }
 
+target_pair() {  # target_pair NAME DIR NS VH VN A B HOOK...: the veth/netns pair with our test
+  # programs (tests/bpf_progs/trace_targets.bpf.c) on VN: HOOK tc (clsact ingress) and/or xdp.
+  # On failure: FAIL NAME with the reason, and 1.
+  local name=$1 dir=$2 ns=$3 vh=$4 vn=$5 a=$6 b=$7 src obj hook
+  shift 7
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
+  obj=$dir/trace_targets.bpf.o
+  mkdir -p "$dir"
+  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
+    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return 1
+  fi
+  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
+    fail "$name" "could not build the veth/netns pair"; return 1
+  fi
+  for hook in "$@"; do
+    if [ "$hook" = tc ]; then
+      if ! ip netns exec "$ns" tc qdisc add dev "$vn" clsact 2>"$dir/tc.err" ||
+        ! ip netns exec "$ns" tc filter add dev "$vn" ingress bpf da obj "$obj" sec tc 2>>"$dir/tc.err"; then
+        show "$dir/tc.err" "tc stderr"; fail "$name" "could not attach the tc program to $vn"; return 1
+      fi
+    elif ! ip -n "$ns" link set dev "$vn" xdp obj "$obj" sec xdp 2>"$dir/xdp.err"; then
+      show "$dir/xdp.err" "ip link ... xdp stderr"; fail "$name" "could not attach the XDP program to $vn"; return 1
+    fi
+  done
+}
+
 # ---------------------------------------------------------------------------
 # --filter-track-skb follows clones (kprobe + kretprobe on skb_clone & co.). The SYN
 # leaves netns pwru-vm-ns12 (10.99.12.2, vn12) for 10.99.12.1:8080, which the filter
@@ -664,23 +690,8 @@ while True:
 # ingress (clsact) and its XDP program on vn9; one SYN to 10.99.9.2:8080 passes both.
 case_trace_tc() {
   local name=trace_tc ns=pwru-vm-tc vh=vh9 vn=vn9 a=10.99.9.1 b=10.99.9.2
-  local dir=$WORK/trace_tc src obj rc=0
-  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
-  obj=$dir/trace_targets.bpf.o
-  mkdir -p "$dir"
-  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
-    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
-  fi
-  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
-    fail "$name" "could not build the veth/netns pair"; return
-  fi
-  if ! ip netns exec "$ns" tc qdisc add dev "$vn" clsact 2>"$dir/tc.err" ||
-    ! ip netns exec "$ns" tc filter add dev "$vn" ingress bpf da obj "$obj" sec tc 2>>"$dir/tc.err"; then
-    show "$dir/tc.err" "tc stderr"; fail "$name" "could not attach the tc program to $vn"; return
-  fi
-  if ! ip -n "$ns" link set dev "$vn" xdp obj "$obj" sec xdp 2>"$dir/xdp.err"; then
-    show "$dir/xdp.err" "ip link ... xdp stderr"; fail "$name" "could not attach the XDP program to $vn"; return
-  fi
+  local dir=$WORK/trace_tc rc=0
+  target_pair "$name" "$dir" "$ns" "$vh" "$vn" "$a" "$b" tc xdp || return
   note "$(bpftool prog show 2>/dev/null | grep -E 'pwru_test_(tc|xdp)' | sed 's/  */ /g' | tr '\n' ';')"
 
   if ! bg_pwru_start "$dir" --filter-trace-tc --filter-trace-xdp --output-tuple 'tcp and dst port 8080'; then
@@ -721,19 +732,8 @@ case_trace_tc() {
 # Root 10.99.11.1 (vh11) <-> netns 10.99.11.2 (vn11) with our XDP program on vn11.
 case_track_xdp() {
   local name=track_xdp ns=pwru-vm-xdp vh=vh11 vn=vn11 a=10.99.11.1 b=10.99.11.2
-  local dir=$WORK/track_xdp src obj rc=0
-  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
-  obj=$dir/trace_targets.bpf.o
-  mkdir -p "$dir"
-  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
-    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
-  fi
-  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
-    fail "$name" "could not build the veth/netns pair"; return
-  fi
-  if ! ip -n "$ns" link set dev "$vn" xdp obj "$obj" sec xdp 2>"$dir/xdp.err"; then
-    show "$dir/xdp.err" "ip link ... xdp stderr"; fail "$name" "could not attach the XDP program to $vn"; return
-  fi
+  local dir=$WORK/track_xdp rc=0
+  target_pair "$name" "$dir" "$ns" "$vh" "$vn" "$a" "$b" xdp || return
   if ! bg_pwru_start "$dir" --filter-trace-xdp --filter-track-skb --filter-mark 0x99 --output-tuple \
     'tcp and dst port 8080'; then
     show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
@@ -772,19 +772,8 @@ case_track_xdp() {
 # Root 10.99.14.1 (vh14) <-> netns 10.99.14.2 (vn14) with our XDP program on vn14.
 case_track_veth_xdp() {
   local name=track_veth_xdp ns=pwru-vm-vethxdp vh=vh14 vn=vn14 a=10.99.14.1 b=10.99.14.2
-  local dir=$WORK/track_veth_xdp src obj rc=0
-  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
-  obj=$dir/trace_targets.bpf.o
-  mkdir -p "$dir"
-  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
-    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
-  fi
-  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
-    fail "$name" "could not build the veth/netns pair"; return
-  fi
-  if ! ip -n "$ns" link set dev "$vn" xdp obj "$obj" sec xdp 2>"$dir/xdp.err"; then
-    show "$dir/xdp.err" "ip link ... xdp stderr"; fail "$name" "could not attach the XDP program to $vn"; return
-  fi
+  local dir=$WORK/track_veth_xdp rc=0
+  target_pair "$name" "$dir" "$ns" "$vh" "$vn" "$a" "$b" xdp || return
   if ! bg_pwru_start "$dir" --filter-track-skb --filter-skb-expr 'skb->pp_recycle == 0' \
     --output-skb-metadata 'skb->pp_recycle' 'tcp and dst port 8080'; then
     show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
@@ -818,20 +807,8 @@ case_track_veth_xdp() {
 # Root 10.99.15.1 (vh15) <-> netns 10.99.15.2 (vn15).
 case_bpf_helpers() {
   local name=bpf_helpers ns=pwru-vm-helpers vh=vh15 vn=vn15 a=10.99.15.1 b=10.99.15.2
-  local dir=$WORK/bpf_helpers src obj rc=0
-  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
-  obj=$dir/trace_targets.bpf.o
-  mkdir -p "$dir"
-  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
-    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
-  fi
-  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
-    fail "$name" "could not build the veth/netns pair"; return
-  fi
-  if ! ip netns exec "$ns" tc qdisc add dev "$vn" clsact 2>"$dir/tc.err" ||
-    ! ip netns exec "$ns" tc filter add dev "$vn" ingress bpf da obj "$obj" sec tc 2>>"$dir/tc.err"; then
-    show "$dir/tc.err" "tc stderr"; fail "$name" "could not attach the tc program to $vn"; return
-  fi
+  local dir=$WORK/bpf_helpers rc=0
+  target_pair "$name" "$dir" "$ns" "$vh" "$vn" "$a" "$b" tc || return
   if ! bg_pwru_start "$dir" --filter-track-bpf-helpers --output-bpfmap 'tcp and dst port 8080'; then
     show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
   fi
@@ -866,20 +843,8 @@ case_bpf_helpers() {
 # Root 10.99.13.1 (vh13) <-> netns 10.99.13.2 (vn13) with our tc program on vn13's ingress.
 case_tc_only() {
   local name=tc_only ns=pwru-vm-tconly vh=vh13 vn=vn13 a=10.99.13.1 b=10.99.13.2
-  local dir=$WORK/tc_only src obj rc=0
-  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
-  obj=$dir/trace_targets.bpf.o
-  mkdir -p "$dir"
-  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
-    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
-  fi
-  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
-    fail "$name" "could not build the veth/netns pair"; return
-  fi
-  if ! ip netns exec "$ns" tc qdisc add dev "$vn" clsact 2>"$dir/tc.err" ||
-    ! ip netns exec "$ns" tc filter add dev "$vn" ingress bpf da obj "$obj" sec tc 2>>"$dir/tc.err"; then
-    show "$dir/tc.err" "tc stderr"; fail "$name" "could not attach the tc program to $vn"; return
-  fi
+  local dir=$WORK/tc_only rc=0
+  target_pair "$name" "$dir" "$ns" "$vh" "$vn" "$a" "$b" tc || return
   if ! bg_pwru_start "$dir" --filter-func '^pwru_no_such_function$' --filter-trace-tc 'tcp and dst port 8080'; then
     show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
   fi
@@ -911,19 +876,8 @@ case_tc_only() {
 # Root 10.99.12.1 (vh12) <-> netns 10.99.12.2 (vn12) with our XDP program on vn12.
 case_xdp_members() {
   local name=xdp_members ns=pwru-vm-xdpm vh=vh12 vn=vn12 a=10.99.12.1 b=10.99.12.2
-  local dir=$WORK/xdp_members src obj rc=0 ifindex
-  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../bpf_progs" && pwd)/trace_targets.bpf.c
-  obj=$dir/trace_targets.bpf.o
-  mkdir -p "$dir"
-  if ! clang -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj" 2>"$dir/clang.err"; then
-    show "$dir/clang.err" "clang stderr"; fail "$name" "could not build $src"; return
-  fi
-  if ! bg_netns_pair "$ns" "$vh" "$vn" "$a" "$b"; then
-    fail "$name" "could not build the veth/netns pair"; return
-  fi
-  if ! ip -n "$ns" link set dev "$vn" xdp obj "$obj" sec xdp 2>"$dir/xdp.err"; then
-    show "$dir/xdp.err" "ip link ... xdp stderr"; fail "$name" "could not attach the XDP program to $vn"; return
-  fi
+  local dir=$WORK/xdp_members rc=0 ifindex
+  target_pair "$name" "$dir" "$ns" "$vh" "$vn" "$a" "$b" xdp || return
   ifindex=$(ip -n "$ns" -o link show dev "$vn" | cut -d: -f1)
   local flow="$b:8080(tcp)" out=$dir/pwru.out why="" xdp_lines skb_lines
   for expr in 'xdp->rxq->queue_index == 0' 'xdp->rxq->queue_index == 7'; do

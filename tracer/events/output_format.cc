@@ -112,6 +112,31 @@ void append_iface(std::string& out, const EventRecord& e) {
     fmt::format_to(std::back_inserter(out), FMT_COMPILE("{}"), e.ifindex);
 }
 
+namespace {
+
+// pwru's JSON cb: the words as a number array, after w's key.
+void append_json_cb(JsonWriter& w, const std::vector<uint32_t>& cb) {
+    std::string& l = w.buffer();
+    l += '[';
+    for (size_t i = 0; i < cb.size(); ++i) {
+        if (i) l += ',';
+        w.number(cb[i]);
+    }
+    l += ']';
+}
+
+// pwru's JSON stack: one string, each frame after a newline (into buf).
+const std::string& stack_text(std::string& buf, const std::vector<std::string>& stack) {
+    buf.clear();
+    for (const auto& f : stack) {
+        buf += '\n';
+        buf += f;
+    }
+    return buf;
+}
+
+}  // namespace
+
 std::string go_hex_dump(const std::vector<uint8_t>& bytes) {
     std::string out;
     for (size_t line = 0; line < bytes.size(); line += 16) {
@@ -292,13 +317,7 @@ void OutputFormatter::append_json(std::string& l, const EventRecord& e) {
     }
     if (!e.caller.empty()) w.key("caller_func").string(e.caller);
     if (opts_.meta && !e.cb.empty()) {
-        w.key("cb");
-        l += '[';
-        for (size_t i = 0; i < e.cb.size(); ++i) {
-            if (i) l += ',';
-            w.number(e.cb[i]);
-        }
-        l += ']';
+        append_json_cb(w.key("cb"), e.cb);
     }
     w.key("cpu").number(e.cpu);
     if (!e.drop_reason.empty()) w.key("drop_reason").string(e.drop_reason);
@@ -340,14 +359,7 @@ void OutputFormatter::append_json(std::string& l, const EventRecord& e) {
     }
     if (!e.skb_dump.empty()) w.key("skb_metadata").string(e.skb_dump);
     if (!e.shinfo_dump.empty()) w.key("skb_shared_info").string(e.shinfo_dump);
-    if (!e.stack.empty()) {
-        scratch_.clear();
-        for (const auto& f : e.stack) {
-            scratch_ += '\n';
-            scratch_ += f;
-        }
-        w.key("stack").string(scratch_);
-    }
+    if (!e.stack.empty()) w.key("stack").string(stack_text(scratch_, e.stack));
     switch (opts_.timestamp) {
         case TimestampMode::None: break;
         case TimestampMode::Current: w.key("time").number(e.ktime_ns); break;
@@ -405,13 +417,7 @@ void OutputFormatter::append_json_pwru(std::string& l, const EventRecord& e) {
         if (e.mtu) w.key("mtu").number(e.mtu);
         if (e.len) w.key("len").number(e.len);
         if (!e.cb.empty()) {
-            w.key("cb");
-            l += '[';
-            for (size_t i = 0; i < e.cb.size(); ++i) {
-                if (i) l += ',';
-                w.number(e.cb[i]);
-            }
-            l += ']';
+            append_json_cb(w.key("cb"), e.cb);
         }
     }
     for (auto [key, on, t] :
@@ -426,14 +432,7 @@ void OutputFormatter::append_json_pwru(std::string& l, const EventRecord& e) {
         if (opts_.tcp_flags && t->tcp_flags) tw.key("flags").string(tcp_flags_string(t->tcp_flags));
         tw.end();
     }
-    if (!e.stack.empty()) {
-        scratch_.clear();
-        for (const auto& f : e.stack) {
-            scratch_ += '\n';
-            scratch_ += f;
-        }
-        w.key("stack").string(scratch_);
-    }
+    if (!e.stack.empty()) w.key("stack").string(stack_text(scratch_, e.stack));
     if (!e.skb_dump.empty()) w.key("skb_metadata").string(e.skb_dump);
     w.end();
 }
