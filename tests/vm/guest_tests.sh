@@ -562,6 +562,20 @@ bg_netns_pair() {  # bg_netns_pair NS VH VN A B: root A (VH) <-> NS B (VN)
     ip -n "$ns" link set lo up
 }
 
+trace_one_syn() {  # trace_one_syn NAME DIR DST PWRU_ARGS...: pwru (in DIR) around one SYN to DST:8080;
+  # returns pwru's exit status (255: killed after SIGINT), or 254 when it never became ready (FAIL said so)
+  local name=$1 dir=$2 dst=$3 rc=0
+  shift 3
+  rm -f "$dir/ready"
+  if ! bg_pwru_start "$dir" "$@"; then
+    show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return 254
+  fi
+  timeout 3 bash -c "exec 3<>/dev/tcp/$dst/8080" 2>/dev/null
+  sleep 1
+  bg_pwru_stop || rc=$?
+  return "$rc"
+}
+
 target_pair() {  # target_pair NAME DIR NS VH VN A B HOOK...: the veth/netns pair with our test
   # programs (tests/bpf_progs/trace_targets.bpf.c) on VN: HOOK tc (clsact ingress) and/or xdp.
   # On failure: FAIL NAME with the reason, and 1.
@@ -694,14 +708,9 @@ case_trace_tc() {
   target_pair "$name" "$dir" "$ns" "$vh" "$vn" "$a" "$b" tc xdp || return
   note "$(bpftool prog show 2>/dev/null | grep -E 'pwru_test_(tc|xdp)' | sed 's/  */ /g' | tr '\n' ';')"
 
-  if ! bg_pwru_start "$dir" --filter-trace-tc --filter-trace-xdp --output-tuple 'tcp and dst port 8080'; then
-    show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
-  fi
+  trace_one_syn "$name" "$dir" "$b" --filter-trace-tc --filter-trace-xdp --output-tuple 'tcp and dst port 8080' || rc=$?
+  [ "$rc" -eq 254 ] && return
   note "$(grep -E 'tc programs|xdp programs|needs fentry' "$dir/pwru.err" | sed 's/^[0-9/]* [0-9:]* //' | tr '\n' ';')"
-  # One SYN (no listener: a RST answers it).
-  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
-  sleep 1
-  bg_pwru_stop || rc=$?
 
   local out=$dir/pwru.out flow="$b:8080(tcp)" lines why=""
   lines=$(grep -F -- "$flow" "$out")
@@ -734,13 +743,9 @@ case_track_xdp() {
   local name=track_xdp ns=pwru-vm-xdp vh=vh11 vn=vn11 a=10.99.11.1 b=10.99.11.2
   local dir=$WORK/track_xdp rc=0
   target_pair "$name" "$dir" "$ns" "$vh" "$vn" "$a" "$b" xdp || return
-  if ! bg_pwru_start "$dir" --filter-trace-xdp --filter-track-skb --filter-mark 0x99 --output-tuple \
-    'tcp and dst port 8080'; then
-    show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
-  fi
-  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
-  sleep 1
-  bg_pwru_stop || rc=$?
+  trace_one_syn "$name" "$dir" "$b" --filter-trace-xdp --filter-track-skb --filter-mark 0x99 --output-tuple \
+    'tcp and dst port 8080' || rc=$?
+  [ "$rc" -eq 254 ] && return
 
   local out=$dir/pwru.out flow="$b:8080(tcp)" lines first_xdp after why=""
   lines=$(grep -F -- "$flow" "$out")
@@ -774,13 +779,9 @@ case_track_veth_xdp() {
   local name=track_veth_xdp ns=pwru-vm-vethxdp vh=vh14 vn=vn14 a=10.99.14.1 b=10.99.14.2
   local dir=$WORK/track_veth_xdp rc=0
   target_pair "$name" "$dir" "$ns" "$vh" "$vn" "$a" "$b" xdp || return
-  if ! bg_pwru_start "$dir" --filter-track-skb --filter-skb-expr 'skb->pp_recycle == 0' \
-    --output-skb-metadata 'skb->pp_recycle' 'tcp and dst port 8080'; then
-    show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
-  fi
-  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
-  sleep 1
-  bg_pwru_stop || rc=$?
+  trace_one_syn "$name" "$dir" "$b" --filter-track-skb --filter-skb-expr 'skb->pp_recycle == 0' \
+    --output-skb-metadata 'skb->pp_recycle' 'tcp and dst port 8080' || rc=$?
+  [ "$rc" -eq 254 ] && return
   local out=$dir/pwru.out flow="$b:8080(tcp)" why="" copies
   copies=$(grep -F -- "$flow" "$out" | grep -F 'pp_recycle=0x1')
   if [ "$rc" -ne 0 ]; then
@@ -809,12 +810,8 @@ case_bpf_helpers() {
   local name=bpf_helpers ns=pwru-vm-helpers vh=vh15 vn=vn15 a=10.99.15.1 b=10.99.15.2
   local dir=$WORK/bpf_helpers rc=0
   target_pair "$name" "$dir" "$ns" "$vh" "$vn" "$a" "$b" tc || return
-  if ! bg_pwru_start "$dir" --filter-track-bpf-helpers --output-bpfmap 'tcp and dst port 8080'; then
-    show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
-  fi
-  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
-  sleep 1
-  bg_pwru_stop || rc=$?
+  trace_one_syn "$name" "$dir" "$b" --filter-track-bpf-helpers --output-bpfmap 'tcp and dst port 8080' || rc=$?
+  [ "$rc" -eq 254 ] && return
   local out=$dir/pwru.out flow="$b:8080(tcp)" why=""
   if [ "$rc" -ne 0 ]; then
     why="pwru exited with status $rc (255: did not exit after SIGINT)"
@@ -845,12 +842,8 @@ case_tc_only() {
   local name=tc_only ns=pwru-vm-tconly vh=vh13 vn=vn13 a=10.99.13.1 b=10.99.13.2
   local dir=$WORK/tc_only rc=0
   target_pair "$name" "$dir" "$ns" "$vh" "$vn" "$a" "$b" tc || return
-  if ! bg_pwru_start "$dir" --filter-func '^pwru_no_such_function$' --filter-trace-tc 'tcp and dst port 8080'; then
-    show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
-  fi
-  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
-  sleep 1
-  bg_pwru_stop || rc=$?
+  trace_one_syn "$name" "$dir" "$b" --filter-func '^pwru_no_such_function$' --filter-trace-tc 'tcp and dst port 8080' || rc=$?
+  [ "$rc" -eq 254 ] && return
   local out=$dir/pwru.out flow="$b:8080(tcp)" why=""
   if [ "$rc" -ne 0 ]; then
     why="pwru exited with status $rc (255: did not exit after SIGINT)"
@@ -882,15 +875,10 @@ case_xdp_members() {
   local flow="$b:8080(tcp)" out=$dir/pwru.out why="" xdp_lines skb_lines
   for expr in 'xdp->rxq->queue_index == 0' 'xdp->rxq->queue_index == 7'; do
     rc=0
-    rm -f "$dir/ready"
-    if ! bg_pwru_start "$dir" --filter-trace-xdp --output-xdp-metadata 'xdp->rxq->dev->ifindex' \
+    trace_one_syn "$name" "$dir" "$b" --filter-trace-xdp --output-xdp-metadata 'xdp->rxq->dev->ifindex' \
       --output-xdp-metadata 'xdp->rxq->queue_index' --output-skb-metadata 'skb->len' --filter-xdp-expr "$expr" \
-      'tcp and dst port 8080'; then
-      show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready ($expr)"; return
-    fi
-    timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
-    sleep 1
-    bg_pwru_stop || rc=$?
+      'tcp and dst port 8080' || rc=$?
+    [ "$rc" -eq 254 ] && return
     xdp_lines=$(grep -F -- "$flow" "$out" | grep -F '(xdp)')
     skb_lines=$(grep -F -- "$flow" "$out" | grep -vF '(xdp)')
     if [ "$rc" -ne 0 ]; then
@@ -931,13 +919,9 @@ case_non_skb_funcs() {
   if ! ip netns exec "$ns" iptables -w 5 -A INPUT -p tcp --dport 8080 -j DROP 2>"$dir/ipt.err"; then
     show "$dir/ipt.err" "iptables stderr"; fail "$name" "iptables -A INPUT ... -j DROP failed in $ns"; return
   fi
-  if ! bg_pwru_start "$dir" --filter-non-skb-funcs nft_do_chain --output-tuple 'tcp and dst port 8080'; then
-    show "$dir/pwru.err" "pwru stderr"; fail "$name" "pwru did not become ready"; return
-  fi
+  trace_one_syn "$name" "$dir" "$b" --filter-non-skb-funcs nft_do_chain --output-tuple 'tcp and dst port 8080' || rc=$?
+  [ "$rc" -eq 254 ] && return
   note "$(grep -m1 -o 'Attached [0-9]* non-skb functions.*' "$dir/pwru.err" || echo 'no non-skb attach line')"
-  timeout 3 bash -c "exec 3<>/dev/tcp/$b/8080" 2>/dev/null
-  sleep 1
-  bg_pwru_stop || rc=$?
 
   local out=$dir/pwru.out flow="$b:8080(tcp)" lines drop_skb why=""
   lines=$(grep -F -- "$flow" "$out")
