@@ -73,6 +73,10 @@ const std::vector<std::pair<std::string, std::string>>& refused_flags() {
         {"-h", "see docs/agent-api.md and pwru --help"},
         {"--debug", "libbpf's log goes to the agent's own log; ask the node's operator"},
         {"--filter-non-skb-funcs", "the agent does not attach non-skb functions yet; run pwru on the node"},
+        {"--filter-track-bpf-helpers", "the agent does not attach non-skb functions yet; run pwru on the node"},
+        // Map keys and values of every BPF program on the packet's path (a CNI's
+        // conntrack, other tenants' state) are the node's, not a pod's.
+        {"--output-bpfmap", "BPF map contents belong to the node's operator; run pwru on the node"},
     };
     return flags;
 }

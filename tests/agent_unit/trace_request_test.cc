@@ -112,6 +112,9 @@ TEST_CASE("hostile request values are refused exactly: names, control characters
         {R"({"namespace":"default","pod":"a","max_events":-3})", "\"max_events\" must be >= 0"},
         {R"({"namespace":"default","pod":"a","args":["--filter-non-skb-funcs","ip_rcv"]})",
          "--filter-non-skb-funcs is not accepted"},
+        {R"({"namespace":"default","pod":"a","args":["--filter-track-bpf-helpers"]})",
+         "--filter-track-bpf-helpers is not accepted"},
+        {R"({"namespace":"default","pod":"a","args":["--output-bpfmap"]})", "--output-bpfmap is not accepted"},
     };
     check_refused(cases);
     // What Kubernetes accepts still passes.
