@@ -77,6 +77,12 @@ const std::vector<std::pair<std::string, std::string>>& refused_flags() {
         // Map keys and values of every BPF program on the packet's path (a CNI's
         // conntrack, other tenants' state) are the node's, not a pod's.
         {"--output-bpfmap", "BPF map contents belong to the node's operator; run pwru on the node"},
+        // Silently without effect before: the agent attaches no fentry to BPF
+        // programs, and an XDP frame (no skb yet) is outside any pod scope.
+        {"--filter-trace-tc", "the agent does not trace tc programs yet; run pwru on the node"},
+        {"--filter-trace-xdp", "the agent does not trace XDP programs; run pwru on the node"},
+        {"--filter-xdp-expr", "the agent does not trace XDP programs; run pwru on the node"},
+        {"--output-xdp-metadata", "the agent does not trace XDP programs; run pwru on the node"},
     };
     return flags;
 }

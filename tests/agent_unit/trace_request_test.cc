@@ -115,8 +115,20 @@ TEST_CASE("hostile request values are refused exactly: names, control characters
         {R"({"namespace":"default","pod":"a","args":["--filter-track-bpf-helpers"]})",
          "--filter-track-bpf-helpers is not accepted"},
         {R"({"namespace":"default","pod":"a","args":["--output-bpfmap"]})", "--output-bpfmap is not accepted"},
+        {R"({"namespace":"default","pod":"a","args":["--filter-trace-tc"]})", "--filter-trace-tc is not accepted"},
+        {R"({"namespace":"default","pod":"a","args":["--filter-trace-xdp"]})", "--filter-trace-xdp is not accepted"},
+        {R"({"namespace":"default","pod":"a","args":["--output-xdp-metadata","xdp->rxq->queue_index"]})",
+         "--output-xdp-metadata is not accepted"},
     };
     check_refused(cases);
+    // pwru's skb member flags work in the agent (its events carry skb_fields)
+    auto members = parse_trace_request(
+        R"({"namespace":"default","pod":"a","args":["--filter-skb-expr","skb->len > 100","--output-skb-metadata",)"
+        R"("skb->mark"]})",
+        limits);
+    REQUIRE(members);
+    CHECK(members->cli.trace.filter_skb_expr == "skb->len > 100");
+    CHECK(members->cli.trace.output_skb_metadata == std::vector<std::string>{"skb->mark"});
     // What Kubernetes accepts still passes.
     auto ok = parse_trace_request(R"({"namespace":"kube-system","pod":"coredns-5d78c9869d-x2x4q.v1","max_events":5})",
                                   limits);
