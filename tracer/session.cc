@@ -212,6 +212,7 @@ Result<void> Session::configure() {
     dump_sizes_ = {cfg->skb_dump_size, cfg->shinfo_dump_size};
     cfg->output_pcap = opts_.output_pcap ? 1 : 0;
     cfg->output_bpfmap = opts_.output_bpfmap && plan_.kprobes() ? 1 : 0;
+    record_bpfmap_ = cfg->output_bpfmap != 0;
     cfg->tunnel_filter = opts_.tunnel_filter() ? 1 : 0;
     cfg->output_tunnel = opts_.output_tunnel ? 1 : 0;
     cfg->n_skb_fields = static_cast<__u8>(plan_.skb_fields.size());
@@ -355,7 +356,7 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
             extras.fields = reinterpret_cast<const pwru_field_values*>(p + off);
         off += sizeof(pwru_field_values);
     }
-    if (self->opts_.output_bpfmap) {
+    if (self->record_bpfmap_) {  // CFG.output_bpfmap: kprobe backends only
         if (size >= off + sizeof(pwru_bpfmap)) extras.bpfmap = reinterpret_cast<const pwru_bpfmap*>(p + off);
         off += sizeof(pwru_bpfmap);
     }

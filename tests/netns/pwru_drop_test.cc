@@ -369,6 +369,9 @@ TEST_CASE("--set-percpu-buf sizes the --output-skb text, as pwru's; out of range
         CHECK(skb < 65535);
         CHECK(shinfo < 65535);
     }
+    // --output-bpfmap adds a record part on the kprobe backends only: on any
+    // backend the dumps after it are read from the right place
+    for (auto [skb, shinfo] : dumps({"--output-bpfmap", "--set-percpu-buf", "256"})) CHECK(skb == 255);
     CommandResult bad = run_command({PWRU_BIN, "--set-percpu-buf", "100", "icmp"});
     CHECK(bad.exit_code == 2);
     CHECK(bad.err.find("--set-percpu-buf") != std::string::npos);
