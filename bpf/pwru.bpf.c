@@ -233,7 +233,9 @@ int kprobe_bpfmap_lookup(struct pt_regs *ctx)
 		.key = PT_REGS_PARM2(ctx),
 	};
 
-	if (!ready)
+	/* every lookup of every BPF program comes here: stash only those on
+	 * the stack of a selected skb */
+	if (!ready || !bpf_map_lookup_elem(&stack_skb, &k.stack))
 		return 0;
 	bpf_map_update_elem(&bpfmap_lookups, &k, &l, BPF_ANY);
 	return 0;
