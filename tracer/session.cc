@@ -209,10 +209,8 @@ Result<void> Session::configure() {
     // 4 KiB for the sk_buff and 2 KiB for its shared info.
     cfg->skb_dump_size = opts_.output_skb ? (opts_.dump_bytes ? opts_.dump_bytes : PWRU_SKB_DUMP) : 0;
     cfg->shinfo_dump_size = opts_.output_shinfo ? (opts_.dump_bytes ? opts_.dump_bytes : PWRU_SHINFO_DUMP) : 0;
-    dump_sizes_ = {cfg->skb_dump_size, cfg->shinfo_dump_size};
     cfg->output_pcap = opts_.output_pcap ? 1 : 0;
     cfg->output_bpfmap = opts_.output_bpfmap && plan_.kprobes() ? 1 : 0;
-    record_bpfmap_ = cfg->output_bpfmap != 0;
     cfg->tunnel_filter = opts_.tunnel_filter() ? 1 : 0;
     cfg->output_tunnel = opts_.output_tunnel ? 1 : 0;
     cfg->n_skb_fields = static_cast<__u8>(plan_.skb_fields.size());
@@ -347,25 +345,27 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
     if (size < sizeof(pwru_event) || !self->current_fn_) return 0;
     pwru_event ev;
     std::memcpy(&ev, data, sizeof(ev));
-    // The same layout as record_size() in bpf/skb_event.bpf.h.
+    // The layout record_size() in bpf/skb_event.bpf.h gives it, read from the
+    // same frozen configuration the programs see.
+    const pwru_config& cfg = self->skel_->rodata->CFG;
     const char* p = static_cast<const char*>(data);
     size_t off = sizeof(pwru_event);
     RecordExtras extras;
-    if (!self->plan_.skb_fields.empty() || !self->plan_.xdp_fields.empty()) {  // records_have_fields()
+    if (cfg.n_skb_fields || cfg.n_xdp_fields) {  // records_have_fields()
         if (size >= off + sizeof(pwru_field_values))
             extras.fields = reinterpret_cast<const pwru_field_values*>(p + off);
         off += sizeof(pwru_field_values);
     }
-    if (self->record_bpfmap_) {  // CFG.output_bpfmap: kprobe backends only
+    if (cfg.output_bpfmap) {
         if (size >= off + sizeof(pwru_bpfmap)) extras.bpfmap = reinterpret_cast<const pwru_bpfmap*>(p + off);
         off += sizeof(pwru_bpfmap);
     }
-    if (self->opts_.output_stack || self->opts_.output_caller) {
+    if (cfg.output_stack) {
         if (size >= off + sizeof(pwru_stack)) extras.stack = reinterpret_cast<const pwru_stack*>(p + off);
         off += sizeof(pwru_stack);
     }
-    if (self->opts_.output_skb || self->opts_.output_shinfo) {
-        const size_t skb_room = self->dump_sizes_.first, shinfo_room = self->dump_sizes_.second;
+    if (cfg.output_skb || cfg.output_shinfo) {
+        const size_t skb_room = cfg.skb_dump_size, shinfo_room = cfg.shinfo_dump_size;
         if (size >= off + sizeof(pwru_dumps) + skb_room + shinfo_room) {
             pwru_dumps d;
             std::memcpy(&d, p + off, sizeof(d));
@@ -378,7 +378,7 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
         }
         off += sizeof(pwru_dumps) + skb_room + shinfo_room;
     }
-    if (self->opts_.output_pcap && size >= off + sizeof(pwru_packet))
+    if (cfg.output_pcap && size >= off + sizeof(pwru_packet))
         extras.packet = reinterpret_cast<const pwru_packet*>(p + off);
     (*self->current_fn_)(ev, extras);
     // A negative return ends libbpf's ring_buffer__poll() after this record

@@ -121,8 +121,6 @@ class Session {
     size_t poll_limit_ = 0;  // poll()'s max_records (0: none) and the records seen so far
     size_t polled_ = 0;
     size_t max_insns_ = 0;
-    std::pair<size_t, size_t> dump_sizes_{0, 0};  // CFG.skb_dump_size, CFG.shinfo_dump_size
-    bool record_bpfmap_ = false;                  // CFG.output_bpfmap: records carry pwru_bpfmap
 
     static int on_sample(void* ctx, void* data, size_t size);
 
